@@ -1,0 +1,433 @@
+/**
+ * Compiles a pipeline into RxJS operators over batches. Consecutive stateless steps are linked
+ * into one push chain and run in a tight loop over the batch; async steps (enrich) are batch
+ * barriers; sinks buffer per batch and acknowledge before the batch result is emitted.
+ */
+import { type OperatorFunction, type SchedulerLike, asyncScheduler, concatMap, from } from 'rxjs';
+import {
+  type DeadLetterReason,
+  type DeadLetterRecord,
+  type RecordEnvelope,
+  type SourceBatch,
+  type SourceRecord,
+  envelope,
+  withValue,
+} from '../envelope.js';
+import { ExpressionError, PipelineValidationError, TributaryError, describeError } from '../errors.js';
+import { type CompiledExpression, type ExpressionSource, compileExpression } from '../expression.js';
+import { definition, kindOf } from '../registry.js';
+import { MAX_RECORD_BYTES } from '../sources/file.js';
+import type { PipelineSpec, SinkSpec, StepSpec } from '../spec.js';
+import { validateSpec } from '../validate.js';
+import { compileFieldCheck } from './fields.js';
+import { parseEventTime } from './eventTime.js';
+import type {
+  BarrierRun,
+  BatchContext,
+  CompileContext,
+  Lookup,
+  LookupDefinition,
+  NodeInfo,
+  Push,
+  Sink,
+  SinkDefinition,
+  Source,
+  SourceDefinition,
+  StepDefinition,
+} from './types.js';
+
+/** A pipeline definition with what it needs to compile: bound functions and objects, base directory. */
+export interface Pipeline {
+  readonly spec: PipelineSpec;
+  /** Functions, sinks and lookups referenced by name from the spec. */
+  readonly bindings: ReadonlyMap<string, unknown>;
+  /** The file the definition came from, if any. */
+  readonly file?: string;
+  /** Directory that relative paths resolve against (the pipeline file's, else the working directory). */
+  readonly baseDir: string;
+}
+
+export interface CompileOptions {
+  /** Clock for arrival time, caches and (later) idle windows. Default: `asyncScheduler`. */
+  scheduler?: SchedulerLike;
+  /** Replaces the pipeline's dead-letter output. */
+  deadLetter?: Sink;
+  /** Collect the records that reach the end of the main steps into `BatchResult.tail`. */
+  collectTail?: boolean;
+}
+
+/** Emitted once per batch, after every sink and the dead-letter output have acknowledged it. */
+export interface BatchResult {
+  shardId: string;
+  /** Position to checkpoint: the batch's checkpoint, else its last sequence number. */
+  checkpoint: string | undefined;
+  recordsIn: number;
+  /** Records written to sinks (a record written to two sinks counts twice). */
+  recordsOut: number;
+  deadLettered: number;
+  filtered: number;
+  tail?: RecordEnvelope[];
+}
+
+interface GraphNode extends NodeInfo {
+  depth: number;
+  summary: string;
+}
+
+interface SinkSlot {
+  node: NodeInfo;
+  sink: Sink;
+  id: number;
+}
+interface Barrier {
+  node: NodeInfo;
+  id: number;
+  run: BarrierRun;
+  next: Push;
+}
+
+class Batch implements BatchContext {
+  readonly buffers: RecordEnvelope[][];
+  readonly deadLetters: RecordEnvelope<DeadLetterRecord>[] = [];
+  counters = { filtered: 0 };
+  constructor(
+    readonly shardId: string,
+    slots: number,
+    private readonly pipeline: string,
+    private readonly now: () => number,
+  ) {
+    this.buffers = Array.from({ length: slots }, () => []);
+  }
+  deadLetter(env: RecordEnvelope, step: string, reason: DeadLetterReason, error: unknown): void {
+    const src = env.source;
+    const rec: DeadLetterRecord = {
+      reason,
+      step,
+      error: typeof error === 'string' ? error : describeError(error),
+      shardId: env.shardId,
+      sequenceNumber: env.sequenceNumber,
+      partitionKey: env.partitionKey,
+      data: payloadText(src),
+      pipeline: this.pipeline,
+      time: new Date(this.now()).toISOString(),
+    };
+    if (env.subSequenceNumber !== undefined) rec.subSequenceNumber = env.subSequenceNumber;
+    if (src.line !== undefined) rec.line = src.line;
+    if (env.value !== undefined) rec.value = env.value;
+    this.deadLetters.push(withValue(env, rec));
+  }
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** The payload as text for the dead-letter output (base64 when it is not UTF-8). */
+function payloadText(src: SourceRecord): unknown {
+  if (src.data === undefined) return src.value;
+  if (typeof src.data === 'string') return src.data;
+  try {
+    return decoder.decode(src.data);
+  } catch {
+    return Buffer.from(src.data).toString('base64');
+  }
+}
+
+function byteLength(data: string | Uint8Array): number {
+  // A UTF-8 string is at most 3 bytes per UTF-16 unit; only measure when it could exceed the cap.
+  if (typeof data !== 'string') return data.byteLength;
+  return data.length * 3 <= MAX_RECORD_BYTES ? data.length : Buffer.byteLength(data);
+}
+
+export class CompiledPipeline {
+  readonly name: string;
+  readonly spec: PipelineSpec;
+  readonly scheduler: SchedulerLike;
+  /** Every node of the graph, in definition order. */
+  readonly nodes: readonly GraphNode[];
+  private readonly head: Push;
+  private readonly slots: number;
+  private readonly barriers: Barrier[];
+  private readonly sinkSlots: SinkSlot[];
+  private readonly lookups: Lookup[];
+  private readonly deadLetterSink: Sink;
+  private readonly tailSlot: number | undefined;
+  private readonly eventTime: CompiledExpression | undefined;
+  private readonly checkFields: ((v: unknown) => string | undefined) | undefined;
+  private readonly pipeline: Pipeline;
+
+  constructor(pipeline: Pipeline, options: CompileOptions = {}) {
+    const issues = validateSpec(pipeline.spec);
+    if (issues.length > 0) throw new PipelineValidationError(issues.map((i) => ({ ...i, file: pipeline.file })));
+    this.pipeline = pipeline;
+    this.spec = pipeline.spec;
+    this.name = pipeline.spec.name;
+    this.scheduler = options.scheduler ?? asyncScheduler;
+    const nodes: GraphNode[] = [];
+    const barriers: Barrier[] = [];
+    const sinkSlots: SinkSlot[] = [];
+    const lookups: Lookup[] = [];
+    const counters = new Map<string, number>();
+    const names = new Set<string>();
+    let slots = 0;
+    let depth = 0;
+    let currentPath = '';
+
+    const fail = (path: string, message: string, cause?: unknown): never => {
+      const err = new PipelineValidationError([{ file: pipeline.file, path, message }]);
+      if (cause) (err as { cause?: unknown }).cause = cause;
+      throw err;
+    };
+    const resources = { baseDir: pipeline.baseDir, bindings: pipeline.bindings, scheduler: this.scheduler };
+    const ctx: CompileContext = {
+      ...resources,
+      resolve: (ref) => pipeline.bindings.get(ref) as ((...args: never[]) => unknown) | undefined,
+      expression: (source: ExpressionSource) => {
+        try {
+          return compileExpression(source, ctx.resolve);
+        } catch (err) {
+          return fail(currentPath, err instanceof ExpressionError ? err.message : describeError(err), err);
+        }
+      },
+      nodeName: (kind, explicit) => {
+        let name = explicit;
+        if (name === undefined) {
+          const n = counters.get(kind) ?? 0;
+          counters.set(kind, n + 1);
+          name = `${kind}-${n}`;
+        }
+        if (names.has(name)) fail(currentPath, `duplicate node name \`${name}\``);
+        names.add(name);
+        return name;
+      },
+      barrier: (node, run, next) => {
+        const id = slots++;
+        barriers.push({ node, id, run, next });
+        return (env, batch) => {
+          (batch.buffers[id] as RecordEnvelope[]).push(env);
+        };
+      },
+      steps: (specs, path, next) => compileSteps(specs as StepSpec[], path, next),
+      sink: (spec, node) => {
+        const id = slots++;
+        const sink = createSink(spec as SinkSpec, node.path);
+        sinkSlots.push({ node, sink, id });
+        return (env, batch) => {
+          (batch.buffers[id] as RecordEnvelope[]).push(env);
+        };
+      },
+      lookup: (spec, path) => {
+        const kind = kindOf(spec);
+        try {
+          const lookup = definition<LookupDefinition<unknown>>('lookup', kind).create(
+            (spec as Record<string, unknown>)[kind],
+            resources,
+          );
+          lookups.push(lookup);
+          return lookup;
+        } catch (err) {
+          return fail(path, describeError(err), err);
+        }
+      },
+    };
+
+    const createSink = (spec: SinkSpec, path: string): Sink => {
+      const kind = kindOf(spec);
+      try {
+        return definition<SinkDefinition<unknown>>('sink', kind).create((spec as Record<string, unknown>)[kind], resources);
+      } catch (err) {
+        return fail(path, describeError(err), err);
+      }
+    };
+
+    // Nodes are named in definition order, then linked back to front so each push knows its next.
+    const compileSteps = (specs: StepSpec[], path: string, next: Push): Push => {
+      const linkers: ((next: Push) => Push)[] = [];
+      depth++;
+      specs.forEach((spec, i) => {
+        const kind = kindOf(spec);
+        const def = definition<StepDefinition<unknown>>('step', kind);
+        currentPath = `${path}/${i}`;
+        const value = (spec as Record<string, unknown>)[kind];
+        const node: GraphNode = {
+          name: ctx.nodeName(kind, spec.name),
+          kind,
+          path: currentPath,
+          depth,
+          summary: def.summary(value as never),
+        };
+        if (kind === 'sink') node.summary = `${kindOf(value as object)} ${sinkSummary(value as SinkSpec)}`;
+        nodes.push(node);
+        linkers.push(def.compile(value as never, node, ctx));
+      });
+      depth--;
+      let push = next;
+      for (let i = linkers.length - 1; i >= 0; i--) push = (linkers[i] as (n: Push) => Push)(push);
+      return push;
+    };
+
+    let tail: Push = () => {};
+    if (options.collectTail) {
+      const id = slots++;
+      this.tailSlot = id;
+      tail = (env, batch) => {
+        (batch.buffers[id] as RecordEnvelope[]).push(env);
+      };
+    }
+    currentPath = '/eventTime';
+    this.eventTime = pipeline.spec.eventTime === undefined ? undefined : ctx.expression(pipeline.spec.eventTime);
+    this.checkFields = pipeline.spec.fields ? compileFieldCheck(pipeline.spec.fields) : undefined;
+    this.head = compileSteps(pipeline.spec.steps, '/steps', tail);
+    this.deadLetterSink = options.deadLetter ?? createSink(pipeline.spec.deadLetter ?? { stderr: {} }, '/deadLetter');
+    this.nodes = nodes;
+    this.slots = slots;
+    this.barriers = barriers;
+    this.sinkSlots = sinkSlots;
+    this.lookups = lookups;
+  }
+
+  /** The sinks of the graph, by node name. */
+  get sinks(): ReadonlyMap<string, Sink> {
+    return new Map(this.sinkSlots.map((s) => [s.node.name, s.sink]));
+  }
+
+  /** Creates the pipeline's source (for runtimes that read it themselves, e.g. the file runner). */
+  createSource(): Source {
+    const spec = this.spec.source;
+    const kind = kindOf(spec);
+    return definition<SourceDefinition<unknown>>('source', kind).create((spec as Record<string, unknown>)[kind], {
+      baseDir: this.pipeline.baseDir,
+      bindings: this.pipeline.bindings,
+      scheduler: this.scheduler,
+    });
+  }
+
+  /** Opens sinks and lookups that need it (files, connections) before the first record. */
+  async open(): Promise<void> {
+    const all = [...this.sinkSlots.map((s) => s.sink), this.deadLetterSink, ...this.lookups];
+    await Promise.all(all.map((r) => (r as { open?: () => Promise<void> }).open?.()));
+  }
+
+  async close(): Promise<void> {
+    const sinks = new Set([...this.sinkSlots.map((s) => s.sink), this.deadLetterSink]);
+    const results = await Promise.allSettled([...sinks].map((s) => s.close()));
+    await Promise.allSettled(this.lookups.map((l) => l.close?.()));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw new TributaryError(`closing a sink failed: ${describeError(failed.reason)}`, { cause: failed.reason });
+  }
+
+  /** Runs one batch through the graph; resolves when sinks and dead-letter output have acknowledged it. */
+  async process(input: SourceBatch): Promise<BatchResult> {
+    const batch = new Batch(input.shardId, this.slots, this.name, () => this.scheduler.now());
+    const records = input.records;
+    const head = this.head;
+    const eventTime = this.eventTime;
+    const checkFields = this.checkFields;
+    const shardId = input.shardId;
+    for (let i = 0; i < records.length; i++) {
+      const src = records[i] as SourceRecord;
+      let value: unknown;
+      if (src.value !== undefined) value = src.value;
+      else {
+        const data = src.data;
+        if (data === undefined) {
+          batch.deadLetter(envelope(src, shardId, undefined, src.arrivalTime), 'source', 'decode', 'record has no data');
+          continue;
+        }
+        if (byteLength(data) > MAX_RECORD_BYTES) {
+          batch.deadLetter(envelope(src, shardId, undefined, src.arrivalTime), 'source', 'decode', `record exceeds ${MAX_RECORD_BYTES} bytes`);
+          continue;
+        }
+        try {
+          value = JSON.parse(typeof data === 'string' ? data : decoder.decode(data));
+        } catch (err) {
+          batch.deadLetter(envelope(src, shardId, undefined, src.arrivalTime), 'source', 'decode', `not valid JSON: ${describeError(err)}`);
+          continue;
+        }
+      }
+      if (checkFields !== undefined) {
+        const problem = checkFields(value);
+        if (problem !== undefined) {
+          batch.deadLetter(envelope(src, shardId, value, src.arrivalTime), 'source', 'schema', problem);
+          continue;
+        }
+      }
+      let time = src.arrivalTime;
+      if (eventTime !== undefined) {
+        let t: number | undefined;
+        let problem: unknown;
+        try {
+          t = parseEventTime(eventTime(value));
+        } catch (err) {
+          problem = err;
+        }
+        if (t === undefined) {
+          batch.deadLetter(envelope(src, shardId, value, src.arrivalTime), 'eventTime', 'event-time', problem ?? 'event time is not epoch milliseconds or an ISO-8601 timestamp');
+          continue;
+        }
+        time = t;
+      }
+      head(envelope(src, shardId, value, time), batch);
+    }
+    const barriers = this.barriers;
+    for (let i = barriers.length - 1; i >= 0; i--) {
+      const b = barriers[i] as Barrier;
+      const buffered = batch.buffers[b.id] as RecordEnvelope[];
+      if (buffered.length === 0) continue;
+      batch.buffers[b.id] = [];
+      await b.run(buffered, batch, b.next);
+    }
+    let recordsOut = 0;
+    const writes: Promise<void>[] = [];
+    for (const slot of this.sinkSlots) {
+      const buffered = batch.buffers[slot.id] as RecordEnvelope[];
+      if (buffered.length === 0) continue;
+      recordsOut += buffered.length;
+      writes.push(slot.sink.write(buffered));
+    }
+    if (batch.deadLetters.length > 0) writes.push(this.deadLetterSink.write(batch.deadLetters));
+    await Promise.all(writes);
+    const last = records[records.length - 1];
+    const result: BatchResult = {
+      shardId,
+      checkpoint: input.checkpoint ?? last?.sequenceNumber,
+      recordsIn: records.length,
+      recordsOut,
+      deadLettered: batch.deadLetters.length,
+      filtered: batch.counters.filtered,
+    };
+    if (this.tailSlot !== undefined) result.tail = batch.buffers[this.tailSlot];
+    return result;
+  }
+
+  /** An operator over batches of one shard: batches run one at a time, in order. */
+  operator(): OperatorFunction<SourceBatch, BatchResult> {
+    return concatMap((batch: SourceBatch) => from(this.process(batch)));
+  }
+
+  /** The graph as text, one node per line. */
+  describe(): string {
+    const spec = this.spec;
+    const lines = [`pipeline ${spec.name}`, `  source       ${kindOf(spec.source)} ${sourceSummary(spec)}`];
+    if (spec.eventTime !== undefined) lines.push(`  event time   ${typeof spec.eventTime === 'string' ? spec.eventTime : `fn ${spec.eventTime.fn}`}`);
+    for (const n of this.nodes) {
+      const indent = '  '.repeat(n.depth);
+      lines.push(`${indent}${n.name.padEnd(Math.max(12, n.name.length + 1))} ${n.kind.padEnd(8)} ${n.summary}`);
+    }
+    const dl = spec.deadLetter ?? { stderr: {} };
+    lines.push(`  dead-letter  ${kindOf(dl)} ${sinkSummary(dl)}`);
+    return lines.join('\n');
+  }
+}
+
+function sinkSummary(spec: SinkSpec): string {
+  const kind = kindOf(spec);
+  return definition<SinkDefinition<unknown>>('sink', kind).summary((spec as Record<string, unknown>)[kind] as never);
+}
+function sourceSummary(spec: PipelineSpec): string {
+  const kind = kindOf(spec.source);
+  return definition<SourceDefinition<unknown>>('source', kind).summary((spec.source as Record<string, unknown>)[kind] as never);
+}
+
+/** Compiles a pipeline. Throws {@link PipelineValidationError} before any record is read if it is invalid. */
+export function compile(pipeline: Pipeline, options?: CompileOptions): CompiledPipeline {
+  return new CompiledPipeline(pipeline, options);
+}

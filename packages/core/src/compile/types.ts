@@ -1,0 +1,105 @@
+/**
+ * Contracts between the compiler and the components it assembles: steps link into a push
+ * chain (consecutive stateless steps fuse into one per-record function), async steps become
+ * batch barriers, sinks buffer per batch and acknowledge before the batch does.
+ */
+import type { DeadLetterReason, DeadLetterRecord, RecordEnvelope, SourceBatch } from '../envelope.js';
+import type { CompiledExpression, ExpressionSource, FunctionResolver } from '../expression.js';
+import type { ComponentDefinition } from '../registry.js';
+import type { SchedulerLike } from 'rxjs';
+
+/** Per-record function of a fused segment; `batch` carries the per-batch buffers. */
+export type Push = (env: RecordEnvelope, batch: BatchContext) => void;
+
+/** What one batch accumulates while it runs. One per batch, so batches of several shards can run at once. */
+export interface BatchContext {
+  readonly shardId: string;
+  /** Per-barrier and per-sink buffers, indexed by the id the compiler gave them. */
+  readonly buffers: RecordEnvelope[][];
+  readonly deadLetters: RecordEnvelope<DeadLetterRecord>[];
+  /** Routes a record to the dead-letter output; the batch goes on. */
+  deadLetter(env: RecordEnvelope, step: string, reason: DeadLetterReason, error: unknown): void;
+  counters: { filtered: number };
+}
+
+/** Identity of a node in the compiled graph. */
+export interface NodeInfo {
+  /** Unique node name, e.g. `filter-0` (or the step's own `name`). */
+  name: string;
+  kind: string;
+  /** JSON pointer of the step in the definition, e.g. `/steps/0`. */
+  path: string;
+}
+
+/** A destination for records. `write` resolves only when every record is durable. */
+export interface Sink {
+  write(records: readonly RecordEnvelope[]): Promise<void>;
+  open?(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Source of batches, per shard. */
+export interface Source {
+  batches(): AsyncIterable<SourceBatch>;
+  close?(): Promise<void>;
+}
+
+/** Key–value lookup for `enrich`: values for a batch's distinct keys, missing keys absent. */
+export interface Lookup {
+  get(keys: readonly string[]): Promise<Map<string, unknown>>;
+  close?(): Promise<void>;
+}
+
+/** Where resources come from when a pipeline is compiled. */
+export interface ResourceContext {
+  /** Directory that relative paths in the definition are resolved against. */
+  baseDir: string;
+  /** Objects bound by the TypeScript builder (functions, sinks, lookups), by reference name. */
+  bindings: ReadonlyMap<string, unknown>;
+  scheduler: SchedulerLike;
+}
+
+export interface CompileContext extends ResourceContext {
+  resolve: FunctionResolver;
+  /** Compiles an expression found at `path`. */
+  expression(source: ExpressionSource): CompiledExpression;
+  /** A fresh node name for a step kind (`filter-0`, `filter-1`, …). */
+  nodeName(kind: string, explicit: string | undefined): string;
+  /**
+   * An async barrier: records pushed into it are buffered for the whole batch; after the
+   * synchronous pass `run` receives them and pushes its results into `next`.
+   */
+  barrier(node: NodeInfo, run: BarrierRun, next: Push): Push;
+  /** Compiles nested steps (a branch route) ending in `next`. */
+  steps(specs: readonly unknown[], path: string, next: Push): Push;
+  /** Creates a sink and returns the push that buffers records for it. */
+  sink(spec: object, node: NodeInfo): Push;
+  lookup(spec: object, path: string): Lookup;
+}
+
+export type BarrierRun = (records: RecordEnvelope[], batch: BatchContext, next: Push) => Promise<void>;
+
+export interface StepDefinition<S = never> extends ComponentDefinition {
+  category: 'step';
+  /** Links the step in front of `next`; returns the step's own push. */
+  compile(spec: S, node: NodeInfo, ctx: CompileContext): (next: Push) => Push;
+  /** One-line description of a configured step for `describe()`. */
+  summary(spec: S): string;
+}
+
+export interface SinkDefinition<S = never> extends ComponentDefinition {
+  category: 'sink';
+  create(spec: S, ctx: ResourceContext): Sink;
+  summary(spec: S): string;
+}
+
+export interface SourceDefinition<S = never> extends ComponentDefinition {
+  category: 'source';
+  create(spec: S, ctx: ResourceContext & { fields?: unknown }): Source;
+  summary(spec: S): string;
+}
+
+export interface LookupDefinition<S = never> extends ComponentDefinition {
+  category: 'lookup';
+  create(spec: S, ctx: ResourceContext): Lookup;
+}

@@ -1,0 +1,133 @@
+/**
+ * The record envelope: what every record carries through a pipeline. User code sees `value`;
+ * the rest makes checkpoints, idempotent state and dead letters possible.
+ */
+
+/** A record as a source delivers it, before decoding. */
+export interface SourceRecord {
+  /** Encoded payload (JSON text or bytes). Ignored when `value` is given. */
+  data?: string | Uint8Array;
+  /** Already-decoded payload (e.g. an unmarshalled DynamoDB Streams image). */
+  value?: unknown;
+  partitionKey: string;
+  sequenceNumber: string;
+  /** Position inside a KPL-aggregated record. */
+  subSequenceNumber?: number;
+  /** Epoch ms at which the source received the record. */
+  arrivalTime: number;
+  /** Line number, for file sources. */
+  line?: number;
+}
+
+/** The records of one shard delivered together (one Lambda event, one GetRecords page, one file chunk). */
+export interface SourceBatch {
+  shardId: string;
+  records: readonly SourceRecord[];
+  /** The source's own position after this batch (for checkpointing); defaults to the last sequence number. */
+  checkpoint?: string;
+}
+
+export interface RecordEnvelope<T = unknown> {
+  readonly value: T;
+  readonly partitionKey: string;
+  readonly shardId: string;
+  readonly sequenceNumber: string;
+  readonly subSequenceNumber: number | undefined;
+  /** Event time, epoch ms (from the `eventTime` expression, else arrival time). */
+  readonly eventTime: number;
+  /** Arrival time, epoch ms. */
+  readonly arrivalTime: number;
+  /** Key set by `keyBy`; `undefined` until then. */
+  readonly key: unknown;
+  /** The record as the source delivered it, kept for the dead-letter output. */
+  readonly source: SourceRecord;
+}
+
+export function envelope<T>(
+  source: SourceRecord,
+  shardId: string,
+  value: T,
+  eventTime: number,
+): RecordEnvelope<T> {
+  return {
+    value,
+    partitionKey: source.partitionKey,
+    shardId,
+    sequenceNumber: source.sequenceNumber,
+    subSequenceNumber: source.subSequenceNumber,
+    eventTime,
+    arrivalTime: source.arrivalTime,
+    key: undefined,
+    source,
+  };
+}
+
+/** A copy of `env` with a new value (envelopes are immutable once made). */
+export function withValue<T>(env: RecordEnvelope, value: T): RecordEnvelope<T> {
+  return {
+    value,
+    partitionKey: env.partitionKey,
+    shardId: env.shardId,
+    sequenceNumber: env.sequenceNumber,
+    subSequenceNumber: env.subSequenceNumber,
+    eventTime: env.eventTime,
+    arrivalTime: env.arrivalTime,
+    key: env.key,
+    source: env.source,
+  };
+}
+
+/** A copy of `env` with a new key. */
+export function withKey<T>(env: RecordEnvelope<T>, key: unknown): RecordEnvelope<T> {
+  return {
+    value: env.value,
+    partitionKey: env.partitionKey,
+    shardId: env.shardId,
+    sequenceNumber: env.sequenceNumber,
+    subSequenceNumber: env.subSequenceNumber,
+    eventTime: env.eventTime,
+    arrivalTime: env.arrivalTime,
+    key,
+    source: env.source,
+  };
+}
+
+/**
+ * Orders Kinesis-style sequence numbers: decimal strings of up to 128 bits, compared by value
+ * (a shorter string is a smaller number; equal lengths compare lexicographically).
+ */
+export function compareSequenceNumbers(a: string, b: string): number {
+  if (a.length !== b.length) return a.length < b.length ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** What the dead-letter output receives: enough to find the record again and replay it. */
+export interface DeadLetterRecord {
+  reason: DeadLetterReason;
+  /** Node name of the step that failed, e.g. `map-0`, or `source`. */
+  step: string;
+  error: string;
+  shardId: string;
+  sequenceNumber: string;
+  subSequenceNumber?: number;
+  partitionKey: string;
+  /** Line number in the input file, for file sources. */
+  line?: number;
+  /** The payload as delivered (text; base64 when it was not UTF-8). */
+  data: unknown;
+  /** The record's value when the step failed, if it had been decoded. */
+  value?: unknown;
+  pipeline: string;
+  time: string;
+}
+
+export type DeadLetterReason =
+  | 'decode'
+  | 'schema'
+  | 'event-time'
+  | 'expression'
+  | 'function'
+  | 'lookup'
+  | 'missing-lookup'
+  | 'sink'
+  | 'late';

@@ -1,0 +1,77 @@
+/**
+ * Error types of @tributary/core. Every error thrown by Tributary is a {@link TributaryError};
+ * subclasses set `name` and keep the underlying error as `cause`.
+ */
+
+/** A problem found in a pipeline definition, located in its source file when there is one. */
+export interface ValidationIssue {
+  /** File the definition came from (absent for pipelines built in TypeScript). */
+  file?: string;
+  /** 1-based line, when the definition came from YAML. */
+  line?: number;
+  /** 1-based column, when the definition came from YAML. */
+  column?: number;
+  /** JSON pointer-like path inside the definition, e.g. `/steps/2/filter`. */
+  path: string;
+  message: string;
+}
+
+/** Formats an issue as `file:line:column: message` (what `tributary validate` prints). */
+export function formatIssue(issue: ValidationIssue): string {
+  const where = issue.file ?? '<pipeline>';
+  const pos = issue.line === undefined ? '' : `:${issue.line}:${issue.column ?? 1}`;
+  const at = issue.line === undefined && issue.path ? ` (at ${issue.path})` : '';
+  return `${where}${pos}: ${issue.message}${at}`;
+}
+
+export class TributaryError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TributaryError';
+  }
+}
+
+/** An invalid pipeline definition. Thrown before any record is read. */
+export class PipelineValidationError extends TributaryError {
+  readonly issues: readonly ValidationIssue[];
+  constructor(issues: readonly ValidationIssue[]) {
+    super(
+      `Invalid pipeline (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${issues.map(formatIssue).join('\n')}`,
+    );
+    this.name = 'PipelineValidationError';
+    this.issues = issues;
+  }
+}
+
+/** An expression that does not parse or type-check. */
+export class ExpressionError extends TributaryError {
+  /** 0-based offset of the problem inside the expression text, when known. */
+  readonly offset: number | undefined;
+  constructor(message: string, offset: number | undefined, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ExpressionError';
+    this.offset = offset;
+  }
+}
+
+/** A bad option passed to a constructor or factory. */
+export class ConfigError extends TributaryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ConfigError';
+  }
+}
+
+/** A sink or lookup that failed in a way the batch cannot recover from; the batch is not acknowledged. */
+export class DeliveryError extends TributaryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DeliveryError';
+  }
+}
+
+/** Short human text for any thrown value. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message.split('\n')[0] ?? err.name;
+  return String(err);
+}

@@ -1,0 +1,81 @@
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import Type, { type Static } from 'typebox';
+import type { Lookup, LookupDefinition } from '../compile/types.js';
+import { ConfigError } from '../errors.js';
+import { register } from '../registry.js';
+import { lookupKey } from '../steps/enrich.js';
+
+export const staticLookupSchema = Type.Object(
+  {
+    path: Type.String({ minLength: 1, description: 'JSON object keyed by id, or JSON array / JSON Lines of objects' }),
+    keyField: Type.Optional(Type.String({ minLength: 1, description: 'field holding the key in an array or JSON Lines file (default `id`)' })),
+  },
+  { additionalProperties: false },
+);
+export type StaticLookupSpec = Static<typeof staticLookupSchema>;
+
+/** Parses a lookup table file into a key → value map. */
+export function parseTable(text: string, keyField: string, file: string): Map<string, unknown> {
+  const table = new Map<string, unknown>();
+  const addRow = (row: unknown, where: string) => {
+    const k = row !== null && typeof row === 'object' ? lookupKey((row as Record<string, unknown>)[keyField]) : undefined;
+    if (k === undefined) throw new ConfigError(`${file}: ${where} has no \`${keyField}\` key`);
+    table.set(k, row);
+  };
+  const trimmed = text.trimStart();
+  if (trimmed.startsWith('[') || (trimmed.startsWith('{') && !file.endsWith('.jsonl'))) {
+    const data = JSON.parse(text) as unknown;
+    if (Array.isArray(data)) data.forEach((row, i) => addRow(row, `element ${i}`));
+    else for (const [k, v] of Object.entries(data as object)) table.set(k, v);
+  } else {
+    text.split('\n').forEach((line, i) => {
+      if (line.trim() !== '') addRow(JSON.parse(line), `line ${i + 1}`);
+    });
+  }
+  return table;
+}
+
+/** A lookup table loaded once from a file and held in memory. */
+export class StaticLookup implements Lookup {
+  private table: Promise<Map<string, unknown>> | undefined;
+  constructor(
+    private readonly path: string,
+    private readonly keyField = 'id',
+  ) {}
+  private load(): Promise<Map<string, unknown>> {
+    this.table ??= readFile(this.path, 'utf8').then((text) => parseTable(text, this.keyField, this.path));
+    return this.table;
+  }
+  async open(): Promise<void> {
+    await this.load();
+  }
+  async get(keys: readonly string[]): Promise<Map<string, unknown>> {
+    const table = await this.load();
+    const out = new Map<string, unknown>();
+    for (const k of keys) if (table.has(k)) out.set(k, table.get(k));
+    return out;
+  }
+}
+
+export const staticLookup: LookupDefinition<StaticLookupSpec> = register({
+  kind: 'static',
+  category: 'lookup',
+  schema: staticLookupSchema,
+  description: 'A table loaded once from a file: a JSON object keyed by id, or a JSON array / JSON Lines of objects keyed by `keyField`.',
+  create(spec, ctx) {
+    return new StaticLookup(isAbsolute(spec.path) ? spec.path : resolve(ctx.baseDir, spec.path), spec.keyField);
+  },
+});
+
+export const refLookup: LookupDefinition<string> = register({
+  kind: 'ref',
+  category: 'lookup',
+  schema: Type.String({ minLength: 1, description: 'name of a lookup object bound by the TypeScript builder' }),
+  description: 'A lookup object supplied in TypeScript, bound by name by the builder.',
+  create(name, ctx) {
+    const lookup = ctx.bindings.get(name) as Lookup | undefined;
+    if (!lookup || typeof lookup.get !== 'function') throw new ConfigError(`no lookup is bound under the name \`${name}\``);
+    return lookup;
+  },
+});

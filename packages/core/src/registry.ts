@@ -1,0 +1,50 @@
+/**
+ * Component registry. A step, source, sink or lookup kind is one file that exports its schema
+ * fragment and its factory and registers itself here; the pipeline schema, the validator, the
+ * compiler and the generated docs all read from this one place.
+ */
+import type { TSchema } from 'typebox';
+import { ConfigError } from './errors.js';
+
+export type ComponentCategory = 'step' | 'source' | 'sink' | 'lookup';
+
+export interface ComponentDefinition {
+  /** The YAML key, e.g. `filter` or `file`. */
+  kind: string;
+  category: ComponentCategory;
+  /** JSON Schema of the value under the kind key. */
+  schema: TSchema;
+  /** One paragraph for the generated docs. */
+  description: string;
+}
+
+const components: Record<ComponentCategory, Map<string, ComponentDefinition>> = {
+  step: new Map(),
+  source: new Map(),
+  sink: new Map(),
+  lookup: new Map(),
+};
+
+/** Registers a component definition (its kind must be new in its category). */
+export function register<D extends ComponentDefinition>(def: D): D {
+  const map = components[def.category];
+  if (map.has(def.kind)) throw new ConfigError(`a ${def.category} kind \`${def.kind}\` is already registered`);
+  map.set(def.kind, def);
+  return def;
+}
+
+export function definitions(category: ComponentCategory): ComponentDefinition[] {
+  return [...components[category].values()];
+}
+
+export function definition<D extends ComponentDefinition>(category: ComponentCategory, kind: string): D {
+  const def = components[category].get(kind);
+  if (!def) throw new ConfigError(`unknown ${category} kind \`${kind}\``);
+  return def as D;
+}
+
+/** The kind of a one-key component spec such as `{ file: { path } }` (ignoring `name`). */
+export function kindOf(spec: object): string {
+  for (const k of Object.keys(spec)) if (k !== 'name') return k;
+  throw new ConfigError('component has no kind');
+}

@@ -1,0 +1,39 @@
+import Type from 'typebox';
+import type { RecordEnvelope } from '../envelope.js';
+import type { Sink, SinkDefinition } from '../compile/types.js';
+import { ConfigError } from '../errors.js';
+import { register } from '../registry.js';
+
+/** Keeps records in memory: for tests, benchmarks and embedding. */
+export class MemorySink<T = unknown> implements Sink {
+  readonly records: RecordEnvelope<T>[] = [];
+  batches = 0;
+  get values(): T[] {
+    return this.records.map((r) => r.value);
+  }
+  async write(records: readonly RecordEnvelope[]): Promise<void> {
+    this.batches++;
+    for (const r of records) this.records.push(r as RecordEnvelope<T>);
+  }
+  clear(): void {
+    this.records.length = 0;
+    this.batches = 0;
+  }
+  async close(): Promise<void> {}
+}
+
+export const refSinkSchema = Type.String({ minLength: 1, description: 'name of a sink object bound by the TypeScript builder' });
+
+/** `ref`: a sink object supplied in code (the builder binds it by name). */
+export const refSink: SinkDefinition<string> = register({
+  kind: 'ref',
+  category: 'sink',
+  schema: refSinkSchema,
+  description: 'A sink object supplied in TypeScript (`.sink(new MemorySink())` binds it under a generated name).',
+  summary: (name) => name,
+  create(name, ctx) {
+    const sink = ctx.bindings.get(name) as Sink | undefined;
+    if (!sink || typeof sink.write !== 'function') throw new ConfigError(`no sink is bound under the name \`${name}\``);
+    return sink;
+  },
+});

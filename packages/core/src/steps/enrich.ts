@@ -1,0 +1,147 @@
+import { LRUCache } from 'lru-cache';
+import Type, { type Static } from 'typebox';
+import { type RecordEnvelope, withValue } from '../envelope.js';
+import { DeliveryError, describeError } from '../errors.js';
+import { durationMs } from '../duration.js';
+import type { StepDefinition } from '../compile/types.js';
+import { evaluationReason, showExpression } from '../compile/reason.js';
+import { kindOf, register } from '../registry.js';
+import { ComponentRef, DurationSchema, Expression } from '../schema.js';
+import type { LookupSpec } from '../spec.js';
+
+export const enrichSchema = Type.Object(
+  {
+    lookup: ComponentRef<LookupSpec>('lookup'),
+    key: Expression('yields the lookup key'),
+    as: Type.Optional(
+      Type.String({ minLength: 1, description: 'field that receives the looked-up value; without it, the value\'s fields are merged into the record' }),
+    ),
+    onMissing: Type.Optional(
+      Type.Union([Type.Literal('keep'), Type.Literal('drop'), Type.Literal('dead-letter')], {
+        description: 'what happens to a record whose key is not found (default keep: the field is null)',
+      }),
+    ),
+    cache: Type.Optional(
+      Type.Object(
+        {
+          maxEntries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'default 10000; 0 disables the cache' })),
+          ttl: Type.Optional(DurationSchema('how long a looked-up value (or its absence) is reused; default 5m')),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type EnrichSpec = Static<typeof enrichSchema>;
+
+/** Turns a key into the string used by lookups and the cache. */
+export function lookupKey(k: unknown): string | undefined {
+  switch (typeof k) {
+    case 'string':
+      return k;
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+      return String(k);
+    default:
+      return undefined;
+  }
+}
+
+const ABSENT = Symbol('absent');
+
+/**
+ * `enrich`: joins each record with a value from a lookup table. Per batch, keys are evaluated,
+ * de-duplicated, served from a bounded TTL cache where possible, and fetched in one call.
+ */
+export const enrichStep: StepDefinition<EnrichSpec> = register({
+  kind: 'enrich',
+  category: 'step',
+  schema: enrichSchema,
+  description: 'Joins each record with a value looked up by key (a static file now; DynamoDB with the state package). Per batch the distinct keys are fetched once, through a bounded cache with a TTL. Missing keys: `keep` (field null), `drop`, or `dead-letter`. A lookup that fails fails the batch, so it is retried rather than lost.',
+  summary: (spec) => `${kindOf(spec.lookup)} by ${showExpression(spec.key)}${spec.as ? ` as ${spec.as}` : ''}`,
+  compile(spec, node, ctx) {
+    const keyOf = ctx.expression(spec.key);
+    const lookup = ctx.lookup(spec.lookup, `${node.path}/enrich/lookup`);
+    const as = spec.as;
+    const onMissing = spec.onMissing ?? 'keep';
+    const maxEntries = spec.cache?.maxEntries ?? 10_000;
+    const ttl = durationMs(spec.cache?.ttl ?? '5m');
+    const scheduler = ctx.scheduler;
+    const cache =
+      maxEntries > 0
+        ? new LRUCache<string, { v: unknown }>({ max: maxEntries, ttl: ttl > 0 ? ttl : undefined, perf: { now: () => scheduler.now() } } as never)
+        : undefined;
+    const name = node.name;
+
+    const merge = (value: unknown, found: unknown): unknown => {
+      if (as !== undefined) return { ...(value as object), [as]: found === ABSENT ? null : found };
+      if (found === ABSENT || found === null || typeof found !== 'object') return value;
+      return { ...(value as object), ...(found as object) };
+    };
+
+    return (next) =>
+      ctx.barrier(
+        node,
+        async (records, batch, push) => {
+          const keys: (string | undefined)[] = new Array(records.length);
+          const found = new Map<string, unknown>();
+          const misses: string[] = [];
+          for (let i = 0; i < records.length; i++) {
+            const env = records[i] as RecordEnvelope;
+            let k: unknown;
+            try {
+              k = keyOf(env.value);
+            } catch (err) {
+              batch.deadLetter(env, name, evaluationReason(err), err);
+              continue;
+            }
+            const key = lookupKey(k);
+            if (key === undefined) {
+              if (k === null || k === undefined) {
+                keys[i] = undefined;
+                continue;
+              }
+              batch.deadLetter(env, name, 'expression', `lookup key is ${typeof k}, expected a string, number or boolean`);
+              continue;
+            }
+            keys[i] = key;
+            if (found.has(key)) continue;
+            const hit = cache?.get(key);
+            if (hit !== undefined) found.set(key, hit.v);
+            else {
+              found.set(key, ABSENT);
+              misses.push(key);
+            }
+          }
+          if (misses.length > 0) {
+            let got: Map<string, unknown>;
+            try {
+              got = await lookup.get(misses);
+            } catch (err) {
+              throw new DeliveryError(`${name}: lookup failed: ${describeError(err)}`, { cause: err });
+            }
+            for (const key of misses) {
+              const v = got.has(key) ? got.get(key) : ABSENT;
+              found.set(key, v);
+              cache?.set(key, { v });
+            }
+          }
+          for (let i = 0; i < records.length; i++) {
+            const env = records[i] as RecordEnvelope;
+            const key = keys[i];
+            if (key === undefined && !(i in keys)) continue; // dead-lettered above
+            const v = key === undefined ? ABSENT : found.get(key);
+            if (v === ABSENT && onMissing !== 'keep') {
+              if (onMissing === 'drop') batch.counters.filtered++;
+              else batch.deadLetter(env, name, 'missing-lookup', `no ${kindOf(spec.lookup)} entry for key ${JSON.stringify(key ?? null)}`);
+              continue;
+            }
+            push(withValue(env, merge(env.value, v)), batch);
+          }
+        },
+        next,
+      );
+  },
+});

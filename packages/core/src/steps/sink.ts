@@ -1,0 +1,25 @@
+import type { StepDefinition } from '../compile/types.js';
+import { kindOf, register } from '../registry.js';
+import { ComponentRef } from '../schema.js';
+import type { SinkSpec } from '../spec.js';
+
+export const sinkSchema = ComponentRef<SinkSpec>('sink');
+
+/**
+ * `sink`: writes each record to a destination and passes it on, so a pipeline may have several.
+ * The batch is acknowledged only after every sink has made its records durable.
+ */
+export const sinkStep: StepDefinition<SinkSpec> = register({
+  kind: 'sink',
+  category: 'step',
+  schema: sinkSchema,
+  description: 'Writes records to a destination (see Sinks) and passes them on unchanged, so a pipeline may write to several sinks. The batch is acknowledged only when every sink has made its records durable.',
+  summary: (spec) => kindOf(spec),
+  compile(spec, node, ctx) {
+    const buffer = ctx.sink(spec, node);
+    return (next) => (env, batch) => {
+      buffer(env, batch);
+      next(env, batch);
+    };
+  },
+});

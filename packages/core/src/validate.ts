@@ -1,0 +1,295 @@
+/**
+ * Validation of pipeline definitions: one JSON Schema assembled from the registry, checked by
+ * ajv with every error collected, then translated into messages a person can act on.
+ * CEL expressions, durations and field types are checked by custom keywords in the same pass,
+ * so `tributary validate` reports every problem at once.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { compileCel } from './expression.js';
+import { parseDuration } from './duration.js';
+import { ExpressionError, type ValidationIssue } from './errors.js';
+import { type ComponentCategory, definitions } from './registry.js';
+import { FIELD_TYPES, X_DURATION, X_EXPECTED, X_EXPRESSION, X_FIELD_TYPE, X_UNION } from './schema.js';
+import './components.js';
+import { pipelineSchema } from './spec.js';
+
+const CATEGORY_WORD: Record<ComponentCategory, string> = {
+  step: 'step',
+  source: 'source',
+  sink: 'sink',
+  lookup: 'lookup',
+};
+
+let compiled: { validate: ValidateFunction; kinds: number } | undefined;
+
+function validator(): ValidateFunction {
+  const kinds = (['step', 'source', 'sink', 'lookup'] as const).reduce((n, c) => n + definitions(c).length, 0);
+  if (compiled && compiled.kinds === kinds) return compiled.validate;
+  const ajv = new Ajv({ allErrors: true, verbose: true, strict: false, allowUnionTypes: true });
+  ajv.addKeyword({
+    keyword: X_EXPRESSION,
+    type: 'string',
+    errors: true,
+    validate: function checkExpression(this: unknown, _schema: unknown, data: string) {
+      try {
+        compileCel(data);
+        return true;
+      } catch (err) {
+        const e = err as ExpressionError;
+        (checkExpression as unknown as { errors: Partial<ErrorObject>[] }).errors = [
+          { keyword: X_EXPRESSION, message: e.message, params: { offset: e.offset } },
+        ];
+        return false;
+      }
+    },
+  });
+  ajv.addKeyword({
+    keyword: X_DURATION,
+    type: 'string',
+    errors: true,
+    validate: function checkDuration(_schema: unknown, data: string) {
+      if (parseDuration(data) !== undefined) return true;
+      (checkDuration as unknown as { errors: Partial<ErrorObject>[] }).errors = [
+        {
+          keyword: X_DURATION,
+          message: `expected a duration such as 500ms, 30s, 5m or 1h, got ${JSON.stringify(data)}`,
+          params: {},
+        },
+      ];
+      return false;
+    },
+  });
+  ajv.addKeyword({
+    keyword: X_FIELD_TYPE,
+    type: 'string',
+    errors: true,
+    validate: function checkFieldType(_schema: unknown, data: string) {
+      const t = data.endsWith('?') ? data.slice(0, -1) : data;
+      if ((FIELD_TYPES as readonly string[]).includes(t)) return true;
+      (checkFieldType as unknown as { errors: Partial<ErrorObject>[] }).errors = [
+        {
+          keyword: X_FIELD_TYPE,
+          message: `unknown field type \`${data}\`${suggest(t, FIELD_TYPES)}; expected one of ${FIELD_TYPES.join(', ')} (append ? for optional)`,
+          params: {},
+        },
+      ];
+      return false;
+    },
+  });
+  const validate = ajv.compile(pipelineSchema());
+  compiled = { validate, kinds };
+  return validate;
+}
+
+/** Validates a plain pipeline definition; returns every problem found, each with its JSON path. */
+export function validateSpec(spec: unknown): ValidationIssue[] {
+  const validate = validator();
+  if (validate(spec)) return [];
+  return translate(validate.errors ?? [], spec);
+}
+
+function jsonType(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
+  return typeof v;
+}
+
+function typeMatches(schema: unknown, data: unknown): boolean {
+  const s = schema as { type?: string | string[]; $ref?: string; anyOf?: unknown[] };
+  if (s.anyOf) return s.anyOf.some((x) => typeMatches(x, data));
+  if (s.$ref) return typeof data === 'object' && data !== null && !Array.isArray(data);
+  if (s.type === undefined) return true;
+  const types = Array.isArray(s.type) ? s.type : [s.type];
+  const t = jsonType(data);
+  return types.some((x) => x === t || (x === 'number' && t === 'integer'));
+}
+
+function levenshtein(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0] as number;
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j] as number;
+      dp[j] = Math.min((dp[j] as number) + 1, (dp[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length] as number;
+}
+
+function suggest(word: string, options: readonly string[]): string {
+  let best: string | undefined;
+  let bestD = Number.POSITIVE_INFINITY;
+  for (const o of options) {
+    const d = levenshtein(word.toLowerCase(), o.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = o;
+    }
+  }
+  return best !== undefined && bestD <= Math.max(1, Math.floor(word.length / 3)) ? ` (did you mean \`${best}\`?)` : '';
+}
+
+/** Turns ajv's raw errors into one clear issue per problem. */
+function translate(errors: ErrorObject[], root: unknown): ValidationIssue[] {
+  // For each failed anyOf, keep only the errors of the alternative that best fits the data.
+  // ajv appends an anyOf's alternative errors just before the anyOf error itself.
+  const dropped = new Set<ErrorObject>();
+  errors.forEach((a, j) => {
+    if (a.keyword !== 'anyOf') return;
+    const inside: ErrorObject[] = [];
+    for (let k = j - 1; k >= 0; k--) {
+      const e = errors[k] as ErrorObject;
+      if (e.instancePath !== a.instancePath && !e.instancePath.startsWith(`${a.instancePath}/`)) break;
+      inside.push(e);
+    }
+    const parent = a.parentSchema as Record<string, unknown>;
+    if (parent[X_UNION]) {
+      for (const e of inside) dropped.add(e);
+      // "needs one kind": only worth saying when nothing more precise was said about this object.
+      const precise = errors.some((e) => e !== a && !inside.includes(e) && e.instancePath === a.instancePath && e.keyword !== 'if');
+      if (precise) dropped.add(a);
+      return;
+    }
+    const alternatives = (a.schema as Record<string, unknown>[]) ?? [];
+    if (alternatives.every((alt) => 'const' in alt)) {
+      for (const e of inside) dropped.add(e); // reported as one "expected one of" below
+      return;
+    }
+    const refIndex = alternatives.findIndex((alt) => '$ref' in alt);
+    const owner = (e: ErrorObject): number => {
+      const m = e.schemaPath.startsWith(`${a.schemaPath}/`) ? /^\/(\d+)\//.exec(e.schemaPath.slice(a.schemaPath.length)) : null;
+      return m ? Number(m[1]) : refIndex;
+    };
+    let best = -1;
+    let bestCount = Number.POSITIVE_INFINITY;
+    alternatives.forEach((alt, i) => {
+      if (!typeMatches(alt, a.data)) return;
+      const n = inside.filter((e) => owner(e) === i && !dropped.has(e)).length;
+      if (n < bestCount) {
+        best = i;
+        bestCount = n;
+      }
+    });
+    if (best < 0) {
+      for (const e of inside) dropped.add(e);
+      return;
+    }
+    dropped.add(a);
+    for (const e of inside) if (owner(e) !== best) dropped.add(e);
+  });
+
+  const issues: ValidationIssue[] = [];
+  const seen = new Set<string>();
+  const add = (path: string, message: string, extra?: Partial<ValidationIssue> & { key?: boolean; offset?: number }) => {
+    const id = `${path}\u0000${message}`;
+    if (seen.has(id)) return;
+    seen.add(id);
+    issues.push({ path, message, ...(extra as object) });
+  };
+
+  for (const e of errors) {
+    if (dropped.has(e) || e.keyword === 'if' || e.keyword === 'propertyNames') continue;
+    const parent = (e.parentSchema ?? {}) as Record<string, unknown>;
+    const path = e.instancePath;
+    const pname = (e as ErrorObject & { propertyName?: string }).propertyName;
+    if (pname !== undefined) {
+      // propertyNames failure: an unknown kind, or a second kind next to the first.
+      const category = unionCategory(e.schemaPath, errors, e);
+      const childPath = `${path}/${escapePointer(pname)}`;
+      if (e.schemaPath.includes('/then/')) {
+        const kinds = definitions(category as ComponentCategory).map((d) => d.kind);
+        const present = Object.keys((valueAt(root, path) as object | undefined) ?? {}).filter((k) => kinds.includes(k));
+        if (pname === present[present.length - 1]) {
+          add(childPath, `a ${category} has exactly one kind, found ${present.map((k) => `\`${k}\``).join(' and ')}`, { key: true } as never);
+        }
+      } else {
+        const kinds = definitions(category as ComponentCategory).map((d) => d.kind);
+        add(childPath, `unknown ${category} \`${pname}\`${suggest(pname, kinds)}; expected one of ${kinds.join(', ')}`, {
+          key: true,
+        } as never);
+      }
+      continue;
+    }
+    switch (e.keyword) {
+      case 'anyOf': {
+        if (parent[X_UNION]) {
+          const category = parent[X_UNION] as ComponentCategory;
+          const kinds = definitions(category).map((d) => d.kind);
+          add(path, `expected a ${CATEGORY_WORD[category]}: an object with one of ${kinds.join(', ')}`);
+        } else if ((e.schema as Record<string, unknown>[]).every((alt) => 'const' in alt)) {
+          const allowed = (e.schema as { const: unknown }[]).map((alt) => JSON.stringify(alt.const));
+          add(path, `expected one of ${allowed.join(', ')}, got ${JSON.stringify(e.data)}`);
+        } else {
+          const expected = (parent[X_EXPECTED] as string | undefined) ?? 'a different value';
+          add(path, `expected ${expected}, got ${jsonType(e.data)}`);
+        }
+        break;
+      }
+      case 'additionalProperties': {
+        const prop = (e.params as { additionalProperty: string }).additionalProperty;
+        const known = Object.keys((parent.properties as object | undefined) ?? {});
+        add(
+          `${path}/${escapePointer(prop)}`,
+          `unknown option \`${prop}\`${suggest(prop, known)}${known.length ? `; expected one of ${known.join(', ')}` : ''}`,
+          { key: true } as never,
+        );
+        break;
+      }
+      case 'required':
+        add(path, `missing required option \`${(e.params as { missingProperty: string }).missingProperty}\``);
+        break;
+      case 'type':
+        add(path, `expected ${(e.params as { type: string }).type}, got ${jsonType(e.data)}`);
+        break;
+      case 'enum':
+        add(
+          path,
+          `expected one of ${((e.params as { allowedValues: unknown[] }).allowedValues ?? []).map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(e.data)}`,
+        );
+        break;
+      case 'pattern':
+        add(path, `expected ${(parent.description as string | undefined) ?? `text matching ${(e.params as { pattern: string }).pattern}`}, got ${JSON.stringify(e.data)}`);
+        break;
+      case 'const':
+        add(path, `expected ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}, got ${JSON.stringify(e.data)}`);
+        break;
+      case X_EXPRESSION:
+        add(path, e.message ?? 'invalid expression', { offset: (e.params as { offset?: number }).offset } as never);
+        break;
+      default:
+        add(path, e.message ?? `invalid (${e.keyword})`);
+    }
+  }
+  return issues;
+}
+
+function unionCategory(schemaPath: string, _errors: ErrorObject[], e: ErrorObject): string {
+  const parent = e.parentSchema as Record<string, unknown> | undefined;
+  if (parent?.[X_UNION]) return parent[X_UNION] as string;
+  const m = /#\/\$defs\/(\w+)/.exec(schemaPath);
+  return m?.[1] ?? 'component';
+}
+
+export function escapePointer(s: string): string {
+  return s.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+export function parsePointer(p: string): string[] {
+  if (p === '') return [];
+  return p
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+function valueAt(root: unknown, pointer: string): unknown {
+  let v = root;
+  for (const seg of parsePointer(pointer)) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[seg];
+  }
+  return v;
+}

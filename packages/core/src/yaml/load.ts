@@ -1,0 +1,195 @@
+/**
+ * Loads pipeline definitions from YAML, safely: input size capped, aliases bounded, no custom
+ * tags, prototype keys refused, duplicate keys refused. Every problem is reported with file,
+ * line and column, all at once.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type Document, LineCounter, type Node, isMap, isPair, isScalar, isSeq, parseDocument, visit } from 'yaml';
+import type { Pipeline } from '../compile/compile.js';
+import { PipelineValidationError, type ValidationIssue, describeError } from '../errors.js';
+import type { PipelineSpec } from '../spec.js';
+import { escapePointer, parsePointer, validateSpec } from '../validate.js';
+
+export const MAX_PIPELINE_BYTES = 1024 * 1024;
+export const MAX_ALIASES = 100;
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** An issue with the extra hints the locator uses. */
+type LocatedIssue = ValidationIssue & { key?: boolean; offset?: number };
+
+export interface ParsedPipeline {
+  spec: PipelineSpec | undefined;
+  issues: ValidationIssue[];
+}
+
+/** Parses and validates YAML text. `spec` is set only when there are no issues. */
+export function parsePipelineYaml(text: string, file = '<pipeline>'): ParsedPipeline {
+  if (text.length > MAX_PIPELINE_BYTES) {
+    return { spec: undefined, issues: [{ file, line: 1, column: 1, path: '', message: `pipeline file is larger than ${MAX_PIPELINE_BYTES} bytes` }] };
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, schema: 'core', merge: false, prettyErrors: false, strict: true });
+  const issues: ValidationIssue[] = [];
+  for (const e of [...doc.errors, ...doc.warnings]) {
+    const pos = e.linePos?.[0] ?? lineCounter.linePos(e.pos[0]);
+    const message = e.code === 'TAG_RESOLVE_FAILED' ? `tags are not allowed: ${firstLine(e.message)}` : firstLine(e.message);
+    issues.push({ file, line: pos.line, column: pos.col, path: '', message });
+  }
+  visit(doc, {
+    Pair(_key, pair) {
+      if (isScalar(pair.key) && FORBIDDEN_KEYS.has(String(pair.key.value))) {
+        issues.push({ file, ...at(pair.key, lineCounter), path: '', message: `key \`${String(pair.key.value)}\` is not allowed` });
+      }
+    },
+    Node(_key, node) {
+      if ((isScalar(node) || isMap(node) || isSeq(node)) && node.tag && !node.tag.startsWith('tag:yaml.org,2002:')) {
+        issues.push({ file, ...at(node, lineCounter), path: '', message: `tags are not allowed (${node.tag})` });
+      }
+    },
+  });
+  if (issues.length > 0) return { spec: undefined, issues: dedupe(issues) };
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (err) {
+    return { spec: undefined, issues: [{ file, line: 1, column: 1, path: '', message: describeError(err) }] };
+  }
+  const found = validateSpec(value) as LocatedIssue[];
+  if (found.length > 0) return { spec: undefined, issues: found.map((i) => locate(i, doc, lineCounter, file)) };
+  return { spec: value as PipelineSpec, issues: [] };
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
+}
+
+function dedupe(issues: ValidationIssue[]): ValidationIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((i) => {
+    const k = `${i.line}:${i.column}:${i.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+function at(node: Node, lc: LineCounter): { line: number; column: number } {
+  const pos = lc.linePos(node.range?.[0] ?? 0);
+  return { line: pos.line, column: pos.col };
+}
+
+/** Finds the YAML node behind a JSON pointer and sets the issue's line and column. */
+function locate(issue: LocatedIssue, doc: Document, lc: LineCounter, file: string): ValidationIssue {
+  const segs = parsePointer(issue.path);
+  let node: unknown = doc.contents;
+  let target: Node | undefined = doc.contents ?? undefined;
+  for (let i = 0; i < segs.length; i++) {
+    const seg = segs[i] as string;
+    const last = i === segs.length - 1;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === seg);
+      if (!pair) break;
+      if (last && issue.key) {
+        target = pair.key as Node;
+        break;
+      }
+      node = pair.value;
+      target = (pair.value as Node | null) ?? (pair.key as Node);
+    } else if (isSeq(node)) {
+      const item = node.items[Number(seg)];
+      if (item === undefined) break;
+      node = item;
+      target = item as Node;
+    } else break;
+  }
+  const out: ValidationIssue = { file, line: 1, column: 1, path: issue.path, message: issue.message };
+  if (target?.range) {
+    const pos = lc.linePos(target.range[0]);
+    out.line = pos.line;
+    out.column = pos.col;
+    if (issue.offset !== undefined && isScalar(target)) {
+      const raw = lc.linePos(target.range[1]);
+      if (raw.line === pos.line && (target.type === 'PLAIN' || target.type === 'QUOTE_DOUBLE' || target.type === 'QUOTE_SINGLE')) {
+        out.column = pos.col + issue.offset + (target.type === 'PLAIN' ? 0 : 1);
+      }
+    }
+  }
+  return out;
+}
+
+/** Every `{ fn: "module#export" }` in a spec, with its JSON pointer. */
+export function functionRefs(value: unknown, path = ''): { ref: string; path: string }[] {
+  if (value === null || typeof value !== 'object') return [];
+  if (Array.isArray(value)) return value.flatMap((v, i) => functionRefs(v, `${path}/${i}`));
+  const o = value as Record<string, unknown>;
+  if (typeof o.fn === 'string' && Object.keys(o).length === 1) return [{ ref: o.fn, path: `${path}/fn` }];
+  return Object.entries(o).flatMap(([k, v]) => functionRefs(v, `${path}/${escapePointer(k)}`));
+}
+
+/** Imports the modules named by function references; returns the bindings and any problems. */
+export async function resolveFunctions(
+  spec: unknown,
+  baseDir: string,
+): Promise<{ bindings: Map<string, unknown>; issues: ValidationIssue[] }> {
+  const bindings = new Map<string, unknown>();
+  const issues: ValidationIssue[] = [];
+  const modules = new Map<string, Promise<Record<string, unknown>>>();
+  for (const { ref, path } of functionRefs(spec)) {
+    const hash = ref.lastIndexOf('#');
+    const modulePath = ref.slice(0, hash);
+    const exportName = ref.slice(hash + 1);
+    if (modulePath === '') {
+      issues.push({ path, message: `function \`${ref}\` names no module; use ./file.js#${exportName}` });
+      continue;
+    }
+    const url = pathToFileURL(resolve(baseDir, modulePath)).href;
+    let mod = modules.get(url);
+    if (!mod) {
+      mod = import(url) as Promise<Record<string, unknown>>;
+      modules.set(url, mod);
+    }
+    try {
+      const f = (await mod)[exportName];
+      if (typeof f !== 'function') issues.push({ path, message: `module \`${modulePath}\` has no exported function \`${exportName}\`` });
+      else bindings.set(ref, f);
+    } catch (err) {
+      issues.push({ path, message: `cannot load module \`${modulePath}\`: ${describeError(err)}` });
+    }
+  }
+  return { bindings, issues };
+}
+
+/** Every problem with a pipeline file (syntax, schema, expressions, functions), located. */
+export async function checkPipelineFile(path: string): Promise<{ pipeline: Pipeline | undefined; issues: ValidationIssue[] }> {
+  const file = path;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    return { pipeline: undefined, issues: [{ file, path: '', message: `cannot read pipeline file: ${describeError(err)}` }] };
+  }
+  const parsed = parsePipelineYaml(text, file);
+  if (!parsed.spec) return { pipeline: undefined, issues: parsed.issues };
+  const baseDir = dirname(resolve(path));
+  const { bindings, issues } = await resolveFunctions(parsed.spec, baseDir);
+  if (issues.length > 0) {
+    const relocated = parsePipelineLocations(text, file, issues);
+    return { pipeline: undefined, issues: relocated };
+  }
+  return { pipeline: { spec: parsed.spec, bindings, file, baseDir }, issues: [] };
+}
+
+function parsePipelineLocations(text: string, file: string, issues: ValidationIssue[]): ValidationIssue[] {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter });
+  return issues.map((i) => locate(i, doc, lineCounter, file));
+}
+
+/** Loads a pipeline file; throws {@link PipelineValidationError} listing every problem. */
+export async function loadPipelineFile(path: string): Promise<Pipeline> {
+  const { pipeline, issues } = await checkPipelineFile(path);
+  if (!pipeline) throw new PipelineValidationError(issues);
+  return pipeline;
+}
