@@ -9,11 +9,11 @@ import type { Lookup, Sink } from './compile/types.js';
 import type { Duration } from './duration.js';
 import { ConfigError } from './errors.js';
 import type { ExpressionSource } from './expression.js';
+import type { StaticLookupSpec } from './lookups/static.js';
 import type { FileSinkSpec } from './sinks/file.js';
 import type { FileSourceSpec } from './sources/file.js';
 import type { LookupSpec, PipelineSpec, SinkSpec, SourceSpec, StepSpec } from './spec.js';
 import type { MapTemplate } from './steps/map.js';
-import type { StaticLookupSpec } from './lookups/static.js';
 
 /** A source spec carrying the type of its records (a phantom type, for inference only). */
 export interface TypedSource<T> {
@@ -61,11 +61,11 @@ export type Enriched<T, V, As extends string> = T & { [K in As]: V | null };
 class Bindings {
   readonly map = new Map<string, unknown>();
   private n = new Map<string, number>();
-  /** Binds a value under a generated name: `#kind-N` for functions, `kind-N` for objects. */
+  /** Binds a value under a generated name: `#kind_N` for functions, `kind-N` for objects. */
   bind(kind: string, value: unknown): string {
     const i = this.n.get(kind) ?? 0;
     this.n.set(kind, i + 1);
-    const name = typeof value === 'function' ? `#${kind}-${i}` : `${kind}-${i}`;
+    const name = typeof value === 'function' ? `#${kind}_${i}` : `${kind}-${i}`;
     this.map.set(name, value);
     return name;
   }
@@ -140,7 +140,14 @@ export class StepsBuilder<T> {
    * Sends each record down the first route whose `when` holds; records matching no route go on
    * with the next steps.
    */
-  branch(routes: { name?: string; when: ((event: T) => boolean) | string; steps: (b: StepsBuilder<T>) => StepsBuilder<unknown> }[], options?: StepOptions): this {
+  branch(
+    routes: {
+      name?: string;
+      when: ((event: T) => boolean) | string;
+      steps: (b: StepsBuilder<T>) => StepsBuilder<unknown>;
+    }[],
+    options?: StepOptions,
+  ): this {
     const specs = routes.map((r) => {
       const sub = new StepsBuilder<T>(this.bindings);
       r.steps(sub);
@@ -210,7 +217,12 @@ export class PipelineBuilder<T> extends StepsBuilder<T> {
   /** The finished pipeline: a plain spec plus the bound functions and objects. */
   build(): Pipeline {
     if (!this.sourceSpec) throw new ConfigError(`pipeline \`${this.name}\` has no source; call .source(...) first`);
-    const spec: PipelineSpec = { version: 1, name: this.name, source: this.sourceSpec, steps: structuredClone(this.steps) };
+    const spec: PipelineSpec = {
+      version: 1,
+      name: this.name,
+      source: this.sourceSpec,
+      steps: structuredClone(this.steps),
+    };
     if (this.description !== undefined) spec.description = this.description;
     if (this.eventTimeSpec !== undefined) spec.eventTime = this.eventTimeSpec;
     if (this.deadLetterSpec !== undefined) spec.deadLetter = this.deadLetterSpec;

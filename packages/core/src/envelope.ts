@@ -43,12 +43,7 @@ export interface RecordEnvelope<T = unknown> {
   readonly source: SourceRecord;
 }
 
-export function envelope<T>(
-  source: SourceRecord,
-  shardId: string,
-  value: T,
-  eventTime: number,
-): RecordEnvelope<T> {
+export function envelope<T>(source: SourceRecord, shardId: string, value: T, eventTime: number): RecordEnvelope<T> {
   return {
     value,
     partitionKey: source.partitionKey,

@@ -129,7 +129,10 @@ export function compileExpression(source: ExpressionSource, resolve: FunctionRes
   if (typeof source === 'string') return compileCel(source);
   const f = resolve(source.fn);
   if (typeof f !== 'function') {
-    throw new ExpressionError(`function \`${source.fn}\` is not defined (no such export, or not a function)`, undefined);
+    throw new ExpressionError(
+      `function \`${source.fn}\` is not defined (no such export, or not a function)`,
+      undefined,
+    );
   }
   return f as CompiledExpression;
 }

@@ -3,8 +3,8 @@
  * records reaching the end of the main steps collected. Uses the same compiled operators as the
  * runtimes.
  */
-import { type SchedulerLike, from, lastValueFrom, toArray } from 'rxjs';
-import { type BatchResult, type Pipeline, compile } from './compile/compile.js';
+import { from, lastValueFrom, type SchedulerLike, toArray } from 'rxjs';
+import { type BatchResult, compile, type Pipeline } from './compile/compile.js';
 import type { DeadLetterRecord, SourceBatch, SourceRecord } from './envelope.js';
 import { MemorySink } from './sinks/memory.js';
 
@@ -32,7 +32,11 @@ export function toBatches(values: readonly unknown[], options: BatchOptions = {}
   const batches: SourceBatch[] = [];
   for (let i = 0; i < values.length; i += size) {
     const records: SourceRecord[] = values.slice(i, i + size).map((v, j) => {
-      const r: SourceRecord = { partitionKey: shardId, sequenceNumber: String(i + j + 1), arrivalTime: options.arrivalTime ?? 0 };
+      const r: SourceRecord = {
+        partitionKey: shardId,
+        sequenceNumber: String(i + j + 1),
+        arrivalTime: options.arrivalTime ?? 0,
+      };
       if (encode) r.data = typeof v === 'string' ? v : JSON.stringify(v);
       else r.value = v;
       return r;

@@ -1,6 +1,19 @@
 import './components.js';
 
-export { type BatchResult, type CompileOptions, CompiledPipeline, type Pipeline, compile } from './compile/compile.js';
+export {
+  type Enriched,
+  type EnrichOptions,
+  fileSink,
+  fileSource,
+  PipelineBuilder,
+  pipeline,
+  StepsBuilder,
+  staticLookup,
+  stdoutSink,
+  type TypedLookup,
+  type TypedSource,
+} from './builder.js';
+export { type BatchResult, CompiledPipeline, type CompileOptions, compile, type Pipeline } from './compile/compile.js';
 export type {
   BarrierRun,
   BatchContext,
@@ -16,60 +29,70 @@ export type {
   SourceDefinition,
   StepDefinition,
 } from './compile/types.js';
-export {
-  type EnrichOptions,
-  type Enriched,
-  PipelineBuilder,
-  StepsBuilder,
-  type TypedLookup,
-  type TypedSource,
-  fileSink,
-  fileSource,
-  pipeline,
-  staticLookup,
-  stdoutSink,
-} from './builder.js';
 export { type Duration, durationMs, parseDuration } from './duration.js';
 export {
+  compareSequenceNumbers,
   type DeadLetterReason,
   type DeadLetterRecord,
+  envelope,
   type RecordEnvelope,
   type SourceBatch,
   type SourceRecord,
-  compareSequenceNumbers,
-  envelope,
   withKey,
   withValue,
 } from './envelope.js';
 export {
   ConfigError,
   DeliveryError,
+  describeError,
   ExpressionError,
+  formatIssue,
   PipelineValidationError,
   TributaryError,
   type ValidationIssue,
-  describeError,
-  formatIssue,
 } from './errors.js';
-export { type CompiledExpression, type ExpressionSource, compileCel, compileExpression, toPlain } from './expression.js';
+export {
+  type CompiledExpression,
+  compileCel,
+  compileExpression,
+  type ExpressionSource,
+  toPlain,
+} from './expression.js';
 export { type BatchOptions, type TestRun, testPipeline, toBatches } from './harness.js';
 export { StaticLookup } from './lookups/static.js';
-export { type ComponentCategory, type ComponentDefinition, definition, definitions, kindOf, register } from './registry.js';
+export {
+  type ComponentCategory,
+  type ComponentDefinition,
+  definition,
+  definitions,
+  kindOf,
+  register,
+} from './registry.js';
 export { type RunSummary, runPipeline } from './run.js';
 export { ComponentRef, DurationSchema, Expression, FIELD_TYPES, type FieldType, FunctionRef } from './schema.js';
 export { FileSink } from './sinks/file.js';
 export { MemorySink } from './sinks/memory.js';
 export { StreamSink } from './sinks/stdout.js';
 export { readJsonLines } from './sources/file.js';
-export type { LookupKinds, LookupSpec, PipelineSpec, SinkKinds, SinkSpec, SourceKinds, SourceSpec, StepKinds, StepSpec } from './spec.js';
+export type {
+  LookupKinds,
+  LookupSpec,
+  PipelineSpec,
+  SinkKinds,
+  SinkSpec,
+  SourceKinds,
+  SourceSpec,
+  StepKinds,
+  StepSpec,
+} from './spec.js';
 export { pipelineSchema } from './spec.js';
 export type { MapTemplate } from './steps/map.js';
 export { validateSpec } from './validate.js';
 export {
-  MAX_ALIASES,
-  MAX_PIPELINE_BYTES,
   checkPipelineFile,
   loadPipelineFile,
+  MAX_ALIASES,
+  MAX_PIPELINE_BYTES,
   parsePipelineYaml,
   resolveFunctions,
 } from './yaml/load.js';

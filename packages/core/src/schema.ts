@@ -17,7 +17,8 @@ export const FunctionRef = Type.Object(
   {
     fn: Type.String({
       pattern: '^[^#]*#[A-Za-z_$][\\w$]*$',
-      description: 'a function reference: module path relative to the pipeline file, `#`, export name (e.g. ./handlers.js#isClick)',
+      description:
+        'a function reference: module path relative to the pipeline file, `#`, export name (e.g. ./handlers.js#isClick)',
     }),
   },
   { additionalProperties: false },

@@ -7,18 +7,18 @@
  * `declare module '@tributary/core' { interface SinkKinds { dynamodb: DynamoDbSinkSpec } }`.
  */
 import Type, { type Static, type TSchema } from 'typebox';
+import type { StaticLookupSpec } from './lookups/static.js';
 import { type ComponentCategory, definitions } from './registry.js';
 import { ComponentRef, Expression, X_FIELD_TYPE, X_UNION } from './schema.js';
+import type { FileSinkSpec } from './sinks/file.js';
+import type { StdoutSinkSpec } from './sinks/stdout.js';
+import type { FileSourceSpec } from './sources/file.js';
 import type { BranchSpec } from './steps/branch.js';
 import type { EnrichSpec } from './steps/enrich.js';
 import type { FilterSpec } from './steps/filter.js';
 import type { FlatMapSpec } from './steps/flatMap.js';
 import type { KeyBySpec } from './steps/keyBy.js';
 import { type MapSpec, mapTemplateDef } from './steps/map.js';
-import type { FileSinkSpec } from './sinks/file.js';
-import type { StdoutSinkSpec } from './sinks/stdout.js';
-import type { FileSourceSpec } from './sources/file.js';
-import type { StaticLookupSpec } from './lookups/static.js';
 
 /** Step kinds and the spec under each kind's key. */
 export interface StepKinds {
@@ -54,12 +54,16 @@ export type LookupSpec = OneOf<LookupKinds>;
 export const pipelineRootSchema = Type.Object(
   {
     version: Type.Literal(1, { description: 'format version; always 1' }),
-    name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$', description: 'pipeline name (letters, digits, _ . -)' }),
+    name: Type.String({
+      pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$',
+      description: 'pipeline name (letters, digits, _ . -)',
+    }),
     description: Type.Optional(Type.String()),
     source: ComponentRef<SourceSpec>('source'),
     fields: Type.Optional(
       Type.Record(Type.String({ minLength: 1 }), Type.String({ [X_FIELD_TYPE]: true }), {
-        description: 'declared fields of input records and their types (string, number, integer, boolean, object, array, timestamp, any; `?` = optional); records that do not match go to the dead-letter output',
+        description:
+          'declared fields of input records and their types (string, number, integer, boolean, object, array, timestamp, any; `?` = optional); records that do not match go to the dead-letter output',
       }),
     ),
     eventTime: Type.Optional(Expression('yields the event time: epoch ms, or an ISO-8601 string')),
@@ -82,7 +86,13 @@ function union(category: ComponentCategory): TSchema {
   const defs = definitions(category);
   const kinds = defs.map((d) => d.kind);
   const extra: Record<string, unknown> = NAMED[category]
-    ? { name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$', description: 'node name (default: kind-N)' } }
+    ? {
+        name: {
+          type: 'string',
+          pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$',
+          description: 'node name (default: kind-N)',
+        },
+      }
     : {};
   const allowed = [...Object.keys(extra)];
   return {
@@ -93,6 +103,7 @@ function union(category: ComponentCategory): TSchema {
     anyOf: kinds.map((k) => ({ required: [k] })),
     allOf: defs.map((d) => ({
       if: { required: [d.kind] },
+      // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keyword
       then: {
         properties: { [d.kind]: d.schema, ...extra },
         propertyNames: { enum: [d.kind, ...allowed], [X_UNION]: category },

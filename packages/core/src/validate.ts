@@ -5,9 +5,9 @@
  * so `tributary validate` reports every problem at once.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { compileCel } from './expression.js';
 import { parseDuration } from './duration.js';
-import { ExpressionError, type ValidationIssue } from './errors.js';
+import type { ExpressionError, ValidationIssue } from './errors.js';
+import { compileCel } from './expression.js';
 import { type ComponentCategory, definitions } from './registry.js';
 import { FIELD_TYPES, X_DURATION, X_EXPECTED, X_EXPRESSION, X_FIELD_TYPE, X_UNION } from './schema.js';
 import './components.js';
@@ -149,7 +149,9 @@ function translate(errors: ErrorObject[], root: unknown): ValidationIssue[] {
     if (parent[X_UNION]) {
       for (const e of inside) dropped.add(e);
       // "needs one kind": only worth saying when nothing more precise was said about this object.
-      const precise = errors.some((e) => e !== a && !inside.includes(e) && e.instancePath === a.instancePath && e.keyword !== 'if');
+      const precise = errors.some(
+        (e) => e !== a && !inside.includes(e) && e.instancePath === a.instancePath && e.keyword !== 'if',
+      );
       if (precise) dropped.add(a);
       return;
     }
@@ -160,7 +162,9 @@ function translate(errors: ErrorObject[], root: unknown): ValidationIssue[] {
     }
     const refIndex = alternatives.findIndex((alt) => '$ref' in alt);
     const owner = (e: ErrorObject): number => {
-      const m = e.schemaPath.startsWith(`${a.schemaPath}/`) ? /^\/(\d+)\//.exec(e.schemaPath.slice(a.schemaPath.length)) : null;
+      const m = e.schemaPath.startsWith(`${a.schemaPath}/`)
+        ? /^\/(\d+)\//.exec(e.schemaPath.slice(a.schemaPath.length))
+        : null;
       return m ? Number(m[1]) : refIndex;
     };
     let best = -1;
@@ -183,7 +187,11 @@ function translate(errors: ErrorObject[], root: unknown): ValidationIssue[] {
 
   const issues: ValidationIssue[] = [];
   const seen = new Set<string>();
-  const add = (path: string, message: string, extra?: Partial<ValidationIssue> & { key?: boolean; offset?: number }) => {
+  const add = (
+    path: string,
+    message: string,
+    extra?: Partial<ValidationIssue> & { key?: boolean; offset?: number },
+  ) => {
     const id = `${path}\u0000${message}`;
     if (seen.has(id)) return;
     seen.add(id);
@@ -203,13 +211,19 @@ function translate(errors: ErrorObject[], root: unknown): ValidationIssue[] {
         const kinds = definitions(category as ComponentCategory).map((d) => d.kind);
         const present = Object.keys((valueAt(root, path) as object | undefined) ?? {}).filter((k) => kinds.includes(k));
         if (pname === present[present.length - 1]) {
-          add(childPath, `a ${category} has exactly one kind, found ${present.map((k) => `\`${k}\``).join(' and ')}`, { key: true } as never);
+          add(childPath, `a ${category} has exactly one kind, found ${present.map((k) => `\`${k}\``).join(' and ')}`, {
+            key: true,
+          } as never);
         }
       } else {
         const kinds = definitions(category as ComponentCategory).map((d) => d.kind);
-        add(childPath, `unknown ${category} \`${pname}\`${suggest(pname, kinds)}; expected one of ${kinds.join(', ')}`, {
-          key: true,
-        } as never);
+        add(
+          childPath,
+          `unknown ${category} \`${pname}\`${suggest(pname, kinds)}; expected one of ${kinds.join(', ')}`,
+          {
+            key: true,
+          } as never,
+        );
       }
       continue;
     }
@@ -251,10 +265,16 @@ function translate(errors: ErrorObject[], root: unknown): ValidationIssue[] {
         );
         break;
       case 'pattern':
-        add(path, `expected ${(parent.description as string | undefined) ?? `text matching ${(e.params as { pattern: string }).pattern}`}, got ${JSON.stringify(e.data)}`);
+        add(
+          path,
+          `expected ${(parent.description as string | undefined) ?? `text matching ${(e.params as { pattern: string }).pattern}`}, got ${JSON.stringify(e.data)}`,
+        );
         break;
       case 'const':
-        add(path, `expected ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}, got ${JSON.stringify(e.data)}`);
+        add(
+          path,
+          `expected ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}, got ${JSON.stringify(e.data)}`,
+        );
         break;
       case X_EXPRESSION:
         add(path, e.message ?? 'invalid expression', { offset: (e.params as { offset?: number }).offset } as never);

@@ -3,24 +3,24 @@
  * into one push chain and run in a tight loop over the batch; async steps (enrich) are batch
  * barriers; sinks buffer per batch and acknowledge before the batch result is emitted.
  */
-import { type OperatorFunction, type SchedulerLike, asyncScheduler, concatMap, from } from 'rxjs';
+import { asyncScheduler, concatMap, from, type OperatorFunction, type SchedulerLike } from 'rxjs';
 import {
   type DeadLetterReason,
   type DeadLetterRecord,
+  envelope,
   type RecordEnvelope,
   type SourceBatch,
   type SourceRecord,
-  envelope,
   withValue,
 } from '../envelope.js';
-import { ExpressionError, PipelineValidationError, TributaryError, describeError } from '../errors.js';
-import { type CompiledExpression, type ExpressionSource, compileExpression } from '../expression.js';
+import { describeError, ExpressionError, PipelineValidationError, TributaryError } from '../errors.js';
+import { type CompiledExpression, compileExpression, type ExpressionSource } from '../expression.js';
 import { definition, kindOf } from '../registry.js';
 import { MAX_RECORD_BYTES } from '../sources/file.js';
 import type { PipelineSpec, SinkSpec, StepSpec } from '../spec.js';
 import { validateSpec } from '../validate.js';
-import { compileFieldCheck } from './fields.js';
 import { parseEventTime } from './eventTime.js';
+import { compileFieldCheck } from './fields.js';
 import type {
   BarrierRun,
   BatchContext,
@@ -232,7 +232,10 @@ export class CompiledPipeline {
     const createSink = (spec: SinkSpec, path: string): Sink => {
       const kind = kindOf(spec);
       try {
-        return definition<SinkDefinition<unknown>>('sink', kind).create((spec as Record<string, unknown>)[kind], resources);
+        return definition<SinkDefinition<unknown>>('sink', kind).create(
+          (spec as Record<string, unknown>)[kind],
+          resources,
+        );
       } catch (err) {
         return fail(path, describeError(err), err);
       }
@@ -311,7 +314,8 @@ export class CompiledPipeline {
     const results = await Promise.allSettled([...sinks].map((s) => s.close()));
     await Promise.allSettled(this.lookups.map((l) => l.close?.()));
     const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw new TributaryError(`closing a sink failed: ${describeError(failed.reason)}`, { cause: failed.reason });
+    if (failed)
+      throw new TributaryError(`closing a sink failed: ${describeError(failed.reason)}`, { cause: failed.reason });
   }
 
   /** Runs one batch through the graph; resolves when sinks and dead-letter output have acknowledged it. */
@@ -329,17 +333,32 @@ export class CompiledPipeline {
       else {
         const data = src.data;
         if (data === undefined) {
-          batch.deadLetter(envelope(src, shardId, undefined, src.arrivalTime), 'source', 'decode', 'record has no data');
+          batch.deadLetter(
+            envelope(src, shardId, undefined, src.arrivalTime),
+            'source',
+            'decode',
+            'record has no data',
+          );
           continue;
         }
         if (byteLength(data) > MAX_RECORD_BYTES) {
-          batch.deadLetter(envelope(src, shardId, undefined, src.arrivalTime), 'source', 'decode', `record exceeds ${MAX_RECORD_BYTES} bytes`);
+          batch.deadLetter(
+            envelope(src, shardId, undefined, src.arrivalTime),
+            'source',
+            'decode',
+            `record exceeds ${MAX_RECORD_BYTES} bytes`,
+          );
           continue;
         }
         try {
           value = JSON.parse(typeof data === 'string' ? data : decoder.decode(data));
         } catch (err) {
-          batch.deadLetter(envelope(src, shardId, undefined, src.arrivalTime), 'source', 'decode', `not valid JSON: ${describeError(err)}`);
+          batch.deadLetter(
+            envelope(src, shardId, undefined, src.arrivalTime),
+            'source',
+            'decode',
+            `not valid JSON: ${describeError(err)}`,
+          );
           continue;
         }
       }
@@ -360,7 +379,12 @@ export class CompiledPipeline {
           problem = err;
         }
         if (t === undefined) {
-          batch.deadLetter(envelope(src, shardId, value, src.arrivalTime), 'eventTime', 'event-time', problem ?? 'event time is not epoch milliseconds or an ISO-8601 timestamp');
+          batch.deadLetter(
+            envelope(src, shardId, value, src.arrivalTime),
+            'eventTime',
+            'event-time',
+            problem ?? 'event time is not epoch milliseconds or an ISO-8601 timestamp',
+          );
           continue;
         }
         time = t;
@@ -407,7 +431,8 @@ export class CompiledPipeline {
   describe(): string {
     const spec = this.spec;
     const lines = [`pipeline ${spec.name}`, `  source       ${kindOf(spec.source)} ${sourceSummary(spec)}`];
-    if (spec.eventTime !== undefined) lines.push(`  event time   ${typeof spec.eventTime === 'string' ? spec.eventTime : `fn ${spec.eventTime.fn}`}`);
+    if (spec.eventTime !== undefined)
+      lines.push(`  event time   ${typeof spec.eventTime === 'string' ? spec.eventTime : `fn ${spec.eventTime.fn}`}`);
     for (const n of this.nodes) {
       const indent = '  '.repeat(n.depth);
       lines.push(`${indent}${n.name.padEnd(Math.max(12, n.name.length + 1))} ${n.kind.padEnd(8)} ${n.summary}`);
@@ -424,7 +449,9 @@ function sinkSummary(spec: SinkSpec): string {
 }
 function sourceSummary(spec: PipelineSpec): string {
   const kind = kindOf(spec.source);
-  return definition<SourceDefinition<unknown>>('source', kind).summary((spec.source as Record<string, unknown>)[kind] as never);
+  return definition<SourceDefinition<unknown>>('source', kind).summary(
+    (spec.source as Record<string, unknown>)[kind] as never,
+  );
 }
 
 /** Compiles a pipeline. Throws {@link PipelineValidationError} before any record is read if it is invalid. */

@@ -3,10 +3,11 @@
  * chain (consecutive stateless steps fuse into one per-record function), async steps become
  * batch barriers, sinks buffer per batch and acknowledge before the batch does.
  */
+
+import type { SchedulerLike } from 'rxjs';
 import type { DeadLetterReason, DeadLetterRecord, RecordEnvelope, SourceBatch } from '../envelope.js';
 import type { CompiledExpression, ExpressionSource, FunctionResolver } from '../expression.js';
 import type { ComponentDefinition } from '../registry.js';
-import type { SchedulerLike } from 'rxjs';
 
 /** Per-record function of a fused segment; `batch` carries the per-batch buffers. */
 export type Push = (env: RecordEnvelope, batch: BatchContext) => void;

@@ -9,7 +9,9 @@ import { lookupKey } from '../steps/enrich.js';
 export const staticLookupSchema = Type.Object(
   {
     path: Type.String({ minLength: 1, description: 'JSON object keyed by id, or JSON array / JSON Lines of objects' }),
-    keyField: Type.Optional(Type.String({ minLength: 1, description: 'field holding the key in an array or JSON Lines file (default `id`)' })),
+    keyField: Type.Optional(
+      Type.String({ minLength: 1, description: 'field holding the key in an array or JSON Lines file (default `id`)' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -19,19 +21,21 @@ export type StaticLookupSpec = Static<typeof staticLookupSchema>;
 export function parseTable(text: string, keyField: string, file: string): Map<string, unknown> {
   const table = new Map<string, unknown>();
   const addRow = (row: unknown, where: string) => {
-    const k = row !== null && typeof row === 'object' ? lookupKey((row as Record<string, unknown>)[keyField]) : undefined;
+    const k =
+      row !== null && typeof row === 'object' ? lookupKey((row as Record<string, unknown>)[keyField]) : undefined;
     if (k === undefined) throw new ConfigError(`${file}: ${where} has no \`${keyField}\` key`);
     table.set(k, row);
   };
   const trimmed = text.trimStart();
   if (trimmed.startsWith('[') || (trimmed.startsWith('{') && !file.endsWith('.jsonl'))) {
     const data = JSON.parse(text) as unknown;
-    if (Array.isArray(data)) data.forEach((row, i) => addRow(row, `element ${i}`));
-    else for (const [k, v] of Object.entries(data as object)) table.set(k, v);
+    if (Array.isArray(data)) {
+      for (const [i, row] of data.entries()) addRow(row, `element ${i}`);
+    } else for (const [k, v] of Object.entries(data as object)) table.set(k, v);
   } else {
-    text.split('\n').forEach((line, i) => {
+    for (const [i, line] of text.split('\n').entries()) {
       if (line.trim() !== '') addRow(JSON.parse(line), `line ${i + 1}`);
-    });
+    }
   }
   return table;
 }
@@ -62,7 +66,8 @@ export const staticLookup: LookupDefinition<StaticLookupSpec> = register({
   kind: 'static',
   category: 'lookup',
   schema: staticLookupSchema,
-  description: 'A table loaded once from a file: a JSON object keyed by id, or a JSON array / JSON Lines of objects keyed by `keyField`.',
+  description:
+    'A table loaded once from a file: a JSON object keyed by id, or a JSON array / JSON Lines of objects keyed by `keyField`.',
   create(spec, ctx) {
     return new StaticLookup(isAbsolute(spec.path) ? spec.path : resolve(ctx.baseDir, spec.path), spec.keyField);
   },
@@ -75,7 +80,8 @@ export const refLookup: LookupDefinition<string> = register({
   description: 'A lookup object supplied in TypeScript, bound by name by the builder.',
   create(name, ctx) {
     const lookup = ctx.bindings.get(name) as Lookup | undefined;
-    if (!lookup || typeof lookup.get !== 'function') throw new ConfigError(`no lookup is bound under the name \`${name}\``);
+    if (!lookup || typeof lookup.get !== 'function')
+      throw new ConfigError(`no lookup is bound under the name \`${name}\``);
     return lookup;
   },
 });

@@ -1,8 +1,8 @@
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
-import type { RecordEnvelope } from '../envelope.js';
 import type { Sink, SinkDefinition } from '../compile/types.js';
+import type { RecordEnvelope } from '../envelope.js';
 import { register } from '../registry.js';
 import { toJsonLine } from './json.js';
 
@@ -10,7 +10,9 @@ export const fileSinkSchema = Type.Object(
   {
     path: Type.String({ minLength: 1, description: 'output file, relative to the pipeline file' }),
     append: Type.Optional(Type.Boolean({ description: 'append instead of replacing the file (default false)' })),
-    sync: Type.Optional(Type.Boolean({ description: 'fsync after each batch before acknowledging it (default false)' })),
+    sync: Type.Optional(
+      Type.Boolean({ description: 'fsync after each batch before acknowledging it (default false)' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -63,7 +65,8 @@ export const fileSink: SinkDefinition<FileSinkSpec> = register({
   kind: 'file',
   category: 'sink',
   schema: fileSinkSchema,
-  description: 'Writes each record as one line of JSON. The file is replaced when the pipeline starts unless `append` is set; with `sync` each batch is fsynced before it is acknowledged.',
+  description:
+    'Writes each record as one line of JSON. The file is replaced when the pipeline starts unless `append` is set; with `sync` each batch is fsynced before it is acknowledged.',
   summary: (spec) => spec.path,
   create(spec, ctx) {
     const path = isAbsolute(spec.path) ? spec.path : resolve(ctx.baseDir, spec.path);

@@ -1,6 +1,6 @@
 import Type from 'typebox';
-import type { RecordEnvelope } from '../envelope.js';
 import type { Sink, SinkDefinition } from '../compile/types.js';
+import type { RecordEnvelope } from '../envelope.js';
 import { ConfigError } from '../errors.js';
 import { register } from '../registry.js';
 
@@ -22,7 +22,10 @@ export class MemorySink<T = unknown> implements Sink {
   async close(): Promise<void> {}
 }
 
-export const refSinkSchema = Type.String({ minLength: 1, description: 'name of a sink object bound by the TypeScript builder' });
+export const refSinkSchema = Type.String({
+  minLength: 1,
+  description: 'name of a sink object bound by the TypeScript builder',
+});
 
 /** `ref`: a sink object supplied in code (the builder binds it by name). */
 export const refSink: SinkDefinition<string> = register({

@@ -1,6 +1,6 @@
 import Type, { type Static } from 'typebox';
-import type { RecordEnvelope } from '../envelope.js';
 import type { Sink, SinkDefinition } from '../compile/types.js';
+import type { RecordEnvelope } from '../envelope.js';
 import { register } from '../registry.js';
 import { toJsonLine } from './json.js';
 

@@ -1,15 +1,22 @@
 import { createReadStream } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
-import type { SourceBatch, SourceRecord } from '../envelope.js';
 import type { SourceDefinition } from '../compile/types.js';
+import type { SourceBatch, SourceRecord } from '../envelope.js';
 import { register } from '../registry.js';
 
 export const fileSourceSchema = Type.Object(
   {
-    path: Type.String({ minLength: 1, description: 'JSON Lines file, relative to the pipeline file; `-` reads standard input' }),
-    batchSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'records per batch (default 1000)' })),
-    shardId: Type.Optional(Type.String({ minLength: 1, description: 'shard id given to the records (default `file`)' })),
+    path: Type.String({
+      minLength: 1,
+      description: 'JSON Lines file, relative to the pipeline file; `-` reads standard input',
+    }),
+    batchSize: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 100_000, description: 'records per batch (default 1000)' }),
+    ),
+    shardId: Type.Optional(
+      Type.String({ minLength: 1, description: 'shard id given to the records (default `file`)' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -34,7 +41,13 @@ export async function* readJsonLines(
     lineNo++;
     const text = line.endsWith('\r') ? line.slice(0, -1) : line;
     if (text.trim() === '') return;
-    records.push({ data: text, partitionKey: shardId, sequenceNumber: String(lineNo), line: lineNo, arrivalTime: now() });
+    records.push({
+      data: text,
+      partitionKey: shardId,
+      sequenceNumber: String(lineNo),
+      line: lineNo,
+      arrivalTime: now(),
+    });
   };
   for await (const chunk of input as AsyncIterable<Buffer | string>) {
     const text = rest + (typeof chunk === 'string' ? chunk : chunk.toString('utf8'));
@@ -57,11 +70,16 @@ export const fileSource: SourceDefinition<FileSourceSpec> = register({
   kind: 'file',
   category: 'source',
   schema: fileSourceSchema,
-  description: 'Reads a JSON Lines file (one JSON value per line) in batches. A record\'s sequence number is its line number; lines that are not valid JSON go to the dead-letter output with their line number.',
+  description:
+    "Reads a JSON Lines file (one JSON value per line) in batches. A record's sequence number is its line number; lines that are not valid JSON go to the dead-letter output with their line number.",
   summary: (spec) => spec.path,
   create(spec, ctx) {
     const path = spec.path === '-' ? '-' : isAbsolute(spec.path) ? spec.path : resolve(ctx.baseDir, spec.path);
-    const options = { batchSize: spec.batchSize ?? 1000, shardId: spec.shardId ?? 'file', now: () => ctx.scheduler.now() };
+    const options = {
+      batchSize: spec.batchSize ?? 1000,
+      shardId: spec.shardId ?? 'file',
+      now: () => ctx.scheduler.now(),
+    };
     return {
       batches: () =>
         readJsonLines(path === '-' ? process.stdin : createReadStream(path, { highWaterMark: 1 << 20 }), options),

@@ -1,6 +1,6 @@
 import Type, { type Static } from 'typebox';
-import type { Push, StepDefinition } from '../compile/types.js';
 import { evaluationReason, showExpression } from '../compile/reason.js';
+import type { Push, StepDefinition } from '../compile/types.js';
 import { register } from '../registry.js';
 import { ComponentRef, Expression } from '../schema.js';
 import type { StepSpec } from '../spec.js';
@@ -12,7 +12,7 @@ export const branchSchema = Type.Object(
         {
           name: Type.Optional(Type.String({ minLength: 1 })),
           when: Expression('true when the record takes this route'),
-          steps: Type.Array(ComponentRef<StepSpec>('step'), { minItems: 1, description: 'the route\'s own steps' }),
+          steps: Type.Array(ComponentRef<StepSpec>('step'), { minItems: 1, description: "the route's own steps" }),
         },
         { additionalProperties: false },
       ),
@@ -33,14 +33,16 @@ export const branchStep: StepDefinition<BranchSpec> = register({
   kind: 'branch',
   category: 'step',
   schema: branchSchema,
-  description: 'Sends each record down the first route whose `when` is true; a route is a sub-pipeline of its own steps (usually ending in a sink). Records that match no route continue with the steps after the branch. An error in `when` sends the record to the dead-letter output.',
+  description:
+    'Sends each record down the first route whose `when` is true; a route is a sub-pipeline of its own steps (usually ending in a sink). Records that match no route continue with the steps after the branch. An error in `when` sends the record to the dead-letter output.',
   summary: (spec) => spec.routes.map((r) => showExpression(r.when)).join(' | '),
   compile(spec, node, ctx) {
     const whens = spec.routes.map((r) => ctx.expression(r.when));
     const name = node.name;
+    // Routes are compiled now (not when linked) so their nodes are named in definition order.
+    const routes = spec.routes.map((r, i) => ctx.steps(r.steps, `${node.path}/branch/routes/${i}/steps`, end));
+    const n = routes.length;
     return (next) => {
-      const routes = spec.routes.map((r, i) => ctx.steps(r.steps, `${node.path}/branch/routes/${i}/steps`, end));
-      const n = routes.length;
       return (env, batch) => {
         for (let i = 0; i < n; i++) {
           let hit: unknown;

@@ -1,10 +1,10 @@
 import { LRUCache } from 'lru-cache';
 import Type, { type Static } from 'typebox';
+import { evaluationReason, showExpression } from '../compile/reason.js';
+import type { StepDefinition } from '../compile/types.js';
+import { durationMs } from '../duration.js';
 import { type RecordEnvelope, withValue } from '../envelope.js';
 import { DeliveryError, describeError } from '../errors.js';
-import { durationMs } from '../duration.js';
-import type { StepDefinition } from '../compile/types.js';
-import { evaluationReason, showExpression } from '../compile/reason.js';
 import { kindOf, register } from '../registry.js';
 import { ComponentRef, DurationSchema, Expression } from '../schema.js';
 import type { LookupSpec } from '../spec.js';
@@ -14,7 +14,11 @@ export const enrichSchema = Type.Object(
     lookup: ComponentRef<LookupSpec>('lookup'),
     key: Expression('yields the lookup key'),
     as: Type.Optional(
-      Type.String({ minLength: 1, description: 'field that receives the looked-up value; without it, the value\'s fields are merged into the record' }),
+      Type.String({
+        minLength: 1,
+        description:
+          "field that receives the looked-up value; without it, the value's fields are merged into the record",
+      }),
     ),
     onMissing: Type.Optional(
       Type.Union([Type.Literal('keep'), Type.Literal('drop'), Type.Literal('dead-letter')], {
@@ -24,7 +28,9 @@ export const enrichSchema = Type.Object(
     cache: Type.Optional(
       Type.Object(
         {
-          maxEntries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'default 10000; 0 disables the cache' })),
+          maxEntries: Type.Optional(
+            Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'default 10000; 0 disables the cache' }),
+          ),
           ttl: Type.Optional(DurationSchema('how long a looked-up value (or its absence) is reused; default 5m')),
         },
         { additionalProperties: false },
@@ -59,7 +65,8 @@ export const enrichStep: StepDefinition<EnrichSpec> = register({
   kind: 'enrich',
   category: 'step',
   schema: enrichSchema,
-  description: 'Joins each record with a value looked up by key (a static file now; DynamoDB with the state package). Per batch the distinct keys are fetched once, through a bounded cache with a TTL. Missing keys: `keep` (field null), `drop`, or `dead-letter`. A lookup that fails fails the batch, so it is retried rather than lost.',
+  description:
+    'Joins each record with a value looked up by key (a static file now; DynamoDB with the state package). Per batch the distinct keys are fetched once, through a bounded cache with a TTL. Missing keys: `keep` (field null), `drop`, or `dead-letter`. A lookup that fails fails the batch, so it is retried rather than lost.',
   summary: (spec) => `${kindOf(spec.lookup)} by ${showExpression(spec.key)}${spec.as ? ` as ${spec.as}` : ''}`,
   compile(spec, node, ctx) {
     const keyOf = ctx.expression(spec.key);
@@ -71,7 +78,11 @@ export const enrichStep: StepDefinition<EnrichSpec> = register({
     const scheduler = ctx.scheduler;
     const cache =
       maxEntries > 0
-        ? new LRUCache<string, { v: unknown }>({ max: maxEntries, ttl: ttl > 0 ? ttl : undefined, perf: { now: () => scheduler.now() } } as never)
+        ? new LRUCache<string, { v: unknown }>({
+            max: maxEntries,
+            ttl: ttl > 0 ? ttl : undefined,
+            perf: { now: () => scheduler.now() },
+          } as never)
         : undefined;
     const name = node.name;
 
@@ -103,7 +114,12 @@ export const enrichStep: StepDefinition<EnrichSpec> = register({
                 keys[i] = undefined;
                 continue;
               }
-              batch.deadLetter(env, name, 'expression', `lookup key is ${typeof k}, expected a string, number or boolean`);
+              batch.deadLetter(
+                env,
+                name,
+                'expression',
+                `lookup key is ${typeof k}, expected a string, number or boolean`,
+              );
               continue;
             }
             keys[i] = key;
@@ -135,7 +151,13 @@ export const enrichStep: StepDefinition<EnrichSpec> = register({
             const v = key === undefined ? ABSENT : found.get(key);
             if (v === ABSENT && onMissing !== 'keep') {
               if (onMissing === 'drop') batch.counters.filtered++;
-              else batch.deadLetter(env, name, 'missing-lookup', `no ${kindOf(spec.lookup)} entry for key ${JSON.stringify(key ?? null)}`);
+              else
+                batch.deadLetter(
+                  env,
+                  name,
+                  'missing-lookup',
+                  `no ${kindOf(spec.lookup)} entry for key ${JSON.stringify(key ?? null)}`,
+                );
               continue;
             }
             push(withValue(env, merge(env.value, v)), batch);

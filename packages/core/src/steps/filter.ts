@@ -1,6 +1,6 @@
 import type { Static } from 'typebox';
-import type { StepDefinition } from '../compile/types.js';
 import { evaluationReason, showExpression } from '../compile/reason.js';
+import type { StepDefinition } from '../compile/types.js';
 import { register } from '../registry.js';
 import { Expression } from '../schema.js';
 
@@ -12,7 +12,8 @@ export const filterStep: StepDefinition<FilterSpec> = register({
   kind: 'filter',
   category: 'step',
   schema: filterSchema,
-  description: 'Keeps the records for which the expression is `true`. A result that is not a boolean, or an error, sends the record to the dead-letter output. Filtering is not an error: dropped records are only counted.',
+  description:
+    'Keeps the records for which the expression is `true`. A result that is not a boolean, or an error, sends the record to the dead-letter output. Filtering is not an error: dropped records are only counted.',
   summary: showExpression,
   compile(spec, node, ctx) {
     const predicate = ctx.expression(spec);

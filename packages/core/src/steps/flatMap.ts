@@ -1,7 +1,7 @@
 import type { Static } from 'typebox';
-import { withValue } from '../envelope.js';
-import type { StepDefinition } from '../compile/types.js';
 import { evaluationReason, showExpression } from '../compile/reason.js';
+import type { StepDefinition } from '../compile/types.js';
+import { withValue } from '../envelope.js';
 import { register } from '../registry.js';
 import { Expression } from '../schema.js';
 
@@ -13,7 +13,8 @@ export const flatMapStep: StepDefinition<FlatMapSpec> = register({
   kind: 'flatMap',
   category: 'step',
   schema: flatMapSchema,
-  description: 'Replaces each record with the elements of the list its expression yields (zero or more records). Children keep the parent record\'s shard, sequence number and times. A result that is not a list, or an error, sends the record to the dead-letter output.',
+  description:
+    "Replaces each record with the elements of the list its expression yields (zero or more records). Children keep the parent record's shard, sequence number and times. A result that is not a list, or an error, sends the record to the dead-letter output.",
   summary: showExpression,
   compile(spec, node, ctx) {
     const f = ctx.expression(spec);
@@ -31,7 +32,12 @@ export const flatMapStep: StepDefinition<FlatMapSpec> = register({
       } else if (items !== null && typeof items === 'object' && Symbol.iterator in items) {
         for (const item of items as Iterable<unknown>) next(withValue(env, item), batch);
       } else {
-        batch.deadLetter(env, name, 'expression', `flatMap yielded ${items === null ? 'null' : typeof items}, expected a list`);
+        batch.deadLetter(
+          env,
+          name,
+          'expression',
+          `flatMap yielded ${items === null ? 'null' : typeof items}, expected a list`,
+        );
       }
     };
   },

@@ -1,7 +1,7 @@
 import type { Static } from 'typebox';
-import { withKey } from '../envelope.js';
-import type { StepDefinition } from '../compile/types.js';
 import { evaluationReason, showExpression } from '../compile/reason.js';
+import type { StepDefinition } from '../compile/types.js';
+import { withKey } from '../envelope.js';
 import { register } from '../registry.js';
 import { Expression } from '../schema.js';
 
@@ -13,7 +13,8 @@ export const keyByStep: StepDefinition<KeyBySpec> = register({
   kind: 'keyBy',
   category: 'step',
   schema: keyBySchema,
-  description: 'Sets the record key, which later steps (windows, sinks) group by; the value is unchanged. The key must be a string, number or boolean; anything else, or an error, sends the record to the dead-letter output.',
+  description:
+    'Sets the record key, which later steps (windows, sinks) group by; the value is unchanged. The key must be a string, number or boolean; anything else, or an error, sends the record to the dead-letter output.',
   summary: showExpression,
   compile(spec, node, ctx) {
     const f = ctx.expression(spec);
@@ -28,7 +29,13 @@ export const keyByStep: StepDefinition<KeyBySpec> = register({
       }
       const t = typeof key;
       if (t === 'string' || t === 'number' || t === 'boolean') next(withKey(env, key), batch);
-      else batch.deadLetter(env, name, 'expression', `key is ${key === null ? 'null' : t}, expected a string, number or boolean`);
+      else
+        batch.deadLetter(
+          env,
+          name,
+          'expression',
+          `key is ${key === null ? 'null' : t}, expected a string, number or boolean`,
+        );
     };
   },
 });

@@ -1,8 +1,8 @@
 import Type, { type Static } from 'typebox';
+import { evaluationReason, showExpression } from '../compile/reason.js';
+import type { CompileContext, StepDefinition } from '../compile/types.js';
 import { withValue } from '../envelope.js';
 import type { CompiledExpression } from '../expression.js';
-import type { CompileContext, StepDefinition } from '../compile/types.js';
-import { evaluationReason, showExpression } from '../compile/reason.js';
 import { register } from '../registry.js';
 import { Expression, FunctionRef, X_EXPECTED, X_EXPRESSION } from '../schema.js';
 
@@ -32,7 +32,13 @@ export type MapSpec = Static<typeof mapSchema>;
 export const mapTemplateDef = templateSchema;
 
 function isFunctionRef(spec: MapSpec): spec is { fn: string } {
-  return typeof spec === 'object' && spec !== null && Object.keys(spec).length === 1 && typeof (spec as { fn?: unknown }).fn === 'string' && FunctionRef !== undefined;
+  return (
+    typeof spec === 'object' &&
+    spec !== null &&
+    Object.keys(spec).length === 1 &&
+    typeof (spec as { fn?: unknown }).fn === 'string' &&
+    FunctionRef !== undefined
+  );
 }
 
 /** Compiles a template into one function that builds the object field by field. */
@@ -62,9 +68,12 @@ export const mapStep: StepDefinition<MapSpec> = register({
   kind: 'map',
   category: 'step',
   schema: mapSchema,
-  description: 'Replaces each record with a new value: an expression (or function) yielding it, or a template whose fields are expressions. An error sends the record to the dead-letter output.',
+  description:
+    'Replaces each record with a new value: an expression (or function) yielding it, or a template whose fields are expressions. An error sends the record to the dead-letter output.',
   summary: (spec) =>
-    typeof spec === 'string' || isFunctionRef(spec) ? showExpression(spec as string) : `{ ${Object.keys(spec).join(', ')} }`,
+    typeof spec === 'string' || isFunctionRef(spec)
+      ? showExpression(spec as string)
+      : `{ ${Object.keys(spec).join(', ')} }`,
   compile(spec, node, ctx) {
     const f = compileMapping(spec, ctx);
     const name = node.name;

@@ -13,7 +13,8 @@ export const sinkStep: StepDefinition<SinkSpec> = register({
   kind: 'sink',
   category: 'step',
   schema: sinkSchema,
-  description: 'Writes records to a destination (see Sinks) and passes them on unchanged, so a pipeline may write to several sinks. The batch is acknowledged only when every sink has made its records durable.',
+  description:
+    'Writes records to a destination (see Sinks) and passes them on unchanged, so a pipeline may write to several sinks. The batch is acknowledged only when every sink has made its records durable.',
   summary: (spec) => kindOf(spec),
   compile(spec, node, ctx) {
     const buffer = ctx.sink(spec, node);

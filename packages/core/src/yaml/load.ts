@@ -6,9 +6,9 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type Document, LineCounter, type Node, isMap, isPair, isScalar, isSeq, parseDocument, visit } from 'yaml';
+import { type Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import type { Pipeline } from '../compile/compile.js';
-import { PipelineValidationError, type ValidationIssue, describeError } from '../errors.js';
+import { describeError, PipelineValidationError, type ValidationIssue } from '../errors.js';
 import type { PipelineSpec } from '../spec.js';
 import { escapePointer, parsePointer, validateSpec } from '../validate.js';
 
@@ -27,20 +27,38 @@ export interface ParsedPipeline {
 /** Parses and validates YAML text. `spec` is set only when there are no issues. */
 export function parsePipelineYaml(text: string, file = '<pipeline>'): ParsedPipeline {
   if (text.length > MAX_PIPELINE_BYTES) {
-    return { spec: undefined, issues: [{ file, line: 1, column: 1, path: '', message: `pipeline file is larger than ${MAX_PIPELINE_BYTES} bytes` }] };
+    return {
+      spec: undefined,
+      issues: [
+        { file, line: 1, column: 1, path: '', message: `pipeline file is larger than ${MAX_PIPELINE_BYTES} bytes` },
+      ],
+    };
   }
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, schema: 'core', merge: false, prettyErrors: false, strict: true });
+  const doc = parseDocument(text, {
+    lineCounter,
+    uniqueKeys: true,
+    schema: 'core',
+    merge: false,
+    prettyErrors: false,
+    strict: true,
+  });
   const issues: ValidationIssue[] = [];
   for (const e of [...doc.errors, ...doc.warnings]) {
     const pos = e.linePos?.[0] ?? lineCounter.linePos(e.pos[0]);
-    const message = e.code === 'TAG_RESOLVE_FAILED' ? `tags are not allowed: ${firstLine(e.message)}` : firstLine(e.message);
+    const message =
+      e.code === 'TAG_RESOLVE_FAILED' ? `tags are not allowed: ${firstLine(e.message)}` : firstLine(e.message);
     issues.push({ file, line: pos.line, column: pos.col, path: '', message });
   }
   visit(doc, {
     Pair(_key, pair) {
       if (isScalar(pair.key) && FORBIDDEN_KEYS.has(String(pair.key.value))) {
-        issues.push({ file, ...at(pair.key, lineCounter), path: '', message: `key \`${String(pair.key.value)}\` is not allowed` });
+        issues.push({
+          file,
+          ...at(pair.key, lineCounter),
+          path: '',
+          message: `key \`${String(pair.key.value)}\` is not allowed`,
+        });
       }
     },
     Node(_key, node) {
@@ -111,7 +129,10 @@ function locate(issue: LocatedIssue, doc: Document, lc: LineCounter, file: strin
     out.column = pos.col;
     if (issue.offset !== undefined && isScalar(target)) {
       const raw = lc.linePos(target.range[1]);
-      if (raw.line === pos.line && (target.type === 'PLAIN' || target.type === 'QUOTE_DOUBLE' || target.type === 'QUOTE_SINGLE')) {
+      if (
+        raw.line === pos.line &&
+        (target.type === 'PLAIN' || target.type === 'QUOTE_DOUBLE' || target.type === 'QUOTE_SINGLE')
+      ) {
         out.column = pos.col + issue.offset + (target.type === 'PLAIN' ? 0 : 1);
       }
     }
@@ -152,7 +173,8 @@ export async function resolveFunctions(
     }
     try {
       const f = (await mod)[exportName];
-      if (typeof f !== 'function') issues.push({ path, message: `module \`${modulePath}\` has no exported function \`${exportName}\`` });
+      if (typeof f !== 'function')
+        issues.push({ path, message: `module \`${modulePath}\` has no exported function \`${exportName}\`` });
       else bindings.set(ref, f);
     } catch (err) {
       issues.push({ path, message: `cannot load module \`${modulePath}\`: ${describeError(err)}` });
@@ -162,13 +184,18 @@ export async function resolveFunctions(
 }
 
 /** Every problem with a pipeline file (syntax, schema, expressions, functions), located. */
-export async function checkPipelineFile(path: string): Promise<{ pipeline: Pipeline | undefined; issues: ValidationIssue[] }> {
+export async function checkPipelineFile(
+  path: string,
+): Promise<{ pipeline: Pipeline | undefined; issues: ValidationIssue[] }> {
   const file = path;
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    return { pipeline: undefined, issues: [{ file, path: '', message: `cannot read pipeline file: ${describeError(err)}` }] };
+    return {
+      pipeline: undefined,
+      issues: [{ file, path: '', message: `cannot read pipeline file: ${describeError(err)}` }],
+    };
   }
   const parsed = parsePipelineYaml(text, file);
   if (!parsed.spec) return { pipeline: undefined, issues: parsed.issues };
