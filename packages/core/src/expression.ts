@@ -4,7 +4,7 @@
  * never passed to `eval`, `new Function` or `vm`.
  *
  * JSON numbers reach CEL as doubles, while CEL literals such as `2` are ints; mixed arithmetic
- * (`event.amount * 2`) is therefore defined here and yields a double. Results are normalised back
+ * (`event.amount * 2`, `event.n % 2`) is therefore defined here and yields a double. Results are normalised back
  * to plain JSON values: CEL ints become numbers (strings when beyond 2^53).
  */
 import { Environment } from '@marcbachmann/cel-js';
@@ -29,11 +29,14 @@ function createEnvironment(): Environment {
     '-': (a, b) => a - b,
     '*': (a, b) => a * b,
     '/': (a, b) => a / b,
+    '%': (a, b) => a % b,
   };
   for (const [op, f] of Object.entries(ops)) {
     env.registerOperator(`double ${op} int`, (a: number, b: bigint) => f(a, Number(b)));
     env.registerOperator(`int ${op} double`, (a: bigint, b: number) => f(Number(a), b));
   }
+  // CEL defines % for ints only; JSON numbers are doubles, so give them JavaScript's remainder.
+  env.registerOperator('double % double', (a: number, b: number) => a % b);
   return env;
 }
 

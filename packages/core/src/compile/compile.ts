@@ -250,8 +250,10 @@ export class CompiledPipeline {
         const def = definition<StepDefinition<unknown>>('step', kind);
         currentPath = `${path}/${i}`;
         const value = (spec as Record<string, unknown>)[kind];
+        // A sink step may be named on the step or inside its sink spec.
+        const explicit = spec.name ?? (kind === 'sink' ? (value as SinkSpec).name : undefined);
         const node: GraphNode = {
-          name: ctx.nodeName(kind, spec.name),
+          name: ctx.nodeName(kind, explicit),
           kind,
           path: currentPath,
           depth,

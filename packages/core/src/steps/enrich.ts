@@ -81,6 +81,8 @@ export const enrichStep: StepDefinition<EnrichSpec> = register({
         ? new LRUCache<string, { v: unknown }>({
             max: maxEntries,
             ttl: ttl > 0 ? ttl : undefined,
+            // Read the clock on every check: the scheduler may be virtual.
+            ttlResolution: 0,
             perf: { now: () => scheduler.now() },
           } as never)
         : undefined;
