@@ -1,4 +1,4 @@
-import { type Pipeline, fileSink, fileSource, pipeline, staticLookup } from '@tributary/core';
+import { fileSink, fileSource, type Pipeline, pipeline, staticLookup } from '@tributary/core';
 import { describe, expectTypeOf, it } from 'vitest';
 
 type Click = { type: 'click' | 'view'; userId: string; amount: number; ts: number; items: { sku: string }[] };
@@ -14,7 +14,12 @@ describe('typed builder', () => {
       .map((e) => ({ user: e.userId, amount: e.amount }))
       .enrich({ lookup: staticLookup<Profile>({ path: 'users.json' }), key: (e) => e.user, as: 'profile' })
       .keyBy((e) => e.user)
-      .branch([{ when: (e) => e.amount > 100, steps: (r) => r.map((e) => e.profile?.plan).sink(fileSink({ path: 'big.jsonl' })) }])
+      .branch([
+        {
+          when: (e) => e.amount > 100,
+          steps: (r) => r.map((e) => e.profile?.plan).sink(fileSink({ path: 'big.jsonl' })),
+        },
+      ])
       .sink(fileSink({ path: 'out.jsonl' }));
     expectTypeOf(b).toEqualTypeOf<
       import('@tributary/core').PipelineBuilder<{ user: string; amount: number } & { profile: Profile | null }>
@@ -45,12 +50,16 @@ describe('typed builder', () => {
       // @ts-expect-error the profile is nullable (onMissing: keep) and has no `email`
       .map((e) => e.p.email);
 
-    // @ts-expect-error a filter must return a boolean
-    pipeline('x').source(fileSource<Click>({ path: 'x' })).filter((e) => e.amount);
+    pipeline('x')
+      .source(fileSource<Click>({ path: 'x' }))
+      // @ts-expect-error a filter must return a boolean
+      .filter((e) => e.amount);
   });
 
   it('types CEL steps as unknown', () => {
-    const b = pipeline('x').source(fileSource<Click>({ path: 'x' })).map('{"a": event.amount}');
+    const b = pipeline('x')
+      .source(fileSource<Click>({ path: 'x' }))
+      .map('{"a": event.amount}');
     expectTypeOf(b).toEqualTypeOf<import('@tributary/core').PipelineBuilder<unknown>>();
   });
 });

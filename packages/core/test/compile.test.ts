@@ -1,14 +1,14 @@
 import {
-  type DeadLetterRecord,
-  MemorySink,
-  type SourceBatch,
   compile,
+  type DeadLetterRecord,
   fileSource,
+  MemorySink,
   pipeline,
+  type SourceBatch,
   testPipeline,
   toBatches,
 } from '@tributary/core';
-import { Observable, Subject, firstValueFrom, from, toArray } from 'rxjs';
+import { firstValueFrom, from, Observable, Subject, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { stepsPipeline, yamlPipeline } from './helpers.js';
 
@@ -29,10 +29,33 @@ describe('compiled pipeline', () => {
     };
     const run = await testPipeline(p, { batches: [batch] });
     expect(out.records.map(({ source: _s, ...e }) => e)).toEqual([
-      { value: { m: 1 }, partitionKey: 'pk-a', shardId: 'shardId-000000000007', sequenceNumber: '4960', subSequenceNumber: 2, eventTime: 1700, arrivalTime: 1700, key: undefined },
-      { value: { m: 2 }, partitionKey: 'pk-b', shardId: 'shardId-000000000007', sequenceNumber: '4961', subSequenceNumber: undefined, eventTime: 1800, arrivalTime: 1800, key: undefined },
+      {
+        value: { m: 1 },
+        partitionKey: 'pk-a',
+        shardId: 'shardId-000000000007',
+        sequenceNumber: '4960',
+        subSequenceNumber: 2,
+        eventTime: 1700,
+        arrivalTime: 1700,
+        key: undefined,
+      },
+      {
+        value: { m: 2 },
+        partitionKey: 'pk-b',
+        shardId: 'shardId-000000000007',
+        sequenceNumber: '4961',
+        subSequenceNumber: undefined,
+        eventTime: 1800,
+        arrivalTime: 1800,
+        key: undefined,
+      },
     ]);
-    expect(run.results[0]).toMatchObject({ shardId: 'shardId-000000000007', checkpoint: '4961', recordsIn: 2, recordsOut: 2 });
+    expect(run.results[0]).toMatchObject({
+      shardId: 'shardId-000000000007',
+      checkpoint: '4961',
+      recordsIn: 2,
+      recordsOut: 2,
+    });
   });
 
   it('dead-letters undecodable, oversize and data-less records with shard, sequence and reason; the batch goes on', async () => {
@@ -58,7 +81,13 @@ describe('compiled pipeline', () => {
       ['4', 'decode', 'source'],
       ['5', 'decode', 'source'],
     ]);
-    expect(run.deadLetters[0]).toMatchObject({ line: 2, data: '{"v":', shardId: 's1', partitionKey: 'k', pipeline: 'test' });
+    expect(run.deadLetters[0]).toMatchObject({
+      line: 2,
+      data: '{"v":',
+      shardId: 's1',
+      partitionKey: 'k',
+      pipeline: 'test',
+    });
     expect(run.deadLetters[1]?.error).toContain('exceeds');
     // Bytes that are not UTF-8 are kept as base64 so the record can be replayed exactly.
     expect(run.deadLetters[2]?.data).toBe(Buffer.from([0xff, 0xfe, 0x01]).toString('base64'));
@@ -108,9 +137,14 @@ describe('compiled pipeline', () => {
         subscriptions++;
         return src.subscribe(sub);
       });
-    const p = stepsPipeline('  - filter: event.n % 2 == 0\n  - map: { n: event.n }\n  - keyBy: event.n\n  - flatMap: "[event, event]"');
+    const p = stepsPipeline(
+      '  - filter: event.n % 2 == 0\n  - map: { n: event.n }\n  - keyBy: event.n\n  - flatMap: "[event, event]"',
+    );
     const compiled = compile(p, { deadLetter: new MemorySink(), collectTail: true });
-    const batches = toBatches(Array.from({ length: 500 }, (_, n) => ({ n })), { batchSize: 100 });
+    const batches = toBatches(
+      Array.from({ length: 500 }, (_, n) => ({ n })),
+      { batchSize: 100 },
+    );
     const results = await firstValueFrom(counted(from(batches)).pipe(compiled.operator(), toArray()));
     expect(subscriptions).toBe(1);
     expect(results.map((r) => r.tail?.length)).toEqual([100, 100, 100, 100, 100]);
@@ -118,7 +152,10 @@ describe('compiled pipeline', () => {
 
   it('stops when unsubscribed early: later batches are not processed', async () => {
     const out = new MemorySink();
-    const p = pipeline('t').source(fileSource({ path: 'x' })).sink(out).build();
+    const p = pipeline('t')
+      .source(fileSource({ path: 'x' }))
+      .sink(out)
+      .build();
     const compiled = compile(p, { deadLetter: new MemorySink() });
     const input = new Subject<SourceBatch>();
     const seen: number[] = [];
@@ -180,7 +217,11 @@ steps:
   it('refuses duplicate node names and unbound references before reading any record', () => {
     const named = stepsPipeline('  - name: a\n    filter: "true"\n  - name: a\n    map: event');
     expect(() => compile(named)).toThrow('duplicate node name `a`');
-    const unbound = { spec: { ...stepsPipeline('  - filter: "true"').spec, steps: [{ filter: { fn: './x.js#f' } }] }, bindings: new Map(), baseDir: '.' };
+    const unbound = {
+      spec: { ...stepsPipeline('  - filter: "true"').spec, steps: [{ filter: { fn: './x.js#f' } }] },
+      bindings: new Map(),
+      baseDir: '.',
+    };
     expect(() => compile(unbound as never)).toThrow('function `./x.js#f` is not defined');
   });
 });

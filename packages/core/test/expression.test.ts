@@ -1,4 +1,4 @@
-import { ExpressionError, compileCel, toPlain } from '@tributary/core';
+import { compileCel, ExpressionError, toPlain } from '@tributary/core';
 import { describe, expect, it } from 'vitest';
 
 describe('CEL expressions', () => {
@@ -18,7 +18,14 @@ describe('CEL expressions', () => {
   });
 
   it('supports macros, has() and optional chaining', () => {
-    expect(compileCel('event.items.filter(i, i.qty > 1).map(i, i.sku)')({ items: [{ sku: 'a', qty: 2 }, { sku: 'b', qty: 1 }] })).toEqual(['a']);
+    expect(
+      compileCel('event.items.filter(i, i.qty > 1).map(i, i.sku)')({
+        items: [
+          { sku: 'a', qty: 2 },
+          { sku: 'b', qty: 1 },
+        ],
+      }),
+    ).toEqual(['a']);
     expect(compileCel('has(event.x) ? event.x : "none"')({})).toBe('none');
     expect(compileCel('event.?x.orValue(7)')({})).toBe(7);
   });
@@ -42,7 +49,14 @@ describe('CEL expressions', () => {
   });
 
   it('cannot reach JavaScript: no globals, prototypes or constructors', () => {
-    for (const text of ['process.exit(1)', 'globalThis', 'require("fs")', 'event.constructor', 'event.__proto__', 'this']) {
+    for (const text of [
+      'process.exit(1)',
+      'globalThis',
+      'require("fs")',
+      'event.constructor',
+      'event.__proto__',
+      'this',
+    ]) {
       let threw = false;
       try {
         const v = compileCel(text)({ a: 1 });

@@ -1,7 +1,7 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MAX_ALIASES, MAX_PIPELINE_BYTES, checkPipelineFile, formatIssue, parsePipelineYaml } from '@tributary/core';
+import { checkPipelineFile, formatIssue, MAX_ALIASES, MAX_PIPELINE_BYTES, parsePipelineYaml } from '@tributary/core';
 import { describe, expect, it } from 'vitest';
 
 const head = 'version: 1\nname: t\nsource: { file: { path: in.jsonl } }\n';
@@ -57,8 +57,12 @@ extra: 1
   });
 
   it('points an expression error at the offending character, in quoted and plain scalars', () => {
-    expect(lines(`${head}steps:\n  - filter: event.a == )\n`)).toEqual(['5:24: expression does not parse: Unexpected token: RPAREN']);
-    expect(lines(`${head}steps:\n  - filter: "event.a == )"\n`)).toEqual(['5:25: expression does not parse: Unexpected token: RPAREN']);
+    expect(lines(`${head}steps:\n  - filter: event.a == )\n`)).toEqual([
+      '5:24: expression does not parse: Unexpected token: RPAREN',
+    ]);
+    expect(lines(`${head}steps:\n  - filter: "event.a == )"\n`)).toEqual([
+      '5:25: expression does not parse: Unexpected token: RPAREN',
+    ]);
   });
 
   it('names missing options, wrong types, bad durations and bad names', () => {
@@ -100,7 +104,10 @@ extra: 1
 
     it('bounds aliases (a billion-laughs document is refused, not expanded)', () => {
       let text = 'a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n';
-      for (let i = 1; i < 10; i++) text += `a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]\n`;
+      for (let i = 1; i < 10; i++)
+        text += `a${i}: &a${i} [${Array(10)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]\n`;
       const issues = parsePipelineYaml(text, 'p.yaml').issues;
       expect(issues).toHaveLength(1);
       expect(issues[0]?.message).toMatch(/alias/i);
@@ -123,16 +130,23 @@ extra: 1
   describe('function references', () => {
     it('resolves `module#export` relative to the pipeline file and reports what is missing', async () => {
       const dir = await mkdtemp(join(tmpdir(), 'trib-fn-'));
-      await writeFile(join(dir, 'handlers.js'), 'export const isClick = (e) => e.type === "click";\nexport const notFn = 3;\n');
+      await writeFile(
+        join(dir, 'handlers.js'),
+        'export const isClick = (e) => e.type === "click";\nexport const notFn = 3;\n',
+      );
       const write = (steps: string) => writeFile(join(dir, 'p.yaml'), `${head}steps:\n${steps}`);
       await write('  - filter: { fn: ./handlers.js#isClick }\n');
       const ok = await checkPipelineFile(join(dir, 'p.yaml'));
       expect(ok.issues).toEqual([]);
       expect(typeof ok.pipeline?.bindings.get('./handlers.js#isClick')).toBe('function');
 
-      await write('  - filter: { fn: ./handlers.js#nope }\n  - map: { fn: ./handlers.js#notFn }\n  - keyBy: { fn: ./missing.js#k }\n');
+      await write(
+        '  - filter: { fn: ./handlers.js#nope }\n  - map: { fn: ./handlers.js#notFn }\n  - keyBy: { fn: ./missing.js#k }\n',
+      );
       const bad = await checkPipelineFile(join(dir, 'p.yaml'));
-      expect(bad.issues.map((i) => `${i.line}:${i.column}: ${i.message.replace(/:.*Cannot find.*/, ': cannot find')}`)).toEqual([
+      expect(
+        bad.issues.map((i) => `${i.line}:${i.column}: ${i.message.replace(/:.*Cannot find.*/, ': cannot find')}`),
+      ).toEqual([
         '5:19: module `./handlers.js` has no exported function `nope`',
         '6:16: module `./handlers.js` has no exported function `notFn`',
         '7:18: cannot load module `./missing.js`: cannot find',

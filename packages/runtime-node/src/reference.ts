@@ -4,6 +4,7 @@ type Schema = Record<string, unknown>;
 
 function typeText(s: Schema): string {
   if (typeof s.const !== 'undefined') return JSON.stringify(s.const);
+  if (Array.isArray(s.anyOf) && (s.anyOf as Schema[]).some((x) => x['x-expression'])) return 'expression';
   if (Array.isArray(s.anyOf)) {
     const parts = (s.anyOf as Schema[]).map(typeText);
     return [...new Set(parts)].join(' \\| ');

@@ -1,4 +1,4 @@
-import { MemorySink, fileSource, pipeline, testPipeline } from '@tributary/core';
+import { fileSource, MemorySink, pipeline, testPipeline } from '@tributary/core';
 import { describe, expect, it } from 'vitest';
 
 type Ev = { amount: number; kind: string };

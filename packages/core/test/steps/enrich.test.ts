@@ -1,7 +1,7 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Lookup, fileSource, pipeline, staticLookup, testPipeline, toBatches } from '@tributary/core';
+import { fileSource, type Lookup, pipeline, staticLookup, testPipeline, toBatches } from '@tributary/core';
 import { VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { yamlPipeline } from '../helpers.js';
@@ -22,7 +22,10 @@ class CountingLookup implements Lookup {
   }
 }
 
-function enriched(lookup: Lookup, options: { onMissing?: 'keep' | 'drop' | 'dead-letter'; cache?: { maxEntries?: number; ttl?: string } } = {}) {
+function enriched(
+  lookup: Lookup,
+  options: { onMissing?: 'keep' | 'drop' | 'dead-letter'; cache?: { maxEntries?: number; ttl?: string } } = {},
+) {
   return pipeline('t')
     .source(fileSource<Ev>({ path: 'x' }))
     .enrich({ lookup, key: (e) => e.user, as: 'profile', ...options })
@@ -111,18 +114,33 @@ describe('enrich', () => {
     const dir = await mkdtemp(join(tmpdir(), 'trib-enrich-'));
     await writeFile(join(dir, 'obj.json'), JSON.stringify(profiles));
     await writeFile(join(dir, 'arr.json'), JSON.stringify(Object.entries(profiles).map(([id, p]) => ({ id, ...p }))));
-    await writeFile(join(dir, 'rows.jsonl'), Object.entries(profiles).map(([k, p]) => JSON.stringify({ key: k, ...p })).join('\n'));
+    await writeFile(
+      join(dir, 'rows.jsonl'),
+      Object.entries(profiles)
+        .map(([k, p]) => JSON.stringify({ key: k, ...p }))
+        .join('\n'),
+    );
     const input = [{ user: 'b' }, { user: 'q' }];
     const obj = yamlPipeline(
       `version: 1\nname: t\nsource: { file: { path: x } }\nsteps:\n  - enrich: { lookup: { static: { path: obj.json } }, key: event.user, as: p }\n`,
       dir,
     );
-    expect((await testPipeline(obj, input)).output).toEqual([{ user: 'b', p: { name: 'Bob' } }, { user: 'q', p: null }]);
+    expect((await testPipeline(obj, input)).output).toEqual([
+      { user: 'b', p: { name: 'Bob' } },
+      { user: 'q', p: null },
+    ]);
     const arr = pipeline('t')
       .source(fileSource<{ user: string }>({ path: 'x' }))
-      .enrich({ lookup: staticLookup<{ id: string; name: string }>({ path: join(dir, 'arr.json') }), key: (e) => e.user, as: 'p' })
+      .enrich({
+        lookup: staticLookup<{ id: string; name: string }>({ path: join(dir, 'arr.json') }),
+        key: (e) => e.user,
+        as: 'p',
+      })
       .build();
-    expect((await testPipeline(arr, input)).output).toEqual([{ user: 'b', p: { id: 'b', name: 'Bob' } }, { user: 'q', p: null }]);
+    expect((await testPipeline(arr, input)).output).toEqual([
+      { user: 'b', p: { id: 'b', name: 'Bob' } },
+      { user: 'q', p: null },
+    ]);
     const rows = yamlPipeline(
       `version: 1\nname: t\nsource: { file: { path: x } }\nsteps:\n  - enrich: { lookup: { static: { path: rows.jsonl, keyField: key } }, key: event.user }\n`,
       dir,

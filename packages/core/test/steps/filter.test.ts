@@ -1,4 +1,4 @@
-import { pipeline, testPipeline, fileSource } from '@tributary/core';
+import { fileSource, pipeline, testPipeline } from '@tributary/core';
 import { describe, expect, it } from 'vitest';
 import { stepsPipeline } from '../helpers.js';
 

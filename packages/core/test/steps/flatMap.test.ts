@@ -46,6 +46,8 @@ describe('flatMap', () => {
       .build();
     const r2 = await testPipeline(fn, orders.slice(0, 4));
     expect(r2.output).toEqual([orders[1], orders[3]].flatMap((o) => o?.items ?? []));
-    expect(r2.deadLetters).toMatchObject([{ reason: 'function', step: 'flatMap-0', error: 'bad order', sequenceNumber: '3' }]);
+    expect(r2.deadLetters).toMatchObject([
+      { reason: 'function', step: 'flatMap-0', error: 'bad order', sequenceNumber: '3' },
+    ]);
   });
 });

@@ -22,7 +22,14 @@ describe('map', () => {
   it('maps many records, matching a plain-JS recomputation', async () => {
     const run = await testPipeline(template, events, { batchSize: 9 });
     expect(run.output).toEqual(
-      events.map((e) => ({ who: e.user, double: e.amount * 2, plusOne: (e.nested?.a ?? 0) + 1, fixed: 7, flag: true, inner: { a: e.nested?.a } })),
+      events.map((e) => ({
+        who: e.user,
+        double: e.amount * 2,
+        plusOne: (e.nested?.a ?? 0) + 1,
+        fixed: 7,
+        flag: true,
+        inner: { a: e.nested?.a },
+      })),
     );
   });
 
@@ -42,7 +49,12 @@ describe('map', () => {
       })
       .build();
     const run = await testPipeline(p, events.slice(0, 8));
-    expect(run.output).toEqual(events.slice(0, 8).filter((e) => e.user !== 'u2').map((e) => ({ u: e.user })));
+    expect(run.output).toEqual(
+      events
+        .slice(0, 8)
+        .filter((e) => e.user !== 'u2')
+        .map((e) => ({ u: e.user })),
+    );
     expect(run.deadLetters.map((d) => [d.step, d.reason, d.sequenceNumber, d.error])).toEqual([
       ['map-0', 'function', '3', 'no u2'],
       ['map-0', 'function', '7', 'no u2'],

@@ -1,13 +1,27 @@
-import { readFile, mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MemorySink, type RecordEnvelope, type Sink, fileSink, fileSource, pipeline, testPipeline } from '@tributary/core';
+import {
+  fileSink,
+  fileSource,
+  MemorySink,
+  pipeline,
+  type RecordEnvelope,
+  type Sink,
+  testPipeline,
+} from '@tributary/core';
 import { describe, expect, it } from 'vitest';
 
 describe('sink', () => {
   it('writes nothing for empty input', async () => {
     const out = new MemorySink();
-    await testPipeline(pipeline('t').source(fileSource({ path: 'x' })).sink(out).build(), []);
+    await testPipeline(
+      pipeline('t')
+        .source(fileSource({ path: 'x' }))
+        .sink(out)
+        .build(),
+      [],
+    );
     expect(out.batches).toBe(0);
   });
 
@@ -32,7 +46,14 @@ describe('sink', () => {
     const dir = await mkdtemp(join(tmpdir(), 'trib-sink-'));
     const path = join(dir, 'sub', 'out.jsonl');
     const input = Array.from({ length: 25 }, (_, i) => ({ i, s: `x${i}\n"quoted"` }));
-    await testPipeline(pipeline('t').source(fileSource({ path: 'x' })).sink(fileSink({ path })).build(), input, { batchSize: 4 });
+    await testPipeline(
+      pipeline('t')
+        .source(fileSource({ path: 'x' }))
+        .sink(fileSink({ path }))
+        .build(),
+      input,
+      { batchSize: 4 },
+    );
     const lines = (await readFile(path, 'utf8')).trimEnd().split('\n');
     expect(lines.map((l) => JSON.parse(l))).toEqual(input);
   });
@@ -44,7 +65,10 @@ describe('sink', () => {
       },
       close: async () => {},
     };
-    const p = pipeline('t').source(fileSource({ path: 'x' })).sink(failing).build();
+    const p = pipeline('t')
+      .source(fileSource({ path: 'x' }))
+      .sink(failing)
+      .build();
     await expect(testPipeline(p, [{ a: 1 }])).rejects.toThrow('disk full');
   });
 });

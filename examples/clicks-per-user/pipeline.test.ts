@@ -1,0 +1,66 @@
+// Runs the demo pipeline through the CLI and checks every output against ground truth
+// recomputed here, independently, from events.jsonl and users.json.
+import { cp, mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '@tributary/runtime-node';
+import { expect, it } from 'vitest';
+
+const here = import.meta.dirname;
+const silent = { out: { write: () => true }, err: { write: () => true } } as never;
+const readJsonLines = async (f: string) =>
+  (await readFile(f, 'utf8'))
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l));
+
+it('clicks-per-user matches a recomputation from its input', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'trib-example-'));
+  for (const f of ['pipeline.yaml', 'events.jsonl', 'users.json', 'handlers.js']) await cp(join(here, f), join(dir, f));
+  expect(await main(['run', join(dir, 'pipeline.yaml')], silent)).toBe(0);
+
+  // Ground truth.
+  const users = new Map(
+    (JSON.parse(await readFile(join(here, 'users.json'), 'utf8')) as { id: string }[]).map((u) => [u.id, u]),
+  );
+  const lines = (await readFile(join(here, 'events.jsonl'), 'utf8')).split('\n');
+  const clicks: unknown[] = [];
+  const big: unknown[] = [];
+  const dead: [number, string][] = [];
+  lines.forEach((line, i) => {
+    if (line.trim() === '') return;
+    let e: Record<string, unknown>;
+    try {
+      e = JSON.parse(line);
+    } catch {
+      dead.push([i + 1, 'decode']);
+      return;
+    }
+    const okTs = typeof e.ts === 'string' && !Number.isNaN(Date.parse(e.ts));
+    const okAmount = e.amount === undefined || typeof e.amount === 'number';
+    const okPage = e.page === undefined || typeof e.page === 'string';
+    if (typeof e.type !== 'string' || typeof e.userId !== 'string' || !okTs || !okAmount || !okPage) {
+      dead.push([i + 1, 'schema']);
+      return;
+    }
+    if (e.type !== 'click') return;
+    if (typeof e.userAgent === 'string' && /bot|crawler|spider/i.test(e.userAgent)) return;
+    const rec = { user: e.userId, amount: e.amount ?? 0, ts: e.ts, page: e.page };
+    const profile = users.get(e.userId);
+    if (!profile) {
+      dead.push([i + 1, 'missing-lookup']);
+      return;
+    }
+    const out = { ...rec, profile };
+    (rec.amount as number) > 100 ? big.push(out) : clicks.push(out);
+  });
+
+  expect(await readJsonLines(join(dir, 'out', 'clicks.jsonl'))).toEqual(clicks);
+  expect(await readJsonLines(join(dir, 'out', 'big-purchases.jsonl'))).toEqual(big);
+  const dl = (await readJsonLines(join(dir, 'out', 'dead-letter.jsonl'))) as { line: number; reason: string }[];
+  expect(dl.map((d) => [d.line, d.reason]).sort((a, b) => (a[0] as number) - (b[0] as number))).toEqual(dead);
+  // The bundled data exercises every path.
+  expect(clicks.length).toBeGreaterThan(100);
+  expect(big.length).toBeGreaterThan(10);
+  expect(new Set(dead.map((d) => d[1]))).toEqual(new Set(['decode', 'schema', 'missing-lookup']));
+});

@@ -1,0 +1,101 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as core from '@tributary/core';
+import { describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '..', '..', '..');
+
+describe('public surface of @tributary/core', () => {
+  it('exports exactly this list (a change here is a visible diff)', () => {
+    expect(Object.keys(core).sort()).toEqual(
+      [
+        'CompiledPipeline',
+        'ComponentRef',
+        'ConfigError',
+        'DeliveryError',
+        'DurationSchema',
+        'Expression',
+        'ExpressionError',
+        'FIELD_TYPES',
+        'FileSink',
+        'FunctionRef',
+        'MAX_ALIASES',
+        'MAX_PIPELINE_BYTES',
+        'MemorySink',
+        'PipelineBuilder',
+        'PipelineValidationError',
+        'StaticLookup',
+        'StepsBuilder',
+        'StreamSink',
+        'TributaryError',
+        'checkPipelineFile',
+        'compareSequenceNumbers',
+        'compile',
+        'compileCel',
+        'compileExpression',
+        'definition',
+        'definitions',
+        'describeError',
+        'durationMs',
+        'envelope',
+        'fileSink',
+        'fileSource',
+        'formatIssue',
+        'kindOf',
+        'loadPipelineFile',
+        'parseDuration',
+        'parsePipelineYaml',
+        'pipeline',
+        'pipelineSchema',
+        'readJsonLines',
+        'register',
+        'resolveFunctions',
+        'runPipeline',
+        'staticLookup',
+        'stdoutSink',
+        'testPipeline',
+        'toBatches',
+        'toPlain',
+        'validateSpec',
+        'withKey',
+        'withValue',
+      ].sort(),
+    );
+  });
+
+  it('registers the built-in components', () => {
+    expect(core.definitions('step').map((d) => d.kind)).toEqual([
+      'filter',
+      'map',
+      'flatMap',
+      'enrich',
+      'keyBy',
+      'branch',
+      'sink',
+    ]);
+    expect(core.definitions('source').map((d) => d.kind)).toEqual(['file']);
+    expect(core.definitions('sink').map((d) => d.kind)).toEqual(['file', 'stdout', 'stderr', 'ref']);
+    expect(core.definitions('lookup').map((d) => d.kind)).toEqual(['static', 'ref']);
+  });
+
+  it('ships the JSON Schema generated from the registry (run `pnpm schema` after changing a schema)', async () => {
+    const shipped = JSON.parse(await readFile(join(root, 'packages/core/schema/pipeline.schema.json'), 'utf8'));
+    expect(shipped).toEqual(JSON.parse(JSON.stringify(core.pipelineSchema())));
+  });
+
+  it('compares sequence numbers by value, as Kinesis orders them', () => {
+    const seqs = [
+      '49590338271490256608559692538361571095921575989136588898',
+      '9',
+      '10',
+      '49590338271490256608559692538361571095921575989136588899',
+    ];
+    expect([...seqs].sort(core.compareSequenceNumbers)).toEqual([
+      '9',
+      '10',
+      '49590338271490256608559692538361571095921575989136588898',
+      '49590338271490256608559692538361571095921575989136588899',
+    ]);
+    expect(seqs.map((s) => core.compareSequenceNumbers(s, s))).toEqual([0, 0, 0, 0]);
+  });
+});
