@@ -89,7 +89,12 @@ export const enrichStep: StepDefinition<EnrichSpec> = register({
     const name = node.name;
 
     const merge = (value: unknown, found: unknown): unknown => {
-      if (as !== undefined) return { ...(value as object), [as]: found === ABSENT ? null : found };
+      if (as !== undefined) {
+        // Spread, then assign: a computed key inside the literal is several times slower in V8.
+        const out: Record<string, unknown> = { ...(value as object) };
+        out[as] = found === ABSENT ? null : found;
+        return out;
+      }
       if (found === ABSENT || found === null || typeof found !== 'object') return value;
       return { ...(value as object), ...(found as object) };
     };
