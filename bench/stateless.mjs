@@ -12,7 +12,10 @@ export async function run({ records = 1_000_000, batchSize = 10_000, rounds = 5 
   const users = new Map();
   for (let i = 0; i < 1000; i++) users.set(`u${i}`, { name: `User ${i}`, plan: i % 3 ? 'free' : 'pro' });
   let seed = 7;
-  const rand = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  const rand = () => {
+    seed = (seed * 16807) % 2147483647;
+    return seed / 2147483647;
+  };
   const lines = new Array(records);
   for (let i = 0; i < records; i++) {
     lines[i] = JSON.stringify({

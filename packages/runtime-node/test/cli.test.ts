@@ -153,7 +153,11 @@ describe('tributary run on a terminal', () => {
   it('paints progress on a TTY and ends with the summary', async () => {
     const { main } = await import('@tributary/runtime-node');
     let err = '';
-    const io = { out: { write: () => true }, err: { isTTY: true, write: (s: string) => ((err += s), true) } } as never;
+    const write = (s: string) => {
+      err += s;
+      return true;
+    };
+    const io = { out: { write: () => true }, err: { isTTY: true, write } } as never;
     expect(await main(['run', join(dir, 'pipeline.yaml')], io)).toBe(0);
     expect(err).toContain('\r\x1b[Kcli-test: ');
     expect(err.endsWith(' records/s)\n')).toBe(true);
