@@ -11,3 +11,4 @@ import './sinks/file.js';
 import './sinks/stdout.js';
 import './sinks/memory.js';
 import './lookups/static.js';
+import './steps/window.js';

@@ -25,6 +25,8 @@ export interface SourceBatch {
   records: readonly SourceRecord[];
   /** The source's own position after this batch (for checkpointing); defaults to the last sequence number. */
   checkpoint?: string;
+  /** A watermark the source announces for this shard (epoch ms): no later record will be older. */
+  watermark?: number;
 }
 
 export interface RecordEnvelope<T = unknown> {

@@ -19,6 +19,7 @@ import type { FilterSpec } from './steps/filter.js';
 import type { FlatMapSpec } from './steps/flatMap.js';
 import type { KeyBySpec } from './steps/keyBy.js';
 import { type MapSpec, mapTemplateDef } from './steps/map.js';
+import type { WindowSpec } from './steps/window.js';
 
 /** Step kinds and the spec under each kind's key. */
 export interface StepKinds {
@@ -29,6 +30,7 @@ export interface StepKinds {
   keyBy: KeyBySpec;
   branch: BranchSpec;
   sink: SinkSpec;
+  window: WindowSpec;
 }
 export interface SourceKinds {
   file: FileSourceSpec;

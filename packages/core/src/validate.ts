@@ -12,6 +12,8 @@ import { type ComponentCategory, definitions } from './registry.js';
 import { FIELD_TYPES, X_DURATION, X_EXPECTED, X_EXPRESSION, X_FIELD_TYPE, X_UNION } from './schema.js';
 import './components.js';
 import { pipelineSchema } from './spec.js';
+import { X_AGGREGATE } from './steps/window.js';
+import { parseAggregate } from './windows/aggregates.js';
 
 const CATEGORY_WORD: Record<ComponentCategory, string> = {
   step: 'step',
@@ -72,6 +74,34 @@ function validator(): ValidateFunction {
           message: `unknown field type \`${data}\`${suggest(t, FIELD_TYPES)}; expected one of ${FIELD_TYPES.join(', ')} (append ? for optional)`,
           params: {},
         },
+      ];
+      return false;
+    },
+  });
+  ajv.addKeyword({
+    keyword: X_AGGREGATE,
+    type: 'string',
+    errors: true,
+    validate: function checkAggregate(_schema: unknown, data: string) {
+      let message: string | undefined;
+      let offset: number | undefined;
+      try {
+        const parsed = parseAggregate(data);
+        if (parsed.input !== undefined) {
+          try {
+            compileCel(parsed.input);
+          } catch (err) {
+            const e = err as ExpressionError;
+            message = e.message;
+            offset = e.offset === undefined ? undefined : data.indexOf(parsed.input) + e.offset;
+          }
+        }
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      if (message === undefined) return true;
+      (checkAggregate as unknown as { errors: Partial<ErrorObject>[] }).errors = [
+        { keyword: X_EXPRESSION, message, params: { offset } },
       ];
       return false;
     },
@@ -138,6 +168,13 @@ function translate(errors: ErrorObject[], root: unknown): ValidationIssue[] {
   // ajv appends an anyOf's alternative errors just before the anyOf error itself.
   const dropped = new Set<ErrorObject>();
   errors.forEach((a, j) => {
+    if (a.keyword === 'oneOf') {
+      // Only used for "exactly one of these options": the inner `required` errors say nothing more.
+      for (let k = j - 1; k >= 0 && (errors[k] as ErrorObject).schemaPath.startsWith(`${a.schemaPath}/`); k--) {
+        dropped.add(errors[k] as ErrorObject);
+      }
+      return;
+    }
     if (a.keyword !== 'anyOf') return;
     const inside: ErrorObject[] = [];
     for (let k = j - 1; k >= 0; k--) {
@@ -242,6 +279,9 @@ function translate(errors: ErrorObject[], root: unknown): ValidationIssue[] {
         }
         break;
       }
+      case 'oneOf':
+        add(path, `expected ${(parent[X_EXPECTED] as string | undefined) ?? 'exactly one of the alternatives'}`);
+        break;
       case 'additionalProperties': {
         const prop = (e.params as { additionalProperty: string }).additionalProperty;
         const known = Object.keys((parent.properties as object | undefined) ?? {});

@@ -3,7 +3,24 @@
  * into one push chain and run in a tight loop over the batch; async steps (enrich) are batch
  * barriers; sinks buffer per batch and acknowledge before the batch result is emitted.
  */
-import { asyncScheduler, concatMap, from, type OperatorFunction, type SchedulerLike } from 'rxjs';
+import {
+  asyncScheduler,
+  concat,
+  concatMap,
+  defer,
+  EMPTY,
+  filter,
+  from,
+  interval,
+  last,
+  map,
+  merge,
+  type Observable,
+  type OperatorFunction,
+  type SchedulerLike,
+  share,
+  takeUntil,
+} from 'rxjs';
 import {
   type DeadLetterReason,
   type DeadLetterRecord,
@@ -19,9 +36,11 @@ import { definition, kindOf } from '../registry.js';
 import { MAX_RECORD_BYTES } from '../sources/file.js';
 import type { PipelineSpec, SinkSpec, StepSpec } from '../spec.js';
 import { validateSpec } from '../validate.js';
+import { Watermarks } from '../windows/watermarks.js';
 import { parseEventTime } from './eventTime.js';
 import { compileFieldCheck } from './fields.js';
 import type {
+  BarrierAdvance,
   BarrierRun,
   BatchContext,
   CompileContext,
@@ -62,6 +81,8 @@ export interface BatchResult {
   /** Position to checkpoint: the batch's checkpoint, else its last sequence number. */
   checkpoint: string | undefined;
   recordsIn: number;
+  /** What produced this result: a source batch, a timer tick, or the end-of-input flush. */
+  phase: Phase;
   /** Records written to sinks (a record written to two sinks counts twice). */
   recordsOut: number;
   deadLettered: number;
@@ -84,6 +105,20 @@ interface Barrier {
   id: number;
   run: BarrierRun;
   next: Push;
+  advance: BarrierAdvance | undefined;
+}
+
+type Phase = 'batch' | 'tick' | 'final';
+
+/** Options of {@link CompiledPipeline.operator}. */
+export interface OperatorOptions {
+  /**
+   * When the input completes, emit every open window (a finite input such as a file). Default
+   * true. Runtimes whose input never really ends (a Lambda invocation) call `process()` instead.
+   */
+  flushAtEnd?: boolean;
+  /** Call `tick()` on the pipeline's scheduler while batches flow, so idle windows close. Default true. */
+  ticks?: boolean;
 }
 
 class Batch implements BatchContext {
@@ -153,6 +188,10 @@ export class CompiledPipeline {
   private readonly eventTime: CompiledExpression | undefined;
   private readonly checkFields: ((v: unknown) => string | undefined) | undefined;
   private readonly pipeline: Pipeline;
+  /** Per-shard event-time progress shared by the stateful steps. */
+  readonly watermarks = new Watermarks();
+  /** How often stateful steps want `tick()` (ms); undefined when none do. */
+  readonly tickInterval: number | undefined;
 
   constructor(pipeline: Pipeline, options: CompileOptions = {}) {
     const issues = validateSpec(pipeline.spec);
@@ -170,6 +209,7 @@ export class CompiledPipeline {
     let slots = 0;
     let depth = 0;
     let currentPath = '';
+    let tickInterval: number | undefined;
 
     const fail = (path: string, message: string, cause?: unknown): never => {
       const err = new PipelineValidationError([{ file: pipeline.file, path, message }]);
@@ -198,9 +238,13 @@ export class CompiledPipeline {
         names.add(name);
         return name;
       },
-      barrier: (node, run, next) => {
+      watermarks: this.watermarks,
+      requestTicks: (ms) => {
+        tickInterval = tickInterval === undefined ? ms : Math.min(tickInterval, ms);
+      },
+      barrier: (node, run, next, advance) => {
         const id = slots++;
-        barriers.push({ node, id, run, next });
+        barriers.push({ node, id, run, next, advance });
         return (env, batch) => {
           (batch.buffers[id] as RecordEnvelope[]).push(env);
         };
@@ -287,6 +331,7 @@ export class CompiledPipeline {
     this.barriers = barriers;
     this.sinkSlots = sinkSlots;
     this.lookups = lookups;
+    this.tickInterval = tickInterval;
   }
 
   /** The sinks of the graph, by node name. */
@@ -322,12 +367,14 @@ export class CompiledPipeline {
 
   /** Runs one batch through the graph; resolves when sinks and dead-letter output have acknowledged it. */
   async process(input: SourceBatch): Promise<BatchResult> {
+    const now = this.scheduler.now();
     const batch = new Batch(input.shardId, this.slots, this.name, () => this.scheduler.now());
     const records = input.records;
     const head = this.head;
     const eventTime = this.eventTime;
     const checkFields = this.checkFields;
     const shardId = input.shardId;
+    let maxEventTime = Number.NEGATIVE_INFINITY;
     for (let i = 0; i < records.length; i++) {
       const src = records[i] as SourceRecord;
       let value: unknown;
@@ -391,15 +438,43 @@ export class CompiledPipeline {
         }
         time = t;
       }
+      if (time > maxEventTime) maxEventTime = time;
       head(envelope(src, shardId, value, time), batch);
     }
+    this.watermarks.observe(shardId, maxEventTime, now, input.watermark);
+    const last = records[records.length - 1];
+    return this.drain(batch, 'batch', records.length, input.checkpoint ?? last?.sequenceNumber);
+  }
+
+  /**
+   * Lets time pass without a batch: stateful steps advance their watermark by processing time
+   * and emit what it closes (idle shards and keys still close). Runtimes call it on a timer.
+   */
+  tick(): Promise<BatchResult> {
+    return this.drain(new Batch('', this.slots, this.name, () => this.scheduler.now()), 'tick', 0, undefined);
+  }
+
+  /** End of a finite input: every open window is emitted. */
+  flush(): Promise<BatchResult> {
+    return this.drain(new Batch('', this.slots, this.name, () => this.scheduler.now()), 'final', 0, undefined);
+  }
+
+  /** Runs the barriers (upstream first), lets stateful steps advance, then writes sinks. */
+  private async drain(
+    batch: Batch,
+    phase: Phase,
+    recordsIn: number,
+    checkpoint: string | undefined,
+  ): Promise<BatchResult> {
     const barriers = this.barriers;
     for (let i = barriers.length - 1; i >= 0; i--) {
       const b = barriers[i] as Barrier;
       const buffered = batch.buffers[b.id] as RecordEnvelope[];
-      if (buffered.length === 0) continue;
-      batch.buffers[b.id] = [];
-      await b.run(buffered, batch, b.next);
+      if (buffered.length > 0) {
+        batch.buffers[b.id] = [];
+        await b.run(buffered, batch, b.next);
+      }
+      if (b.advance) await b.advance(batch, b.next, phase === 'final');
     }
     let recordsOut = 0;
     const writes: Promise<void>[] = [];
@@ -411,11 +486,11 @@ export class CompiledPipeline {
     }
     if (batch.deadLetters.length > 0) writes.push(this.deadLetterSink.write(batch.deadLetters));
     await Promise.all(writes);
-    const last = records[records.length - 1];
     const result: BatchResult = {
-      shardId,
-      checkpoint: input.checkpoint ?? last?.sequenceNumber,
-      recordsIn: records.length,
+      shardId: batch.shardId,
+      checkpoint,
+      phase,
+      recordsIn,
       recordsOut,
       deadLettered: batch.deadLetters.length,
       filtered: batch.counters.filtered,
@@ -424,9 +499,37 @@ export class CompiledPipeline {
     return result;
   }
 
-  /** An operator over batches of one shard: batches run one at a time, in order. */
-  operator(): OperatorFunction<SourceBatch, BatchResult> {
-    return concatMap((batch: SourceBatch) => from(this.process(batch)));
+  /**
+   * An operator over batches of one shard: batches run one at a time, in order. While batches
+   * flow, ticks run on the pipeline's scheduler (if a stateful step asked for them); when the
+   * input completes, open windows are flushed.
+   */
+  operator(options: OperatorOptions = {}): OperatorFunction<SourceBatch, BatchResult> {
+    const flushAtEnd = options.flushAtEnd ?? true;
+    const useTicks = (options.ticks ?? true) && this.tickInterval !== undefined;
+    return (source: Observable<SourceBatch>) =>
+      defer(() => {
+        const batches = source.pipe(share());
+        const done = batches.pipe(
+          filter(() => false),
+          last(null, null),
+        );
+        const ticks: Observable<'tick'> = useTicks
+          ? interval(this.tickInterval as number, this.scheduler).pipe(
+              map(() => 'tick' as const),
+              takeUntil(done),
+            )
+          : EMPTY;
+        const work = merge(batches, ticks).pipe(
+          concatMap((item) => from(item === 'tick' ? this.tick() : this.process(item))),
+        );
+        return flushAtEnd
+          ? concat(
+              work,
+              defer(() => from(this.flush())),
+            )
+          : work;
+      });
   }
 
   /** The graph as text, one node per line. */

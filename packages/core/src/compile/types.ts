@@ -8,6 +8,7 @@ import type { SchedulerLike } from 'rxjs';
 import type { DeadLetterReason, DeadLetterRecord, RecordEnvelope, SourceBatch } from '../envelope.js';
 import type { CompiledExpression, ExpressionSource, FunctionResolver } from '../expression.js';
 import type { ComponentDefinition } from '../registry.js';
+import type { Watermarks } from '../windows/watermarks.js';
 
 /** Per-record function of a fused segment; `batch` carries the per-batch buffers. */
 export type Push = (env: RecordEnvelope, batch: BatchContext) => void;
@@ -70,15 +71,24 @@ export interface CompileContext extends ResourceContext {
    * An async barrier: records pushed into it are buffered for the whole batch; after the
    * synchronous pass `run` receives them and pushes its results into `next`.
    */
-  barrier(node: NodeInfo, run: BarrierRun, next: Push): Push;
+  barrier(node: NodeInfo, run: BarrierRun, next: Push, advance?: BarrierAdvance): Push;
   /** Compiles nested steps (a branch route) ending in `next`. */
   steps(specs: readonly unknown[], path: string, next: Push): Push;
   /** Creates a sink and returns the push that buffers records for it. */
   sink(spec: object, node: NodeInfo): Push;
   lookup(spec: object, path: string): Lookup;
+  /** Per-shard event-time progress, updated from every decoded record. */
+  watermarks: Watermarks;
+  /** Asks the runtime to call the pipeline's `tick()` at least this often (ms) while it runs. */
+  requestTicks(intervalMs: number): void;
 }
 
 export type BarrierRun = (records: RecordEnvelope[], batch: BatchContext, next: Push) => Promise<void>;
+/**
+ * Called after every batch and every tick (time passing with no batch), and once with
+ * `final = true` at the end of a finite input: stateful steps emit what time has closed.
+ */
+export type BarrierAdvance = (batch: BatchContext, next: Push, final: boolean) => Promise<void>;
 
 export interface StepDefinition<S = never> extends ComponentDefinition {
   category: 'step';

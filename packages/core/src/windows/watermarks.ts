@@ -1,0 +1,63 @@
+/**
+ * Per-shard event-time progress, kept by the compiled pipeline from every decoded record (before
+ * any filter, as a source-side watermark would be). A window step derives its watermark from it:
+ *
+ *   shard watermark = max event time seen on the shard − outOfOrderness
+ *                     (or the source's own watermark for the shard, if higher),
+ *                     + processing time spent idle beyond `idleTimeout`
+ *   watermark       = the lowest shard watermark over the live shards
+ *
+ * so an idle shard does not hold windows open forever, and a closed shard (after resharding)
+ * stops holding the watermark back.
+ */
+export interface ShardProgress {
+  maxEventTime: number;
+  /** Watermark announced by the source itself (e.g. a test stream), if any. */
+  sourceWatermark: number;
+  /** Processing time of the last batch with records. */
+  lastActivity: number;
+}
+
+export class Watermarks {
+  private readonly shards = new Map<string, ShardProgress>();
+
+  observe(shardId: string, maxEventTime: number, now: number, sourceWatermark?: number): void {
+    let p = this.shards.get(shardId);
+    if (!p) {
+      p = { maxEventTime: Number.NEGATIVE_INFINITY, sourceWatermark: Number.NEGATIVE_INFINITY, lastActivity: now };
+      this.shards.set(shardId, p);
+    }
+    if (maxEventTime > Number.NEGATIVE_INFINITY) {
+      if (maxEventTime > p.maxEventTime) p.maxEventTime = maxEventTime;
+      p.lastActivity = now;
+    }
+    if (sourceWatermark !== undefined && sourceWatermark > p.sourceWatermark) {
+      p.sourceWatermark = sourceWatermark;
+      p.lastActivity = now;
+    }
+  }
+
+  /** A shard that has ended (closed by resharding) no longer holds the watermark back. */
+  closeShard(shardId: string): void {
+    this.shards.delete(shardId);
+  }
+
+  get shardIds(): string[] {
+    return [...this.shards.keys()];
+  }
+
+  /** The watermark for a window with this out-of-orderness and idle timeout, at processing time `now`. */
+  watermark(outOfOrderness: number, idleTimeout: number, now: number): number {
+    let wm = Number.POSITIVE_INFINITY;
+    for (const p of this.shards.values()) {
+      let w = Math.max(p.maxEventTime - outOfOrderness, p.sourceWatermark);
+      const idle = now - p.lastActivity - idleTimeout;
+      if (idle > 0) {
+        if (w === Number.NEGATIVE_INFINITY) continue; // idle and never saw an event: does not hold back
+        w += idle;
+      }
+      if (w < wm) wm = w;
+    }
+    return wm === Number.POSITIVE_INFINITY ? Number.NEGATIVE_INFINITY : wm;
+  }
+}
