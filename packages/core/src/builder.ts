@@ -14,6 +14,8 @@ import type { FileSinkSpec } from './sinks/file.js';
 import type { FileSourceSpec } from './sources/file.js';
 import type { LookupSpec, PipelineSpec, SinkSpec, SourceSpec, StepSpec } from './spec.js';
 import type { MapTemplate } from './steps/map.js';
+import type { AggregateSpec, WindowSpec } from './steps/window.js';
+import type { Agg, AggResult } from './windows/builder.js';
 
 /** A source spec carrying the type of its records (a phantom type, for inference only). */
 export interface TypedSource<T> {
@@ -54,6 +56,27 @@ export interface EnrichOptions<T, V, As extends string> extends StepOptions {
   onMissing?: 'keep' | 'drop' | 'dead-letter';
   cache?: { maxEntries?: number; ttl?: Duration };
 }
+
+/** Options of `.window()`; exactly one of tumbling, hopping, sliding, session. */
+export type WindowOptions<T, K, A extends Record<string, Agg<T, unknown>>> = StepOptions & {
+  key?: ((event: T) => K) | string;
+  allowedLateness?: Duration;
+  outOfOrderness?: Duration;
+  idleTimeout?: Duration;
+  aggregate: A;
+  emit?: 'final' | 'updates';
+  late?: SinkSpec | Sink;
+} & (
+    | { tumbling: Duration }
+    | { hopping: { size: Duration; every: Duration } }
+    | { sliding: Duration }
+    | { session: { gap: Duration } }
+  );
+
+/** The record a window emits. */
+export type WindowResult<K, A> = { key: K; windowStart: number; windowEnd: number } & {
+  [N in keyof A]: AggResult<A[N]>;
+};
 
 /** Record type after `enrich` with `as`: the looked-up value, or null when missing. */
 export type Enriched<T, V, As extends string> = T & { [K in As]: V | null };
@@ -128,6 +151,36 @@ export class StepsBuilder<T> {
       },
     };
     return this.add(spec, options);
+  }
+
+  /**
+   * Aggregates over event-time windows; emits `{ key, windowStart, windowEnd, ...aggregates }`.
+   * `aggregate: { clicks: count(), revenue: sum((e) => e.amount) }`.
+   */
+  window<A extends Record<string, Agg<T, unknown>>, K = unknown>(
+    options: WindowOptions<T, K, A>,
+  ): StepsBuilder<WindowResult<K, A>> {
+    const aggregate: Record<string, AggregateSpec> = {};
+    for (const [name, a] of Object.entries(options.aggregate) as [string, Agg<T, unknown>][]) {
+      if (a.custom) aggregate[name] = { fn: this.bindings.bind('aggregator', a.custom) };
+      else if (a.op === 'count') aggregate[name] = 'count()';
+      else {
+        const of = typeof a.of === 'string' ? a.of : { fn: this.bindings.bind(a.op, a.of) };
+        aggregate[name] = { aggregate: a.op as never, of, ...(a.limit !== undefined ? { limit: a.limit } : {}) };
+      }
+    }
+    const {
+      name: _name,
+      key,
+      aggregate: _a,
+      late,
+      ...rest
+    } = options as WindowOptions<T, K, A> & Record<string, unknown>;
+    const spec: WindowSpec = { ...(rest as object), aggregate } as WindowSpec;
+    if (key !== undefined) spec.key = this.expr('windowKey', key as Fn<never[], unknown>);
+    if (late !== undefined)
+      spec.late = { sink: isSink(late) ? { ref: this.bindings.bind('sink', late) } : (late as SinkSpec) };
+    return this.add({ window: spec }, options);
   }
 
   /** Sets the record key (used by windows); the record is unchanged. */
@@ -212,6 +265,11 @@ export class PipelineBuilder<T> extends StepsBuilder<T> {
   }
   override enrich<V, As extends string>(options: EnrichOptions<T, V, As>): PipelineBuilder<Enriched<T, V, As>> {
     return super.enrich(options) as PipelineBuilder<Enriched<T, V, As>>;
+  }
+  override window<A extends Record<string, Agg<T, unknown>>, K = unknown>(
+    options: WindowOptions<T, K, A>,
+  ): PipelineBuilder<WindowResult<K, A>> {
+    return super.window(options) as PipelineBuilder<WindowResult<K, A>>;
   }
 
   /** The finished pipeline: a plain spec plus the bound functions and objects. */

@@ -12,6 +12,8 @@ export {
   stdoutSink,
   type TypedLookup,
   type TypedSource,
+  type WindowOptions,
+  type WindowResult,
 } from './builder.js';
 export { type BatchResult, CompiledPipeline, type CompileOptions, compile, type Pipeline } from './compile/compile.js';
 export type {
@@ -87,7 +89,38 @@ export type {
 } from './spec.js';
 export { pipelineSchema } from './spec.js';
 export type { MapTemplate } from './steps/map.js';
+export type { AggregateSpec, WindowSpec } from './steps/window.js';
 export { validateSpec } from './validate.js';
+export {
+  type Aggregator,
+  type CustomAggregator,
+  comparePositions,
+  parseAggregate,
+  type Stamp,
+} from './windows/aggregates.js';
+export {
+  type Agg,
+  type AggResult,
+  aggregator,
+  avg,
+  collect,
+  count,
+  countDistinct,
+  first,
+  last,
+  max,
+  min,
+  sum,
+} from './windows/builder.js';
+export {
+  type ApplyOutcome,
+  MemoryWindowStore,
+  type StoredWindow,
+  type WindowDelta,
+  type WindowRef,
+  type WindowStore,
+} from './windows/store.js';
+export { Watermarks } from './windows/watermarks.js';
 export {
   checkPipelineFile,
   loadPipelineFile,

@@ -447,6 +447,20 @@ export class CompiledPipeline {
   }
 
   /**
+   * Registers a shard this pipeline consumes before its first batch arrives, so the shard holds
+   * window watermarks back until it delivers events (or stays idle past a window's idleTimeout).
+   * Runtimes call it for the shards they own; a shard never registered counts from its first batch.
+   */
+  registerShard(shardId: string): void {
+    this.watermarks.observe(shardId, Number.NEGATIVE_INFINITY, this.scheduler.now());
+  }
+
+  /** A shard that has ended (closed by resharding) stops holding window watermarks back. */
+  closeShard(shardId: string): void {
+    this.watermarks.closeShard(shardId);
+  }
+
+  /**
    * Lets time pass without a batch: stateful steps advance their watermark by processing time
    * and emit what it closes (idle shards and keys still close). Runtimes call it on a timer.
    */

@@ -242,6 +242,11 @@ class WindowOperator {
   /** Watermark as of the end of the previous batch (records are judged late against it). */
   private wm = Number.NEGATIVE_INFINITY;
   private readonly open = new Map<string, OpenWindow>();
+  /**
+   * Highest position this step has processed per shard. A late record at or below it is a
+   * redelivery of a record already applied or already reported late, and is dropped silently.
+   */
+  private readonly seen = new Map<string, string>();
   private readonly timers = new MinHeap<Entry>();
   private gen = 0;
 
@@ -439,7 +444,20 @@ class WindowOperator {
       }
       if (!placed) late.push(env);
     }
-    return { list, late };
+    return { list, late: late.filter((env) => !this.isRedelivery(env)) };
+  }
+
+  private isRedelivery(env: RecordEnvelope): boolean {
+    const seen = this.seen.get(env.shardId);
+    return seen !== undefined && comparePositions(positionOf(env), seen) <= 0;
+  }
+
+  private markSeen(records: readonly RecordEnvelope[]): void {
+    const last = records[records.length - 1];
+    if (!last) return;
+    const p = positionOf(last);
+    const seen = this.seen.get(last.shardId);
+    if (seen === undefined || comparePositions(p, seen) > 0) this.seen.set(last.shardId, p);
   }
 
   private track(w: StoredWindow): void {
@@ -483,6 +501,7 @@ class WindowOperator {
       list = retry.list.filter((d) => floors.has(windowId(d.key, d.start, d.end)));
       late = [];
     }
+    this.markSeen(records);
     if (this.updates) await this.emitChanged(changed, batch, next);
   }
 
@@ -512,6 +531,7 @@ class WindowOperator {
       }
       for (const s of sessions) await this.mergeSession(key, s, records, batch, changed);
     }
+    this.markSeen(records);
     if (this.updates) await this.emitChanged(changed, batch, next);
   }
 
@@ -539,7 +559,7 @@ class WindowOperator {
       return;
     }
     if (stored.length === 0 && this.isClosed(s.start, s.end)) {
-      for (const env of s.records ?? []) this.sendLate(env, batch);
+      for (const env of s.records ?? []) if (!this.isRedelivery(env)) this.sendLate(env, batch);
       return;
     }
     const merged: StoredWindow = {

@@ -1,0 +1,378 @@
+import { count, fileSource, MemorySink, pipeline, type SourceBatch, sum } from '@tributary/core';
+import { from, lastValueFrom, Subject, toArray, VirtualTimeScheduler } from 'rxjs';
+import { TestScheduler } from 'rxjs/testing';
+import { describe, expect, it } from 'vitest';
+import { stepsPipeline } from '../helpers.js';
+import { batch, type Ev, harness } from '../window-helpers.js';
+
+const MIN = 60_000;
+const windowed = (window: string, extra = '') =>
+  stepsPipeline(`  - window:\n${window.replace(/^/gm, '      ')}\n`, `eventTime: event.t\n${extra}`);
+const sumByKey = (kind: string, more = '') =>
+  windowed(`key: event.k\n${kind}\naggregate: { n: count(), s: sum(event.v) }\n${more}`);
+
+describe('window: tumbling', () => {
+  it('emits nothing for no input, even when flushed', async () => {
+    const h = harness(sumByKey('tumbling: 1m'));
+    await h.flush();
+    expect(h.out).toEqual([]);
+  });
+
+  it("emits one record's window on flush at end of input", async () => {
+    const h = harness(sumByKey('tumbling: 1m'));
+    await h.process(batch('s', [{ k: 'a', t: 90_000, v: 4 }], 1));
+    expect(h.out).toEqual([]);
+    await h.flush();
+    expect(h.out).toEqual([{ key: 'a', windowStart: 60_000, windowEnd: 120_000, n: 1, s: 4 }]);
+  });
+
+  it('fires each window once, when the watermark passes its end, keyed', async () => {
+    const h = harness(sumByKey('tumbling: 1m'));
+    await h.process(
+      batch(
+        's',
+        [
+          { k: 'a', t: 1000, v: 1 },
+          { k: 'b', t: 2000, v: 2 },
+          { k: 'a', t: 59_999, v: 3 },
+        ],
+        1,
+      ),
+    );
+    expect(h.out).toEqual([]);
+    await h.process(batch('s', [{ k: 'a', t: MIN, v: 10 }], 4)); // watermark reaches 1m: [0, 1m) closes
+    expect(h.out).toEqual([
+      { key: 'a', windowStart: 0, windowEnd: MIN, n: 2, s: 4 },
+      { key: 'b', windowStart: 0, windowEnd: MIN, n: 1, s: 2 },
+    ]);
+    await h.flush();
+    expect(h.out).toHaveLength(3);
+    expect(h.out[2]).toEqual({ key: 'a', windowStart: MIN, windowEnd: 2 * MIN, n: 1, s: 10 });
+  });
+
+  it('uses the keyBy key by default, and one global key (null) without either', async () => {
+    const keyed = stepsPipeline(
+      '  - keyBy: event.k\n  - window: { tumbling: 1m, aggregate: { n: count() } }',
+      'eventTime: event.t\n',
+    );
+    const h = harness(keyed);
+    await h.process(
+      batch(
+        's',
+        [
+          { k: 'x', t: 1, v: 0 },
+          { k: 'y', t: 2, v: 0 },
+        ],
+        1,
+      ),
+    );
+    await h.flush();
+    expect(h.out).toEqual([
+      { key: 'x', windowStart: 0, windowEnd: MIN, n: 1 },
+      { key: 'y', windowStart: 0, windowEnd: MIN, n: 1 },
+    ]);
+    const global = harness(windowed('tumbling: 1m\naggregate: { n: count() }'));
+    await global.process(
+      batch(
+        's',
+        [
+          { k: 'x', t: 1, v: 0 },
+          { k: 'y', t: 2, v: 0 },
+        ],
+        1,
+      ),
+    );
+    await global.flush();
+    expect(global.out).toEqual([{ key: null, windowStart: 0, windowEnd: MIN, n: 2 }]);
+  });
+
+  it('holds windows until outOfOrderness allows, and accepts records within allowedLateness', async () => {
+    const h = harness(sumByKey('tumbling: 1m', 'outOfOrderness: 10s\nallowedLateness: 30s'));
+    await h.process(batch('s', [{ k: 'a', t: 50_000, v: 1 }], 1));
+    await h.process(batch('s', [{ k: 'a', t: 65_000, v: 1 }], 2)); // wm 55s: [0,1m) open
+    expect(h.out).toEqual([]);
+    await h.process(
+      batch(
+        's',
+        [
+          { k: 'a', t: 5_000, v: 5 },
+          { k: 'a', t: 95_000, v: 1 },
+        ],
+        3,
+      ),
+    ); // 5s is on time (wm 55s); wm -> 85s
+    expect(h.out).toEqual([]);
+    await h.process(
+      batch(
+        's',
+        [
+          { k: 'a', t: 10_000, v: 7 },
+          { k: 'a', t: 101_000, v: 1 },
+        ],
+        5,
+      ),
+    ); // 10s late-but-allowed; wm -> 91s >= 90s: closes
+    expect(h.out).toEqual([{ key: 'a', windowStart: 0, windowEnd: MIN, n: 3, s: 13 }]);
+    await h.process(batch('s', [{ k: 'a', t: 20_000, v: 100 }], 7)); // too late
+    expect(h.late().map((d) => d.sequenceNumber)).toEqual(['7']);
+    expect(h.late()[0]?.error).toContain('too late');
+  });
+
+  it('sends too-late records to the configured late sink instead of the dead-letter output', async () => {
+    const lateSink = new MemorySink<Ev>();
+    const p = pipeline('t')
+      .source(fileSource<Ev>({ path: 'x' }))
+      .eventTime((e) => e.t)
+      .window({ key: (e) => e.k, tumbling: '1m', late: lateSink, aggregate: { n: count() } })
+      .build();
+    const h = harness(p);
+    await h.process(batch('s', [{ k: 'a', t: 2 * MIN, v: 0 }], 1));
+    await h.process(batch('s', [{ k: 'a', t: 1000, v: 0 }], 2));
+    expect(lateSink.values).toEqual([{ k: 'a', t: 1000, v: 0 }]);
+    expect(h.dead.values).toEqual([]);
+  });
+
+  it('emit: updates emits after each changing batch and once more on close', async () => {
+    const h = harness(sumByKey('tumbling: 1m', 'emit: updates'));
+    await h.process(
+      batch(
+        's',
+        [
+          { k: 'a', t: 1, v: 1 },
+          { k: 'a', t: 2, v: 2 },
+        ],
+        1,
+      ),
+    );
+    expect(h.out).toEqual([{ key: 'a', windowStart: 0, windowEnd: MIN, n: 2, s: 3 }]);
+    await h.process(batch('s', [{ k: 'a', t: 3, v: 3 }], 3));
+    await h.process(batch('s', [{ k: 'b', t: MIN + 1, v: 0 }], 4));
+    expect(h.out.slice(1)).toEqual([
+      { key: 'a', windowStart: 0, windowEnd: MIN, n: 3, s: 6 },
+      { key: 'b', windowStart: MIN, windowEnd: 2 * MIN, n: 1, s: 0 },
+      { key: 'a', windowStart: 0, windowEnd: MIN, n: 3, s: 6 },
+    ]);
+  });
+
+  it('dead-letters a record whose window key or aggregate input fails, and goes on', async () => {
+    const h = harness(windowed('key: event.k\ntumbling: 1m\naggregate: { s: sum(event.v * 2) }'));
+    await h.process({
+      shardId: 's',
+      records: [
+        { value: { k: 'a', t: 1, v: 1 }, partitionKey: 'p', sequenceNumber: '1', arrivalTime: 0 },
+        { value: { k: { no: 1 }, t: 1, v: 1 }, partitionKey: 'p', sequenceNumber: '2', arrivalTime: 0 },
+        { value: { k: 'a', t: 1 }, partitionKey: 'p', sequenceNumber: '3', arrivalTime: 0 },
+      ],
+    });
+    await h.flush();
+    expect(h.out).toEqual([{ key: 'a', windowStart: 0, windowEnd: MIN, s: 2 }]);
+    expect(h.dead.values.map((d) => [d.sequenceNumber, d.reason, d.step])).toEqual([
+      ['2', 'expression', 'window-0'],
+      ['3', 'expression', 'window-0'],
+    ]);
+  });
+});
+
+describe('window: hopping, sliding, session', () => {
+  it('hopping: a record belongs to size/every windows', async () => {
+    const h = harness(sumByKey('hopping: { size: 3m, every: 1m }'));
+    await h.process(
+      batch(
+        's',
+        [
+          { k: 'a', t: 150_000, v: 1 },
+          { k: 'a', t: 170_000, v: 2 },
+        ],
+        1,
+      ),
+    );
+    await h.flush();
+    expect(h.out).toEqual([
+      { key: 'a', windowStart: 0, windowEnd: 3 * MIN, n: 2, s: 3 },
+      { key: 'a', windowStart: MIN, windowEnd: 4 * MIN, n: 2, s: 3 },
+      { key: 'a', windowStart: 2 * MIN, windowEnd: 5 * MIN, n: 2, s: 3 },
+    ]);
+  });
+
+  it('sliding: one window per record, looking back [t − size, t]', async () => {
+    const h = harness(sumByKey('sliding: 10s'));
+    await h.process(
+      batch(
+        's',
+        [
+          { k: 'a', t: 1000, v: 1 },
+          { k: 'a', t: 5000, v: 2 },
+          { k: 'a', t: 11_000, v: 4 },
+          { k: 'a', t: 30_000, v: 8 },
+        ],
+        1,
+      ),
+    );
+    expect(h.out).toEqual([
+      { key: 'a', windowStart: -9000, windowEnd: 1001, n: 1, s: 1 },
+      { key: 'a', windowStart: -5000, windowEnd: 5001, n: 2, s: 3 },
+      { key: 'a', windowStart: 1000, windowEnd: 11_001, n: 3, s: 7 },
+    ]);
+    await h.flush();
+    expect(h.out[3]).toEqual({ key: 'a', windowStart: 20_000, windowEnd: 30_001, n: 1, s: 8 });
+  });
+
+  it('session: records within the gap form one session; a record bridging two merges them', async () => {
+    const h = harness(sumByKey('session: { gap: 10s }', 'outOfOrderness: 1m'));
+    await h.process(
+      batch(
+        's',
+        [
+          { k: 'a', t: 0, v: 1 },
+          { k: 'a', t: 5000, v: 1 },
+          { k: 'a', t: 30_000, v: 10 },
+        ],
+        1,
+      ),
+    );
+    expect(h.out).toEqual([]);
+    await h.process(
+      batch(
+        's',
+        [
+          { k: 'a', t: 15_000, v: 100 },
+          { k: 'a', t: 22_000, v: 100 },
+        ],
+        4,
+      ),
+    ); // bridges [0,15s) and [30s,40s)
+    await h.process(batch('s', [{ k: 'a', t: 200_000, v: 1000 }], 6)); // watermark 140s closes the merged session
+    expect(h.out).toEqual([{ key: 'a', windowStart: 0, windowEnd: 40_000, n: 5, s: 212 }]);
+    await h.flush();
+    expect(h.out[1]).toEqual({ key: 'a', windowStart: 200_000, windowEnd: 210_000, n: 1, s: 1000 });
+  });
+
+  it('session: a record of a closed session with nothing open to join is late', async () => {
+    const h = harness(sumByKey('session: { gap: 10s }'));
+    await h.process(batch('s', [{ k: 'a', t: 100_000, v: 1 }], 1));
+    await h.process(batch('s', [{ k: 'a', t: 1000, v: 1 }], 2));
+    expect(h.late().map((d) => d.sequenceNumber)).toEqual(['2']);
+  });
+});
+
+describe('window: watermarks across shards and idle time', () => {
+  it('waits for the slowest shard, and stops waiting for a shard idle beyond idleTimeout (virtual time)', async () => {
+    const scheduler = new VirtualTimeScheduler();
+    const advance = (ms: number) => {
+      scheduler.schedule(() => {}, ms);
+      scheduler.flush();
+    };
+    const h = harness(sumByKey('tumbling: 1m', 'idleTimeout: 30s'), scheduler);
+    await h.process(batch('fast', [{ k: 'a', t: 1000, v: 1 }], 1));
+    await h.process(batch('slow', [{ k: 'a', t: 2000, v: 1 }], 1));
+    await h.process(batch('fast', [{ k: 'a', t: 5 * MIN, v: 1 }], 2));
+    expect(h.out).toEqual([]); // the slow shard holds the watermark at 2s
+    advance(20_000);
+    await h.tick();
+    expect(h.out).toEqual([]); // slow shard idle 20s < 30s
+    advance(MIN);
+    await h.tick(); // slow shard idle 80s: its watermark moves 50s past 2s; still < 1m
+    expect(h.out).toEqual([]);
+    advance(20_000);
+    await h.tick(); // 100s idle: 2s + 70s = 72s >= 60s: [0, 1m) closes
+    expect(h.out).toEqual([{ key: 'a', windowStart: 0, windowEnd: MIN, n: 2, s: 2 }]);
+  });
+
+  it("closes windows of an idle stream through the operator's own ticks (TestScheduler)", async () => {
+    const scheduler = new TestScheduler((a, b) => expect(a).toEqual(b));
+    const advanceTo = async (frame: number) => {
+      scheduler.maxFrames = frame;
+      scheduler.flush();
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    };
+    const p = pipeline('t')
+      .source(fileSource<Ev>({ path: 'x' }))
+      .eventTime((e) => e.t)
+      .window({ key: (e) => e.k, tumbling: '1m', idleTimeout: '10s', aggregate: { n: count(), s: sum((e) => e.v) } })
+      .build();
+    const h = harness(p, scheduler);
+    const input = new Subject<SourceBatch>();
+    const emitted: { at: number; value: unknown }[] = [];
+    input.pipe(h.compiled.operator()).subscribe((r) => {
+      for (const e of r.tail ?? []) emitted.push({ at: scheduler.now(), value: e.value });
+    });
+    input.next(batch('s', [{ k: 'a', t: 1000, v: 1 }], 1));
+    await advanceTo(59_000);
+    input.next(batch('s', [{ k: 'a', t: 2000, v: 2 }], 2));
+    await advanceTo(120_000);
+    // Idle since 59s: the watermark is 2s + (120s − 59s − 10s) = 53s, short of 1m.
+    expect(emitted).toEqual([]);
+    await advanceTo(130_000);
+    // 2s + (130s − 59s − 10s) = 63s: a tick closes [0, 1m) with no new record and no end of input.
+    expect(emitted).toEqual([{ at: 130_000, value: { key: 'a', windowStart: 0, windowEnd: MIN, n: 2, s: 3 } }]);
+    input.complete();
+    await advanceTo(131_000);
+  });
+
+  it('flushes every open window when a finite input ends', async () => {
+    const p = sumByKey('tumbling: 1m');
+    const h = harness(p);
+    const results = await lastValueFrom(
+      from([
+        batch(
+          's',
+          [
+            { k: 'a', t: 1, v: 1 },
+            { k: 'b', t: 3 * MIN, v: 2 },
+          ],
+          1,
+        ),
+      ]).pipe(h.compiled.operator({ ticks: false }), toArray()),
+    );
+    expect(results.map((r) => r.phase)).toEqual(['batch', 'final']);
+    // The batch's own records moved the watermark to 3m: [0, 1m) fired with it.
+    expect(results[0]?.tail?.map((e) => e.value)).toEqual([{ key: 'a', windowStart: 0, windowEnd: MIN, n: 1, s: 1 }]);
+    expect(results[1]?.tail?.map((e) => e.value)).toEqual([
+      { key: 'b', windowStart: 3 * MIN, windowEnd: 4 * MIN, n: 1, s: 2 },
+    ]);
+  });
+});
+
+describe('window: exactly-once effect', () => {
+  it('a replayed batch changes nothing; an overlapping replay adds only the new records', async () => {
+    const h = harness(sumByKey('tumbling: 1m'));
+    const first = batch(
+      's',
+      [
+        { k: 'a', t: 1, v: 1 },
+        { k: 'a', t: 2, v: 2 },
+        { k: 'b', t: 3, v: 4 },
+      ],
+      1,
+    );
+    await h.process(first);
+    await h.process(first);
+    // Redelivered from seq 2 with two new records (a bisected / re-cut batch).
+    await h.process(
+      batch(
+        's',
+        [
+          { k: 'a', t: 2, v: 2 },
+          { k: 'b', t: 3, v: 4 },
+          { k: 'a', t: 4, v: 8 },
+          { k: 'b', t: 5, v: 16 },
+        ],
+        2,
+      ),
+    );
+    await h.flush();
+    expect(h.out).toEqual([
+      { key: 'a', windowStart: 0, windowEnd: MIN, n: 3, s: 11 },
+      { key: 'b', windowStart: 0, windowEnd: MIN, n: 2, s: 20 },
+    ]);
+    expect(h.dead.values).toEqual([]);
+  });
+
+  it('the same sequence numbers on another shard are different records', async () => {
+    const h = harness(sumByKey('tumbling: 1m'));
+    await h.process(batch('s1', [{ k: 'a', t: 1, v: 1 }], 1));
+    await h.process(batch('s2', [{ k: 'a', t: 1, v: 1 }], 1));
+    await h.flush();
+    expect(h.out).toEqual([{ key: 'a', windowStart: 0, windowEnd: MIN, n: 2, s: 2 }]);
+  });
+});
