@@ -24,9 +24,10 @@ it('clicks-per-user matches a recomputation from its input', async () => {
     (JSON.parse(await readFile(join(here, 'users.json'), 'utf8')) as { id: string }[]).map((u) => [u.id, u]),
   );
   const lines = (await readFile(join(here, 'events.jsonl'), 'utf8')).split('\n');
-  const clicks: unknown[] = [];
+  const clicks: Record<string, unknown>[] = [];
   const big: unknown[] = [];
   const dead: [number, string][] = [];
+  const times: number[] = [];
   lines.forEach((line, i) => {
     if (line.trim() === '') return;
     let e: Record<string, unknown>;
@@ -53,12 +54,52 @@ it('clicks-per-user matches a recomputation from its input', async () => {
     }
     const out = { ...rec, profile };
     (rec.amount as number) > 100 ? big.push(out) : clicks.push(out);
+    if ((rec.amount as number) <= 100) times.push(Date.parse(e.ts as string));
   });
 
   expect(await readJsonLines(join(dir, 'out', 'clicks.jsonl'))).toEqual(clicks);
   expect(await readJsonLines(join(dir, 'out', 'big-purchases.jsonl'))).toEqual(big);
   const dl = (await readJsonLines(join(dir, 'out', 'dead-letter.jsonl'))) as { line: number; reason: string }[];
   expect(dl.map((d) => [d.line, d.reason]).sort((a, b) => (a[0] as number) - (b[0] as number))).toEqual(dead);
+  // Per user per minute, recomputed from the clicks (event time = the input's ts).
+  const perMinute = new Map<
+    string,
+    {
+      key: string;
+      windowStart: number;
+      windowEnd: number;
+      clicks: number;
+      revenue: number;
+      pages: Set<string>;
+      plan: string;
+    }
+  >();
+  clicks.forEach((c, i) => {
+    const start = Math.floor((times[i] as number) / 60_000) * 60_000;
+    const id = `${c.user}/${start}`;
+    const w = perMinute.get(id) ?? {
+      key: c.user as string,
+      windowStart: start,
+      windowEnd: start + 60_000,
+      clicks: 0,
+      revenue: 0,
+      pages: new Set(),
+      plan: '',
+    };
+    if (w.clicks === 0) w.plan = (c.profile as { plan: string }).plan;
+    w.clicks++;
+    w.revenue += c.amount as number;
+    w.pages.add(c.page as string);
+    perMinute.set(id, w);
+  });
+  const windows = (await readJsonLines(join(dir, 'out', 'clicks-per-user.jsonl'))) as Record<string, unknown>[];
+  const order = (a: Record<string, unknown>, b: Record<string, unknown>) =>
+    String(a.key).localeCompare(String(b.key)) || (a.windowStart as number) - (b.windowStart as number);
+  expect(windows.map((w) => ({ ...w, revenue: Math.round((w.revenue as number) * 100) })).sort(order)).toEqual(
+    [...perMinute.values()]
+      .map((w) => ({ ...w, revenue: Math.round(w.revenue * 100), pages: w.pages.size }))
+      .sort(order),
+  );
   // The bundled data exercises every path.
   expect(clicks.length).toBeGreaterThan(100);
   expect(big.length).toBeGreaterThan(10);

@@ -87,6 +87,17 @@ export function envelope<T>(source: SourceRecord, shardId: string, value: T, eve
   return new Envelope(value, undefined, eventTime, shardId, source);
 }
 
+/** A new envelope with a key (stateful steps emit these). */
+export function keyedEnvelope<T>(
+  source: SourceRecord,
+  shardId: string,
+  value: T,
+  eventTime: number,
+  key: unknown,
+): RecordEnvelope<T> {
+  return new Envelope(value, key, eventTime, shardId, source);
+}
+
 /** A copy of `env` with a new value (envelopes are immutable once made). */
 export function withValue<T>(env: RecordEnvelope, value: T): RecordEnvelope<T> {
   return new Envelope(value, env.key, env.eventTime, env.shardId, env.source);

@@ -210,6 +210,7 @@ export class CompiledPipeline {
     let depth = 0;
     let currentPath = '';
     let tickInterval: number | undefined;
+    const gauges: { name: string; read: () => number }[] = [];
 
     const fail = (path: string, message: string, cause?: unknown): never => {
       const err = new PipelineValidationError([{ file: pipeline.file, path, message }]);
@@ -239,6 +240,9 @@ export class CompiledPipeline {
         return name;
       },
       watermarks: this.watermarks,
+      gauge: (name, read) => {
+        gauges.push({ name, read });
+      },
       requestTicks: (ms) => {
         tickInterval = tickInterval === undefined ? ms : Math.min(tickInterval, ms);
       },
@@ -332,6 +336,16 @@ export class CompiledPipeline {
     this.sinkSlots = sinkSlots;
     this.lookups = lookups;
     this.tickInterval = tickInterval;
+    this.gauges = gauges;
+  }
+
+  private readonly gauges: { name: string; read: () => number }[];
+
+  /** Current gauges of stateful steps, e.g. `{ openWindows: 12 }`. */
+  stats(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const g of this.gauges) out[g.name] = (out[g.name] ?? 0) + g.read();
+    return out;
   }
 
   /** The sinks of the graph, by node name. */

@@ -81,6 +81,8 @@ export interface CompileContext extends ResourceContext {
   watermarks: Watermarks;
   /** Asks the runtime to call the pipeline's `tick()` at least this often (ms) while it runs. */
   requestTicks(intervalMs: number): void;
+  /** Registers a gauge reported by `CompiledPipeline.stats()` (summed over nodes of the same name). */
+  gauge(name: string, read: () => number): void;
 }
 
 export type BarrierRun = (records: RecordEnvelope[], batch: BatchContext, next: Push) => Promise<void>;

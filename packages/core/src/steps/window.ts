@@ -22,7 +22,7 @@ import Type, { type Static } from 'typebox';
 import { evaluationReason, showExpression } from '../compile/reason.js';
 import type { BatchContext, CompileContext, NodeInfo, Push, StepDefinition } from '../compile/types.js';
 import { durationMs } from '../duration.js';
-import { envelope, type RecordEnvelope, type SourceRecord, withKey } from '../envelope.js';
+import { keyedEnvelope, type RecordEnvelope, type SourceRecord } from '../envelope.js';
 import type { CompiledExpression } from '../expression.js';
 import { register } from '../registry.js';
 import { ComponentRef, DurationSchema, Expression, FunctionRef, X_EXPECTED } from '../schema.js';
@@ -39,6 +39,7 @@ import {
 } from '../windows/aggregates.js';
 import { MinHeap } from '../windows/heap.js';
 import {
+  type ApplyOutcome,
   classify,
   MemoryWindowStore,
   type StoredWindow,
@@ -144,22 +145,6 @@ export type WindowSpec = Static<typeof windowSchema>;
 
 type Kind = 'tumbling' | 'hopping' | 'sliding' | 'session';
 
-/** A window the step tracks until it fires and expires. */
-interface OpenWindow extends WindowRef {
-  keyValue: unknown;
-  fireAt: number;
-  expireAt: number;
-  fired: boolean;
-  gen: number;
-}
-
-interface Entry {
-  at: number;
-  id: string;
-  gen: number;
-  expire: boolean;
-}
-
 interface Delta extends WindowDelta {
   /** The raw key (Map key for per-batch grouping). */
   raw: unknown;
@@ -167,9 +152,14 @@ interface Delta extends WindowDelta {
   records?: RecordEnvelope[];
 }
 
-/** Canonical text of a key: distinct for 1 and "1". */
+/**
+ * Canonical text of a key: distinct for 1 and "1", and a string key is its own text (no
+ * allocation on the hot path). Non-string keys and strings starting with U+0001 are tagged.
+ */
 export function keyText(k: unknown): string {
-  return JSON.stringify(k) ?? 'null';
+  if (typeof k === 'string') return k.charCodeAt(0) === 1 ? `\u0001s${k}` : k;
+  if (k === null || k === undefined) return '\u0001z';
+  return `\u0001${(typeof k)[0]}${String(k)}`;
 }
 
 const windowId = (key: string, start: number, end: number) => `${key}\u0000${start}\u0000${end}`;
@@ -225,6 +215,20 @@ export const windowStep: StepDefinition<WindowSpec> = register({
   },
 });
 
+/** A window the step tracks until it fires and its state is freed. */
+interface Tracked extends WindowRef {
+  keyValue: unknown;
+  fireAt: number;
+  expireAt: number;
+  fired: boolean;
+  /** Merged into another session: ignore its timers. */
+  dead: boolean;
+  /** The store's live state, when the store is in memory. */
+  stored: StoredWindow | undefined;
+}
+
+const FAILED = Symbol('failed');
+
 class WindowOperator {
   private readonly kind: Kind;
   private readonly size: number;
@@ -236,19 +240,25 @@ class WindowOperator {
   private readonly keyOf: CompiledExpression | undefined;
   private readonly aggs: CompiledAggregate[];
   private readonly aggregators: Aggregator[];
+  private readonly inputs: (CompiledExpression | undefined)[];
+  /** Reused per record: the aggregate inputs of the record being added. */
+  private readonly values: unknown[];
   private readonly store: WindowStore;
   private readonly late: Push | undefined;
   private readonly name: string;
   /** Watermark as of the end of the previous batch (records are judged late against it). */
   private wm = Number.NEGATIVE_INFINITY;
-  private readonly open = new Map<string, OpenWindow>();
+  /** Timers: windows bucketed by the time they fire (or expire), and a heap of those times. */
+  private readonly buckets = new Map<number, Tracked[]>();
+  private readonly times = new MinHeap<{ at: number }>();
+  /** Sessions and sliding windows look tracked windows up by id; tumbling and hopping never do. */
+  private readonly byId: Map<string, Tracked> | undefined;
+  private tracked = 0;
   /**
    * Highest position this step has processed per shard. A late record at or below it is a
    * redelivery of a record already applied or already reported late, and is dropped silently.
    */
   private readonly seen = new Map<string, string>();
-  private readonly timers = new MinHeap<Entry>();
-  private gen = 0;
 
   constructor(
     spec: WindowSpec,
@@ -266,8 +276,9 @@ class WindowOperator {
     this.every = this.kind === 'hopping' ? durationMs(spec.hopping?.every ?? 0) : this.size;
     if (this.size <= 0) throw new Error('window size must be greater than 0');
     if (this.every <= 0) throw new Error('hopping `every` must be greater than 0');
-    if (this.kind === 'hopping' && this.every > this.size)
+    if (this.kind === 'hopping' && this.every > this.size) {
       throw new Error('hopping `every` must not exceed `size` (records would fall between windows)');
+    }
     this.lateness = durationMs(spec.allowedLateness ?? 0);
     this.ooo = durationMs(spec.outOfOrderness ?? 0);
     this.idle = durationMs(spec.idleTimeout ?? '1m');
@@ -275,12 +286,17 @@ class WindowOperator {
     this.keyOf = spec.key === undefined ? undefined : ctx.expression(spec.key);
     this.aggs = compileAggregates(spec, ctx);
     this.aggregators = this.aggs.map((a) => a.aggregator);
+    this.inputs = this.aggs.map((a) => a.input);
+    this.values = new Array(this.aggs.length);
     this.store = new MemoryWindowStore();
+    this.byId = this.kind === 'session' || this.kind === 'sliding' ? new Map() : undefined;
     this.name = node.name;
     this.late = spec.late
       ? ctx.sink(spec.late.sink, { name: `${node.name}.late`, kind: 'sink', path: `${node.path}/window/late` })
       : undefined;
     ctx.requestTicks(Math.min(Math.max(this.idle / 4, 100), 10_000));
+    ctx.gauge('openWindows', () => this.tracked);
+    ctx.gauge('storedWindows', () => (this.store as MemoryWindowStore).size);
   }
 
   link(): (next: Push) => Push {
@@ -293,37 +309,32 @@ class WindowOperator {
       );
   }
 
-  /** Close time of a window (when it fires) and when its state may be freed. */
-  private times(start: number, end: number): { fireAt: number; expireAt: number } {
-    const fireAt = end + this.lateness;
-    // A sliding point at t feeds record windows up to t + size, which fire at t + size + 1 + lateness.
-    return { fireAt, expireAt: this.kind === 'sliding' ? fireAt + this.size + 1 : fireAt };
+  /** A window closes (fires) at end + allowedLateness. */
+  private isClosed(end: number): boolean {
+    return end + this.lateness <= this.wm;
   }
 
-  private isClosed(start: number, end: number): boolean {
-    return this.times(start, end).fireAt <= this.wm;
-  }
-
-  private readKey(env: RecordEnvelope, batch: BatchContext): { ok: boolean; key: unknown } {
-    if (!this.keyOf) return { ok: true, key: env.key === undefined ? null : env.key };
+  private readKey(env: RecordEnvelope, batch: BatchContext): unknown {
+    if (!this.keyOf) return env.key === undefined ? null : env.key;
     let k: unknown;
     try {
       k = this.keyOf(env.value);
     } catch (err) {
       batch.deadLetter(env, this.name, evaluationReason(err), err);
-      return { ok: false, key: undefined };
+      return FAILED;
     }
     const t = typeof k;
-    if (k === null || t === 'string' || t === 'number' || t === 'boolean') return { ok: true, key: k };
+    if (k === null || t === 'string' || t === 'number' || t === 'boolean') return k;
     batch.deadLetter(env, this.name, 'expression', `window key is ${t}, expected a string, number, boolean or null`);
-    return { ok: false, key: undefined };
+    return FAILED;
   }
 
-  private readInputs(env: RecordEnvelope, batch: BatchContext): unknown[] | undefined {
-    const n = this.aggs.length;
-    const values = new Array<unknown>(n);
-    for (let i = 0; i < n; i++) {
-      const input = (this.aggs[i] as CompiledAggregate).input;
+  /** Fills `this.values` with the record's aggregate inputs; false if one failed (dead-lettered). */
+  private readInputs(env: RecordEnvelope, batch: BatchContext): boolean {
+    const inputs = this.inputs;
+    const values = this.values;
+    for (let i = 0; i < inputs.length; i++) {
+      const input = inputs[i];
       if (input === undefined) {
         values[i] = env.value;
         continue;
@@ -332,13 +343,13 @@ class WindowOperator {
         values[i] = input(env.value);
       } catch (err) {
         batch.deadLetter(env, this.name, evaluationReason(err), err);
-        return undefined;
+        return false;
       }
     }
-    return values;
+    return true;
   }
 
-  /** Windows a record at `t` belongs to (sessions: its own gap window; sliding: its point). */
+  /** Windows a record at `t` belongs to, as start/end pairs (sessions: its gap window; sliding: its point). */
   private assign(t: number, out: number[]): void {
     out.length = 0;
     switch (this.kind) {
@@ -373,80 +384,6 @@ class WindowOperator {
     }
   }
 
-  /** Pre-aggregates `records` (of one shard, in order) into deltas; returns them with the records kept. */
-  private preAggregate(
-    records: readonly RecordEnvelope[],
-    batch: BatchContext,
-    since: Map<string, string> | undefined,
-    onlyKey?: string,
-  ) {
-    const deltas = new Map<unknown, Map<number, Delta>>();
-    const list: Delta[] = [];
-    const late: RecordEnvelope[] = [];
-    const bounds: number[] = [];
-    const shardId = batch.shardId;
-    const aggs = this.aggregators;
-    const n = aggs.length;
-    const stamp: Stamp = { time: 0, shardId, position: '' };
-    for (const env of records) {
-      const { ok, key } = this.readKey(env, batch);
-      if (!ok) continue;
-      let text: string | undefined;
-      if (onlyKey !== undefined) {
-        text = keyText(key);
-        if (text !== onlyKey) continue;
-      }
-      const position = positionOf(env);
-      const values = this.readInputs(env, batch);
-      if (!values) continue;
-      this.assign(env.eventTime, bounds);
-      let placed = false;
-      for (let b = 0; b < bounds.length; b += 2) {
-        const start = bounds[b] as number;
-        const end = bounds[b + 1] as number;
-        if (this.kind !== 'session' && this.isClosed(start, end)) continue;
-        if (since) {
-          const floor = since.get(windowId(text ?? keyText(key), start, end));
-          if (floor !== undefined && comparePositions(position, floor) <= 0) {
-            placed = true;
-            continue;
-          }
-        }
-        placed = true;
-        let byStart = deltas.get(key);
-        if (!byStart) {
-          byStart = new Map();
-          deltas.set(key, byStart);
-        }
-        let d = byStart.get(start);
-        if (!d) {
-          d = {
-            raw: key,
-            key: text ?? keyText(key),
-            keyValue: key,
-            start,
-            end,
-            acc: aggs.map((a) => a.init()),
-            shardId,
-            minPosition: position,
-            maxPosition: position,
-          };
-          if (this.kind === 'session') d.records = [];
-          byStart.set(start, d);
-          list.push(d);
-        }
-        d.maxPosition = position;
-        d.records?.push(env);
-        stamp.time = env.eventTime;
-        stamp.position = position;
-        const acc = d.acc;
-        for (let i = 0; i < n; i++) acc[i] = (aggs[i] as Aggregator).add(acc[i], values[i], stamp);
-      }
-      if (!placed) late.push(env);
-    }
-    return { list, late: late.filter((env) => !this.isRedelivery(env)) };
-  }
-
   private isRedelivery(env: RecordEnvelope): boolean {
     const seen = this.seen.get(env.shardId);
     return seen !== undefined && comparePositions(positionOf(env), seen) <= 0;
@@ -460,12 +397,94 @@ class WindowOperator {
     if (seen === undefined || comparePositions(p, seen) > 0) this.seen.set(last.shardId, p);
   }
 
+  /**
+   * Pre-aggregates `records` (of one shard, in order) into one delta per (key, window). With
+   * `floors`, records at or below the position already applied to a window are left out of it.
+   */
+  private preAggregate(
+    records: readonly RecordEnvelope[],
+    batch: BatchContext,
+    floors: Map<string, string> | undefined,
+    onlyKey?: string,
+  ): { list: Delta[]; late: RecordEnvelope[] } {
+    const deltas = new Map<unknown, Map<number, Delta>>();
+    const list: Delta[] = [];
+    const late: RecordEnvelope[] = [];
+    const bounds: number[] = [];
+    const shardId = batch.shardId;
+    const aggs = this.aggregators;
+    const n = aggs.length;
+    const values = this.values;
+    const stamp: Stamp = { time: 0, shardId, position: '' };
+    const session = this.kind === 'session';
+    for (let r = 0; r < records.length; r++) {
+      const env = records[r] as RecordEnvelope;
+      const key = this.readKey(env, batch);
+      if (key === FAILED) continue;
+      if (onlyKey !== undefined && keyText(key) !== onlyKey) continue;
+      if (!this.readInputs(env, batch)) continue;
+      const position = positionOf(env);
+      this.assign(env.eventTime, bounds);
+      let placed = false;
+      for (let b = 0; b < bounds.length; b += 2) {
+        const start = bounds[b] as number;
+        const end = bounds[b + 1] as number;
+        if (!session && this.isClosed(end)) continue;
+        placed = true;
+        if (floors) {
+          const floor = floors.get(windowId(keyText(key), start, end));
+          if (floor !== undefined && comparePositions(position, floor) <= 0) continue;
+        }
+        let byStart = deltas.get(key);
+        if (!byStart) {
+          byStart = new Map();
+          deltas.set(key, byStart);
+        }
+        let d = byStart.get(start);
+        if (!d) {
+          const acc = new Array<unknown>(n);
+          for (let i = 0; i < n; i++) acc[i] = (aggs[i] as Aggregator).init();
+          d = {
+            raw: key,
+            key: keyText(key),
+            keyValue: key,
+            start,
+            end,
+            acc,
+            shardId,
+            minPosition: position,
+            maxPosition: position,
+          };
+          if (session) d.records = [];
+          byStart.set(start, d);
+          list.push(d);
+        }
+        d.maxPosition = position;
+        if (session) d.records?.push(env);
+        stamp.time = env.eventTime;
+        stamp.position = position;
+        const acc = d.acc;
+        for (let i = 0; i < n; i++) acc[i] = (aggs[i] as Aggregator).add(acc[i], values[i], stamp);
+      }
+      if (!placed && !this.isRedelivery(env)) late.push(env);
+    }
+    return { list, late };
+  }
+
+  private schedule(tr: Tracked, at: number): void {
+    const bucket = this.buckets.get(at);
+    if (bucket) bucket.push(tr);
+    else {
+      this.buckets.set(at, [tr]);
+      this.times.push({ at });
+    }
+  }
+
   private track(w: StoredWindow): void {
-    const id = windowId(w.key, w.start, w.end);
-    if (this.open.has(id)) return;
-    const { fireAt, expireAt } = this.times(w.start, w.end);
-    const gen = ++this.gen;
-    this.open.set(id, {
+    const fireAt = w.end + this.lateness;
+    // A sliding point at t feeds record windows up to t + size, which fire at t + size + 1 + lateness.
+    const expireAt = this.kind === 'sliding' ? fireAt + this.size + 1 : fireAt;
+    const tr: Tracked = {
       key: w.key,
       keyValue: w.keyValue,
       start: w.start,
@@ -473,42 +492,52 @@ class WindowOperator {
       fireAt,
       expireAt,
       fired: false,
-      gen,
-    });
-    this.timers.push({ at: fireAt, id, gen, expire: false });
+      dead: false,
+      stored: this.store.live ? w : undefined,
+    };
+    this.tracked++;
+    this.byId?.set(windowId(w.key, w.start, w.end), tr);
+    this.schedule(tr, fireAt);
   }
 
   private async run(records: RecordEnvelope[], batch: BatchContext, next: Push): Promise<void> {
     if (this.kind === 'session') return this.runSessions(records, batch, next);
-    let { list, late } = this.preAggregate(records, batch, undefined);
-    for (const env of late) this.sendLate(env, batch);
+    const first = this.preAggregate(records, batch, undefined);
+    for (const env of first.late) this.sendLate(env, batch);
+    let list = first.list;
     const changed: StoredWindow[] = [];
     // Apply; re-aggregate only the newer records of any delta that overlaps what was applied.
     for (let round = 0; list.length > 0 && round < 3; round++) {
       const outcomes = await this.store.apply(list, this.aggregators);
-      const floors = new Map<string, string>();
-      outcomes.forEach((o, i) => {
-        const d = list[i] as Delta;
+      let floors: Map<string, string> | undefined;
+      for (let i = 0; i < outcomes.length; i++) {
+        const o = outcomes[i] as ApplyOutcome;
         if (o.status === 'applied') {
-          this.track(o.window);
-          changed.push(o.window);
-        } else if (o.status === 'overlap') floors.set(windowId(d.key, d.start, d.end), o.appliedUpTo);
-      });
-      if (floors.size === 0) break;
+          if (o.created) this.track(o.window);
+          if (this.updates) changed.push(o.window);
+        } else if (o.status === 'overlap') {
+          const d = list[i] as Delta;
+          floors ??= new Map();
+          floors.set(windowId(d.key, d.start, d.end), o.appliedUpTo);
+        }
+      }
+      if (!floors) break;
       // Re-reading the records must not dead-letter them a second time.
       const quiet = { ...batch, deadLetter: () => {} } as BatchContext;
-      const retry = this.preAggregate(records, quiet, floors);
-      list = retry.list.filter((d) => floors.has(windowId(d.key, d.start, d.end)));
-      late = [];
+      const keep = floors;
+      list = this.preAggregate(records, quiet, keep).list.filter((d) => keep.has(windowId(d.key, d.start, d.end)));
     }
     this.markSeen(records);
     if (this.updates) await this.emitChanged(changed, batch, next);
   }
 
-  /** Sessions: merge the batch's records per key, then merge with stored sessions they touch. */
+  /**
+   * Sessions: per key, the batch's gap windows and every stored session they touch are merged in
+   * one step, with one exactly-once check over all of the key's records in the batch (a shard's
+   * records can fall into sessions out of position order, so sessions are not applied one by one).
+   */
   private async runSessions(records: RecordEnvelope[], batch: BatchContext, next: Push): Promise<void> {
     const { list } = this.preAggregate(records, batch, undefined);
-    // Per key, merge the batch's gap windows into batch sessions (touching windows merge).
     const byKey = new Map<string, Delta[]>();
     for (const d of list) {
       const arr = byKey.get(d.key);
@@ -516,97 +545,114 @@ class WindowOperator {
       else byKey.set(d.key, [d]);
     }
     const changed: StoredWindow[] = [];
-    for (const [key, deltas] of byKey) {
-      deltas.sort((a, b) => a.start - b.start);
-      const sessions: Delta[] = [];
-      for (const d of deltas) {
-        const last = sessions[sessions.length - 1];
-        if (last && d.start <= last.end) {
-          last.end = Math.max(last.end, d.end);
-          last.acc = last.acc.map((a, i) => (this.aggregators[i] as Aggregator).merge(a, d.acc[i]));
-          last.records = [...(last.records ?? []), ...(d.records ?? [])];
-          if (comparePositions(d.minPosition, last.minPosition) < 0) last.minPosition = d.minPosition;
-          if (comparePositions(d.maxPosition, last.maxPosition) > 0) last.maxPosition = d.maxPosition;
-        } else sessions.push({ ...d, acc: [...d.acc], records: [...(d.records ?? [])] });
-      }
-      for (const s of sessions) await this.mergeSession(key, s, records, batch, changed);
-    }
+    for (const [key, deltas] of byKey) await this.mergeSessions(key, deltas, records, batch, changed);
     this.markSeen(records);
     if (this.updates) await this.emitChanged(changed, batch, next);
   }
 
-  private async mergeSession(
+  private async mergeSessions(
     key: string,
-    s: Delta,
+    deltas: Delta[],
     records: RecordEnvelope[],
     batch: BatchContext,
     changed: StoredWindow[],
   ): Promise<void> {
-    const stored = (await this.store.windowsOf(key)).filter((w) => w.start <= s.end && w.end >= s.start);
+    const shardId = batch.shardId;
+    let minPosition = (deltas[0] as Delta).minPosition;
+    let maxPosition = (deltas[0] as Delta).maxPosition;
+    for (const d of deltas) {
+      if (comparePositions(d.minPosition, minPosition) < 0) minPosition = d.minPosition;
+      if (comparePositions(d.maxPosition, maxPosition) > 0) maxPosition = d.maxPosition;
+    }
+    const touches = (w: WindowRef) => deltas.some((d) => w.start <= d.end && w.end >= d.start);
+    const stored = (await this.store.windowsOf(key)).filter(touches);
     let applied: string | undefined;
     for (const w of stored) {
-      const p = w.positions[s.shardId];
+      const p = w.positions[shardId];
       if (p !== undefined && (applied === undefined || comparePositions(p, applied) > 0)) applied = p;
     }
-    const verdict = classify(applied, s);
+    const verdict = classify(applied, { minPosition, maxPosition });
     if (verdict === 'duplicate') return;
     if (verdict === 'overlap') {
-      // Keep only this key's records newer than what was applied, and merge those again.
+      // Merge again with only this key's records newer than what was applied.
       const newer = records.filter((env) => comparePositions(positionOf(env), applied as string) > 0);
       const quiet = { ...batch, deadLetter: () => {} } as BatchContext;
-      const again = this.preAggregate(newer, quiet, undefined, key).list.sort((a, b) => a.start - b.start);
-      for (const d of again) await this.mergeSession(key, d, records, batch, changed);
+      const again = this.preAggregate(newer, quiet, undefined, key).list;
+      if (again.length > 0) await this.mergeSessions(key, again, records, batch, changed);
       return;
     }
-    if (stored.length === 0 && this.isClosed(s.start, s.end)) {
-      for (const env of s.records ?? []) if (!this.isRedelivery(env)) this.sendLate(env, batch);
-      return;
+    // A gap window that has closed and touches no open session is late.
+    const live = deltas.filter((d) => {
+      if (!this.isClosed(d.end) || stored.some((w) => w.start <= d.end && w.end >= d.start)) return true;
+      for (const env of d.records ?? []) if (!this.isRedelivery(env)) this.sendLate(env, batch);
+      return false;
+    });
+    if (live.length === 0) return;
+    // Union of the stored sessions and the batch's gap windows; touching intervals merge.
+    type Part = { start: number; end: number; acc: unknown[]; positions: Record<string, string> };
+    const parts: Part[] = [...stored, ...live.map((d) => ({ start: d.start, end: d.end, acc: d.acc, positions: {} }))];
+    parts.sort((a, b) => a.start - b.start);
+    const merged: StoredWindow[] = [];
+    for (const p of parts) {
+      const last = merged[merged.length - 1];
+      if (last && p.start <= last.end) {
+        last.end = Math.max(last.end, p.end);
+        last.acc = last.acc.map((a, i) => (this.aggregators[i] as Aggregator).merge(a, p.acc[i]));
+        for (const [shard, pos] of Object.entries(p.positions)) {
+          const cur = last.positions[shard];
+          if (cur === undefined || comparePositions(pos, cur) > 0) last.positions[shard] = pos;
+        }
+      } else {
+        merged.push({
+          key,
+          keyValue: (deltas[0] as Delta).keyValue,
+          start: p.start,
+          end: p.end,
+          acc: [...p.acc],
+          positions: { ...p.positions },
+        });
+      }
     }
-    const merged: StoredWindow = {
-      key,
-      keyValue: s.keyValue,
-      start: Math.min(s.start, ...stored.map((w) => w.start)),
-      end: Math.max(s.end, ...stored.map((w) => w.end)),
-      acc: stored.reduce((acc, w) => acc.map((a, i) => (this.aggregators[i] as Aggregator).merge(w.acc[i], a)), s.acc),
-      positions: Object.assign({}, ...stored.map((w) => w.positions)),
-    };
-    merged.positions[s.shardId] = s.maxPosition;
+    for (const w of merged) w.positions[shardId] = maxPosition;
     for (const w of stored) {
       const id = windowId(w.key, w.start, w.end);
-      this.open.delete(id);
+      const tr = this.byId?.get(id);
+      if (tr) {
+        tr.dead = true;
+        this.tracked--;
+        this.byId?.delete(id);
+      }
       const i = changed.findIndex((c) => c.key === w.key && c.start === w.start && c.end === w.end);
       if (i >= 0) changed.splice(i, 1);
     }
     await this.store.replace(stored, merged);
-    this.track(merged);
-    changed.push(merged);
-  }
-
-  /** The output record of a window. */
-  private output(key: unknown, start: number, end: number, acc: readonly unknown[]): Record<string, unknown> {
-    const out: Record<string, unknown> = { key, windowStart: start, windowEnd: end };
-    for (let i = 0; i < this.aggs.length; i++) {
-      const a = this.aggs[i] as CompiledAggregate;
-      out[a.name] = a.aggregator.result(acc[i]);
+    for (const w of merged) {
+      this.track(w);
+      changed.push(w);
     }
-    return out;
   }
 
+  /** Emits a window's output record `{ key, windowStart, windowEnd, ...aggregates }`. */
   private emit(
     batch: BatchContext,
     next: Push,
-    key: string,
-    keyValue: unknown,
+    w: Tracked | StoredWindow,
     start: number,
     end: number,
     acc: readonly unknown[],
   ): void {
+    const out: Record<string, unknown> = { key: w.keyValue, windowStart: start, windowEnd: end };
+    for (let i = 0; i < this.aggs.length; i++) {
+      const a = this.aggs[i] as CompiledAggregate;
+      out[a.name] = a.aggregator.result(acc[i]);
+    }
+    // A window's identity makes its position: a replayed emission carries the same one.
     const source: SourceRecord = {
-      partitionKey: key,
+      partitionKey: w.key,
       sequenceNumber: String(end),
       arrivalTime: this.ctx.scheduler.now(),
     };
-    next(withKey(envelope(source, batch.shardId, this.output(keyValue, start, end, acc), end - 1), keyValue), batch);
+    next(keyedEnvelope(source, batch.shardId, out, end - 1, w.keyValue), batch);
   }
 
   /** Sliding: the window of the record at `t` merges the point windows in [t − size, t]. */
@@ -620,21 +666,21 @@ class WindowOperator {
 
   private async emitChanged(changed: StoredWindow[], batch: BatchContext, next: Push): Promise<void> {
     if (this.kind !== 'sliding') {
-      for (const w of changed) this.emit(batch, next, w.key, w.keyValue, w.start, w.end, w.acc);
+      for (const w of changed) this.emit(batch, next, w, w.start, w.end, w.acc);
       return;
     }
     // A changed point at t changes every record window [r − size, r] with r in [t, t + size].
-    const affected = new Map<string, { key: string; keyValue: unknown; t: number }>();
+    const affected = new Map<string, Tracked>();
     for (const w of changed) {
-      for (const o of this.open.values()) {
-        if (o.key === w.key && !o.fired && o.start >= w.start && o.start <= w.start + this.size) {
-          affected.set(windowId(o.key, o.start, o.end), { key: o.key, keyValue: o.keyValue, t: o.start });
-        }
+      for (const p of await this.store.windowsOf(w.key)) {
+        if (p.start < w.start || p.start > w.start + this.size) continue;
+        const id = windowId(p.key, p.start, p.end);
+        const tr = this.byId?.get(id);
+        if (tr && !tr.fired) affected.set(id, tr);
       }
     }
-    for (const a of affected.values()) {
-      const acc = await this.slidingAccumulator(a.key, a.t);
-      this.emit(batch, next, a.key, a.keyValue, a.t - this.size, a.t + 1, acc);
+    for (const tr of affected.values()) {
+      this.emit(batch, next, tr, tr.start - this.size, tr.start + 1, await this.slidingAccumulator(tr.key, tr.start));
     }
   }
 
@@ -645,26 +691,38 @@ class WindowOperator {
       : this.ctx.watermarks.watermark(this.ooo, this.idle, this.ctx.scheduler.now());
     if (wm > this.wm) this.wm = wm;
     const expired: WindowRef[] = [];
-    for (let e = this.timers.peek(); e !== undefined && e.at <= this.wm; e = this.timers.peek()) {
-      this.timers.pop();
-      const w = this.open.get(e.id);
-      if (!w || w.gen !== e.gen) continue;
-      if (!e.expire) {
-        w.fired = true;
-        if (this.kind === 'sliding') {
-          const acc = await this.slidingAccumulator(w.key, w.start);
-          this.emit(batch, next, w.key, w.keyValue, w.start - this.size, w.start + 1, acc);
-        } else {
-          const stored = await this.store.get(w);
-          if (stored) this.emit(batch, next, w.key, w.keyValue, w.start, w.end, stored.acc);
-        }
-        if (w.expireAt > w.fireAt) {
-          this.timers.push({ at: w.expireAt, id: e.id, gen: w.gen, expire: true });
-          continue;
-        }
+    for (let top = this.times.peek(); top !== undefined && top.at <= this.wm; top = this.times.peek()) {
+      this.times.pop();
+      const at = top.at;
+      const bucket = this.buckets.get(at) as Tracked[];
+      this.buckets.delete(at);
+      for (const tr of bucket) {
+        if (tr.dead) continue;
+        if (!tr.fired && at === tr.fireAt) {
+          tr.fired = true;
+          if (this.kind === 'sliding') {
+            this.emit(
+              batch,
+              next,
+              tr,
+              tr.start - this.size,
+              tr.start + 1,
+              await this.slidingAccumulator(tr.key, tr.start),
+            );
+          } else {
+            const stored = tr.stored ?? (await this.store.get(tr));
+            if (stored) this.emit(batch, next, tr, tr.start, tr.end, stored.acc);
+          }
+          if (tr.expireAt > tr.fireAt) {
+            this.schedule(tr, tr.expireAt);
+            continue;
+          }
+        } else if (at !== tr.expireAt) continue;
+        tr.dead = true;
+        this.tracked--;
+        if (this.byId) this.byId.delete(windowId(tr.key, tr.start, tr.end));
+        expired.push(tr);
       }
-      this.open.delete(e.id);
-      expired.push(w);
     }
     if (expired.length > 0) await this.store.delete(expired);
   }

@@ -48,17 +48,22 @@ export interface StoredWindow extends WindowRef {
 }
 
 export type ApplyOutcome =
-  | { status: 'applied'; window: StoredWindow }
+  | { status: 'applied'; window: StoredWindow; created: boolean }
   | { status: 'duplicate' }
   | { status: 'overlap'; appliedUpTo: string };
 
 export interface WindowStore {
+  /**
+   * True when the windows returned by `apply` are the store's live state (the in-memory store),
+   * so a window's accumulators can be read from them when it fires without another `get`.
+   */
+  readonly live: boolean;
   /** Applies each delta at most once per (shard, position), as described above. Outcomes are in delta order. */
   apply(deltas: readonly WindowDelta[], aggregators: readonly Aggregator[]): Promise<ApplyOutcome[]>;
   /** The stored windows of one key (session merging and sliding windows read them). */
   windowsOf(key: string): Promise<StoredWindow[]>;
-  /** Replaces windows of one key by one merged window (session merges). */
-  replace(remove: readonly WindowRef[], add: StoredWindow): Promise<void>;
+  /** Replaces windows of one key by merged ones (session merges). */
+  replace(remove: readonly WindowRef[], add: readonly StoredWindow[]): Promise<void>;
   get(ref: WindowRef): Promise<StoredWindow | undefined>;
   /** Frees closed windows. */
   delete(refs: readonly WindowRef[]): Promise<void>;
@@ -75,27 +80,32 @@ export function classify(
   return 'overlap';
 }
 
-const id = (r: WindowRef) => `${r.key}\u0000${r.start}\u0000${r.end}`;
-
-/** Window state in process memory: per open window only, freed when the window closes. */
+/**
+ * Window state in process memory: per open window only, freed when the window closes. Indexed
+ * key → window start → window (no window has two ends for one key and start), so no id strings
+ * are built on the hot path.
+ */
 export class MemoryWindowStore implements WindowStore {
-  private readonly windows = new Map<string, StoredWindow>();
-  private readonly byKey = new Map<string, Set<string>>();
+  readonly live = true;
+  private readonly byKey = new Map<string, Map<number, StoredWindow>>();
+  private count = 0;
   /** Number of apply calls, for tests and benchmarks. */
   applyCalls = 0;
 
   get size(): number {
-    return this.windows.size;
+    return this.count;
   }
 
   async apply(deltas: readonly WindowDelta[], aggregators: readonly Aggregator[]): Promise<ApplyOutcome[]> {
     this.applyCalls++;
-    return deltas.map((d) => this.applyOne(d, aggregators));
+    const out = new Array<ApplyOutcome>(deltas.length);
+    for (let i = 0; i < deltas.length; i++) out[i] = this.applyOne(deltas[i] as WindowDelta, aggregators);
+    return out;
   }
 
   applyOne(d: WindowDelta, aggregators: readonly Aggregator[]): ApplyOutcome {
-    const k = id(d);
-    const w = this.windows.get(k);
+    let starts = this.byKey.get(d.key);
+    const w = starts?.get(d.start);
     const verdict = classify(w?.positions[d.shardId], d);
     if (verdict === 'duplicate') return { status: 'duplicate' };
     if (verdict === 'overlap')
@@ -109,50 +119,51 @@ export class MemoryWindowStore implements WindowStore {
         acc: d.acc,
         positions: { [d.shardId]: d.maxPosition },
       };
-      this.windows.set(k, created);
-      let set = this.byKey.get(d.key);
-      if (!set) {
-        set = new Set();
-        this.byKey.set(d.key, set);
+      if (!starts) {
+        starts = new Map();
+        this.byKey.set(d.key, starts);
       }
-      set.add(k);
-      return { status: 'applied', window: created };
+      starts.set(d.start, created);
+      this.count++;
+      return { status: 'applied', window: created, created: true };
     }
     for (let i = 0; i < aggregators.length; i++) w.acc[i] = (aggregators[i] as Aggregator).merge(w.acc[i], d.acc[i]);
     w.positions[d.shardId] = d.maxPosition;
-    return { status: 'applied', window: w };
+    return { status: 'applied', window: w, created: false };
   }
 
   async windowsOf(key: string): Promise<StoredWindow[]> {
-    const set = this.byKey.get(key);
-    if (!set) return [];
-    return [...set].map((k) => this.windows.get(k) as StoredWindow);
+    const starts = this.byKey.get(key);
+    return starts ? [...starts.values()] : [];
   }
 
-  async replace(remove: readonly WindowRef[], add: StoredWindow): Promise<void> {
-    await this.delete(remove);
-    this.windows.set(id(add), add);
-    let set = this.byKey.get(add.key);
-    if (!set) {
-      set = new Set();
-      this.byKey.set(add.key, set);
+  async replace(remove: readonly WindowRef[], add: readonly StoredWindow[]): Promise<void> {
+    this.deleteNow(remove);
+    for (const w of add) {
+      let starts = this.byKey.get(w.key);
+      if (!starts) {
+        starts = new Map();
+        this.byKey.set(w.key, starts);
+      }
+      starts.set(w.start, w);
+      this.count++;
     }
-    set.add(id(add));
   }
 
   async get(ref: WindowRef): Promise<StoredWindow | undefined> {
-    return this.windows.get(id(ref));
+    return this.byKey.get(ref.key)?.get(ref.start);
   }
 
   async delete(refs: readonly WindowRef[]): Promise<void> {
+    this.deleteNow(refs);
+  }
+
+  private deleteNow(refs: readonly WindowRef[]): void {
     for (const r of refs) {
-      const k = id(r);
-      this.windows.delete(k);
-      const set = this.byKey.get(r.key);
-      if (set) {
-        set.delete(k);
-        if (set.size === 0) this.byKey.delete(r.key);
-      }
+      const starts = this.byKey.get(r.key);
+      if (!starts?.delete(r.start)) continue;
+      this.count--;
+      if (starts.size === 0) this.byKey.delete(r.key);
     }
   }
 

@@ -376,3 +376,36 @@ describe('window: exactly-once effect', () => {
     expect(h.out).toEqual([{ key: 'a', windowStart: 0, windowEnd: MIN, n: 2, s: 2 }]);
   });
 });
+
+describe('window: memory', () => {
+  it('keeps state for open windows only and frees closed ones', async () => {
+    const h = harness(sumByKey('tumbling: 1m'));
+    const events: Ev[] = [];
+    for (let m = 0; m < 10; m++) for (const k of ['a', 'b', 'c']) events.push({ k, t: m * MIN + 1, v: 1 });
+    await h.process(batch('s', events.slice(0, 15), 1)); // minutes 0-4
+    // Minutes 0-3 have closed (watermark at 4m); only minute 4's three windows are held.
+    expect(h.compiled.stats()).toEqual({ openWindows: 3, storedWindows: 3 });
+    expect(h.out).toHaveLength(12);
+    await h.process(batch('s', events.slice(15), 16));
+    expect(h.compiled.stats()).toEqual({ openWindows: 3, storedWindows: 3 });
+    await h.flush();
+    expect(h.compiled.stats()).toEqual({ openWindows: 0, storedWindows: 0 });
+    expect(h.out).toHaveLength(30);
+  });
+
+  it('frees sliding points once no later window can use them', async () => {
+    const h = harness(sumByKey('sliding: 10s'));
+    await h.process(
+      batch(
+        's',
+        Array.from({ length: 50 }, (_, i) => ({ k: 'a', t: i * 1000, v: 1 })),
+        1,
+      ),
+    );
+    // Watermark 49s: points older than 49s − 10s − 1ms are gone; the newest ones stay.
+    expect(h.compiled.stats().storedWindows).toBeLessThanOrEqual(12);
+    await h.flush();
+    expect(h.compiled.stats()).toEqual({ openWindows: 0, storedWindows: 0 });
+    expect(h.out).toHaveLength(50);
+  });
+});

@@ -1,0 +1,181 @@
+// Keyed tumbling count: 1M events, 10 s windows, 5% out of order (up to 2 s), with 1k and 100k
+// keys. Tributary against a hand-written loop + Map doing the same (watermark-driven firing) and
+// idiomatic RxJS groupBy + mergeMap, in one process. Reports records/s, ratios and peak heap.
+import { compile, count, fileSource, MemorySink, pipeline } from '@tributary/core';
+import { from, groupBy, lastValueFrom, map, mergeMap, count as rxCount, tap, toArray } from 'rxjs';
+import { fmt, median, table } from './lib.mjs';
+
+export const name = 'windows';
+
+const SIZE = 10_000;
+const OOO = 2_000;
+
+function makeEvents(records, keys, seed) {
+  const rand = () => {
+    seed = (seed * 16807) % 2147483647;
+    return seed / 2147483647;
+  };
+  const events = new Array(records);
+  for (let i = 0; i < records; i++) {
+    let t = 1_700_000_000_000 + i; // 1 ms apart: 1M events span 1000 s, 100 windows
+    if (rand() < 0.05) t -= Math.floor(rand() * OOO);
+    events[i] = { k: `k${Math.floor(rand() * keys)}`, t };
+  }
+  return events;
+}
+
+function heapSampler() {
+  let peak = 0;
+  return {
+    sample() {
+      const h = process.memoryUsage().heapUsed;
+      if (h > peak) peak = h;
+    },
+    get peak() {
+      return peak;
+    },
+  };
+}
+
+export async function run({ records = 1_000_000, batchSize = 10_000, rounds = 3, keySets = [1_000, 100_000] } = {}) {
+  const rows = [];
+  const summary = { records, keySets: {}, targets: { handLoopRatio: 0.5, keyScaling: 2 } };
+  let pass = true;
+  const tribRate = {};
+  for (const keys of keySets) {
+    const events = makeEvents(records, keys, 11);
+    const batches = [];
+    for (let i = 0; i < records; i += batchSize) {
+      batches.push({
+        shardId: 'shardId-000000000000',
+        records: events
+          .slice(i, i + batchSize)
+          .map((value, j) => ({ value, partitionKey: value.k, sequenceNumber: String(i + j + 1), arrivalTime: 0 })),
+      });
+    }
+
+    // (a) Hand loop: Map per window start of Map key -> count; fire on watermark after each batch.
+    const hand = (heap) => {
+      const open = new Map();
+      const out = [];
+      let maxT = Number.NEGATIVE_INFINITY;
+      const fire = (wm) => {
+        for (const [start, counts] of open) {
+          if (start + SIZE > wm) continue;
+          for (const [k, n] of counts) out.push({ key: k, windowStart: start, windowEnd: start + SIZE, n });
+          open.delete(start);
+        }
+      };
+      for (const b of batches) {
+        for (const r of b.records) {
+          const e = r.value;
+          if (e.t > maxT) maxT = e.t;
+          const start = e.t - (e.t % SIZE);
+          if (start + SIZE <= maxT - OOO - (e.t > maxT ? 0 : 0) && !open.has(start)) continue; // closed: late
+          let counts = open.get(start);
+          if (!counts) {
+            counts = new Map();
+            open.set(start, counts);
+          }
+          counts.set(e.k, (counts.get(e.k) ?? 0) + 1);
+        }
+        fire(maxT - OOO);
+        heap.sample();
+      }
+      fire(Number.POSITIVE_INFINITY);
+      return out.length;
+    };
+
+    // (b) Tributary.
+    const trib = async (heap) => {
+      const sink = new MemorySink();
+      const p = pipeline('bench-window')
+        .source(fileSource({ path: '-' }))
+        .eventTime((e) => e.t)
+        .window({ key: (e) => e.k, tumbling: SIZE, outOfOrderness: OOO, aggregate: { n: count() } })
+        .sink(sink)
+        .build();
+      const c = compile(p, { deadLetter: new MemorySink() });
+      for (const b of batches) {
+        await c.process(b);
+        heap.sample();
+      }
+      await c.flush();
+      return sink.records.length;
+    };
+
+    // (c) Idiomatic RxJS: a group per (key, window), counted when the input completes.
+    const rx = async (heap) => {
+      let i = 0;
+      const out = await lastValueFrom(
+        from(events).pipe(
+          tap(() => {
+            if (++i % batchSize === 0) heap.sample();
+          }),
+          groupBy((e) => `${e.k}|${e.t - (e.t % SIZE)}`),
+          mergeMap((g) =>
+            g.pipe(
+              rxCount(),
+              map((n) => ({ key: g.key, n })),
+            ),
+          ),
+          toArray(),
+        ),
+      );
+      return out.length;
+    };
+
+    const variants = [
+      { name: 'hand-written loop + Map', run: hand },
+      { name: 'tributary window', run: trib },
+      { name: 'RxJS groupBy + mergeMap', run: rx, rounds: 1 },
+    ];
+    const results = [];
+    for (const v of variants) {
+      const times = [];
+      let peak = 0;
+      let check;
+      for (let r = 0; r < (v.rounds ?? rounds); r++) {
+        globalThis.gc?.();
+        const heap = heapSampler();
+        const base = process.memoryUsage().heapUsed;
+        const t0 = performance.now();
+        check = await v.run(heap);
+        times.push(performance.now() - t0);
+        peak = Math.max(peak, heap.peak - base);
+      }
+      results.push({ name: v.name, ms: median(times), peak, check });
+    }
+    if (results[0].check !== results[1].check)
+      throw new Error(`window counts differ: hand ${results[0].check}, tributary ${results[1].check}`);
+    const base = results[0].ms;
+    for (const r of results) {
+      rows.push({
+        keys: fmt(keys),
+        variant: r.name,
+        'records/s': fmt((records / r.ms) * 1000),
+        'median ms': fmt(r.ms),
+        'vs hand loop': `${(base / r.ms).toFixed(2)}x`,
+        'peak heap MB': (r.peak / 1e6).toFixed(0),
+        windows: fmt(r.check),
+      });
+    }
+    const ratio = base / results[1].ms;
+    tribRate[keys] = records / results[1].ms;
+    summary.keySets[keys] = {
+      handLoopRatio: ratio,
+      rxSpeedup: results[2].ms / results[1].ms,
+      peakHeapMB: Math.round(results[1].peak / 1e6),
+      windows: results[1].check,
+    };
+    if (ratio < 0.5) pass = false;
+  }
+  const [small, large] = keySets;
+  summary.keyScaling = tribRate[small] / tribRate[large];
+  if (summary.keyScaling >= 2) pass = false;
+  summary.pass = pass;
+  return {
+    text: `${table(rows, ['keys', 'variant', 'records/s', 'median ms', 'vs hand loop', 'peak heap MB', 'windows'])}\n\nTributary vs hand loop: ${keySets.map((k) => `${summary.keySets[k].handLoopRatio.toFixed(2)}x at ${fmt(k)} keys`).join(', ')} (target >= 0.5x); slowdown ${fmt(small)} -> ${fmt(large)} keys: ${summary.keyScaling.toFixed(2)}x (target < 2x): ${pass ? 'PASS' : 'FAIL'}`,
+    summary,
+  };
+}
