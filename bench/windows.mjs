@@ -66,12 +66,13 @@ export async function run({ records = 1_000_000, batchSize = 10_000, rounds = 3,
           open.delete(start);
         }
       };
+      let wm = Number.NEGATIVE_INFINITY; // watermark as of the end of the previous batch
       for (const b of batches) {
         for (const r of b.records) {
           const e = r.value;
           if (e.t > maxT) maxT = e.t;
           const start = e.t - (e.t % SIZE);
-          if (start + SIZE <= maxT - OOO - (e.t > maxT ? 0 : 0) && !open.has(start)) continue; // closed: late
+          if (start + SIZE <= wm) continue; // its window has closed: late
           let counts = open.get(start);
           if (!counts) {
             counts = new Map();
@@ -79,7 +80,8 @@ export async function run({ records = 1_000_000, batchSize = 10_000, rounds = 3,
           }
           counts.set(e.k, (counts.get(e.k) ?? 0) + 1);
         }
-        fire(maxT - OOO);
+        wm = maxT - OOO;
+        fire(wm);
         heap.sample();
       }
       fire(Number.POSITIVE_INFINITY);

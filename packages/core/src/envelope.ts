@@ -87,15 +87,33 @@ export function envelope<T>(source: SourceRecord, shardId: string, value: T, eve
   return new Envelope(value, undefined, eventTime, shardId, source);
 }
 
-/** A new envelope with a key (stateful steps emit these). */
+/** An envelope with its own partition key (records emitted by stateful steps share a source record). */
+class KeyedEnvelope<T> extends Envelope<T> {
+  constructor(
+    value: T,
+    key: unknown,
+    eventTime: number,
+    shardId: string,
+    source: SourceRecord,
+    private readonly pk: string,
+  ) {
+    super(value, key, eventTime, shardId, source);
+  }
+  override get partitionKey(): string {
+    return this.pk;
+  }
+}
+
+/** A new envelope with a key and partition key (stateful steps emit these). */
 export function keyedEnvelope<T>(
   source: SourceRecord,
   shardId: string,
   value: T,
   eventTime: number,
   key: unknown,
+  partitionKey: string,
 ): RecordEnvelope<T> {
-  return new Envelope(value, key, eventTime, shardId, source);
+  return new KeyedEnvelope(value, key, eventTime, shardId, source, partitionKey);
 }
 
 /** A copy of `env` with a new value (envelopes are immutable once made). */

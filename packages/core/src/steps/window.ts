@@ -43,8 +43,8 @@ import {
   classify,
   MemoryWindowStore,
   type StoredWindow,
-  type WindowDelta,
   type WindowRef,
+  WindowState,
   type WindowStore,
 } from '../windows/store.js';
 
@@ -145,12 +145,7 @@ export type WindowSpec = Static<typeof windowSchema>;
 
 type Kind = 'tumbling' | 'hopping' | 'sliding' | 'session';
 
-interface Delta extends WindowDelta {
-  /** The raw key (Map key for per-batch grouping). */
-  raw: unknown;
-  /** Sessions only: the records merged into this delta (they are late if it cannot be placed). */
-  records?: RecordEnvelope[];
-}
+type Delta = WindowState;
 
 /**
  * Canonical text of a key: distinct for 1 and "1", and a string key is its own text (no
@@ -215,19 +210,31 @@ export const windowStep: StepDefinition<WindowSpec> = register({
   },
 });
 
-/** A window the step tracks until it fires and its state is freed. */
-interface Tracked extends WindowRef {
-  keyValue: unknown;
-  fireAt: number;
-  expireAt: number;
-  fired: boolean;
-  /** Merged into another session: ignore its timers. */
-  dead: boolean;
-  /** The store's live state, when the store is in memory. */
-  stored: StoredWindow | undefined;
-}
+type Tracked = WindowState;
 
 const FAILED = Symbol('failed');
+
+/**
+ * In-memory state of one tumbling or hopping window start: the accumulators of every key, and
+ * per shard the highest position applied to it. Records of a shard are applied in order, so one
+ * position per (window, shard) gives the same exactly-once guarantee as one per (key, window),
+ * without an object per key.
+ */
+class Bucket {
+  readonly accs = new Map<unknown, unknown[]>();
+  readonly positions = new Map<string, string>();
+  /** Keys changed by the current batch (emit: updates). */
+  readonly changed = new Set<unknown>();
+  /** The batch that last touched this bucket, and the position applied before it. */
+  batch = 0;
+  floor: string | undefined = undefined;
+  constructor(
+    readonly start: number,
+    readonly end: number,
+    /** When it fires (end + allowedLateness). */
+    readonly at: number,
+  ) {}
+}
 
 class WindowOperator {
   private readonly kind: Kind;
@@ -254,6 +261,11 @@ class WindowOperator {
   /** Sessions and sliding windows look tracked windows up by id; tumbling and hopping never do. */
   private readonly byId: Map<string, Tracked> | undefined;
   private tracked = 0;
+  /** Tumbling and hopping windows in memory: per window start (see Bucket). */
+  private readonly bucketed: boolean;
+  private readonly bucketsByStart = new Map<number, Bucket>();
+  private readonly bucketTimes = new MinHeap<Bucket>();
+  private batches = 0;
   /**
    * Highest position this step has processed per shard. A late record at or below it is a
    * redelivery of a record already applied or already reported late, and is dropped silently.
@@ -290,13 +302,14 @@ class WindowOperator {
     this.values = new Array(this.aggs.length);
     this.store = new MemoryWindowStore();
     this.byId = this.kind === 'session' || this.kind === 'sliding' ? new Map() : undefined;
+    this.bucketed = (this.kind === 'tumbling' || this.kind === 'hopping') && this.store instanceof MemoryWindowStore;
     this.name = node.name;
     this.late = spec.late
       ? ctx.sink(spec.late.sink, { name: `${node.name}.late`, kind: 'sink', path: `${node.path}/window/late` })
       : undefined;
     ctx.requestTicks(Math.min(Math.max(this.idle / 4, 100), 10_000));
     ctx.gauge('openWindows', () => this.tracked);
-    ctx.gauge('storedWindows', () => (this.store as MemoryWindowStore).size);
+    ctx.gauge('storedWindows', () => (this.bucketed ? this.tracked : (this.store as MemoryWindowStore).size));
   }
 
   link(): (next: Push) => Push {
@@ -407,7 +420,7 @@ class WindowOperator {
     floors: Map<string, string> | undefined,
     onlyKey?: string,
   ): { list: Delta[]; late: RecordEnvelope[] } {
-    const deltas = new Map<unknown, Map<number, Delta>>();
+    const heads = new Map<unknown, Delta>();
     const list: Delta[] = [];
     const late: RecordEnvelope[] = [];
     const bounds: number[] = [];
@@ -435,28 +448,16 @@ class WindowOperator {
           const floor = floors.get(windowId(keyText(key), start, end));
           if (floor !== undefined && comparePositions(position, floor) <= 0) continue;
         }
-        let byStart = deltas.get(key);
-        if (!byStart) {
-          byStart = new Map();
-          deltas.set(key, byStart);
-        }
-        let d = byStart.get(start);
-        if (!d) {
+        const head = heads.get(key);
+        let d = head;
+        while (d !== undefined && d.start !== start) d = d.nextInBatch;
+        if (d === undefined) {
           const acc = new Array<unknown>(n);
           for (let i = 0; i < n; i++) acc[i] = (aggs[i] as Aggregator).init();
-          d = {
-            raw: key,
-            key: keyText(key),
-            keyValue: key,
-            start,
-            end,
-            acc,
-            shardId,
-            minPosition: position,
-            maxPosition: position,
-          };
+          d = new WindowState(keyText(key), key, start, end, acc, shardId, position, position);
           if (session) d.records = [];
-          byStart.set(start, d);
+          d.nextInBatch = head;
+          heads.set(key, d);
           list.push(d);
         }
         d.maxPosition = position;
@@ -468,6 +469,7 @@ class WindowOperator {
       }
       if (!placed && !this.isRedelivery(env)) late.push(env);
     }
+    for (const d of list) d.nextInBatch = undefined; // the chains were for this batch only
     return { list, late };
   }
 
@@ -481,26 +483,118 @@ class WindowOperator {
   }
 
   private track(w: StoredWindow): void {
+    // With the in-memory store the stored window is the step's own object; otherwise track a copy.
+    const tr = w instanceof WindowState ? w : new WindowState(w.key, w.keyValue, w.start, w.end, w.acc, '', '', '');
     const fireAt = w.end + this.lateness;
+    tr.fireAt = fireAt;
     // A sliding point at t feeds record windows up to t + size, which fire at t + size + 1 + lateness.
-    const expireAt = this.kind === 'sliding' ? fireAt + this.size + 1 : fireAt;
-    const tr: Tracked = {
-      key: w.key,
-      keyValue: w.keyValue,
-      start: w.start,
-      end: w.end,
-      fireAt,
-      expireAt,
-      fired: false,
-      dead: false,
-      stored: this.store.live ? w : undefined,
-    };
+    tr.expireAt = this.kind === 'sliding' ? fireAt + this.size + 1 : fireAt;
+    tr.fired = false;
+    tr.dead = false;
     this.tracked++;
     this.byId?.set(windowId(w.key, w.start, w.end), tr);
     this.schedule(tr, fireAt);
   }
 
+  /** Tumbling/hopping in memory: aggregate straight into the window buckets, exactly once per (window, shard). */
+  private runBuckets(records: RecordEnvelope[], batch: BatchContext, next: Push): void {
+    const batchId = ++this.batches;
+    const shardId = batch.shardId;
+    const aggs = this.aggregators;
+    const n = aggs.length;
+    const values = this.values;
+    const bounds: number[] = [];
+    const stamp: Stamp = { time: 0, shardId, position: '' };
+    const touched: Bucket[] = [];
+    let last: Bucket | undefined;
+    for (let r = 0; r < records.length; r++) {
+      const env = records[r] as RecordEnvelope;
+      const key = this.readKey(env, batch);
+      if (key === FAILED) continue;
+      if (!this.readInputs(env, batch)) continue;
+      const position = positionOf(env);
+      this.assign(env.eventTime, bounds);
+      let placed = false;
+      for (let b = 0; b < bounds.length; b += 2) {
+        const start = bounds[b] as number;
+        const end = bounds[b + 1] as number;
+        if (this.isClosed(end)) continue;
+        placed = true;
+        let bucket = last !== undefined && last.start === start ? last : this.bucketsByStart.get(start);
+        if (bucket === undefined) {
+          bucket = new Bucket(start, end, end + this.lateness);
+          this.bucketsByStart.set(start, bucket);
+          this.bucketTimes.push(bucket);
+        }
+        last = bucket;
+        if (bucket.batch !== batchId) {
+          bucket.batch = batchId;
+          bucket.floor = bucket.positions.get(shardId);
+          touched.push(bucket);
+        }
+        if (bucket.floor !== undefined && comparePositions(position, bucket.floor) <= 0) continue; // applied before
+        let acc = bucket.accs.get(key);
+        if (acc === undefined) {
+          acc = new Array<unknown>(n);
+          for (let i = 0; i < n; i++) acc[i] = (aggs[i] as Aggregator).init();
+          bucket.accs.set(key, acc);
+          this.tracked++;
+        }
+        stamp.time = env.eventTime;
+        stamp.position = position;
+        for (let i = 0; i < n; i++) acc[i] = (aggs[i] as Aggregator).add(acc[i], values[i], stamp);
+        if (this.updates) bucket.changed.add(key);
+      }
+      if (!placed && !this.isRedelivery(env)) this.sendLate(env, batch);
+    }
+    const lastRecord = records[records.length - 1];
+    if (lastRecord) {
+      const maxPosition = positionOf(lastRecord);
+      for (const b of touched) b.positions.set(shardId, maxPosition);
+    }
+    this.markSeen(records);
+    if (this.updates) {
+      for (const b of touched) {
+        for (const key of b.changed) this.emitBucket(batch, next, b, key, b.accs.get(key) as unknown[], undefined);
+        b.changed.clear();
+      }
+    }
+  }
+
+  private emitBucket(
+    batch: BatchContext,
+    next: Push,
+    b: Bucket,
+    key: unknown,
+    acc: readonly unknown[],
+    shared: SourceRecord | undefined,
+  ): void {
+    const out: Record<string, unknown> = { key, windowStart: b.start, windowEnd: b.end };
+    for (let i = 0; i < this.aggs.length; i++) {
+      const a = this.aggs[i] as CompiledAggregate;
+      out[a.name] = a.aggregator.result(acc[i]);
+    }
+    const source = shared ?? { partitionKey: '', sequenceNumber: String(b.end), arrivalTime: this.ctx.scheduler.now() };
+    next(keyedEnvelope(source, batch.shardId, out, b.end - 1, key, keyText(key)), batch);
+  }
+
+  /** Fires the buckets the watermark has closed, and frees them. */
+  private fireBuckets(batch: BatchContext, next: Push): void {
+    for (let b = this.bucketTimes.peek(); b !== undefined && b.at <= this.wm; b = this.bucketTimes.peek()) {
+      this.bucketTimes.pop();
+      this.bucketsByStart.delete(b.start);
+      const source: SourceRecord = {
+        partitionKey: '',
+        sequenceNumber: String(b.end),
+        arrivalTime: this.ctx.scheduler.now(),
+      };
+      for (const [key, acc] of b.accs) this.emitBucket(batch, next, b, key, acc, source);
+      this.tracked -= b.accs.size;
+    }
+  }
+
   private async run(records: RecordEnvelope[], batch: BatchContext, next: Push): Promise<void> {
+    if (this.bucketed) return this.runBuckets(records, batch, next);
     if (this.kind === 'session') return this.runSessions(records, batch, next);
     const first = this.preAggregate(records, batch, undefined);
     for (const env of first.late) this.sendLate(env, batch);
@@ -592,36 +686,32 @@ class WindowOperator {
     type Part = { start: number; end: number; acc: unknown[]; positions: Record<string, string> };
     const parts: Part[] = [...stored, ...live.map((d) => ({ start: d.start, end: d.end, acc: d.acc, positions: {} }))];
     parts.sort((a, b) => a.start - b.start);
-    const merged: StoredWindow[] = [];
+    const keyValue = (deltas[0] as Delta).keyValue;
+    const merged: WindowState[] = [];
     for (const p of parts) {
       const last = merged[merged.length - 1];
       if (last && p.start <= last.end) {
         last.end = Math.max(last.end, p.end);
         last.acc = last.acc.map((a, i) => (this.aggregators[i] as Aggregator).merge(a, p.acc[i]));
         for (const [shard, pos] of Object.entries(p.positions)) {
-          const cur = last.positions[shard];
-          if (cur === undefined || comparePositions(pos, cur) > 0) last.positions[shard] = pos;
+          const cur = last.positionFor(shard);
+          if (cur === undefined || comparePositions(pos, cur) > 0) last.setPosition(shard, pos);
         }
       } else {
-        merged.push({
-          key,
-          keyValue: (deltas[0] as Delta).keyValue,
-          start: p.start,
-          end: p.end,
-          acc: [...p.acc],
-          positions: { ...p.positions },
-        });
+        const w = new WindowState(key, keyValue, p.start, p.end, [...p.acc], shardId, minPosition, maxPosition);
+        w.positions = { ...p.positions };
+        merged.push(w);
       }
     }
-    for (const w of merged) w.positions[shardId] = maxPosition;
+    for (const w of merged) w.setPosition(shardId, maxPosition);
     for (const w of stored) {
       const id = windowId(w.key, w.start, w.end);
       const tr = this.byId?.get(id);
-      if (tr) {
+      if (tr && !tr.dead) {
         tr.dead = true;
         this.tracked--;
-        this.byId?.delete(id);
       }
+      this.byId?.delete(id);
       const i = changed.findIndex((c) => c.key === w.key && c.start === w.start && c.end === w.end);
       if (i >= 0) changed.splice(i, 1);
     }
@@ -636,23 +726,21 @@ class WindowOperator {
   private emit(
     batch: BatchContext,
     next: Push,
-    w: Tracked | StoredWindow,
+    w: StoredWindow,
     start: number,
     end: number,
     acc: readonly unknown[],
+    shared?: SourceRecord,
   ): void {
     const out: Record<string, unknown> = { key: w.keyValue, windowStart: start, windowEnd: end };
     for (let i = 0; i < this.aggs.length; i++) {
       const a = this.aggs[i] as CompiledAggregate;
       out[a.name] = a.aggregator.result(acc[i]);
     }
-    // A window's identity makes its position: a replayed emission carries the same one.
-    const source: SourceRecord = {
-      partitionKey: w.key,
-      sequenceNumber: String(end),
-      arrivalTime: this.ctx.scheduler.now(),
-    };
-    next(keyedEnvelope(source, batch.shardId, out, end - 1, w.keyValue), batch);
+    // A window's end makes its sequence number and its key its partition key, so a replayed
+    // emission carries the same ones.
+    const source = shared ?? { partitionKey: '', sequenceNumber: String(end), arrivalTime: this.ctx.scheduler.now() };
+    next(keyedEnvelope(source, batch.shardId, out, end - 1, w.keyValue, w.key), batch);
   }
 
   /** Sliding: the window of the record at `t` merges the point windows in [t − size, t]. */
@@ -690,12 +778,22 @@ class WindowOperator {
       ? Number.POSITIVE_INFINITY
       : this.ctx.watermarks.watermark(this.ooo, this.idle, this.ctx.scheduler.now());
     if (wm > this.wm) this.wm = wm;
+    if (this.bucketed) {
+      this.fireBuckets(batch, next);
+      return;
+    }
     const expired: WindowRef[] = [];
     for (let top = this.times.peek(); top !== undefined && top.at <= this.wm; top = this.times.peek()) {
       this.times.pop();
       const at = top.at;
       const bucket = this.buckets.get(at) as Tracked[];
       this.buckets.delete(at);
+      // Windows firing together share an end (fireAt − lateness), hence one source record.
+      const source: SourceRecord = {
+        partitionKey: '',
+        sequenceNumber: String(at - this.lateness),
+        arrivalTime: this.ctx.scheduler.now(),
+      };
       for (const tr of bucket) {
         if (tr.dead) continue;
         if (!tr.fired && at === tr.fireAt) {
@@ -710,8 +808,8 @@ class WindowOperator {
               await this.slidingAccumulator(tr.key, tr.start),
             );
           } else {
-            const stored = tr.stored ?? (await this.store.get(tr));
-            if (stored) this.emit(batch, next, tr, tr.start, tr.end, stored.acc);
+            const acc = this.store.live ? tr.acc : (await this.store.get(tr))?.acc;
+            if (acc) this.emit(batch, next, tr, tr.start, tr.end, acc, source);
           }
           if (tr.expireAt > tr.fireAt) {
             this.schedule(tr, tr.expireAt);

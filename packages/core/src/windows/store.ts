@@ -18,6 +18,7 @@
  * Each delta is checked and applied atomically on its own; no multi-item transaction is needed
  * (DynamoDB: one conditional UpdateItem; Redis: one Lua script).
  */
+import type { RecordEnvelope } from '../envelope.js';
 import type { Aggregator } from './aggregates.js';
 import { comparePositions } from './aggregates.js';
 
@@ -81,19 +82,89 @@ export function classify(
 }
 
 /**
- * Window state in process memory: per open window only, freed when the window closes. Indexed
- * key → window start → window (no window has two ends for one key and start), so no id strings
- * are built on the hot path.
+ * One window's state. The window step uses one object per window through its whole life: the
+ * batch's delta, the stored window (the in-memory store keeps the object it is given), and the
+ * step's timer entry — so a new window costs one object, not a dozen.
+ */
+export class WindowState implements WindowDelta, StoredWindow {
+  /** Applied positions: one shard's in two fields (the common case), more in an object. */
+  private soleShard: string | undefined = undefined;
+  private solePosition = '';
+  private more: Record<string, string> | undefined = undefined;
+  /** Sessions: the batch records merged into this delta. */
+  records: RecordEnvelope[] | undefined = undefined;
+  /** Next window of the same key in a batch's delta table. */
+  nextInBatch: WindowState | undefined = undefined;
+  /** Next window of the same key in the in-memory store. */
+  nextInStore: WindowState | undefined = undefined;
+  fireAt = 0;
+  expireAt = 0;
+  fired = false;
+  /** Freed, or merged into another session: ignore its timers. */
+  dead = false;
+  constructor(
+    public key: string,
+    public keyValue: unknown,
+    public start: number,
+    public end: number,
+    public acc: unknown[],
+    public shardId: string,
+    public minPosition: string,
+    public maxPosition: string,
+  ) {}
+
+  positionFor(shardId: string): string | undefined {
+    if (this.more !== undefined) return this.more[shardId];
+    return shardId === this.soleShard ? this.solePosition : undefined;
+  }
+
+  setPosition(shardId: string, position: string): void {
+    if (this.more !== undefined) this.more[shardId] = position;
+    else if (this.soleShard === undefined || this.soleShard === shardId) {
+      this.soleShard = shardId;
+      this.solePosition = position;
+    } else this.more = { [this.soleShard]: this.solePosition, [shardId]: position };
+  }
+
+  /** Highest applied position per shard (a copy). */
+  get positions(): Record<string, string> {
+    if (this.more !== undefined) return { ...this.more };
+    return this.soleShard === undefined ? {} : { [this.soleShard]: this.solePosition };
+  }
+  set positions(p: Record<string, string>) {
+    this.soleShard = undefined;
+    this.more = undefined;
+    for (const [shard, position] of Object.entries(p)) this.setPosition(shard, position);
+  }
+}
+
+/**
+ * Window state in process memory: per open window only, freed when the window closes. Indexed by
+ * key, with the windows of one key chained (a key rarely has more than a few open windows), so no
+ * id strings or per-key maps are built on the hot path. It keeps the delta objects it is given
+ * as the stored windows.
  */
 export class MemoryWindowStore implements WindowStore {
   readonly live = true;
-  private readonly byKey = new Map<string, Map<number, StoredWindow>>();
+  private readonly heads = new Map<string, WindowState>();
   private count = 0;
   /** Number of apply calls, for tests and benchmarks. */
   applyCalls = 0;
 
   get size(): number {
     return this.count;
+  }
+
+  private find(key: string, start: number): WindowState | undefined {
+    let w = this.heads.get(key);
+    while (w !== undefined && w.start !== start) w = w.nextInStore;
+    return w;
+  }
+
+  private insert(w: WindowState): void {
+    w.nextInStore = this.heads.get(w.key);
+    this.heads.set(w.key, w);
+    this.count++;
   }
 
   async apply(deltas: readonly WindowDelta[], aggregators: readonly Aggregator[]): Promise<ApplyOutcome[]> {
@@ -104,54 +175,42 @@ export class MemoryWindowStore implements WindowStore {
   }
 
   applyOne(d: WindowDelta, aggregators: readonly Aggregator[]): ApplyOutcome {
-    let starts = this.byKey.get(d.key);
-    const w = starts?.get(d.start);
-    const verdict = classify(w?.positions[d.shardId], d);
-    if (verdict === 'duplicate') return { status: 'duplicate' };
-    if (verdict === 'overlap')
-      return { status: 'overlap', appliedUpTo: (w as StoredWindow).positions[d.shardId] as string };
+    const w = this.find(d.key, d.start);
+    const applied = w?.positionFor(d.shardId);
+    const verdict = classify(applied, d);
+    if (verdict === 'duplicate') return DUPLICATE;
+    if (verdict === 'overlap') return { status: 'overlap', appliedUpTo: applied as string };
     if (!w) {
-      const created: StoredWindow = {
-        key: d.key,
-        start: d.start,
-        end: d.end,
-        keyValue: d.keyValue,
-        acc: d.acc,
-        positions: { [d.shardId]: d.maxPosition },
-      };
-      if (!starts) {
-        starts = new Map();
-        this.byKey.set(d.key, starts);
-      }
-      starts.set(d.start, created);
-      this.count++;
+      const created =
+        d instanceof WindowState
+          ? d
+          : new WindowState(d.key, d.keyValue, d.start, d.end, d.acc, d.shardId, d.minPosition, d.maxPosition);
+      created.setPosition(d.shardId, d.maxPosition);
+      this.insert(created);
       return { status: 'applied', window: created, created: true };
     }
     for (let i = 0; i < aggregators.length; i++) w.acc[i] = (aggregators[i] as Aggregator).merge(w.acc[i], d.acc[i]);
-    w.positions[d.shardId] = d.maxPosition;
+    w.setPosition(d.shardId, d.maxPosition);
     return { status: 'applied', window: w, created: false };
   }
 
   async windowsOf(key: string): Promise<StoredWindow[]> {
-    const starts = this.byKey.get(key);
-    return starts ? [...starts.values()] : [];
+    const out: StoredWindow[] = [];
+    for (let w = this.heads.get(key); w !== undefined; w = w.nextInStore) out.push(w);
+    return out;
   }
 
   async replace(remove: readonly WindowRef[], add: readonly StoredWindow[]): Promise<void> {
     this.deleteNow(remove);
-    for (const w of add) {
-      let starts = this.byKey.get(w.key);
-      if (!starts) {
-        starts = new Map();
-        this.byKey.set(w.key, starts);
-      }
-      starts.set(w.start, w);
-      this.count++;
+    for (const a of add) {
+      const w = a instanceof WindowState ? a : new WindowState(a.key, a.keyValue, a.start, a.end, a.acc, '', '', '');
+      if (w !== a) w.positions = a.positions;
+      this.insert(w);
     }
   }
 
   async get(ref: WindowRef): Promise<StoredWindow | undefined> {
-    return this.byKey.get(ref.key)?.get(ref.start);
+    return this.find(ref.key, ref.start);
   }
 
   async delete(refs: readonly WindowRef[]): Promise<void> {
@@ -160,12 +219,22 @@ export class MemoryWindowStore implements WindowStore {
 
   private deleteNow(refs: readonly WindowRef[]): void {
     for (const r of refs) {
-      const starts = this.byKey.get(r.key);
-      if (!starts?.delete(r.start)) continue;
+      let prev: WindowState | undefined;
+      let w = this.heads.get(r.key);
+      while (w !== undefined && w.start !== r.start) {
+        prev = w;
+        w = w.nextInStore;
+      }
+      if (w === undefined) continue;
+      if (prev) prev.nextInStore = w.nextInStore;
+      else if (w.nextInStore) this.heads.set(r.key, w.nextInStore);
+      else this.heads.delete(r.key);
+      w.nextInStore = undefined;
       this.count--;
-      if (starts.size === 0) this.byKey.delete(r.key);
     }
   }
 
   async close(): Promise<void> {}
 }
+
+const DUPLICATE: ApplyOutcome = Object.freeze({ status: 'duplicate' as const });
