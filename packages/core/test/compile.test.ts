@@ -145,7 +145,9 @@ describe('compiled pipeline', () => {
       Array.from({ length: 500 }, (_, n) => ({ n })),
       { batchSize: 100 },
     );
-    const results = await firstValueFrom(counted(from(batches)).pipe(compiled.operator(), toArray()));
+    const results = await firstValueFrom(
+      counted(from(batches)).pipe(compiled.operator({ flushAtEnd: false }), toArray()),
+    );
     expect(subscriptions).toBe(1);
     expect(results.map((r) => r.tail?.length)).toEqual([100, 100, 100, 100, 100]);
   });

@@ -41,7 +41,7 @@ extra: 1
     expect(issues.every((i) => i.file === 'p.yaml')).toBe(true);
     expect(issues.map((i) => `${i.line}:${i.column}: ${i.message}`).sort()).toEqual(
       [
-        '5:5: unknown step `filtr` (did you mean `filter`?); expected one of filter, map, flatMap, enrich, keyBy, branch, sink',
+        '5:5: unknown step `filtr` (did you mean `filter`?); expected one of filter, map, flatMap, enrich, keyBy, branch, sink, window',
         '6:54: expression does not parse: Unexpected token: EOF',
         '7:49: unknown option `keyFeld` (did you mean `keyField`?); expected one of path, keyField',
         '7:90: expected one of "keep", "drop", "dead-letter", got "maybe"',
@@ -52,7 +52,7 @@ extra: 1
       ].sort(),
     );
     expect(formatIssue(issues.find((i) => i.line === 5)!)).toBe(
-      'p.yaml:5:5: unknown step `filtr` (did you mean `filter`?); expected one of filter, map, flatMap, enrich, keyBy, branch, sink',
+      'p.yaml:5:5: unknown step `filtr` (did you mean `filter`?); expected one of filter, map, flatMap, enrich, keyBy, branch, sink, window',
     );
   });
 

@@ -71,7 +71,7 @@ describe('tributary CLI', () => {
     const bad = tributary(['validate', 'bad.yaml'], { cwd: dir });
     expect(bad.code).toBe(1);
     expect(bad.stderr.trimEnd().split('\n')).toEqual([
-      'bad.yaml:5:5: unknown step `filtr` (did you mean `filter`?); expected one of filter, map, flatMap, enrich, keyBy, branch, sink',
+      'bad.yaml:5:5: unknown step `filtr` (did you mean `filter`?); expected one of filter, map, flatMap, enrich, keyBy, branch, sink, window',
       'bad.yaml:6:52: expression does not parse: Unexpected token: EOF',
     ]);
     expect(bad.stderr).not.toMatch(/\n\s+at /); // no stack trace

@@ -9,16 +9,15 @@ import {
   concatMap,
   defer,
   EMPTY,
-  filter,
+  finalize,
   from,
   interval,
-  last,
   map,
   merge,
   type Observable,
   type OperatorFunction,
   type SchedulerLike,
-  share,
+  Subject,
   takeUntil,
 } from 'rxjs';
 import {
@@ -537,15 +536,24 @@ export class CompiledPipeline {
     const useTicks = (options.ticks ?? true) && this.tickInterval !== undefined;
     return (source: Observable<SourceBatch>) =>
       defer(() => {
-        const batches = source.pipe(share());
-        const done = batches.pipe(
-          filter(() => false),
-          last(null, null),
+        // Ticks stop when the input ends. The input may end synchronously, before the ticks are
+        // even subscribed (a source built from an array), hence the flag as well as the subject.
+        let ended = false;
+        const end = new Subject<void>();
+        const batches = source.pipe(
+          finalize(() => {
+            ended = true;
+            end.next();
+          }),
         );
         const ticks: Observable<'tick'> = useTicks
-          ? interval(this.tickInterval as number, this.scheduler).pipe(
-              map(() => 'tick' as const),
-              takeUntil(done),
+          ? defer(() =>
+              ended
+                ? EMPTY
+                : interval(this.tickInterval as number, this.scheduler).pipe(
+                    map(() => 'tick' as const),
+                    takeUntil(end),
+                  ),
             )
           : EMPTY;
         const work = merge(batches, ticks).pipe(

@@ -221,7 +221,8 @@ const FAILED = Symbol('failed');
  * without an object per key.
  */
 class Bucket {
-  readonly accs = new Map<unknown, unknown[]>();
+  /** Key → accumulators (with a single aggregate, its accumulator itself: no array per key). */
+  readonly accs = new Map<unknown, unknown>();
   readonly positions = new Map<string, string>();
   /** Keys changed by the current batch (emit: updates). */
   readonly changed = new Set<unknown>();
@@ -266,6 +267,7 @@ class WindowOperator {
   private readonly bucketsByStart = new Map<number, Bucket>();
   private readonly bucketTimes = new MinHeap<Bucket>();
   private batches = 0;
+  private lastBucket: Bucket | undefined;
   /**
    * Highest position this step has processed per shard. A late record at or below it is a
    * redelivery of a record already applied or already reported late, and is dropped silently.
@@ -313,6 +315,19 @@ class WindowOperator {
   }
 
   link(): (next: Push) => Push {
+    if (this.bucketed) {
+      // Aggregation into buckets is synchronous: records are consumed inline in the fused chain
+      // (no per-batch buffer); the barrier only finishes the batch and fires windows.
+      return (next) => {
+        this.ctx.barrier(
+          { name: this.name, kind: 'window', path: '' },
+          async () => {},
+          next,
+          (batch, push, final) => this.advance(batch, push, final),
+        );
+        return (env, batch) => this.addToBuckets(env, batch);
+      };
+    }
     return (next) =>
       this.ctx.barrier(
         { name: this.name, kind: 'window', path: '' },
@@ -496,66 +511,88 @@ class WindowOperator {
     this.schedule(tr, fireAt);
   }
 
-  /** Tumbling/hopping in memory: aggregate straight into the window buckets, exactly once per (window, shard). */
-  private runBuckets(records: RecordEnvelope[], batch: BatchContext, next: Push): void {
-    const batchId = ++this.batches;
-    const shardId = batch.shardId;
+  /** Per-batch progress of the inline bucket path, keyed by the batch it belongs to. */
+  private readonly open = new Map<BatchContext, { id: number; touched: Bucket[]; last: RecordEnvelope | undefined }>();
+  private readonly bounds: number[] = [];
+  private readonly stamp: Stamp = { time: 0, shardId: '', position: '' };
+
+  /** Tumbling/hopping in memory: adds one record straight into its window buckets, exactly once per (window, shard). */
+  private addToBuckets(env: RecordEnvelope, batch: BatchContext): void {
+    let state = this.open.get(batch);
+    if (state === undefined) {
+      state = { id: ++this.batches, touched: [], last: undefined };
+      this.open.set(batch, state);
+    }
+    state.last = env;
+    const key = this.readKey(env, batch);
+    if (key === FAILED) return;
+    if (!this.readInputs(env, batch)) return;
+    const position = positionOf(env);
+    const bounds = this.bounds;
+    this.assign(env.eventTime, bounds);
     const aggs = this.aggregators;
     const n = aggs.length;
     const values = this.values;
-    const bounds: number[] = [];
-    const stamp: Stamp = { time: 0, shardId, position: '' };
-    const touched: Bucket[] = [];
-    let last: Bucket | undefined;
-    for (let r = 0; r < records.length; r++) {
-      const env = records[r] as RecordEnvelope;
-      const key = this.readKey(env, batch);
-      if (key === FAILED) continue;
-      if (!this.readInputs(env, batch)) continue;
-      const position = positionOf(env);
-      this.assign(env.eventTime, bounds);
-      let placed = false;
-      for (let b = 0; b < bounds.length; b += 2) {
-        const start = bounds[b] as number;
-        const end = bounds[b + 1] as number;
-        if (this.isClosed(end)) continue;
-        placed = true;
-        let bucket = last !== undefined && last.start === start ? last : this.bucketsByStart.get(start);
-        if (bucket === undefined) {
-          bucket = new Bucket(start, end, end + this.lateness);
-          this.bucketsByStart.set(start, bucket);
-          this.bucketTimes.push(bucket);
-        }
-        last = bucket;
-        if (bucket.batch !== batchId) {
-          bucket.batch = batchId;
-          bucket.floor = bucket.positions.get(shardId);
-          touched.push(bucket);
-        }
-        if (bucket.floor !== undefined && comparePositions(position, bucket.floor) <= 0) continue; // applied before
-        let acc = bucket.accs.get(key);
+    const stamp = this.stamp;
+    let placed = false;
+    for (let b = 0; b < bounds.length; b += 2) {
+      const start = bounds[b] as number;
+      const end = bounds[b + 1] as number;
+      if (this.isClosed(end)) continue;
+      placed = true;
+      let bucket =
+        this.lastBucket !== undefined && this.lastBucket.start === start
+          ? this.lastBucket
+          : this.bucketsByStart.get(start);
+      if (bucket === undefined) {
+        bucket = new Bucket(start, end, end + this.lateness);
+        this.bucketsByStart.set(start, bucket);
+        this.bucketTimes.push(bucket);
+      }
+      this.lastBucket = bucket;
+      if (bucket.batch !== state.id) {
+        bucket.batch = state.id;
+        bucket.floor = bucket.positions.get(env.shardId);
+        state.touched.push(bucket);
+      }
+      if (bucket.floor !== undefined && comparePositions(position, bucket.floor) <= 0) continue; // applied before
+      stamp.time = env.eventTime;
+      stamp.shardId = env.shardId;
+      stamp.position = position;
+      if (n === 1) {
+        const agg = aggs[0] as Aggregator;
+        const acc = bucket.accs.get(key);
+        // (`has` only when the accumulator reads undefined: a custom aggregator may start so.)
+        const isNew = acc === undefined && !bucket.accs.has(key);
+        if (isNew) this.tracked++;
+        bucket.accs.set(key, agg.add(isNew ? agg.init() : acc, values[0], stamp));
+      } else {
+        let acc = bucket.accs.get(key) as unknown[] | undefined;
         if (acc === undefined) {
           acc = new Array<unknown>(n);
           for (let i = 0; i < n; i++) acc[i] = (aggs[i] as Aggregator).init();
           bucket.accs.set(key, acc);
           this.tracked++;
         }
-        stamp.time = env.eventTime;
-        stamp.position = position;
         for (let i = 0; i < n; i++) acc[i] = (aggs[i] as Aggregator).add(acc[i], values[i], stamp);
-        if (this.updates) bucket.changed.add(key);
       }
-      if (!placed && !this.isRedelivery(env)) this.sendLate(env, batch);
+      if (this.updates) bucket.changed.add(key);
     }
-    const lastRecord = records[records.length - 1];
-    if (lastRecord) {
-      const maxPosition = positionOf(lastRecord);
-      for (const b of touched) b.positions.set(shardId, maxPosition);
-    }
-    this.markSeen(records);
+    if (!placed && !this.isRedelivery(env)) this.sendLate(env, batch);
+  }
+
+  /** End of a batch on the bucket path: record the positions applied, emit updates. */
+  private finishBuckets(batch: BatchContext, next: Push): void {
+    const state = this.open.get(batch);
+    if (state === undefined) return;
+    this.open.delete(batch);
+    const last = state.last as RecordEnvelope;
+    const maxPosition = positionOf(last);
+    for (const b of state.touched) b.positions.set(last.shardId, maxPosition);
+    this.markSeen([last]);
     if (this.updates) {
-      for (const b of touched) {
-        for (const key of b.changed) this.emitBucket(batch, next, b, key, b.accs.get(key) as unknown[], undefined);
+      for (const b of state.touched) {
+        for (const key of b.changed) this.emitBucket(batch, next, b, key, b.accs.get(key), undefined);
         b.changed.clear();
       }
     }
@@ -566,13 +603,14 @@ class WindowOperator {
     next: Push,
     b: Bucket,
     key: unknown,
-    acc: readonly unknown[],
+    acc: unknown,
     shared: SourceRecord | undefined,
   ): void {
     const out: Record<string, unknown> = { key, windowStart: b.start, windowEnd: b.end };
-    for (let i = 0; i < this.aggs.length; i++) {
+    const n = this.aggs.length;
+    for (let i = 0; i < n; i++) {
       const a = this.aggs[i] as CompiledAggregate;
-      out[a.name] = a.aggregator.result(acc[i]);
+      out[a.name] = a.aggregator.result(n === 1 ? acc : (acc as unknown[])[i]);
     }
     const source = shared ?? { partitionKey: '', sequenceNumber: String(b.end), arrivalTime: this.ctx.scheduler.now() };
     next(keyedEnvelope(source, batch.shardId, out, b.end - 1, key, keyText(key)), batch);
@@ -583,6 +621,7 @@ class WindowOperator {
     for (let b = this.bucketTimes.peek(); b !== undefined && b.at <= this.wm; b = this.bucketTimes.peek()) {
       this.bucketTimes.pop();
       this.bucketsByStart.delete(b.start);
+      if (this.lastBucket === b) this.lastBucket = undefined;
       const source: SourceRecord = {
         partitionKey: '',
         sequenceNumber: String(b.end),
@@ -594,7 +633,6 @@ class WindowOperator {
   }
 
   private async run(records: RecordEnvelope[], batch: BatchContext, next: Push): Promise<void> {
-    if (this.bucketed) return this.runBuckets(records, batch, next);
     if (this.kind === 'session') return this.runSessions(records, batch, next);
     const first = this.preAggregate(records, batch, undefined);
     for (const env of first.late) this.sendLate(env, batch);
@@ -779,6 +817,7 @@ class WindowOperator {
       : this.ctx.watermarks.watermark(this.ooo, this.idle, this.ctx.scheduler.now());
     if (wm > this.wm) this.wm = wm;
     if (this.bucketed) {
+      this.finishBuckets(batch, next);
       this.fireBuckets(batch, next);
       return;
     }

@@ -409,3 +409,77 @@ describe('window: memory', () => {
     expect(h.out).toHaveLength(50);
   });
 });
+
+describe('window: every kind and emit mode on virtual time (TestScheduler)', () => {
+  const kinds: [string, Record<string, unknown>[]][] = [
+    ['tumbling: 1m', [{ key: 'a', windowStart: 0, windowEnd: MIN, n: 2, s: 3 }]],
+    [
+      'hopping: { size: 2m, every: 1m }',
+      [
+        { key: 'a', windowStart: -MIN, windowEnd: MIN, n: 2, s: 3 },
+        { key: 'a', windowStart: 0, windowEnd: 2 * MIN, n: 2, s: 3 },
+      ],
+    ],
+    [
+      'sliding: 10s',
+      [
+        { key: 'a', windowStart: -9000, windowEnd: 1001, n: 1, s: 1 },
+        { key: 'a', windowStart: -8000, windowEnd: 2001, n: 2, s: 3 },
+      ],
+    ],
+    ['session: { gap: 10s }', [{ key: 'a', windowStart: 1000, windowEnd: 12_000, n: 2, s: 3 }]],
+  ];
+  for (const [kind, expected] of kinds) {
+    for (const emit of ['final', 'updates'] as const) {
+      it(`${kind.split(':')[0]}, emit ${emit}: idle ticks close the windows before the input ends`, async () => {
+        const scheduler = new TestScheduler((a, b) => expect(a).toEqual(b));
+        const advanceTo = async (frame: number) => {
+          scheduler.maxFrames = frame;
+          scheduler.flush();
+          for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+        };
+        const h = harness(sumByKey(kind, `idleTimeout: 10s\nemit: ${emit}`), scheduler);
+        const input = new Subject<SourceBatch>();
+        const seen: Record<string, unknown>[] = [];
+        let completed = false;
+        input.pipe(h.compiled.operator()).subscribe({
+          next: (r) => {
+            for (const e of r.tail ?? []) seen.push(e.value as Record<string, unknown>);
+          },
+          complete: () => {
+            completed = true;
+          },
+        });
+        input.next(batch('s', [{ k: 'a', t: 1000, v: 1 }], 1));
+        await advanceTo(1000);
+        input.next(batch('s', [{ k: 'a', t: 2000, v: 2 }], 2));
+        await advanceTo(10 * MIN);
+        const order = (x: Record<string, unknown>, y: Record<string, unknown>) =>
+          (x.windowStart as number) - (y.windowStart as number) || (x.windowEnd as number) - (y.windowEnd as number);
+        if (emit === 'final') expect([...seen].sort(order)).toEqual(expected);
+        else {
+          // Updates came first (one per changing batch); the last emission of each window is final.
+          const last = new Map(seen.map((o) => [`${o.windowStart}/${o.windowEnd}`, o]));
+          const finals = [...last.values()].sort(order);
+          if (kind.startsWith('session')) expect(finals.at(-1)).toEqual(expected[0]);
+          else expect(finals).toEqual(expected);
+          expect(seen.length).toBeGreaterThan(expected.length);
+        }
+        expect(completed).toBe(false);
+        input.complete();
+        await advanceTo(10 * MIN + 1);
+        expect(completed).toBe(true);
+      });
+    }
+  }
+
+  it('a synchronous finite input completes, and its windows are flushed (no ticks left running)', async () => {
+    const { testPipeline } = await import('@tributary/core');
+    const run = await testPipeline(sumByKey('tumbling: 1m', 'idleTimeout: 10s'), [
+      { k: 'a', t: 1, v: 1 },
+      { k: 'a', t: 2, v: 2 },
+    ]);
+    expect(run.output).toEqual([{ key: 'a', windowStart: 0, windowEnd: MIN, n: 2, s: 3 }]);
+    expect(run.results.map((r) => r.phase)).toEqual(['batch', 'final']);
+  });
+});
