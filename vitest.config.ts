@@ -11,5 +11,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // In CI, also write a JSON report (.ci/run prints its counts as a plain closing line).
+    ...(process.env.CI ? { reporters: ['default', 'json'], outputFile: { json: '.ci/out/vitest.json' } } : {}),
   },
 });
