@@ -512,16 +512,19 @@ class WindowOperator {
   }
 
   /** Per-batch progress of the inline bucket path, keyed by the batch it belongs to. */
-  private readonly open = new Map<BatchContext, { id: number; touched: Bucket[]; last: RecordEnvelope | undefined }>();
+  private readonly pendingBatches = new Map<
+    BatchContext,
+    { id: number; touched: Bucket[]; last: RecordEnvelope | undefined }
+  >();
   private readonly bounds: number[] = [];
   private readonly stamp: Stamp = { time: 0, shardId: '', position: '' };
 
   /** Tumbling/hopping in memory: adds one record straight into its window buckets, exactly once per (window, shard). */
   private addToBuckets(env: RecordEnvelope, batch: BatchContext): void {
-    let state = this.open.get(batch);
+    let state = this.pendingBatches.get(batch);
     if (state === undefined) {
       state = { id: ++this.batches, touched: [], last: undefined };
-      this.open.set(batch, state);
+      this.pendingBatches.set(batch, state);
     }
     state.last = env;
     const key = this.readKey(env, batch);
@@ -583,9 +586,9 @@ class WindowOperator {
 
   /** End of a batch on the bucket path: record the positions applied, emit updates. */
   private finishBuckets(batch: BatchContext, next: Push): void {
-    const state = this.open.get(batch);
+    const state = this.pendingBatches.get(batch);
     if (state === undefined) return;
-    this.open.delete(batch);
+    this.pendingBatches.delete(batch);
     const last = state.last as RecordEnvelope;
     const maxPosition = positionOf(last);
     for (const b of state.touched) b.positions.set(last.shardId, maxPosition);
