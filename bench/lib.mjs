@@ -33,4 +33,13 @@ export function table(rows, columns) {
   ].join('\n');
 }
 
+/** A seeded generator of numbers in [0, 1) (Park–Miller), so every run sees the same input. */
+export function random(seed) {
+  let s = seed;
+  return () => {
+    s = (s * 16807) % 2147483647;
+    return s / 2147483647;
+  };
+}
+
 export const fmt = (n) => Math.round(n).toLocaleString('en-US');

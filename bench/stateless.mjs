@@ -3,7 +3,7 @@
 
 import { compile, fileSource, MemorySink, parsePipelineYaml, pipeline } from '@tributary/core';
 import { from, lastValueFrom, filter as rxFilter, map as rxMap, toArray } from 'rxjs';
-import { compare, fmt, table } from './lib.mjs';
+import { compare, fmt, random, table } from './lib.mjs';
 
 export const name = 'stateless';
 
@@ -11,11 +11,7 @@ export async function run({ records = 1_000_000, batchSize = 10_000, rounds = 5 
   // Input: JSON lines as a Lambda or GetRecords batch would hold them, built once.
   const users = new Map();
   for (let i = 0; i < 1000; i++) users.set(`u${i}`, { name: `User ${i}`, plan: i % 3 ? 'free' : 'pro' });
-  let seed = 7;
-  const rand = () => {
-    seed = (seed * 16807) % 2147483647;
-    return seed / 2147483647;
-  };
+  const rand = random(7);
   const lines = new Array(records);
   for (let i = 0; i < records; i++) {
     lines[i] = JSON.stringify({

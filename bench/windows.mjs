@@ -3,7 +3,7 @@
 // idiomatic RxJS groupBy + mergeMap, in one process. Reports records/s, ratios and peak heap.
 import { compile, count, fileSource, MemorySink, pipeline } from '@tributary/core';
 import { from, groupBy, lastValueFrom, map, mergeMap, count as rxCount, tap, toArray } from 'rxjs';
-import { fmt, median, table } from './lib.mjs';
+import { fmt, median, random, table } from './lib.mjs';
 
 export const name = 'windows';
 
@@ -11,10 +11,7 @@ const SIZE = 10_000;
 const OOO = 2_000;
 
 function makeEvents(records, keys, seed) {
-  const rand = () => {
-    seed = (seed * 16807) % 2147483647;
-    return seed / 2147483647;
-  };
+  const rand = random(seed);
   const events = new Array(records);
   for (let i = 0; i < records; i++) {
     let t = 1_700_000_000_000 + i; // 1 ms apart: 1M events span 1000 s, 100 windows

@@ -8,9 +8,21 @@ import {
   type SourceBatch,
   type SourceRecord,
 } from '@tributary/core';
-import type { SchedulerLike } from 'rxjs';
+import type { SchedulerLike, VirtualTimeScheduler } from 'rxjs';
 
 export type Ev = { k: string; t: number; v: number };
+
+/**
+ * Advances a virtual scheduler (TestScheduler or VirtualTimeScheduler) to `frame`, then lets the
+ * promises of the batches and ticks it started settle.
+ */
+export function virtualClock(scheduler: VirtualTimeScheduler) {
+  return async (frame: number) => {
+    scheduler.maxFrames = frame;
+    scheduler.flush();
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  };
+}
 
 /** A batch of one shard with explicit sequence numbers. */
 export function batch(

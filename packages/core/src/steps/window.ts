@@ -28,6 +28,7 @@ import { register } from '../registry.js';
 import { ComponentRef, DurationSchema, Expression, FunctionRef, X_EXPECTED } from '../schema.js';
 import type { SinkSpec } from '../spec.js';
 import {
+  AGGREGATE_OPS,
   type Aggregator,
   aggregatorFor,
   type CompiledAggregate,
@@ -60,11 +61,7 @@ const aggregateSchema = Type.Union(
     }),
     Type.Object(
       {
-        aggregate: Type.Union(
-          ['count', 'sum', 'min', 'max', 'avg', 'first', 'last', 'count_distinct', 'collect'].map((op) =>
-            Type.Literal(op),
-          ),
-        ),
+        aggregate: Type.Union(AGGREGATE_OPS.map((op) => Type.Literal(op))),
         of: Type.Optional(Expression('the aggregated value')),
         limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
       },

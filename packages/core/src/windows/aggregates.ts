@@ -267,25 +267,17 @@ export function parseAggregate(text: string): ParsedAggregate {
   return { op, input: args[0], limit: undefined };
 }
 
+const FIXED: Record<Exclude<AggregateOp, 'collect'>, Aggregator> = {
+  count: count as Aggregator,
+  sum: sum as Aggregator,
+  min: min as Aggregator,
+  max: max as Aggregator,
+  avg: avg as Aggregator,
+  first: first as Aggregator,
+  last: last as Aggregator,
+  count_distinct: countDistinct as Aggregator,
+};
+
 export function aggregatorFor(op: AggregateOp, limit: number | undefined): Aggregator {
-  switch (op) {
-    case 'count':
-      return count as Aggregator;
-    case 'sum':
-      return sum as Aggregator;
-    case 'min':
-      return min as Aggregator;
-    case 'max':
-      return max as Aggregator;
-    case 'avg':
-      return avg as Aggregator;
-    case 'first':
-      return first as Aggregator;
-    case 'last':
-      return last as Aggregator;
-    case 'count_distinct':
-      return countDistinct as Aggregator;
-    case 'collect':
-      return collect(limit ?? DEFAULT_COLLECT_LIMIT) as Aggregator;
-  }
+  return op === 'collect' ? (collect(limit ?? DEFAULT_COLLECT_LIMIT) as Aggregator) : FIXED[op];
 }

@@ -3,7 +3,7 @@ import { from, lastValueFrom, Subject, toArray, VirtualTimeScheduler } from 'rxj
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { stepsPipeline } from '../helpers.js';
-import { batch, type Ev, harness } from '../window-helpers.js';
+import { batch, type Ev, harness, virtualClock } from '../window-helpers.js';
 
 const MIN = 60_000;
 const windowed = (window: string, extra = '') =>
@@ -280,11 +280,7 @@ describe('window: watermarks across shards and idle time', () => {
 
   it("closes windows of an idle stream through the operator's own ticks (TestScheduler)", async () => {
     const scheduler = new TestScheduler((a, b) => expect(a).toEqual(b));
-    const advanceTo = async (frame: number) => {
-      scheduler.maxFrames = frame;
-      scheduler.flush();
-      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-    };
+    const advanceTo = virtualClock(scheduler);
     const p = pipeline('t')
       .source(fileSource<Ev>({ path: 'x' }))
       .eventTime((e) => e.t)
@@ -433,11 +429,7 @@ describe('window: every kind and emit mode on virtual time (TestScheduler)', () 
     for (const emit of ['final', 'updates'] as const) {
       it(`${kind.split(':')[0]}, emit ${emit}: idle ticks close the windows before the input ends`, async () => {
         const scheduler = new TestScheduler((a, b) => expect(a).toEqual(b));
-        const advanceTo = async (frame: number) => {
-          scheduler.maxFrames = frame;
-          scheduler.flush();
-          for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-        };
+        const advanceTo = virtualClock(scheduler);
         const h = harness(sumByKey(kind, `idleTimeout: 10s\nemit: ${emit}`), scheduler);
         const input = new Subject<SourceBatch>();
         const seen: Record<string, unknown>[] = [];
