@@ -3,6 +3,7 @@
 import { cp, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { compile, runPipeline } from '@tributary/core';
 import { main } from '@tributary/runtime-node';
 import { expect, it } from 'vitest';
 
@@ -14,9 +15,16 @@ const readJsonLines = async (f: string) =>
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l));
 
-it('clicks-per-user matches a recomputation from its input', async () => {
+/** A copy of the example's inputs in a temporary directory (outputs go to its out/). */
+async function copyOfExample(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'trib-example-'));
   for (const f of ['pipeline.yaml', 'events.jsonl', 'users.json', 'handlers.js']) await cp(join(here, f), join(dir, f));
+  return dir;
+}
+const OUTPUTS = ['clicks.jsonl', 'big-purchases.jsonl', 'clicks-per-user.jsonl', 'dead-letter.jsonl'];
+
+it('clicks-per-user matches a recomputation from its input', async () => {
+  const dir = await copyOfExample();
   expect(await main(['run', join(dir, 'pipeline.yaml')], silent)).toBe(0);
 
   // Ground truth.
@@ -104,4 +112,26 @@ it('clicks-per-user matches a recomputation from its input', async () => {
   expect(clicks.length).toBeGreaterThan(100);
   expect(big.length).toBeGreaterThan(10);
   expect(new Set(dead.map((d) => d[1]))).toEqual(new Set(['decode', 'schema', 'missing-lookup']));
+});
+
+it('pipeline.ts (the typed builder) writes exactly what pipeline.yaml writes', async () => {
+  const { clicksPerUser } = await import('./pipeline.js');
+  const fromYaml = await copyOfExample();
+  expect(await main(['run', join(fromYaml, 'pipeline.yaml')], silent)).toBe(0);
+  const fromTs = await copyOfExample();
+  await runPipeline(compile(clicksPerUser(fromTs)));
+  for (const f of OUTPUTS) {
+    // Dead letters carry the time they were written; everything else must be identical.
+    const read = async (dir: string) =>
+      (await readJsonLines(join(dir, 'out', f))).map(({ time: _time, ...rest }: Record<string, unknown>) => rest);
+    const expected = await read(fromYaml);
+    expect(expected.length).toBeGreaterThan(0);
+    expect(await read(fromTs)).toEqual(expected);
+  }
+});
+
+it('README.md shows pipeline.ts as it is', async () => {
+  const readme = await readFile(join(here, '..', '..', 'README.md'), 'utf8');
+  const source = await readFile(join(here, 'pipeline.ts'), 'utf8');
+  expect(readme).toContain(`\`\`\`ts\n${source}\`\`\``);
 });

@@ -10,6 +10,7 @@ import type { Duration } from './duration.js';
 import { ConfigError } from './errors.js';
 import type { ExpressionSource } from './expression.js';
 import type { StaticLookupSpec } from './lookups/static.js';
+import type { FieldType } from './schema.js';
 import type { FileSinkSpec } from './sinks/file.js';
 import type { FileSourceSpec } from './sources/file.js';
 import type { LookupSpec, PipelineSpec, SinkSpec, SourceSpec, StepSpec } from './spec.js';
@@ -224,6 +225,7 @@ export class PipelineBuilder<T> extends StepsBuilder<T> {
   private eventTimeSpec: ExpressionSource | undefined;
   private deadLetterSpec: SinkSpec | undefined;
   private description: string | undefined;
+  private fieldTypes: Record<string, string> | undefined;
 
   constructor(private readonly name: string) {
     super(new Bindings());
@@ -237,6 +239,15 @@ export class PipelineBuilder<T> extends StepsBuilder<T> {
   source<U>(source: TypedSource<U>): PipelineBuilder<U> {
     this.sourceSpec = source.spec;
     return this as unknown as PipelineBuilder<U>;
+  }
+
+  /**
+   * Declares input fields and their types (`string`, `number`, `integer`, `boolean`, `object`,
+   * `array`, `timestamp`, `any`; `?` = optional): records that do not match are dead-lettered.
+   */
+  fields(types: Record<string, `${FieldType}` | `${FieldType}?`>): this {
+    this.fieldTypes = types;
+    return this;
   }
 
   /** Event time of each record: epoch ms, an ISO-8601 string or a Date. */
@@ -272,8 +283,12 @@ export class PipelineBuilder<T> extends StepsBuilder<T> {
     return super.window(options) as PipelineBuilder<WindowResult<K, A>>;
   }
 
-  /** The finished pipeline: a plain spec plus the bound functions and objects. */
-  build(): Pipeline {
+  /**
+   * The finished pipeline: a plain spec plus the bound functions and objects. Relative paths
+   * resolve against `baseDir` (default: the working directory); pass `import.meta.dirname` to
+   * resolve them next to the pipeline's own file, as a YAML pipeline does.
+   */
+  build(options: { baseDir?: string } = {}): Pipeline {
     if (!this.sourceSpec) throw new ConfigError(`pipeline \`${this.name}\` has no source; call .source(...) first`);
     const spec: PipelineSpec = {
       version: 1,
@@ -284,7 +299,8 @@ export class PipelineBuilder<T> extends StepsBuilder<T> {
     if (this.description !== undefined) spec.description = this.description;
     if (this.eventTimeSpec !== undefined) spec.eventTime = this.eventTimeSpec;
     if (this.deadLetterSpec !== undefined) spec.deadLetter = this.deadLetterSpec;
-    return { spec, bindings: new Map(this.bindings.map), baseDir: process.cwd() };
+    if (this.fieldTypes !== undefined) spec.fields = { ...this.fieldTypes };
+    return { spec, bindings: new Map(this.bindings.map), baseDir: options.baseDir ?? process.cwd() };
   }
 }
 
