@@ -50,13 +50,20 @@ export interface RecordEnvelope<T = unknown> {
  * copies made as a record moves through steps stay small (allocation is the hot path's cost).
  */
 class Envelope<T> implements RecordEnvelope<T> {
-  constructor(
-    readonly value: T,
-    readonly key: unknown,
-    readonly eventTime: number,
-    readonly shardId: string,
-    readonly source: SourceRecord,
-  ) {}
+  // `declare`d and assigned in the constructor: class fields would first define each field as
+  // undefined (an extra store per field, and a tagged instead of a numeric `eventTime`).
+  declare readonly value: T;
+  declare readonly key: unknown;
+  declare readonly eventTime: number;
+  declare readonly shardId: string;
+  declare readonly source: SourceRecord;
+  constructor(value: T, key: unknown, eventTime: number, shardId: string, source: SourceRecord) {
+    this.value = value;
+    this.key = key;
+    this.eventTime = eventTime;
+    this.shardId = shardId;
+    this.source = source;
+  }
   get partitionKey(): string {
     return this.source.partitionKey;
   }
@@ -87,33 +94,58 @@ export function envelope<T>(source: SourceRecord, shardId: string, value: T, eve
   return new Envelope(value, undefined, eventTime, shardId, source);
 }
 
-/** An envelope with its own partition key (records emitted by stateful steps share a source record). */
-class KeyedEnvelope<T> extends Envelope<T> {
-  constructor(
-    value: T,
-    key: unknown,
-    eventTime: number,
-    shardId: string,
-    source: SourceRecord,
-    private readonly pk: string,
-  ) {
-    super(value, key, eventTime, shardId, source);
+/**
+ * What the records a stateful step emits together share: the source record they are attributed
+ * to (its sequence number makes a replayed emission carry the same one), shard and event time.
+ */
+export interface Emission {
+  readonly source: SourceRecord;
+  readonly shardId: string;
+  readonly eventTime: number;
+}
+
+/**
+ * An envelope emitted by a stateful step (a window result): its own value, key and partition
+ * key; the rest from the emission it belongs to. Three fields fewer than a copied envelope, which
+ * counts when a window step emits a million of them.
+ */
+class EmittedEnvelope<T> implements RecordEnvelope<T> {
+  declare readonly value: T;
+  declare readonly key: unknown;
+  declare readonly partitionKey: string;
+  declare private readonly emission: Emission;
+  constructor(emission: Emission, value: T, key: unknown, partitionKey: string) {
+    this.value = value;
+    this.key = key;
+    this.partitionKey = partitionKey;
+    this.emission = emission;
   }
-  override get partitionKey(): string {
-    return this.pk;
+  get eventTime(): number {
+    return this.emission.eventTime;
+  }
+  get shardId(): string {
+    return this.emission.shardId;
+  }
+  get source(): SourceRecord {
+    return this.emission.source;
+  }
+  get sequenceNumber(): string {
+    return this.emission.source.sequenceNumber;
+  }
+  get subSequenceNumber(): number | undefined {
+    return this.emission.source.subSequenceNumber;
+  }
+  get arrivalTime(): number {
+    return this.emission.source.arrivalTime;
+  }
+  toJSON(): object {
+    return Envelope.prototype.toJSON.call(this);
   }
 }
 
-/** A new envelope with a key and partition key (stateful steps emit these). */
-export function keyedEnvelope<T>(
-  source: SourceRecord,
-  shardId: string,
-  value: T,
-  eventTime: number,
-  key: unknown,
-  partitionKey: string,
-): RecordEnvelope<T> {
-  return new KeyedEnvelope(value, key, eventTime, shardId, source, partitionKey);
+/** A new envelope emitted by a stateful step, with its own key and partition key. */
+export function emitted<T>(emission: Emission, value: T, key: unknown, partitionKey: string): RecordEnvelope<T> {
+  return new EmittedEnvelope(emission, value, key, partitionKey);
 }
 
 /** A copy of `env` with a new value (envelopes are immutable once made). */

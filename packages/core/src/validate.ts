@@ -240,6 +240,13 @@ function translate(errors: ErrorObject[], root: unknown): ValidationIssue[] {
     const parent = (e.parentSchema ?? {}) as Record<string, unknown>;
     const path = e.instancePath;
     const pname = (e as ErrorObject & { propertyName?: string }).propertyName;
+    if (pname !== undefined && parent[X_EXPECTED] !== undefined && e.schemaPath.endsWith('/propertyNames/not')) {
+      // A name the schema reserves (e.g. an aggregate called `key`).
+      add(`${path}/${escapePointer(pname)}`, `\`${pname}\` is reserved: expected ${parent[X_EXPECTED]}`, {
+        key: true,
+      } as never);
+      continue;
+    }
     if (pname !== undefined) {
       // propertyNames failure: an unknown kind, or a second kind next to the first.
       const category = unionCategory(e.schemaPath, errors, e);

@@ -22,7 +22,7 @@ import Type, { type Static } from 'typebox';
 import { evaluationReason, showExpression } from '../compile/reason.js';
 import type { BatchContext, CompileContext, NodeInfo, Push, StepDefinition } from '../compile/types.js';
 import { durationMs } from '../duration.js';
-import { keyedEnvelope, type RecordEnvelope, type SourceRecord } from '../envelope.js';
+import { type Emission, emitted, type RecordEnvelope } from '../envelope.js';
 import type { CompiledExpression } from '../expression.js';
 import { register } from '../registry.js';
 import { ComponentRef, DurationSchema, Expression, FunctionRef, X_EXPECTED } from '../schema.js';
@@ -39,6 +39,7 @@ import {
   type Stamp,
 } from '../windows/aggregates.js';
 import { MinHeap } from '../windows/heap.js';
+import { RESERVED_FIELDS, type WindowRecordFactory, windowRecordFactory } from '../windows/output.js';
 import {
   type ApplyOutcome,
   classify,
@@ -104,6 +105,10 @@ export const windowSchema = Type.Object(
     ),
     aggregate: Type.Record(Type.String({ minLength: 1 }), aggregateSchema, {
       minProperties: 1,
+      propertyNames: {
+        not: { enum: [...RESERVED_FIELDS] },
+        [X_EXPECTED]: 'a name other than key, windowStart, windowEnd',
+      },
       description: 'output field → aggregate',
     }),
     emit: Type.Optional(
@@ -248,6 +253,7 @@ class WindowOperator {
   private readonly inputs: (CompiledExpression | undefined)[];
   /** Reused per record: the aggregate inputs of the record being added. */
   private readonly values: unknown[];
+  private readonly record: WindowRecordFactory;
   private readonly store: WindowStore;
   private readonly late: Push | undefined;
   private readonly name: string;
@@ -299,6 +305,10 @@ class WindowOperator {
     this.aggregators = this.aggs.map((a) => a.aggregator);
     this.inputs = this.aggs.map((a) => a.input);
     this.values = new Array(this.aggs.length);
+    this.record = windowRecordFactory(
+      this.aggs.map((a) => a.name),
+      this.aggregators,
+    );
     this.store = new MemoryWindowStore();
     this.byId = this.kind === 'session' || this.kind === 'sliding' ? new Map() : undefined;
     this.bucketed = (this.kind === 'tumbling' || this.kind === 'hopping') && this.store instanceof MemoryWindowStore;
@@ -374,26 +384,29 @@ class WindowOperator {
     return true;
   }
 
-  /** Windows a record at `t` belongs to, as start/end pairs (sessions: its gap window; sliding: its point). */
-  private assign(t: number, out: number[]): void {
-    out.length = 0;
+  /**
+   * Writes the windows a record at `t` belongs to into `out` as start/end pairs (sessions: its gap
+   * window; sliding: its point) and returns how many numbers it wrote. `out` is reused: no
+   * allocation per record.
+   */
+  private assign(t: number, out: number[]): number {
     switch (this.kind) {
-      case 'tumbling': {
-        const s = t - (((t % this.size) + this.size) % this.size);
-        out.push(s, s + this.size);
-        return;
-      }
-      case 'hopping': {
-        let s = t - (((t % this.every) + this.every) % this.every);
-        for (; s > t - this.size; s -= this.every) out.push(s, s + this.size);
-        return;
-      }
       case 'session':
-        out.push(t, t + this.size);
-        return;
+        out[0] = t;
+        out[1] = t + this.size;
+        return 2;
       case 'sliding':
-        out.push(t, t + 1);
-        return;
+        out[0] = t;
+        out[1] = t + 1;
+        return 2;
+      default: {
+        let n = 0;
+        for (let s = t - (((t % this.every) + this.every) % this.every); s > t - this.size; s -= this.every) {
+          out[n++] = s;
+          out[n++] = s + this.size;
+        }
+        return n;
+      }
     }
   }
 
@@ -449,9 +462,9 @@ class WindowOperator {
       if (onlyKey !== undefined && keyText(key) !== onlyKey) continue;
       if (!this.readInputs(env, batch)) continue;
       const position = positionOf(env);
-      this.assign(env.eventTime, bounds);
+      const nBounds = this.assign(env.eventTime, bounds);
       let placed = false;
-      for (let b = 0; b < bounds.length; b += 2) {
+      for (let b = 0; b < nBounds; b += 2) {
         const start = bounds[b] as number;
         const end = bounds[b + 1] as number;
         if (!session && this.isClosed(end)) continue;
@@ -513,31 +526,37 @@ class WindowOperator {
     BatchContext,
     { id: number; touched: Bucket[]; last: RecordEnvelope | undefined }
   >();
-  private readonly bounds: number[] = [];
+  /** The batch the last record came from and its state (saves a lookup per record). */
+  private currentBatch: BatchContext | undefined;
+  private currentState: { id: number; touched: Bucket[]; last: RecordEnvelope | undefined } | undefined;
   private readonly stamp: Stamp = { time: 0, shardId: '', position: '' };
 
   /** Tumbling/hopping in memory: adds one record straight into its window buckets, exactly once per (window, shard). */
   private addToBuckets(env: RecordEnvelope, batch: BatchContext): void {
-    let state = this.pendingBatches.get(batch);
+    let state = this.currentBatch === batch ? this.currentState : this.pendingBatches.get(batch);
     if (state === undefined) {
       state = { id: ++this.batches, touched: [], last: undefined };
       this.pendingBatches.set(batch, state);
     }
+    this.currentBatch = batch;
+    this.currentState = state;
     state.last = env;
     const key = this.readKey(env, batch);
     if (key === FAILED) return;
     if (!this.readInputs(env, batch)) return;
     const position = positionOf(env);
-    const bounds = this.bounds;
-    this.assign(env.eventTime, bounds);
+    const t = env.eventTime;
     const aggs = this.aggregators;
     const n = aggs.length;
     const values = this.values;
     const stamp = this.stamp;
+    const size = this.size;
+    const every = this.every;
     let placed = false;
-    for (let b = 0; b < bounds.length; b += 2) {
-      const start = bounds[b] as number;
-      const end = bounds[b + 1] as number;
+    // The windows of `t`: starts aligned to `every`, from the latest down to the first that covers t
+    // (tumbling: every = size, one window). No array per record: this is the hottest loop.
+    for (let start = t - (((t % every) + every) % every); start > t - size; start -= every) {
+      const end = start + size;
       if (this.isClosed(end)) continue;
       placed = true;
       let bucket =
@@ -552,10 +571,15 @@ class WindowOperator {
       this.lastBucket = bucket;
       if (bucket.batch !== state.id) {
         bucket.batch = state.id;
-        bucket.floor = bucket.positions.get(env.shardId);
+        const floor = bucket.positions.get(env.shardId);
+        // A batch's records come in position order: once one is above the floor, all later ones are.
+        bucket.floor = floor !== undefined && comparePositions(position, floor) <= 0 ? floor : undefined;
         state.touched.push(bucket);
       }
-      if (bucket.floor !== undefined && comparePositions(position, bucket.floor) <= 0) continue; // applied before
+      if (bucket.floor !== undefined) {
+        if (comparePositions(position, bucket.floor) <= 0) continue; // applied before
+        bucket.floor = undefined;
+      }
       stamp.time = env.eventTime;
       stamp.shardId = env.shardId;
       stamp.position = position;
@@ -586,34 +610,25 @@ class WindowOperator {
     const state = this.pendingBatches.get(batch);
     if (state === undefined) return;
     this.pendingBatches.delete(batch);
+    if (this.currentBatch === batch) {
+      this.currentBatch = undefined;
+      this.currentState = undefined;
+    }
     const last = state.last as RecordEnvelope;
     const maxPosition = positionOf(last);
     for (const b of state.touched) b.positions.set(last.shardId, maxPosition);
     this.markSeen([last]);
     if (this.updates) {
       for (const b of state.touched) {
-        for (const key of b.changed) this.emitBucket(batch, next, b, key, b.accs.get(key), undefined);
+        const emission = this.emission(b.end, batch);
+        for (const key of b.changed) this.emitBucket(batch, next, b, key, b.accs.get(key), emission);
         b.changed.clear();
       }
     }
   }
 
-  private emitBucket(
-    batch: BatchContext,
-    next: Push,
-    b: Bucket,
-    key: unknown,
-    acc: unknown,
-    shared: SourceRecord | undefined,
-  ): void {
-    const out: Record<string, unknown> = { key, windowStart: b.start, windowEnd: b.end };
-    const n = this.aggs.length;
-    for (let i = 0; i < n; i++) {
-      const a = this.aggs[i] as CompiledAggregate;
-      out[a.name] = a.aggregator.result(n === 1 ? acc : (acc as unknown[])[i]);
-    }
-    const source = shared ?? { partitionKey: '', sequenceNumber: String(b.end), arrivalTime: this.ctx.scheduler.now() };
-    next(keyedEnvelope(source, batch.shardId, out, b.end - 1, key, keyText(key)), batch);
+  private emitBucket(batch: BatchContext, next: Push, b: Bucket, key: unknown, acc: unknown, emission: Emission): void {
+    next(emitted(emission, this.record(key, b.start, b.end, acc), key, keyText(key)), batch);
   }
 
   /** Fires the buckets the watermark has closed, and frees them. */
@@ -622,12 +637,11 @@ class WindowOperator {
       this.bucketTimes.pop();
       this.bucketsByStart.delete(b.start);
       if (this.lastBucket === b) this.lastBucket = undefined;
-      const source: SourceRecord = {
-        partitionKey: '',
-        sequenceNumber: String(b.end),
-        arrivalTime: this.ctx.scheduler.now(),
-      };
-      for (const [key, acc] of b.accs) this.emitBucket(batch, next, b, key, acc, source);
+      const emission = this.emission(b.end, batch);
+      // forEach rather than for-of: no [key, value] entry array per window.
+      b.accs.forEach((acc, key) => {
+        this.emitBucket(batch, next, b, key, acc, emission);
+      });
       this.tracked -= b.accs.size;
     }
   }
@@ -760,6 +774,18 @@ class WindowOperator {
     }
   }
 
+  /**
+   * What the results of windows ending at `end` share. A window's end makes its sequence number
+   * (and its key the partition key), so a replayed emission carries the same ones.
+   */
+  private emission(end: number, batch: BatchContext): Emission {
+    return {
+      source: { partitionKey: '', sequenceNumber: String(end), arrivalTime: this.ctx.scheduler.now() },
+      shardId: batch.shardId,
+      eventTime: end - 1,
+    };
+  }
+
   /** Emits a window's output record `{ key, windowStart, windowEnd, ...aggregates }`. */
   private emit(
     batch: BatchContext,
@@ -768,17 +794,10 @@ class WindowOperator {
     start: number,
     end: number,
     acc: readonly unknown[],
-    shared?: SourceRecord,
+    emission: Emission = this.emission(end, batch),
   ): void {
-    const out: Record<string, unknown> = { key: w.keyValue, windowStart: start, windowEnd: end };
-    for (let i = 0; i < this.aggs.length; i++) {
-      const a = this.aggs[i] as CompiledAggregate;
-      out[a.name] = a.aggregator.result(acc[i]);
-    }
-    // A window's end makes its sequence number and its key its partition key, so a replayed
-    // emission carries the same ones.
-    const source = shared ?? { partitionKey: '', sequenceNumber: String(end), arrivalTime: this.ctx.scheduler.now() };
-    next(keyedEnvelope(source, batch.shardId, out, end - 1, w.keyValue, w.key), batch);
+    const out = this.record(w.keyValue, start, end, this.aggs.length === 1 ? acc[0] : acc);
+    next(emitted(emission, out, w.keyValue, w.key), batch);
   }
 
   /** Sliding: the window of the record at `t` merges the point windows in [t − size, t]. */
@@ -827,12 +846,8 @@ class WindowOperator {
       const at = top.at;
       const bucket = this.buckets.get(at) as Tracked[];
       this.buckets.delete(at);
-      // Windows firing together share an end (fireAt − lateness), hence one source record.
-      const source: SourceRecord = {
-        partitionKey: '',
-        sequenceNumber: String(at - this.lateness),
-        arrivalTime: this.ctx.scheduler.now(),
-      };
+      // Windows firing together share an end (fireAt − lateness), hence one emission.
+      const emission = this.emission(at - this.lateness, batch);
       for (const tr of bucket) {
         if (tr.dead) continue;
         if (!tr.fired && at === tr.fireAt) {
@@ -848,7 +863,7 @@ class WindowOperator {
             );
           } else {
             const acc = this.store.live ? tr.acc : (await this.store.get(tr))?.acc;
-            if (acc) this.emit(batch, next, tr, tr.start, tr.end, acc, source);
+            if (acc) this.emit(batch, next, tr, tr.start, tr.end, acc, emission);
           }
           if (tr.expireAt > tr.fireAt) {
             this.schedule(tr, tr.expireAt);

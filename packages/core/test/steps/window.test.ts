@@ -1,4 +1,4 @@
-import { count, fileSource, MemorySink, pipeline, type SourceBatch, sum } from '@tributary/core';
+import { compile, count, fileSource, MemorySink, pipeline, type SourceBatch, sum } from '@tributary/core';
 import { from, lastValueFrom, Subject, toArray, VirtualTimeScheduler } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
@@ -16,6 +16,21 @@ describe('window: tumbling', () => {
     const h = harness(sumByKey('tumbling: 1m'));
     await h.flush();
     expect(h.out).toEqual([]);
+  });
+
+  it('refuses an aggregate named like a field of the window record, in YAML and in TypeScript', () => {
+    expect(() => windowed('tumbling: 1m\naggregate: { windowStart: count() }')).toThrow(
+      /^8:20: `windowStart` is reserved: expected a name other than key, windowStart, windowEnd/,
+    );
+    const typed = () =>
+      compile(
+        pipeline('p')
+          .source(fileSource({ path: '-' }))
+          .window({ tumbling: '1m', aggregate: { key: count() } })
+          .sink(new MemorySink())
+          .build(),
+      );
+    expect(typed).toThrow(/`key` is reserved/);
   });
 
   it("emits one record's window on flush at end of input", async () => {
