@@ -13,10 +13,11 @@ import type { StaticLookupSpec } from './lookups/static.js';
 import type { FieldType } from './schema.js';
 import type { FileSinkSpec } from './sinks/file.js';
 import type { FileSourceSpec } from './sources/file.js';
-import type { LookupSpec, PipelineSpec, SinkSpec, SourceSpec, StepSpec } from './spec.js';
+import type { LookupSpec, PipelineSpec, SinkSpec, SourceSpec, StepSpec, StoreSpec } from './spec.js';
 import type { MapTemplate } from './steps/map.js';
 import type { AggregateSpec, WindowSpec } from './steps/window.js';
 import type { Agg, AggResult } from './windows/builder.js';
+import { isStateStore, type StateStore } from './windows/shared.js';
 
 /** A source spec carrying the type of its records (a phantom type, for inference only). */
 export interface TypedSource<T> {
@@ -67,6 +68,8 @@ export type WindowOptions<T, K, A extends Record<string, Agg<T, unknown>>> = Ste
   aggregate: A;
   emit?: 'final' | 'updates';
   late?: SinkSpec | Sink;
+  /** Where window state lives: `'memory'` (default), a store such as `dynamoDbState({...})`, or its spec. */
+  state?: 'memory' | StoreSpec | StateStore;
 } & (
     | { tumbling: Duration }
     | { hopping: { size: Duration; every: Duration } }
@@ -175,12 +178,15 @@ export class StepsBuilder<T> {
       key,
       aggregate: _a,
       late,
+      state,
       ...rest
     } = options as WindowOptions<T, K, A> & Record<string, unknown>;
     const spec: WindowSpec = { ...(rest as object), aggregate } as WindowSpec;
     if (key !== undefined) spec.key = this.expr('windowKey', key as Fn<never[], unknown>);
     if (late !== undefined)
       spec.late = { sink: isSink(late) ? { ref: this.bindings.bind('sink', late) } : (late as SinkSpec) };
+    if (state !== undefined)
+      spec.state = isStateStore(state) ? { ref: this.bindings.bind('state', state) } : (state as WindowSpec['state']);
     return this.add({ window: spec }, options);
   }
 

@@ -11,4 +11,5 @@ import './sinks/file.js';
 import './sinks/stdout.js';
 import './sinks/memory.js';
 import './lookups/static.js';
+import './stores/memory.js';
 import './steps/window.js';

@@ -196,4 +196,5 @@ export type DeadLetterReason =
   | 'lookup'
   | 'missing-lookup'
   | 'sink'
-  | 'late';
+  | 'late'
+  | 'state';

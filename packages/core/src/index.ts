@@ -30,6 +30,7 @@ export type {
   Source,
   SourceDefinition,
   StepDefinition,
+  StoreDefinition,
 } from './compile/types.js';
 export { type Duration, durationMs, parseDuration } from './duration.js';
 export {
@@ -86,6 +87,8 @@ export type {
   SourceSpec,
   StepKinds,
   StepSpec,
+  StoreKinds,
+  StoreSpec,
 } from './spec.js';
 export { pipelineSchema } from './spec.js';
 export type { MapTemplate } from './steps/map.js';
@@ -113,14 +116,24 @@ export {
   sum,
 } from './windows/builder.js';
 export {
+  isStateStore,
+  type SharedApplyOutcome,
+  type SharedWindowStore,
+  type StateStore,
+  type StoredShardProgress,
+  type WindowRange,
+  type WindowScope,
+} from './windows/shared.js';
+export {
   type ApplyOutcome,
+  classify,
   MemoryWindowStore,
   type StoredWindow,
   type WindowDelta,
   type WindowRef,
   type WindowStore,
 } from './windows/store.js';
-export { Watermarks } from './windows/watermarks.js';
+export { lowestWatermark, Watermarks } from './windows/watermarks.js';
 export {
   checkPipelineFile,
   loadPipelineFile,

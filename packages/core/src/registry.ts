@@ -1,12 +1,12 @@
 /**
- * Component registry. A step, source, sink or lookup kind is one file that exports its schema
+ * Component registry. A step, source, sink, lookup or state-store kind is one file that exports its schema
  * fragment and its factory and registers itself here; the pipeline schema, the validator, the
  * compiler and the generated docs all read from this one place.
  */
 import type { TSchema } from 'typebox';
 import { ConfigError } from './errors.js';
 
-export type ComponentCategory = 'step' | 'source' | 'sink' | 'lookup';
+export type ComponentCategory = 'step' | 'source' | 'sink' | 'lookup' | 'store';
 
 export interface ComponentDefinition {
   /** The YAML key, e.g. `filter` or `file`. */
@@ -23,6 +23,7 @@ const components: Record<ComponentCategory, Map<string, ComponentDefinition>> = 
   source: new Map(),
   sink: new Map(),
   lookup: new Map(),
+  store: new Map(),
 };
 
 /** Registers a component definition (its kind must be new in its category). */

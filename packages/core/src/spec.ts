@@ -45,6 +45,11 @@ export interface LookupKinds {
   static: StaticLookupSpec;
   ref: string;
 }
+/** Window state stores (`@tributary/state` adds dynamodb and redis). */
+export interface StoreKinds {
+  memory: Record<string, never>;
+  ref: string;
+}
 
 type OneOf<M> = { [K in keyof M]: { [P in K]: M[K] } }[keyof M];
 /** A step: one kind key (plus an optional node `name`). */
@@ -52,6 +57,7 @@ export type StepSpec = OneOf<StepKinds> & { name?: string };
 export type SourceSpec = OneOf<SourceKinds>;
 export type SinkSpec = OneOf<SinkKinds> & { name?: string };
 export type LookupSpec = OneOf<LookupKinds>;
+export type StoreSpec = OneOf<StoreKinds>;
 
 export const pipelineRootSchema = Type.Object(
   {
@@ -81,7 +87,13 @@ export type PipelineSpec = Omit<Static<typeof pipelineRootSchema>, 'source' | 's
   deadLetter?: SinkSpec;
 };
 
-const NAMED: Record<ComponentCategory, boolean> = { step: true, sink: true, source: false, lookup: false };
+const NAMED: Record<ComponentCategory, boolean> = {
+  step: true,
+  sink: true,
+  source: false,
+  lookup: false,
+  store: false,
+};
 
 /** The schema of a one-key component union: exactly one registered kind, validated by that kind's schema. */
 function union(category: ComponentCategory): TSchema {
@@ -126,6 +138,7 @@ export function pipelineSchema(): Record<string, unknown> {
       source: union('source'),
       sink: union('sink'),
       lookup: union('lookup'),
+      store: union('store'),
       mapTemplate: mapTemplateDef,
     },
   };

@@ -20,12 +20,13 @@ const CATEGORY_WORD: Record<ComponentCategory, string> = {
   source: 'source',
   sink: 'sink',
   lookup: 'lookup',
+  store: 'state store',
 };
 
 let compiled: { validate: ValidateFunction; kinds: number } | undefined;
 
 function validator(): ValidateFunction {
-  const kinds = (['step', 'source', 'sink', 'lookup'] as const).reduce((n, c) => n + definitions(c).length, 0);
+  const kinds = (['step', 'source', 'sink', 'lookup', 'store'] as const).reduce((n, c) => n + definitions(c).length, 0);
   if (compiled && compiled.kinds === kinds) return compiled.validate;
   const ajv = new Ajv({ allErrors: true, verbose: true, strict: false, allowUnionTypes: true });
   ajv.addKeyword({

@@ -1,1 +1,23 @@
-export {};
+/**
+ * @tributary/state: window state stores shared by processes. Importing the package registers the
+ * `dynamodb` and `redis` store kinds for YAML (`state: { dynamodb: { table } }`).
+ */
+export {
+  type ItemWrite,
+  mergeProgress,
+  type StateBackend,
+  type VersionedItem,
+} from './backend.js';
+export {
+  createStateTable,
+  DynamoDbBackend,
+  type DynamoDbStateOptions,
+  type DynamoDbStateSpec,
+  dynamoDbClient,
+  dynamoDbState,
+  dynamoDbStore,
+} from './dynamodb.js';
+export { StateConfigError, StateStoreError } from './errors.js';
+export { ItemWindowStore, type WindowStateOptions } from './ItemWindowStore.js';
+export { RedisBackend, type RedisStateOptions, type RedisStateSpec, redisState, redisStore } from './redis.js';
+export { isTransient, type RetryOptions, withRetries } from './retry.js';

@@ -35,6 +35,7 @@ import { definition, kindOf } from '../registry.js';
 import { MAX_RECORD_BYTES } from '../sources/file.js';
 import type { PipelineSpec, SinkSpec, StepSpec } from '../spec.js';
 import { validateSpec } from '../validate.js';
+import type { StateStore } from '../windows/shared.js';
 import { Watermarks } from '../windows/watermarks.js';
 import { parseEventTime } from './eventTime.js';
 import { compileFieldCheck } from './fields.js';
@@ -52,6 +53,7 @@ import type {
   Source,
   SourceDefinition,
   StepDefinition,
+  StoreDefinition,
 } from './types.js';
 
 /** A pipeline definition with what it needs to compile: bound functions and objects, base directory. */
@@ -124,11 +126,13 @@ class Batch implements BatchContext {
   readonly buffers: RecordEnvelope[][];
   readonly deadLetters: RecordEnvelope<DeadLetterRecord>[] = [];
   counters = { filtered: 0 };
+  readonly acked: (() => Promise<void>)[] = [];
   constructor(
     readonly shardId: string,
     slots: number,
     private readonly pipeline: string,
     private readonly now: () => number,
+    readonly checkpoint?: string,
   ) {
     this.buffers = Array.from({ length: slots }, () => []);
   }
@@ -149,6 +153,9 @@ class Batch implements BatchContext {
     if (src.line !== undefined) rec.line = src.line;
     if (env.value !== undefined) rec.value = env.value;
     this.deadLetters.push(withValue(env, rec));
+  }
+  afterAck(fn: () => Promise<void>): void {
+    this.acked.push(fn);
   }
 }
 
@@ -182,6 +189,7 @@ export class CompiledPipeline {
   private readonly barriers: Barrier[];
   private readonly sinkSlots: SinkSlot[];
   private readonly lookups: Lookup[];
+  private readonly stores: StateStore[];
   private readonly deadLetterSink: Sink;
   private readonly tailSlot: number | undefined;
   private readonly eventTime: CompiledExpression | undefined;
@@ -203,6 +211,7 @@ export class CompiledPipeline {
     const barriers: Barrier[] = [];
     const sinkSlots: SinkSlot[] = [];
     const lookups: Lookup[] = [];
+    const stores: StateStore[] = [];
     const counters = new Map<string, number>();
     const names = new Set<string>();
     let slots = 0;
@@ -261,6 +270,20 @@ export class CompiledPipeline {
           (batch.buffers[id] as RecordEnvelope[]).push(env);
         };
       },
+      store: (spec, path) => {
+        const kind = kindOf(spec);
+        try {
+          const store = definition<StoreDefinition<unknown>>('store', kind).create(
+            (spec as Record<string, unknown>)[kind],
+            resources,
+          );
+          if (store) stores.push(store);
+          return store;
+        } catch (err) {
+          return fail(path, describeError(err), err);
+        }
+      },
+      pipelineName: pipeline.spec.name,
       lookup: (spec, path) => {
         const kind = kindOf(spec);
         try {
@@ -334,6 +357,7 @@ export class CompiledPipeline {
     this.barriers = barriers;
     this.sinkSlots = sinkSlots;
     this.lookups = lookups;
+    this.stores = stores;
     this.tickInterval = tickInterval;
     this.gauges = gauges;
   }
@@ -373,6 +397,7 @@ export class CompiledPipeline {
     const sinks = new Set([...this.sinkSlots.map((s) => s.sink), this.deadLetterSink]);
     const results = await Promise.allSettled([...sinks].map((s) => s.close()));
     await Promise.allSettled(this.lookups.map((l) => l.close?.()));
+    await Promise.allSettled(this.stores.map((s) => s.close()));
     const failed = results.find((r) => r.status === 'rejected');
     if (failed)
       throw new TributaryError(`closing a sink failed: ${describeError(failed.reason)}`, { cause: failed.reason });
@@ -381,7 +406,14 @@ export class CompiledPipeline {
   /** Runs one batch through the graph; resolves when sinks and dead-letter output have acknowledged it. */
   async process(input: SourceBatch): Promise<BatchResult> {
     const now = this.scheduler.now();
-    const batch = new Batch(input.shardId, this.slots, this.name, () => this.scheduler.now());
+    const lastRecord = input.records[input.records.length - 1];
+    const batch = new Batch(
+      input.shardId,
+      this.slots,
+      this.name,
+      () => this.scheduler.now(),
+      input.checkpoint ?? lastRecord?.sequenceNumber,
+    );
     const records = input.records;
     const head = this.head;
     const eventTime = this.eventTime;
@@ -513,6 +545,7 @@ export class CompiledPipeline {
     }
     if (batch.deadLetters.length > 0) writes.push(this.deadLetterSink.write(batch.deadLetters));
     await Promise.all(writes);
+    for (const fn of batch.acked) await fn();
     const result: BatchResult = {
       shardId: batch.shardId,
       checkpoint,

@@ -8,6 +8,7 @@ import type { SchedulerLike } from 'rxjs';
 import type { DeadLetterReason, DeadLetterRecord, RecordEnvelope, SourceBatch } from '../envelope.js';
 import type { CompiledExpression, ExpressionSource, FunctionResolver } from '../expression.js';
 import type { ComponentDefinition } from '../registry.js';
+import type { StateStore } from '../windows/shared.js';
 import type { Watermarks } from '../windows/watermarks.js';
 
 /** Per-record function of a fused segment; `batch` carries the per-batch buffers. */
@@ -15,13 +16,21 @@ export type Push = (env: RecordEnvelope, batch: BatchContext) => void;
 
 /** What one batch accumulates while it runs. One per batch, so batches of several shards can run at once. */
 export interface BatchContext {
+  /** The shard of the batch; empty for a tick or the end-of-input flush. */
   readonly shardId: string;
+  /** The batch's checkpoint (its last sequence number unless the source gives one). */
+  readonly checkpoint?: string | undefined;
   /** Per-barrier and per-sink buffers, indexed by the id the compiler gave them. */
   readonly buffers: RecordEnvelope[][];
   readonly deadLetters: RecordEnvelope<DeadLetterRecord>[];
   /** Routes a record to the dead-letter output; the batch goes on. */
   deadLetter(env: RecordEnvelope, step: string, reason: DeadLetterReason, error: unknown): void;
   counters: { filtered: number };
+  /**
+   * Runs `fn` once the batch's output is durable (every sink and the dead-letter output have
+   * acknowledged it), before the batch result is emitted; if it fails, the batch fails.
+   */
+  afterAck(fn: () => Promise<void>): void;
 }
 
 /** Identity of a node in the compiled graph. */
@@ -77,6 +86,10 @@ export interface CompileContext extends ResourceContext {
   /** Creates a sink and returns the push that buffers records for it. */
   sink(spec: object, node: NodeInfo): Push;
   lookup(spec: object, path: string): Lookup;
+  /** Creates a window state store (closed with the pipeline); `undefined` for process memory. */
+  store(spec: object, path: string): StateStore | undefined;
+  /** The pipeline's name (state namespaces start with it). */
+  pipelineName: string;
   /** Per-shard event-time progress, updated from every decoded record. */
   watermarks: Watermarks;
   /** Asks the runtime to call the pipeline's `tick()` at least this often (ms) while it runs. */
@@ -115,4 +128,11 @@ export interface SourceDefinition<S = never> extends ComponentDefinition {
 export interface LookupDefinition<S = never> extends ComponentDefinition {
   category: 'lookup';
   create(spec: S, ctx: ResourceContext): Lookup;
+}
+
+export interface StoreDefinition<S = never> extends ComponentDefinition {
+  category: 'store';
+  /** `undefined`: window state in process memory. */
+  create(spec: S, ctx: ResourceContext): StateStore | undefined;
+  summary(spec: S): string;
 }

@@ -18,6 +18,7 @@
  * - Per batch, records are pre-aggregated into one delta per (key, window) and applied to the
  *   state store exactly once per (shard, position) — a replayed batch changes nothing.
  */
+import { randomUUID } from 'node:crypto';
 import Type, { type Static } from 'typebox';
 import { evaluationReason, showExpression } from '../compile/reason.js';
 import type { BatchContext, CompileContext, NodeInfo, Push, StepDefinition } from '../compile/types.js';
@@ -26,7 +27,7 @@ import { type Emission, emitted, type RecordEnvelope } from '../envelope.js';
 import type { CompiledExpression } from '../expression.js';
 import { register } from '../registry.js';
 import { ComponentRef, DurationSchema, Expression, FunctionRef, X_EXPECTED } from '../schema.js';
-import type { SinkSpec } from '../spec.js';
+import type { SinkSpec, StoreSpec } from '../spec.js';
 import {
   AGGREGATE_OPS,
   type Aggregator,
@@ -40,6 +41,7 @@ import {
 } from '../windows/aggregates.js';
 import { MinHeap } from '../windows/heap.js';
 import { RESERVED_FIELDS, type WindowRecordFactory, windowRecordFactory } from '../windows/output.js';
+import type { SharedApplyOutcome, SharedWindowStore, StoredShardProgress } from '../windows/shared.js';
 import {
   type ApplyOutcome,
   classify,
@@ -49,6 +51,7 @@ import {
   WindowState,
   type WindowStore,
 } from '../windows/store.js';
+import { lowestWatermark } from '../windows/watermarks.js';
 
 export const X_AGGREGATE = 'x-aggregate';
 
@@ -123,13 +126,10 @@ export const windowSchema = Type.Object(
       ),
     ),
     state: Type.Optional(
-      Type.Union(
-        [
-          Type.Literal('memory'),
-          Type.Object({ memory: Type.Object({}, { additionalProperties: false }) }, { additionalProperties: false }),
-        ],
-        { description: 'where window state lives (memory; DynamoDB and Redis come with the state package)' },
-      ),
+      Type.Union([Type.Literal('memory'), ComponentRef<StoreSpec>('store')], {
+        description:
+          'where window state lives: memory (default), or a shared store such as { dynamodb: { table } } or { redis: { url } } (tumbling and hopping windows)',
+      }),
     ),
   },
   {
@@ -255,6 +255,16 @@ class WindowOperator {
   private readonly values: unknown[];
   private readonly record: WindowRecordFactory;
   private readonly store: WindowStore;
+  /** Window state shared by processes (DynamoDB, Redis), when the step has a `state` store. */
+  private readonly shared: SharedWindowStore | undefined;
+  /** Claims emissions made by ticks and the end-of-input flush (no batch position to name them). */
+  private readonly instance = randomUUID();
+  /** Shard progress as last written to the shared store, per shard. */
+  private readonly written = new Map<string, StoredShardProgress>();
+  /** See isClosed. */
+  private readonly retention: number = 0;
+  /** Whether the watermark has been read from the shared store since this process started. */
+  private synced = false;
   private readonly late: Push | undefined;
   private readonly name: string;
   /** Watermark as of the end of the previous batch (records are judged late against it). */
@@ -311,7 +321,22 @@ class WindowOperator {
     );
     this.store = new MemoryWindowStore();
     this.byId = this.kind === 'session' || this.kind === 'sliding' ? new Map() : undefined;
-    this.bucketed = (this.kind === 'tumbling' || this.kind === 'hopping') && this.store instanceof MemoryWindowStore;
+    const stateSpec = spec.state === undefined || spec.state === 'memory' ? undefined : spec.state;
+    const stateStore = stateSpec ? ctx.store(stateSpec, `${node.path}/window/state`) : undefined;
+    if (stateStore) {
+      if (this.kind === 'session' || this.kind === 'sliding') {
+        throw new Error(
+          `${this.kind} windows keep their state in process memory; a shared state store (${stateStore.summary}) holds tumbling and hopping windows`,
+        );
+      }
+      this.shared = stateStore.forWindows({
+        namespace: `${ctx.pipelineName}/${node.name}`,
+        aggregators: this.aggregators,
+        lateness: this.lateness,
+      });
+      this.retention = this.shared.retention;
+    }
+    this.bucketed = (this.kind === 'tumbling' || this.kind === 'hopping') && this.shared === undefined;
     this.name = node.name;
     this.late = spec.late
       ? ctx.sink(spec.late.sink, { name: `${node.name}.late`, kind: 'sink', path: `${node.path}/window/late` })
@@ -322,6 +347,16 @@ class WindowOperator {
   }
 
   link(): (next: Push) => Push {
+    if (this.shared) {
+      const shared = this.shared;
+      return (next) =>
+        this.ctx.barrier(
+          { name: this.name, kind: 'window', path: '' },
+          (records, batch, push) => this.runShared(shared, records, batch, push),
+          next,
+          (batch, push, final) => this.advanceShared(shared, batch, push, final),
+        );
+    }
     if (this.bucketed) {
       // Aggregation into buckets is synchronous: records are consumed inline in the fused chain
       // (no per-batch buffer); the barrier only finishes the batch and fires windows.
@@ -344,9 +379,13 @@ class WindowOperator {
       );
   }
 
-  /** A window closes (fires) at end + allowedLateness. */
+  /**
+   * A window closes (fires) at end + allowedLateness. With a shared store a record is judged
+   * late only past the store's retention: until then the store itself knows whether its window
+   * was emitted (the record is late) or the record is a redelivery (already counted).
+   */
   private isClosed(end: number): boolean {
-    return end + this.lateness <= this.wm;
+    return end + this.lateness + this.retention <= this.wm;
   }
 
   private readKey(env: RecordEnvelope, batch: BatchContext): unknown {
@@ -826,6 +865,151 @@ class WindowOperator {
     }
     for (const tr of affected.values()) {
       this.emit(batch, next, tr, tr.start - this.size, tr.start + 1, await this.slidingAccumulator(tr.key, tr.start));
+    }
+  }
+
+  /**
+   * Shared store: applies the batch's deltas (re-aggregating only newer records where a replay
+   * overlaps what was applied); records whose every window was sealed for emission meanwhile go
+   * to the late output.
+   */
+  private async runShared(
+    shared: SharedWindowStore,
+    records: RecordEnvelope[],
+    batch: BatchContext,
+    next: Push,
+  ): Promise<void> {
+    if (!this.synced) {
+      // A new process judges its first records against the watermark in the store, not −∞.
+      await this.refreshWatermark(shared, [], this.ctx.scheduler.now(), false);
+      this.synced = true;
+    }
+    const first = this.preAggregate(records, batch, undefined);
+    for (const env of first.late) this.sendLate(env, batch);
+    let list = first.list;
+    const sealed = new Set<string>();
+    const rejected = new Map<string, string>();
+    const changed: StoredWindow[] = [];
+    const quiet = { ...batch, deadLetter: () => {} } as BatchContext;
+    for (let round = 0; list.length > 0 && round < 3; round++) {
+      const outcomes = await shared.apply(list);
+      let floors: Map<string, string> | undefined;
+      for (let i = 0; i < outcomes.length; i++) {
+        const o = outcomes[i] as SharedApplyOutcome;
+        const d = list[i] as Delta;
+        if (o.status === 'applied') {
+          if (this.updates) changed.push(o.window);
+        } else if (o.status === 'overlap') {
+          floors ??= new Map();
+          floors.set(windowId(d.key, d.start, d.end), o.appliedUpTo);
+        } else if (o.status === 'closed') sealed.add(windowId(d.key, d.start, d.end));
+        else if (o.status === 'rejected') rejected.set(windowId(d.key, d.start, d.end), o.reason);
+      }
+      if (!floors) break;
+      const keep = floors;
+      list = this.preAggregate(records, quiet, keep).list.filter((d) => keep.has(windowId(d.key, d.start, d.end)));
+    }
+    if (sealed.size > 0 || rejected.size > 0) this.notApplied(records, quiet, batch, sealed, rejected);
+    this.markSeen(records);
+    if (this.updates) for (const w of changed) this.emit(batch, next, w, w.start, w.end, w.acc);
+  }
+
+  /**
+   * Records the store did not apply: those whose every window is closed or was sealed for
+   * emission go to the late output; those with a window the store rejected, to the dead-letter
+   * output with the store's reason.
+   */
+  private notApplied(
+    records: RecordEnvelope[],
+    quiet: BatchContext,
+    batch: BatchContext,
+    sealed: Set<string>,
+    rejected: Map<string, string>,
+  ): void {
+    const bounds: number[] = [];
+    for (const env of records) {
+      const key = this.readKey(env, quiet);
+      if (key === FAILED) continue;
+      const n = this.assign(env.eventTime, bounds);
+      let open = false;
+      let hit = false;
+      let reason: string | undefined;
+      for (let b = 0; b < n; b += 2) {
+        const id = windowId(keyText(key), bounds[b] as number, bounds[b + 1] as number);
+        if (sealed.has(id)) hit = true;
+        else if (rejected.has(id)) reason ??= rejected.get(id);
+        else if (!this.isClosed(bounds[b + 1] as number)) open = true;
+      }
+      if (reason !== undefined) batch.deadLetter(env, this.name, 'state', reason);
+      else if (hit && !open && !this.isRedelivery(env)) this.sendLate(env, batch);
+    }
+  }
+
+  /** Writes shard progress and moves the watermark to the lowest over every live shard in the store. */
+  private async refreshWatermark(
+    shared: SharedWindowStore,
+    updates: StoredShardProgress[],
+    now: number,
+    final: boolean,
+  ): Promise<void> {
+    const all = await shared.progress(updates);
+    for (const u of updates) this.written.set(u.shardId, u);
+    const live = all.filter((p) => !p.closed);
+    const wm = final ? Number.POSITIVE_INFINITY : lowestWatermark(live, this.ooo, this.idle, now);
+    if (wm > this.wm) this.wm = wm;
+  }
+
+  /**
+   * Shared store: records this process's shard progress, computes the watermark over every live
+   * shard in the store, and emits each range it closes that this step can claim.
+   */
+  private async advanceShared(
+    shared: SharedWindowStore,
+    batch: BatchContext,
+    next: Push,
+    final: boolean,
+  ): Promise<void> {
+    const now = this.ctx.scheduler.now();
+    const marks = this.ctx.watermarks;
+    const updates: StoredShardProgress[] = [];
+    for (const shardId of marks.shardIds) {
+      const p = marks.progress(shardId);
+      if (!p) continue;
+      const last = this.written.get(shardId);
+      if (
+        last === undefined ||
+        last.maxEventTime !== p.maxEventTime ||
+        last.sourceWatermark !== p.sourceWatermark ||
+        last.lastActivity !== p.lastActivity
+      ) {
+        updates.push({ shardId, ...p, closed: false });
+      }
+    }
+    for (const shardId of marks.closed) {
+      if (this.written.get(shardId)?.closed) continue;
+      updates.push({
+        shardId,
+        maxEventTime: Number.NEGATIVE_INFINITY,
+        sourceWatermark: Number.NEGATIVE_INFINITY,
+        lastActivity: now,
+        closed: true,
+      });
+    }
+    await this.refreshWatermark(shared, updates, now, final);
+    this.synced = true;
+    const due = (await shared.openRanges())
+      .filter((r) => r.end + this.lateness <= this.wm)
+      .sort((a, b) => a.end - b.end || a.start - b.start);
+    const claimant =
+      batch.shardId !== '' && batch.checkpoint !== undefined
+        ? `${batch.shardId}@${batch.checkpoint}`
+        : `${final ? 'flush' : 'tick'}@${this.instance}`;
+    for (const range of due) {
+      const windows = await shared.claim(range, claimant, now);
+      if (windows === undefined) continue; // another consumer emits it
+      const emission = this.emission(range.end, batch);
+      for (const w of windows) this.emit(batch, next, w, w.start, w.end, w.acc, emission);
+      batch.afterAck(() => shared.emitted(range));
     }
   }
 

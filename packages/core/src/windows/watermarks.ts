@@ -40,24 +40,43 @@ export class Watermarks {
   /** A shard that has ended (closed by resharding) no longer holds the watermark back. */
   closeShard(shardId: string): void {
     this.shards.delete(shardId);
+    this.closed.add(shardId);
   }
+
+  /** Shards closed in this process (shared state stores record them). */
+  readonly closed = new Set<string>();
 
   get shardIds(): string[] {
     return [...this.shards.keys()];
   }
 
+  /** One shard's progress, if it has been seen. */
+  progress(shardId: string): Readonly<ShardProgress> | undefined {
+    return this.shards.get(shardId);
+  }
+
   /** The watermark for a window with this out-of-orderness and idle timeout, at processing time `now`. */
   watermark(outOfOrderness: number, idleTimeout: number, now: number): number {
-    let wm = Number.POSITIVE_INFINITY;
-    for (const p of this.shards.values()) {
-      let w = Math.max(p.maxEventTime - outOfOrderness, p.sourceWatermark);
-      const idle = now - p.lastActivity - idleTimeout;
-      if (idle > 0) {
-        if (w === Number.NEGATIVE_INFINITY) continue; // idle and never saw an event: does not hold back
-        w += idle;
-      }
-      if (w < wm) wm = w;
-    }
-    return wm === Number.POSITIVE_INFINITY ? Number.NEGATIVE_INFINITY : wm;
+    return lowestWatermark(this.shards.values(), outOfOrderness, idleTimeout, now);
   }
+}
+
+/** The watermark over these shards' progress (see the top of this file). */
+export function lowestWatermark(
+  shards: Iterable<ShardProgress>,
+  outOfOrderness: number,
+  idleTimeout: number,
+  now: number,
+): number {
+  let wm = Number.POSITIVE_INFINITY;
+  for (const p of shards) {
+    let w = Math.max(p.maxEventTime - outOfOrderness, p.sourceWatermark);
+    const idle = now - p.lastActivity - idleTimeout;
+    if (idle > 0) {
+      if (w === Number.NEGATIVE_INFINITY) continue; // idle and never saw an event: does not hold back
+      w += idle;
+    }
+    if (w < wm) wm = w;
+  }
+  return wm === Number.POSITIVE_INFINITY ? Number.NEGATIVE_INFINITY : wm;
 }

@@ -1,0 +1,32 @@
+/**
+ * Built-in window state stores: `memory` (process memory, the default) and `ref` (a store object
+ * supplied in TypeScript). DynamoDB and Redis come from `@tributary/state`.
+ */
+import Type from 'typebox';
+import type { StoreDefinition } from '../compile/types.js';
+import { ConfigError } from '../errors.js';
+import { register } from '../registry.js';
+import { isStateStore } from '../windows/shared.js';
+
+export const memoryStore: StoreDefinition<Record<string, never>> = register({
+  kind: 'memory',
+  category: 'store',
+  schema: Type.Object({}, { additionalProperties: false }),
+  description:
+    'Window state in process memory (the default): fastest, and lost when the process ends. One process must see every shard that feeds a window.',
+  summary: () => 'memory',
+  create: () => undefined,
+});
+
+export const refStore: StoreDefinition<string> = register({
+  kind: 'ref',
+  category: 'store',
+  schema: Type.String({ minLength: 1, description: 'name of a state store bound by the TypeScript builder' }),
+  description: 'A state store object supplied in TypeScript (`state: dynamoDbState({...})` binds it).',
+  summary: (name) => name,
+  create(name, ctx) {
+    const store = ctx.bindings.get(name);
+    if (!isStateStore(store)) throw new ConfigError(`no state store is bound under the name \`${name}\``);
+    return store;
+  },
+});

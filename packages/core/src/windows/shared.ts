@@ -1,0 +1,104 @@
+/**
+ * The contract of window state kept outside the process (DynamoDB, Redis), shared by every
+ * process and Lambda invocation that runs the same pipeline. Implementations live in
+ * `@tributary/state`; core only defines what a window step asks of them.
+ *
+ * Scope: tumbling and hopping windows (aligned window ranges). Every key's window of one range
+ * `[start, end)` is stored under that range, so a range is emitted as a whole.
+ *
+ * Exactly-once effect (see `store.ts` for the delta model): a delta is applied at most once per
+ * (shard, position) with an atomic check-and-apply, so a replayed or re-cut batch adds nothing
+ * twice. On top of that:
+ *
+ * - Watermarks: each shard's progress (max event time, the source's own watermark, last
+ *   activity, closed) is written to the store; the watermark is computed over every live shard
+ *   of every process, so a window fed by several shards fires only when all of them have passed
+ *   it (a closed shard stops holding it back).
+ * - Emission: a range whose end + allowed lateness the watermark has passed is *claimed* with a
+ *   conditional write; only the claimant emits it. The claimant is the shard and position of the
+ *   batch that emits, so a crashed and replayed batch claims (and emits) again, while any other
+ *   consumer is refused. A claim nobody completes expires after `claimTimeout`, so a claimant
+ *   that crashed for good does not hold a window forever: emission is at least once after a
+ *   crash (with the same key, window bounds and sequence number, to de-duplicate downstream)
+ *   and exactly once otherwise.
+ * - Sealing: the claimant seals the range before reading it; a delta that reaches a sealed
+ *   range (a record judged on time against an older view of the watermark) is refused with
+ *   `closed` and its records go to the late output: counted, never silently lost.
+ */
+import type { Aggregator } from './aggregates.js';
+import type { StoredWindow, WindowDelta } from './store.js';
+
+/** A window range: every key's window with these bounds. */
+export interface WindowRange {
+  start: number;
+  end: number;
+}
+
+export type SharedApplyOutcome =
+  | { status: 'applied'; window: StoredWindow }
+  | { status: 'duplicate' }
+  | { status: 'overlap'; appliedUpTo: string }
+  /** The range was sealed for emission: the delta was not applied. */
+  | { status: 'closed' }
+  /** The store cannot take the delta (e.g. the window's state would outgrow an item): not applied. */
+  | { status: 'rejected'; reason: string };
+
+/** One shard's progress as the store keeps it (see `Watermarks`). */
+export interface StoredShardProgress {
+  shardId: string;
+  maxEventTime: number;
+  sourceWatermark: number;
+  lastActivity: number;
+  closed: boolean;
+}
+
+/** Window state of one window step, shared by processes. */
+export interface SharedWindowStore {
+  /**
+   * How long (ms) after a window closes its state is kept. Until then a record for it is sent to
+   * the store, which knows whether it was emitted (late) or is a redelivery (a duplicate).
+   */
+  readonly retention: number;
+  /**
+   * Applies one batch's deltas (all of one shard), each at most once per (shard, position).
+   * Resolves when every applied delta is durable; outcomes are in delta order.
+   */
+  apply(deltas: readonly WindowDelta[]): Promise<SharedApplyOutcome[]>;
+  /** Writes the given shards' progress (monotonic: never moves back) and returns every shard's. */
+  progress(updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]>;
+  /** Ranges with state that have not been emitted yet. */
+  openRanges(): Promise<WindowRange[]>;
+  /**
+   * Claims a range for `claimant` and, if the claim is this caller's, seals it and returns its
+   * windows (every key); `undefined` if another claimant holds it.
+   */
+  claim(range: WindowRange, claimant: string, now: number): Promise<StoredWindow[] | undefined>;
+  /** Forgets an emitted range (called once its output is durable). */
+  emitted(range: WindowRange): Promise<void>;
+}
+
+/** What a window step tells a state store about itself. */
+export interface WindowScope {
+  /** Stable name of the window step's state: `<pipeline>/<node>`. */
+  namespace: string;
+  aggregators: readonly Aggregator[];
+  /** Allowed lateness (ms): state of a range is kept at least until end + lateness (+ TTL). */
+  lateness: number;
+}
+
+/**
+ * A configured state store (a table, a Redis server). One may serve several window steps; each
+ * gets its own namespace.
+ */
+export interface StateStore {
+  readonly kind: 'tributary.state-store';
+  /** Describes the store for `describe()`, e.g. `dynamodb table tributary-state`. */
+  readonly summary: string;
+  forWindows(scope: WindowScope): SharedWindowStore;
+  /** Closes connections the store opened itself (injected clients stay open). */
+  close(): Promise<void>;
+}
+
+export function isStateStore(x: unknown): x is StateStore {
+  return typeof x === 'object' && x !== null && (x as StateStore).kind === 'tributary.state-store';
+}

@@ -1,0 +1,366 @@
+/**
+ * The shared window contract (`SharedWindowStore` in core) built on a {@link StateBackend}.
+ *
+ * Layout: the windows of one range `[start, end)` are spread over `partitions` items by a hash
+ * of their key. An item holds, for its keys, the partial accumulators, and for every shard that
+ * contributed, the highest position applied (records of a shard are applied in order, so one
+ * position per item and shard gives the exactly-once check). A batch costs one conditional
+ * write per item it touches — not one per record, nor one per key.
+ *
+ * Every write is a compare-and-set on the item's version: read (or take the version this
+ * process wrote last), merge in memory with the window step's own aggregators (so every
+ * aggregate, including count_distinct, collect and custom ones, merges exactly as in memory),
+ * write if the version has not moved; on a conflict (another shard's consumer wrote meanwhile)
+ * read again and redo. A write whose response was lost and that is retried comes back as a
+ * conflict, is read again and is then seen as already applied: nothing is added twice.
+ */
+import {
+  type Aggregator,
+  classify,
+  comparePositions,
+  type SharedApplyOutcome,
+  type SharedWindowStore,
+  type StoredShardProgress,
+  type StoredWindow,
+  type WindowDelta,
+  type WindowRange,
+  type WindowScope,
+} from '@tributary/core';
+import type { ItemWrite, StateBackend, VersionedItem } from './backend.js';
+import { StateConfigError, StateStoreError } from './errors.js';
+import { type RetryOptions, withRetries } from './retry.js';
+
+/** Options every shared store takes. */
+export interface WindowStateOptions {
+  /** Items per window range (keys are spread over them by hash). Default 16. */
+  partitions?: number;
+  /** Seconds state is kept after its last write (a window's last write is its emission), via TTL. Default 86400. */
+  ttl?: number;
+  /** Milliseconds after which an emission claim that was never completed may be taken over. Default 300000. */
+  claimTimeout?: number;
+  retry?: RetryOptions;
+}
+
+interface ItemBody {
+  /** Key text → [key value, accumulators]. */
+  w: Map<string, [unknown, unknown[]]>;
+  /** Shard → highest applied position. */
+  p: Map<string, string>;
+  /** Sealed for emission: takes no more deltas. */
+  s: boolean;
+}
+
+interface CachedItem {
+  version: number;
+  body: ItemBody;
+}
+
+const EMPTY = (): CachedItem => ({ version: 0, body: { w: new Map(), p: new Map(), s: false } });
+
+function encode(b: ItemBody): string {
+  const w: [string, unknown, unknown[]][] = [];
+  for (const [k, [kv, acc]] of b.w) w.push([k, kv, acc]);
+  return JSON.stringify({ w, p: [...b.p], s: b.s });
+}
+
+function decode(item: VersionedItem): CachedItem {
+  const o = JSON.parse(item.body) as { w: [string, unknown, unknown[]][]; p: [string, string][]; s: boolean };
+  const w = new Map<string, [unknown, unknown[]]>();
+  for (const [k, kv, acc] of o.w) w.set(k, [kv, acc]);
+  return { version: item.version, body: { w, p: new Map(o.p), s: o.s === true } };
+}
+
+/** FNV-1a: a stable hash of a key's text, to pick its item. */
+function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+const rangeId = (r: WindowRange) => `${r.start}:${r.end}`;
+
+function parseRangeId(id: string): WindowRange {
+  const [start, end] = id.split(':').map(Number);
+  return { start: start as number, end: end as number };
+}
+
+/** Checks the common options; throws with an exact message. */
+export function checkWindowStateOptions(o: WindowStateOptions): void {
+  const int = (name: string, v: unknown, min: number, max: number) => {
+    if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min && (v as number) <= max)) {
+      throw new StateConfigError(`Expected \`${name}\` to be an integer from ${min} to ${max}, got ${String(v)}`);
+    }
+  };
+  int('partitions', o.partitions, 1, 1000);
+  int('ttl', o.ttl, 1, 366 * 86400);
+  int('claimTimeout', o.claimTimeout, 1, 86_400_000);
+}
+
+interface Group {
+  id: string;
+  range: WindowRange;
+  deltas: { d: WindowDelta; i: number }[];
+  min: string;
+  max: string;
+}
+
+/** How many compare-and-set rounds an item may lose to other writers before the batch fails. */
+const MAX_CONFLICT_ROUNDS = 50;
+
+export class ItemWindowStore implements SharedWindowStore {
+  private readonly ns: string;
+  private readonly aggregators: readonly Aggregator[];
+  private readonly partitions: number;
+  private readonly ttlMs: number;
+  private readonly claimTimeout: number;
+  readonly retention: number;
+  /** The last version this process read or wrote, per item: a write needs no read first. */
+  private readonly cache = new Map<string, CachedItem>();
+  /** Ranges this process has already recorded as open. */
+  private readonly knownRanges = new Set<string>();
+
+  constructor(
+    private readonly backend: StateBackend,
+    scope: WindowScope,
+    private readonly options: WindowStateOptions = {},
+  ) {
+    checkWindowStateOptions(options);
+    this.ns = scope.namespace;
+    this.aggregators = scope.aggregators;
+    this.partitions = options.partitions ?? 16;
+    this.ttlMs = (options.ttl ?? 86_400) * 1000;
+    this.claimTimeout = options.claimTimeout ?? 300_000;
+    this.retention = this.ttlMs;
+  }
+
+  private itemId(range: WindowRange, partition: number): string {
+    return `${this.ns}|${range.start}|${range.end}|${partition}`;
+  }
+
+  /**
+   * When an item written now may expire: `ttl` after its last write, in wall-clock time (the
+   * database expires by its own clock; event time may be far from it, e.g. in a replay). A
+   * window's items are written while it is open and once when it is sealed.
+   */
+  private expiresAt(_range: WindowRange): number {
+    return Date.now() + this.ttlMs;
+  }
+
+  private retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return withRetries(`${what} (${this.backend.summary})`, fn, this.options.retry);
+  }
+
+  async apply(deltas: readonly WindowDelta[]): Promise<SharedApplyOutcome[]> {
+    const outcomes = new Array<SharedApplyOutcome>(deltas.length);
+    if (deltas.length === 0) return outcomes;
+    const groups = new Map<string, Group>();
+    for (let i = 0; i < deltas.length; i++) {
+      const d = deltas[i] as WindowDelta;
+      const range = { start: d.start, end: d.end };
+      const id = this.itemId(range, hash(d.key) % this.partitions);
+      let g = groups.get(id);
+      if (!g) {
+        g = { id, range, deltas: [], min: d.minPosition, max: d.maxPosition };
+        groups.set(id, g);
+      }
+      g.deltas.push({ d, i });
+      if (comparePositions(d.minPosition, g.min) < 0) g.min = d.minPosition;
+      if (comparePositions(d.maxPosition, g.max) > 0) g.max = d.maxPosition;
+    }
+    // Ranges are recorded as open before any of their state is written, so state never exists
+    // that no consumer would emit.
+    const fresh = new Set<string>();
+    for (const g of groups.values()) {
+      const r = rangeId(g.range);
+      if (!this.knownRanges.has(r)) fresh.add(r);
+    }
+    if (fresh.size > 0) {
+      await this.retry('recording open windows', () => this.backend.addRanges(this.ns, [...fresh]));
+      for (const r of fresh) this.knownRanges.add(r);
+    }
+    const shardId = (deltas[0] as WindowDelta).shardId;
+    let pending = [...groups.values()];
+    for (let round = 0; pending.length > 0; round++) {
+      if (round >= MAX_CONFLICT_ROUNDS) {
+        throw new StateStoreError(
+          `state store: ${pending.length} window item(s) kept changing under concurrent writers (${this.backend.summary}); the batch will be retried`,
+        );
+      }
+      await this.load(pending.map((g) => g.id));
+      const writes: ItemWrite[] = [];
+      const bodies: ItemBody[] = [];
+      const writing: Group[] = [];
+      for (const g of pending) {
+        const item = this.cache.get(g.id) as CachedItem;
+        const applied = item.body.p.get(shardId);
+        const verdict = classify(applied, { minPosition: g.min, maxPosition: g.max });
+        // A redelivery is a duplicate even after the window was emitted: it was counted.
+        if (verdict === 'duplicate') {
+          for (const { i } of g.deltas) outcomes[i] = DUPLICATE;
+          continue;
+        }
+        if (item.body.s && verdict === 'apply') {
+          for (const { i } of g.deltas) outcomes[i] = CLOSED;
+          continue;
+        }
+        if (verdict === 'overlap') {
+          for (const { i } of g.deltas) outcomes[i] = { status: 'overlap', appliedUpTo: applied as string };
+          continue;
+        }
+        const w = new Map(item.body.w);
+        for (const { d } of g.deltas) {
+          const prev = w.get(d.key);
+          const acc = prev
+            ? prev[1].map((a, k) => (this.aggregators[k] as Aggregator).merge(a, d.acc[k]))
+            : d.acc.slice();
+          w.set(d.key, [d.keyValue, acc]);
+        }
+        const p = new Map(item.body.p);
+        p.set(shardId, g.max);
+        const body: ItemBody = { w, p, s: false };
+        const text = encode(body);
+        const bytes = Buffer.byteLength(text);
+        if (bytes > this.backend.maxItemBytes) {
+          const reason = `window state for ${g.deltas.length} key(s) of window [${g.range.start}, ${g.range.end}) would take ${bytes} bytes, over the ${this.backend.maxItemBytes}-byte item limit of ${this.backend.summary}; raise \`partitions\` or bound the aggregate (e.g. collect's limit)`;
+          for (const { i } of g.deltas) outcomes[i] = { status: 'rejected', reason };
+          continue;
+        }
+        writes.push({ id: g.id, body: text, expected: item.version, expiresAt: this.expiresAt(g.range) });
+        bodies.push(body);
+        writing.push(g);
+      }
+      const results =
+        writes.length > 0 ? await this.retry('writing window state', () => this.backend.write(writes)) : [];
+      pending = [];
+      for (let k = 0; k < writing.length; k++) {
+        const g = writing[k] as Group;
+        if (!results[k]) {
+          this.cache.delete(g.id); // someone else wrote it: read again
+          pending.push(g);
+          continue;
+        }
+        const body = bodies[k] as ItemBody;
+        this.cache.set(g.id, { version: (writes[k] as ItemWrite).expected + 1, body });
+        const positions = Object.fromEntries(body.p);
+        for (const { d, i } of g.deltas) {
+          const [keyValue, acc] = body.w.get(d.key) as [unknown, unknown[]];
+          outcomes[i] = {
+            status: 'applied',
+            window: { key: d.key, keyValue, start: d.start, end: d.end, acc, positions },
+          };
+        }
+      }
+    }
+    return outcomes;
+  }
+
+  /** Makes sure the cache holds these items (reading those it lacks). */
+  private async load(ids: readonly string[]): Promise<void> {
+    const missing = ids.filter((id) => !this.cache.has(id));
+    if (missing.length === 0) return;
+    const got = await this.retry('reading window state', () => this.backend.read(missing));
+    for (const id of missing) {
+      const item = got.get(id);
+      this.cache.set(id, item ? decode(item) : EMPTY());
+    }
+  }
+
+  progress(updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]> {
+    return this.retry('recording shard progress', () => this.backend.progress(this.ns, updates));
+  }
+
+  async openRanges(): Promise<WindowRange[]> {
+    const ids = await this.retry('listing open windows', () => this.backend.rangeIds(this.ns));
+    return ids.map(parseRangeId);
+  }
+
+  async claim(range: WindowRange, claimant: string, now: number): Promise<StoredWindow[] | undefined> {
+    const id = rangeId(range);
+    const verdict = await this.retry('claiming a window emission', () =>
+      this.backend.claim(this.ns, id, claimant, now, now - this.claimTimeout, this.expiresAt(range)),
+    );
+    if (verdict === 'done') {
+      // Emitted and completed before (a late record re-opened it): nothing more to emit.
+      await this.retry('forgetting an emitted window', () => this.backend.removeRange(this.ns, id));
+      this.forget(range);
+      return undefined;
+    }
+    if (verdict === 'held') return undefined;
+    const bodies = await this.seal(range);
+    const windows: StoredWindow[] = [];
+    for (const body of bodies) {
+      const positions = Object.fromEntries(body.p);
+      for (const [key, [keyValue, acc]] of body.w) {
+        windows.push({ key, keyValue, start: range.start, end: range.end, acc, positions });
+      }
+    }
+    return windows;
+  }
+
+  /** Seals every item of a range (creating empty sealed ones), so no delta lands after emission. */
+  private async seal(range: WindowRange): Promise<ItemBody[]> {
+    const ids = Array.from({ length: this.partitions }, (_, p) => this.itemId(range, p));
+    const sealed = new Map<string, ItemBody>();
+    let pending = ids;
+    for (let round = 0; pending.length > 0; round++) {
+      if (round >= MAX_CONFLICT_ROUNDS) {
+        throw new StateStoreError(`state store: could not seal window [${range.start}, ${range.end}) for emission`);
+      }
+      for (const id of pending) this.cache.delete(id);
+      await this.load(pending);
+      const writes: ItemWrite[] = [];
+      const bodies: ItemBody[] = [];
+      for (const id of pending) {
+        const item = this.cache.get(id) as CachedItem;
+        if (item.body.s) {
+          sealed.set(id, item.body);
+          continue;
+        }
+        const body: ItemBody = { ...item.body, s: true };
+        writes.push({ id, body: encode(body), expected: item.version, expiresAt: this.expiresAt(range) });
+        bodies.push(body);
+      }
+      const results =
+        writes.length > 0 ? await this.retry('sealing a window for emission', () => this.backend.write(writes)) : [];
+      pending = [];
+      for (let k = 0; k < writes.length; k++) {
+        const w = writes[k] as ItemWrite;
+        if (results[k]) {
+          sealed.set(w.id, bodies[k] as ItemBody);
+          this.cache.set(w.id, { version: w.expected + 1, body: bodies[k] as ItemBody });
+        } else pending.push(w.id);
+      }
+    }
+    return ids.map((id) => sealed.get(id) as ItemBody);
+  }
+
+  async emitted(range: WindowRange): Promise<void> {
+    const id = rangeId(range);
+    await this.retry('completing a window emission', () =>
+      this.backend.completeClaim(this.ns, id, this.expiresAt(range)),
+    );
+    await this.retry('forgetting an emitted window', () => this.backend.removeRange(this.ns, id));
+    this.forget(range);
+  }
+
+  /**
+   * Drops what this process keeps of a range that is done. A record that still reaches it (late)
+   * records the range again, finds its items sealed and is reported late; the range's completed
+   * claim then removes it again.
+   */
+  private forget(range: WindowRange): void {
+    for (let p = 0; p < this.partitions; p++) this.cache.delete(this.itemId(range, p));
+    this.knownRanges.delete(rangeId(range));
+  }
+
+  /** Number of items cached (for tests). */
+  get cachedItems(): number {
+    return this.cache.size;
+  }
+}
+
+const CLOSED: SharedApplyOutcome = Object.freeze({ status: 'closed' as const });
+const DUPLICATE: SharedApplyOutcome = Object.freeze({ status: 'duplicate' as const });

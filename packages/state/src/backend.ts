@@ -1,0 +1,87 @@
+/**
+ * What a window state store needs from a database: a handful of primitives that DynamoDB and
+ * Redis both provide atomically. {@link ItemWindowStore} builds the window contract on them.
+ */
+import type { StoredShardProgress } from '@tributary/core';
+
+/** A stored item: a version (1 for a new item, +1 per write) and its body. */
+export interface VersionedItem {
+  version: number;
+  body: string;
+}
+
+/** A conditional write: succeeds only if the item's version is still `expected` (0: it must not exist). */
+export interface ItemWrite {
+  id: string;
+  body: string;
+  expected: number;
+  /** Epoch ms after which the item may be removed (TTL). */
+  expiresAt: number;
+}
+
+export interface StateBackend {
+  /** What it is, for messages: `dynamodb table t` or `redis 127.0.0.1:6379`. */
+  readonly summary: string;
+  /** Largest item body it takes, in bytes (DynamoDB: 400 KB per item). */
+  readonly maxItemBytes: number;
+  /** Calls made to the database so far (each request or pipelined round trip counts once). */
+  readonly calls: number;
+  /** Reads items by id (strongly consistent); missing items are absent from the result. */
+  read(ids: readonly string[]): Promise<Map<string, VersionedItem>>;
+  /** Applies conditional writes; per write, true if written, false if its version had moved. */
+  write(writes: readonly ItemWrite[]): Promise<boolean[]>;
+  /** Adds range ids to a namespace's set of open ranges (idempotent). */
+  addRanges(namespace: string, ids: readonly string[]): Promise<void>;
+  rangeIds(namespace: string): Promise<string[]>;
+  removeRange(namespace: string, id: string): Promise<void>;
+  /**
+   * Merges shard progress into the namespace's (each field only moves forward; closed stays
+   * closed) atomically per shard, and returns every shard's progress.
+   */
+  progress(namespace: string, updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]>;
+  /**
+   * Claims a range for `claimant`: `won` if nobody holds it, `claimant` already does, or the
+   * holder's claim is older than `expiredBefore` (epoch ms); `held` if another claimant holds it;
+   * `done` if the range has been emitted and completed.
+   */
+  claim(
+    namespace: string,
+    rangeId: string,
+    claimant: string,
+    now: number,
+    expiredBefore: number,
+    expiresAt: number,
+  ): Promise<'won' | 'held' | 'done'>;
+  /** Marks a claimed range as emitted for good: it can never be claimed again. */
+  completeClaim(namespace: string, rangeId: string, expiresAt: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Merges stored and new progress of one shard: every field forward only. */
+export function mergeProgress(a: StoredShardProgress | undefined, b: StoredShardProgress): StoredShardProgress {
+  if (!a) return { ...b };
+  return {
+    shardId: b.shardId,
+    maxEventTime: Math.max(a.maxEventTime, b.maxEventTime),
+    sourceWatermark: Math.max(a.sourceWatermark, b.sourceWatermark),
+    lastActivity: Math.max(a.lastActivity, b.lastActivity),
+    closed: a.closed || b.closed,
+  };
+}
+
+/** Progress as JSON (−∞ has no JSON form: it is written as null). */
+export function progressToJson(p: StoredShardProgress): string {
+  const n = (x: number) => (Number.isFinite(x) ? x : null);
+  return JSON.stringify({
+    m: n(p.maxEventTime),
+    w: n(p.sourceWatermark),
+    a: n(p.lastActivity),
+    c: p.closed,
+  });
+}
+
+export function progressFromJson(shardId: string, text: string): StoredShardProgress {
+  const o = JSON.parse(text) as { m: number | null; w: number | null; a: number | null; c: boolean };
+  const n = (x: number | null) => (x === null ? Number.NEGATIVE_INFINITY : x);
+  return { shardId, maxEventTime: n(o.m), sourceWatermark: n(o.w), lastActivity: n(o.a), closed: o.c === true };
+}
