@@ -72,7 +72,15 @@ export {
   register,
 } from './registry.js';
 export { type RunSummary, runPipeline } from './run.js';
-export { ComponentRef, DurationSchema, Expression, FIELD_TYPES, type FieldType, FunctionRef } from './schema.js';
+export {
+  ComponentRef,
+  DurationSchema,
+  Expression,
+  FIELD_TYPES,
+  type FieldType,
+  FunctionRef,
+  X_EXPECTED,
+} from './schema.js';
 export { FileSink } from './sinks/file.js';
 export { MemorySink } from './sinks/memory.js';
 export { StreamSink } from './sinks/stdout.js';

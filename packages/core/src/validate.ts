@@ -264,7 +264,7 @@ function translate(errors: ErrorObject[], root: unknown): ValidationIssue[] {
         const kinds = definitions(category as ComponentCategory).map((d) => d.kind);
         add(
           childPath,
-          `unknown ${category} \`${pname}\`${suggest(pname, kinds)}; expected one of ${kinds.join(', ')}`,
+          `unknown ${CATEGORY_WORD[category as ComponentCategory] ?? category} \`${pname}\`${suggest(pname, kinds)}; expected one of ${kinds.join(', ')}`,
           {
             key: true,
           } as never,
@@ -327,6 +327,19 @@ function translate(errors: ErrorObject[], root: unknown): ValidationIssue[] {
       case X_EXPRESSION:
         add(path, e.message ?? 'invalid expression', { offset: (e.params as { offset?: number }).offset } as never);
         break;
+      case 'minLength':
+      case 'maxLength': {
+        const limit = (e.params as { limit: number }).limit;
+        const bound = e.keyword === 'minLength' ? 'at least' : 'at most';
+        add(path, `expected ${bound} ${limit} character${limit === 1 ? '' : 's'}, got ${JSON.stringify(e.data)}`);
+        break;
+      }
+      case 'minimum':
+      case 'maximum': {
+        const limit = (e.params as { limit: number }).limit;
+        add(path, `expected a number ${e.keyword === 'minimum' ? '>=' : '<='} ${limit}, got ${JSON.stringify(e.data)}`);
+        break;
+      }
       default:
         add(path, e.message ?? `invalid (${e.keyword})`);
     }

@@ -20,6 +20,8 @@ import {
   type RunSummary,
   runPipeline,
 } from '@tributary/core';
+// Registers the dynamodb and redis state stores for YAML pipelines.
+import '@tributary/state';
 import { withOverrides } from './overrides.js';
 import { referenceMarkdown } from './reference.js';
 

@@ -22,6 +22,7 @@ import {
   type StoreDefinition,
   type StoredShardProgress,
   type WindowScope,
+  X_EXPECTED,
 } from '@tributary/core';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import Type, { type Static } from 'typebox';
@@ -116,7 +117,11 @@ export const redisStateSchema = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false, oneOf: [{ required: ['url'] }, { required: ['cluster'] }] },
+  {
+    additionalProperties: false,
+    oneOf: [{ required: ['url'] }, { required: ['cluster'] }],
+    [X_EXPECTED]: 'either `url` or `cluster` (not both)',
+  },
 );
 export type RedisStateSpec = Static<typeof redisStateSchema>;
 
@@ -165,6 +170,9 @@ export class RedisBackend implements StateBackend {
   ) {
     this.summary = summary;
     this.maxItemBytes = maxItemBytes;
+    // Connection errors also reach the commands that hit them (and are retried there); without a
+    // listener ioredis would print each reconnect failure as an unhandled error event.
+    if (owned) client.on('error', () => {});
     client.defineCommand('tributaryCas', { numberOfKeys: 1, lua: CAS });
     client.defineCommand('tributaryProgress', { numberOfKeys: 1, lua: PROGRESS });
     client.defineCommand('tributaryClaim', { numberOfKeys: 1, lua: CLAIM });
