@@ -22,7 +22,7 @@ import {
   type WindowStateOptions,
 } from '@tributary/state';
 import type { SchedulerLike } from 'rxjs';
-import { type RedisServer, startDynalite, startRedis } from './servers.js';
+import { type RedisServer, startDynalite, startRedis } from '../../../test-support/servers.mjs';
 
 export type BackendName = 'dynamodb' | 'redis';
 
