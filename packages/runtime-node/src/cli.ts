@@ -6,6 +6,7 @@
  *   tributary describe <pipeline.yaml>          print the compiled graph
  *   tributary schema                            print the pipeline JSON Schema
  *   tributary docs                              print the step/source/sink reference (Markdown)
+ *   tributary state init <pipeline.yaml>        create the tables the window state needs
  */
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,6 +25,7 @@ import {
 import '@tributary/state';
 import { withOverrides } from './overrides.js';
 import { referenceMarkdown } from './reference.js';
+import { initState } from './stateInit.js';
 
 const USAGE = `Usage:
   tributary validate <pipeline.yaml>...
@@ -32,6 +34,7 @@ const USAGE = `Usage:
   tributary describe <pipeline.yaml>
   tributary schema
   tributary docs
+  tributary state init <pipeline.yaml>
 
 run options:
   --input <file>        read this JSON Lines file instead of the source's path (- = stdin)
@@ -98,6 +101,22 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
     case 'docs':
       io.out.write(referenceMarkdown());
       return EXIT.ok;
+    case 'state': {
+      const [sub, file, ...more] = positionals;
+      if (sub !== 'init' || file === undefined || more.length > 0) {
+        io.err.write(`state needs: state init <pipeline.yaml>\n\n${USAGE}\n`);
+        return EXIT.usage;
+      }
+      const loaded = await load(file, io);
+      if (!loaded) return EXIT.invalid;
+      try {
+        for (const line of await initState(loaded.spec)) io.out.write(`${line}\n`);
+        return EXIT.ok;
+      } catch (err) {
+        io.err.write(`${file}: state init failed: ${describeError(err)}\n`);
+        return EXIT.failed;
+      }
+    }
     case 'validate': {
       if (positionals.length === 0) {
         io.err.write(`validate needs at least one pipeline file\n\n${USAGE}\n`);
@@ -150,6 +169,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
       }
       if (command === 'describe') {
         io.out.write(`${compiled.describe()}\n`);
+        await compiled.close();
         return EXIT.ok;
       }
       const quiet = values.quiet === true;

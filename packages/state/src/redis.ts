@@ -149,6 +149,8 @@ type Scripted = Client & {
 };
 
 const CLIENT_OPTIONS: RedisOptions = {
+  // Connect on first use: validating or describing a pipeline opens no connection.
+  lazyConnect: true,
   // Fail commands while disconnected after one reconnect attempt, so the store's own retries
   // (with backoff) decide, and a store that stays down fails the batch instead of hanging.
   maxRetriesPerRequest: 1,

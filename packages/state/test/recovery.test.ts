@@ -156,6 +156,34 @@ for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
       );
     });
 
+    it('shard progress lives in the store: a shard another process registered holds windows back until it is closed', async () => {
+      const name = freshName();
+      const a = processWith(backend, name, noFault);
+      const b = processWith(backend, name, noFault);
+      b.compiled.registerShard('s1'); // another process owns s1 (it has delivered nothing yet)
+      await b.tick();
+      a.compiled.registerShard('s0');
+      const recs = (from: number, n: number): Rec[] =>
+        Array.from({ length: n }, (_, i) => ({
+          k: 'a',
+          t: 1000 + (from + i) * 20,
+          v: 1,
+          shard: 's0',
+          seq: from + i + 1,
+        }));
+      await a.process(toBatch(recs(0, 30)));
+      await a.process(toBatch(recs(30, 30)));
+      expect(a.out).toEqual([]); // s1 (watermark −∞, not idle yet) holds every window back
+      b.compiled.closeShard('s1'); // resharded away: it stops holding the watermark back
+      await b.tick(); // b records that, sees s0's progress in the store, and emits what closed
+      await a.process(toBatch(recs(60, 1)));
+      const closed = reference(recs(0, 61), TUMBLING).filter((w) => (w.windowEnd as number) + 5 + 40 <= 1000 + 60 * 20);
+      expect(closed.length).toBeGreaterThan(5);
+      expect(b.out.length).toBeGreaterThan(0);
+      expect([...a.out, ...b.out].sort(byWindow)).toEqual(closed);
+      await Promise.all([a.close(), b.close()]);
+    });
+
     it('transient errors (throttling, dropped connections) are retried; the results are exact', async () => {
       const records: Rec[] = Array.from({ length: 300 }, (_, i) => ({
         k: `k${i % 7}`,
