@@ -9,6 +9,13 @@ export {
   type VersionedItem,
 } from './backend.js';
 export {
+  DynamoDbLookup,
+  type DynamoDbLookupOptions,
+  type DynamoDbLookupSpec,
+  dynamoDbLookup,
+  dynamoDbLookupDefinition,
+} from './dynamoDbLookup.js';
+export {
   createStateTable,
   DynamoDbBackend,
   type DynamoDbStateOptions,

@@ -128,6 +128,8 @@ export interface SourceDefinition<S = never> extends ComponentDefinition {
 export interface LookupDefinition<S = never> extends ComponentDefinition {
   category: 'lookup';
   create(spec: S, ctx: ResourceContext): Lookup;
+  /** The key expression the lookup's own spec names, if it names one (`key: { id: event.user }`). */
+  keyOf?(spec: S): ExpressionSource | undefined;
 }
 
 export interface StoreDefinition<S = never> extends ComponentDefinition {

@@ -1,18 +1,22 @@
 import { LRUCache } from 'lru-cache';
 import Type, { type Static } from 'typebox';
 import { evaluationReason, showExpression } from '../compile/reason.js';
-import type { StepDefinition } from '../compile/types.js';
+import type { LookupDefinition, StepDefinition } from '../compile/types.js';
 import { durationMs } from '../duration.js';
 import { type RecordEnvelope, withValue } from '../envelope.js';
-import { DeliveryError, describeError } from '../errors.js';
-import { kindOf, register } from '../registry.js';
+import { ConfigError, DeliveryError, describeError } from '../errors.js';
+import { definition, kindOf, register } from '../registry.js';
 import { ComponentRef, DurationSchema, Expression } from '../schema.js';
 import type { LookupSpec } from '../spec.js';
 
 export const enrichSchema = Type.Object(
   {
     lookup: ComponentRef<LookupSpec>('lookup'),
-    key: Expression('yields the lookup key'),
+    key: Type.Optional(
+      Expression(
+        'yields the lookup key (optional when the lookup names its key, e.g. dynamodb key: { id: event.user })',
+      ),
+    ),
     as: Type.Optional(
       Type.String({
         minLength: 1,
@@ -66,10 +70,24 @@ export const enrichStep: StepDefinition<EnrichSpec> = register({
   category: 'step',
   schema: enrichSchema,
   description:
-    'Joins each record with a value looked up by key (a static file now; DynamoDB with the state package). Per batch the distinct keys are fetched once, through a bounded cache with a TTL. Missing keys: `keep` (field null), `drop`, or `dead-letter`. A lookup that fails fails the batch, so it is retried rather than lost.',
-  summary: (spec) => `${kindOf(spec.lookup)} by ${showExpression(spec.key)}${spec.as ? ` as ${spec.as}` : ''}`,
+    'Joins each record with a value looked up by key (a static file, or a DynamoDB table with @tributary/state). Per batch the distinct keys are fetched once, through a bounded cache with a TTL. Missing keys: `keep` (field null), `drop`, or `dead-letter`. A lookup that fails fails the batch, so it is retried rather than lost.',
+  summary: (spec) => {
+    const kind = kindOf(spec.lookup);
+    const key =
+      spec.key ??
+      definition<LookupDefinition<unknown>>('lookup', kind).keyOf?.((spec.lookup as Record<string, unknown>)[kind]);
+    return `${kind}${key === undefined ? '' : ` by ${showExpression(key)}`}${spec.as ? ` as ${spec.as}` : ''}`;
+  },
   compile(spec, node, ctx) {
-    const keyOf = ctx.expression(spec.key);
+    const lookupKind = kindOf(spec.lookup);
+    const def = definition<LookupDefinition<unknown>>('lookup', lookupKind);
+    const keySource = spec.key ?? def.keyOf?.((spec.lookup as Record<string, unknown>)[lookupKind]);
+    if (keySource === undefined) {
+      throw new ConfigError(
+        `enrich needs a \`key\` (an expression yielding the lookup key), or a lookup that names its own key`,
+      );
+    }
+    const keyOf = ctx.expression(keySource);
     const lookup = ctx.lookup(spec.lookup, `${node.path}/enrich/lookup`);
     const as = spec.as;
     const onMissing = spec.onMissing ?? 'keep';
