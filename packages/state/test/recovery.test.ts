@@ -125,6 +125,32 @@ for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
       );
     });
 
+    it('every batch delivered twice (the second time by a new process) changes no result', async () => {
+      await fc.assert(
+        fc.asyncProperty(shardArb('s0'), fc.integer({ min: 1, max: 8 }), async (records, size) => {
+          const name = freshName();
+          const delivered: Record<string, unknown>[] = [];
+          for (let i = 0; i < records.length; i += size) {
+            for (let copy = 0; copy < 2; copy++) {
+              const proc = processWith(backend, name, noFault);
+              proc.compiled.registerShard('s0');
+              await proc.process(toBatch(records.slice(i, i + size)));
+              delivered.push(...proc.out);
+              await proc.close();
+            }
+          }
+          const last = processWith(backend, name, noFault);
+          last.compiled.registerShard('s0');
+          await last.flush();
+          delivered.push(...last.out);
+          await last.close();
+          expect(new Set(windowsOf(delivered)).size).toBe(delivered.length);
+          expect(delivered.sort(byWindow)).toEqual(reference(records, TUMBLING));
+        }),
+        { numRuns: 15 },
+      );
+    });
+
     it('two consumers racing to emit the windows both their shards feed emit each window once', async () => {
       await fc.assert(
         fc.asyncProperty(

@@ -492,9 +492,11 @@ export class CompiledPipeline {
   }
 
   /**
-   * Registers a shard this pipeline consumes before its first batch arrives, so the shard holds
-   * window watermarks back until it delivers events (or stays idle past a window's idleTimeout).
-   * Runtimes call it for the shards they own; a shard never registered counts from its first batch.
+   * Registers a shard before its first batch arrives, so the shard holds window watermarks back
+   * until it delivers events (or stays idle past a window's idleTimeout). With state in memory a
+   * runtime registers the shards it consumes; with a shared state store (DynamoDB, Redis) it
+   * registers every shard of the stream, since windows may be fed by shards other processes own.
+   * A shard never registered counts from its first batch.
    */
   registerShard(shardId: string): void {
     this.watermarks.observe(shardId, Number.NEGATIVE_INFINITY, this.scheduler.now());
