@@ -117,10 +117,13 @@ export class ItemWindowStore implements SharedWindowStore {
   private readonly ttlMs: number;
   private readonly claimTimeout: number;
   readonly retention: number;
+  private readonly lateness: number;
   /** The last version this process read or wrote, per item: a write needs no read first. */
   private readonly cache = new Map<string, CachedItem>();
   /** Ranges this process has already recorded as open. */
   private readonly knownRanges = new Set<string>();
+  /** The highest end of an emitted range, as last read (loaded before the first apply). */
+  private emittedUpTo: number | undefined;
 
   constructor(
     private readonly backend: StateBackend,
@@ -134,6 +137,7 @@ export class ItemWindowStore implements SharedWindowStore {
     this.ttlMs = (options.ttl ?? 86_400) * 1000;
     this.claimTimeout = options.claimTimeout ?? 300_000;
     this.retention = this.ttlMs;
+    this.lateness = scope.lateness;
   }
 
   private itemId(range: WindowRange, partition: number): string {
@@ -141,12 +145,15 @@ export class ItemWindowStore implements SharedWindowStore {
   }
 
   /**
-   * When an item written now may expire: `ttl` after its last write, in wall-clock time (the
-   * database expires by its own clock; event time may be far from it, e.g. in a replay). A
-   * window's items are written while it is open and once when it is sealed.
+   * When an item written now may expire (the database expires by its own wall clock). An open
+   * window's items live until `ttl` after the later of now and the window's close (end +
+   * lateness), so a window is never lost while it can still be filled — event time tracks wall
+   * clock in a live stream; in a replay of old data, `ttl` must outlast any pause. Sealed items
+   * (and claims) live `ttl` after their last write.
    */
-  private expiresAt(_range: WindowRange): number {
-    return Date.now() + this.ttlMs;
+  private expiresAt(range: WindowRange, sealed: boolean): number {
+    const now = Date.now();
+    return (sealed ? now : Math.max(now, range.end + this.lateness)) + this.ttlMs;
   }
 
   private retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -156,6 +163,7 @@ export class ItemWindowStore implements SharedWindowStore {
   async apply(deltas: readonly WindowDelta[]): Promise<SharedApplyOutcome[]> {
     const outcomes = new Array<SharedApplyOutcome>(deltas.length);
     if (deltas.length === 0) return outcomes;
+    if (this.emittedUpTo === undefined) await this.openRanges();
     const groups = new Map<string, Group>();
     for (let i = 0; i < deltas.length; i++) {
       const d = deltas[i] as WindowDelta;
@@ -202,7 +210,10 @@ export class ItemWindowStore implements SharedWindowStore {
           for (const { i } of g.deltas) outcomes[i] = DUPLICATE;
           continue;
         }
-        if (item.body.s && verdict === 'apply') {
+        // A range emitted before whose state has expired (TTL) must not be filled again: it would
+        // be emitted a second time, with only the new records.
+        const gone = item.version === 0 && g.range.end <= (this.emittedUpTo ?? Number.NEGATIVE_INFINITY);
+        if ((item.body.s || gone) && verdict === 'apply') {
           for (const { i } of g.deltas) outcomes[i] = CLOSED;
           continue;
         }
@@ -228,7 +239,7 @@ export class ItemWindowStore implements SharedWindowStore {
           for (const { i } of g.deltas) outcomes[i] = { status: 'rejected', reason };
           continue;
         }
-        writes.push({ id: g.id, body: text, expected: item.version, expiresAt: this.expiresAt(g.range) });
+        writes.push({ id: g.id, body: text, expected: item.version, expiresAt: this.expiresAt(g.range, false) });
         bodies.push(body);
         writing.push(g);
       }
@@ -273,18 +284,25 @@ export class ItemWindowStore implements SharedWindowStore {
   }
 
   async openRanges(): Promise<WindowRange[]> {
-    const ids = await this.retry('listing open windows', () => this.backend.rangeIds(this.ns));
+    const { ids, emittedUpTo } = await this.retry('listing open windows', () => this.backend.openRanges(this.ns));
+    this.emittedUpTo = Math.max(this.emittedUpTo ?? Number.NEGATIVE_INFINITY, emittedUpTo);
+    // Forget what this process keeps of ranges emitted since (by any consumer).
+    for (const id of this.cache.keys()) {
+      const parts = id.slice(this.ns.length + 1).split('|');
+      if (Number(parts[1]) <= this.emittedUpTo) this.cache.delete(id);
+    }
+    for (const r of this.knownRanges) if (parseRangeId(r).end <= this.emittedUpTo) this.knownRanges.delete(r);
     return ids.map(parseRangeId);
   }
 
   async claim(range: WindowRange, claimant: string, now: number): Promise<StoredWindow[] | undefined> {
     const id = rangeId(range);
     const verdict = await this.retry('claiming a window emission', () =>
-      this.backend.claim(this.ns, id, claimant, now, now - this.claimTimeout, this.expiresAt(range)),
+      this.backend.claim(this.ns, id, claimant, now, now - this.claimTimeout, this.expiresAt(range, true)),
     );
     if (verdict === 'done') {
       // Emitted and completed before (a late record re-opened it): nothing more to emit.
-      await this.retry('forgetting an emitted window', () => this.backend.removeRange(this.ns, id));
+      await this.retry('forgetting an emitted window', () => this.backend.finishRange(this.ns, id, range.end));
       this.forget(range);
       return undefined;
     }
@@ -320,7 +338,7 @@ export class ItemWindowStore implements SharedWindowStore {
           continue;
         }
         const body: ItemBody = { ...item.body, s: true };
-        writes.push({ id, body: encode(body), expected: item.version, expiresAt: this.expiresAt(range) });
+        writes.push({ id, body: encode(body), expected: item.version, expiresAt: this.expiresAt(range, true) });
         bodies.push(body);
       }
       const results =
@@ -340,9 +358,9 @@ export class ItemWindowStore implements SharedWindowStore {
   async emitted(range: WindowRange): Promise<void> {
     const id = rangeId(range);
     await this.retry('completing a window emission', () =>
-      this.backend.completeClaim(this.ns, id, this.expiresAt(range)),
+      this.backend.completeClaim(this.ns, id, this.expiresAt(range, true)),
     );
-    await this.retry('forgetting an emitted window', () => this.backend.removeRange(this.ns, id));
+    await this.retry('forgetting an emitted window', () => this.backend.finishRange(this.ns, id, range.end));
     this.forget(range);
   }
 

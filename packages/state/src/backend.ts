@@ -32,8 +32,10 @@ export interface StateBackend {
   write(writes: readonly ItemWrite[]): Promise<boolean[]>;
   /** Adds range ids to a namespace's set of open ranges (idempotent). */
   addRanges(namespace: string, ids: readonly string[]): Promise<void>;
-  rangeIds(namespace: string): Promise<string[]>;
-  removeRange(namespace: string, id: string): Promise<void>;
+  /** The open ranges, and the highest end of a range emitted so far (−∞ if none). */
+  openRanges(namespace: string): Promise<{ ids: string[]; emittedUpTo: number }>;
+  /** Removes an emitted range from the open set and raises the emitted-up-to mark to its end. */
+  finishRange(namespace: string, id: string, end: number): Promise<void>;
   /**
    * Merges shard progress into the namespace's (each field only moves forward; closed stays
    * closed) atomically per shard, and returns every shard's progress.

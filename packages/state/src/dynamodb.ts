@@ -10,7 +10,7 @@
  * | `<ns>\|<start>\|<end>`      | `<n>`       | item n of a window range: `b` body, `v` version  |
  * | `<ns>\|<start>\|<end>`      | `claim`     | the emission claim: `by`, `at`, `done`           |
  * | `<ns>\|ranges`              | `-`         | `r`: string set of open ranges                   |
- * | `<ns>\|shards`              | `<shardId>` | a shard's progress (`b` JSON, `v` version)       |
+ * | `<ns>\|shards`              | `-`         | every shard's progress (`b` JSON, `v` version)   |
  *
  * Writes are conditional `PutItem`s (`attribute_not_exists(pk) OR v = :v`); a failed condition
  * is an answer (the version moved), not an error. No `TransactWriteItems` is used. Writes of a
@@ -27,7 +27,6 @@ import {
   type DynamoDBClientConfig,
   GetItemCommand,
   PutItemCommand,
-  QueryCommand,
   ResourceInUseException,
   UpdateItemCommand,
   UpdateTimeToLiveCommand,
@@ -187,6 +186,7 @@ export class DynamoDbBackend implements StateBackend {
     return (await this.client.send(command as never)) as T;
   }
 
+  /** An item id `<ns>|<start>|<end>|<n>` as its key (the item number after the last `|`). */
   private key(id: string): { pk: { S: string }; sk: { S: string } } {
     const cut = id.lastIndexOf('|');
     return { pk: { S: id.slice(0, cut) }, sk: { S: id.slice(cut + 1) } };
@@ -197,6 +197,7 @@ export class DynamoDbBackend implements StateBackend {
     for (let i = 0; i < ids.length; i += 100) {
       let keys: Record<string, unknown>[] | undefined = ids.slice(i, i + 100).map((id) => this.key(id));
       for (let round = 0; keys && keys.length > 0; round++) {
+        if (round >= 12) throw new Error(`${keys.length} key(s) still unprocessed after ${round} BatchGetItem rounds`);
         if (round > 0) await new Promise((r) => setTimeout(r, Math.random() * Math.min(1000, 25 * 2 ** round)));
         const res = await this.send<BatchGetItemCommandOutput>(
           new BatchGetItemCommand({
@@ -250,85 +251,84 @@ export class DynamoDbBackend implements StateBackend {
     );
   }
 
-  async rangeIds(namespace: string): Promise<string[]> {
-    const res = await this.send<{ Item?: { r?: { SS?: string[] } } }>(
+  async openRanges(namespace: string): Promise<{ ids: string[]; emittedUpTo: number }> {
+    const res = await this.send<{ Item?: { r?: { SS?: string[] }; e?: { N?: string } } }>(
       new GetItemCommand({
         TableName: this.table,
         Key: { pk: { S: `${namespace}|ranges` }, sk: { S: '-' } },
         ConsistentRead: true,
       }),
     );
-    return res.Item?.r?.SS ?? [];
+    const e = res.Item?.e?.N;
+    return { ids: res.Item?.r?.SS ?? [], emittedUpTo: e === undefined ? Number.NEGATIVE_INFINITY : Number(e) };
   }
 
-  async removeRange(namespace: string, id: string): Promise<void> {
-    await this.send(
-      new UpdateItemCommand({
-        TableName: this.table,
-        Key: { pk: { S: `${namespace}|ranges` }, sk: { S: '-' } },
-        UpdateExpression: 'DELETE r :r',
-        ExpressionAttributeValues: { ':r': { SS: [id] } },
-      }),
-    );
-  }
-
-  async progress(namespace: string, updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]> {
-    const pk = `${namespace}|shards`;
-    for (let round = 0; ; round++) {
-      const stored = new Map<string, { p: StoredShardProgress; v: number }>();
-      let start: Record<string, unknown> | undefined;
-      do {
-        const res = await this.send<{
-          Items?: Record<string, { S?: string; N?: string }>[];
-          LastEvaluatedKey?: Record<string, unknown>;
-        }>(
-          new QueryCommand({
-            TableName: this.table,
-            KeyConditionExpression: 'pk = :pk',
-            ExpressionAttributeValues: { ':pk': { S: pk } },
-            ConsistentRead: true,
-            ...(start ? { ExclusiveStartKey: start as never } : {}),
-          }),
-        );
-        for (const item of res.Items ?? []) {
-          const shardId = item.sk?.S as string;
-          stored.set(shardId, { p: progressFromJson(shardId, item.b?.S ?? '{}'), v: Number(item.v?.N) });
-        }
-        start = res.LastEvaluatedKey;
-      } while (start);
-      const changed: ItemWrite[] = [];
-      for (const u of updates) {
-        const cur = stored.get(u.shardId);
-        const merged = mergeProgress(cur?.p, u);
-        if (cur && progressToJson(merged) === progressToJson(cur.p)) continue;
-        changed.push({
-          id: `${pk}|${u.shardId}`,
-          body: progressToJson(merged),
-          expected: cur?.v ?? 0,
-          expiresAt: 0,
-        });
-        stored.set(u.shardId, { p: merged, v: (cur?.v ?? 0) + 1 });
-      }
-      const results = await Promise.all(changed.map((w) => this.limit(() => this.putProgress(w))));
-      if (results.every(Boolean)) return [...stored.values()].map((s) => s.p);
-      if (round >= 20) throw new Error('shard progress kept changing under concurrent writers');
+  async finishRange(namespace: string, id: string, end: number): Promise<void> {
+    const Key = { pk: { S: `${namespace}|ranges` }, sk: { S: '-' } };
+    try {
+      await this.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key,
+          UpdateExpression: 'DELETE r :r SET e = :e',
+          ConditionExpression: 'attribute_not_exists(e) OR e < :e',
+          ExpressionAttributeValues: { ':r': { SS: [id] }, ':e': { N: String(end) } },
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      // The mark is already higher: only forget the range.
+      await this.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key,
+          UpdateExpression: 'DELETE r :r',
+          ExpressionAttributeValues: { ':r': { SS: [id] } },
+        }),
+      );
     }
   }
 
-  private async putProgress(w: ItemWrite): Promise<boolean> {
-    try {
-      await this.send(
-        new PutItemCommand({
-          TableName: this.table,
-          Item: { ...this.key(w.id), b: { S: w.body }, v: { N: String(w.expected + 1) } },
-          ConditionExpression: w.expected === 0 ? 'attribute_not_exists(pk)' : 'v = :v',
-          ...(w.expected === 0 ? {} : { ExpressionAttributeValues: { ':v': { N: String(w.expected) } } }),
-        }),
+  /**
+   * All shards' progress is one item (`<ns>|shards`, `-`), changed by compare-and-set: a writer
+   * always sees every write that came before it (two consumers closing their shards at once:
+   * the second sees both closed).
+   */
+  async progress(namespace: string, updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]> {
+    const Key = { pk: { S: `${namespace}|shards` }, sk: { S: '-' } };
+    for (let round = 0; ; round++) {
+      const res = await this.send<{ Item?: Record<string, { S?: string; N?: string }> }>(
+        new GetItemCommand({ TableName: this.table, Key, ConsistentRead: true }),
       );
-      return true;
-    } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return false;
-      throw err;
+      const version = Number(res.Item?.v?.N ?? 0);
+      const stored = new Map<string, StoredShardProgress>();
+      for (const [shardId, text] of Object.entries(JSON.parse(res.Item?.b?.S ?? '{}') as Record<string, string>)) {
+        stored.set(shardId, progressFromJson(shardId, text));
+      }
+      let changed = false;
+      for (const u of updates) {
+        const cur = stored.get(u.shardId);
+        const merged = mergeProgress(cur, u);
+        if (cur && progressToJson(merged) === progressToJson(cur)) continue;
+        stored.set(u.shardId, merged);
+        changed = true;
+      }
+      if (!changed) return [...stored.values()];
+      const body = JSON.stringify(Object.fromEntries([...stored].map(([id, p]) => [id, progressToJson(p)])));
+      try {
+        await this.send(
+          new PutItemCommand({
+            TableName: this.table,
+            Item: { ...Key, b: { S: body }, v: { N: String(version + 1) } },
+            ConditionExpression: version === 0 ? 'attribute_not_exists(pk)' : 'v = :v',
+            ...(version === 0 ? {} : { ExpressionAttributeValues: { ':v': { N: String(version) } } }),
+          }),
+        );
+        return [...stored.values()];
+      } catch (err) {
+        if (!(err instanceof ConditionalCheckFailedException)) throw err;
+        if (round >= 50) throw new Error('shard progress kept changing under concurrent writers');
+      }
     }
   }
 

@@ -75,6 +75,16 @@ end
 return redis.call('HGETALL', KEYS[1])
 `;
 
+/** Forgets an emitted range: KEYS[1] the open set, KEYS[2] the emitted-up-to mark; ARGV: range id, its end. */
+const FINISH = `
+local e = tonumber(ARGV[2])
+if e == nil or type(ARGV[1]) ~= 'string' then return redis.error_reply('tributary finish: bad arguments') end
+redis.call('SREM', KEYS[1], ARGV[1])
+local cur = tonumber(redis.call('GET', KEYS[2]) or '')
+if cur == nil or cur < e then redis.call('SET', KEYS[2], ARGV[2]) end
+return 1
+`;
+
 /** Claims an emission: KEYS[1] the claim hash; ARGV: claimant, now, expired-before, expire-at. */
 const CLAIM = `
 local now = tonumber(ARGV[2])
@@ -146,6 +156,7 @@ type Scripted = Client & {
   tributaryCas(key: string, expected: number, body: string, expireAt: number): Promise<number>;
   tributaryProgress(key: string, ...args: string[]): Promise<string[]>;
   tributaryClaim(key: string, claimant: string, now: number, old: number, expireAt: number): Promise<string>;
+  tributaryFinish(set: string, mark: string, id: string, end: number): Promise<number>;
 };
 
 const CLIENT_OPTIONS: RedisOptions = {
@@ -178,6 +189,7 @@ export class RedisBackend implements StateBackend {
     client.defineCommand('tributaryCas', { numberOfKeys: 1, lua: CAS });
     client.defineCommand('tributaryProgress', { numberOfKeys: 1, lua: PROGRESS });
     client.defineCommand('tributaryClaim', { numberOfKeys: 1, lua: CLAIM });
+    client.defineCommand('tributaryFinish', { numberOfKeys: 2, lua: FINISH });
     this.client = client as Scripted;
   }
 
@@ -226,14 +238,16 @@ export class RedisBackend implements StateBackend {
     await this.client.sadd(`${this.tag(namespace)}|ranges`, ...ids);
   }
 
-  async rangeIds(namespace: string): Promise<string[]> {
-    this.calls++;
-    return this.client.smembers(`${this.tag(namespace)}|ranges`);
+  async openRanges(namespace: string): Promise<{ ids: string[]; emittedUpTo: number }> {
+    const tag = this.tag(namespace);
+    const [ids, e] = await this.run<unknown>(this.client.pipeline().smembers(`${tag}|ranges`).get(`${tag}|emitted`));
+    return { ids: ids as string[], emittedUpTo: e === null ? Number.NEGATIVE_INFINITY : Number(e) };
   }
 
-  async removeRange(namespace: string, id: string): Promise<void> {
+  async finishRange(namespace: string, id: string, end: number): Promise<void> {
     this.calls++;
-    await this.client.srem(`${this.tag(namespace)}|ranges`, id);
+    const tag = this.tag(namespace);
+    await this.client.tributaryFinish(`${tag}|ranges`, `${tag}|emitted`, id, end);
   }
 
   async progress(namespace: string, updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]> {
@@ -270,7 +284,9 @@ export class RedisBackend implements StateBackend {
     this.calls++;
     const [start, end] = rangeId.split(':');
     const key = `${this.tag(namespace)}|${start}|${end}|claim`;
-    await this.client.multi().hset(key, 'done', '1').pexpireat(key, Math.ceil(expiresAt)).exec();
+    const results = await this.client.multi().hset(key, 'done', '1').pexpireat(key, Math.ceil(expiresAt)).exec();
+    const failed = results?.find(([err]) => err);
+    if (!results || failed) throw failed?.[0] ?? new Error('completing a claim: transaction discarded');
   }
 
   async close(): Promise<void> {
@@ -285,7 +301,12 @@ function connect(options: RedisStateOptions): { client: Client; summary: string 
       return { host: host as string, port: Number(port ?? 6379) };
     });
     return {
-      client: new Cluster(nodes, { redisOptions: CLIENT_OPTIONS }),
+      client: new Cluster(nodes, {
+        lazyConnect: true,
+        redisOptions: CLIENT_OPTIONS,
+        // Give up reconnecting after a while, so commands fail (and the batch is retried) rather than wait forever.
+        clusterRetryStrategy: (times) => (times > 10 ? null : Math.min(100 * times, 2000)),
+      }),
       summary: `redis cluster ${options.cluster.join(',')}`,
     };
   }

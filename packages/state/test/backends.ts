@@ -88,7 +88,7 @@ export function processOf(p: Pipeline, scheduler?: SchedulerLike) {
     dead,
     process: async (b: Parameters<CompiledPipeline['process']>[0]) => take(await compiled.process(b)),
     tick: async () => take(await compiled.tick()),
-    flush: async () => take(await compiled.flush()),
+    flush: async (options?: { shards?: readonly string[] }) => take(await compiled.flush(options)),
     close: () => compiled.close(),
   };
 }

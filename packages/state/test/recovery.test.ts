@@ -169,7 +169,7 @@ for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
               const y = s1?.[i];
               await Promise.all([x && a.process(x), y && b.process(y)]);
             }
-            await Promise.all([a.flush(), b.flush()]);
+            await Promise.all([a.flush({ shards: ['s0'] }), b.flush({ shards: ['s1'] })]);
             await Promise.all([a.close(), b.close()]);
             const all = [...a.out, ...b.out];
             expect(new Set(windowsOf(all)).size).toBe(all.length);

@@ -486,9 +486,17 @@ export class CompiledPipeline {
       if (time > maxEventTime) maxEventTime = time;
       head(envelope(src, shardId, value, time), batch);
     }
+    const before = this.watermarks.snapshot(shardId);
     this.watermarks.observe(shardId, maxEventTime, now, input.watermark);
     const last = records[records.length - 1];
-    return this.drain(batch, 'batch', records.length, input.checkpoint ?? last?.sequenceNumber);
+    try {
+      return await this.drain(batch, 'batch', records.length, input.checkpoint ?? last?.sequenceNumber);
+    } catch (err) {
+      // The batch will be delivered again: its event times must not have moved the watermark
+      // (a tick or another shard's batch would otherwise close windows it has yet to fill).
+      this.watermarks.restore(shardId, before);
+      throw err;
+    }
   }
 
   /**
@@ -515,8 +523,15 @@ export class CompiledPipeline {
     return this.drain(new Batch('', this.slots, this.name, () => this.scheduler.now()), 'tick', 0, undefined);
   }
 
-  /** End of a finite input: every open window is emitted. */
-  flush(): Promise<BatchResult> {
+  /**
+   * End of a finite input. The shards that ended (default: every shard this pipeline has seen or
+   * registered) are closed, and windows are emitted: with state in memory, every open window;
+   * with a shared store, every window no other live shard still holds back (another process's
+   * shard may still be feeding it — a runtime that registered every shard of a stream names the
+   * ones whose input ended here).
+   */
+  flush(options: { shards?: readonly string[] } = {}): Promise<BatchResult> {
+    for (const shardId of options.shards ?? this.watermarks.shardIds) this.watermarks.closeShard(shardId);
     return this.drain(new Batch('', this.slots, this.name, () => this.scheduler.now()), 'final', 0, undefined);
   }
 

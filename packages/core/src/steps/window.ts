@@ -24,6 +24,7 @@ import { evaluationReason, showExpression } from '../compile/reason.js';
 import type { BatchContext, CompileContext, NodeInfo, Push, StepDefinition } from '../compile/types.js';
 import { durationMs } from '../duration.js';
 import { type Emission, emitted, type RecordEnvelope } from '../envelope.js';
+import { DeliveryError } from '../errors.js';
 import type { CompiledExpression } from '../expression.js';
 import { register } from '../registry.js';
 import { ComponentRef, DurationSchema, Expression, FunctionRef, X_EXPECTED } from '../schema.js';
@@ -215,6 +216,9 @@ export const windowStep: StepDefinition<WindowSpec> = register({
 type Tracked = WindowState;
 
 const FAILED = Symbol('failed');
+
+/** How often a batch re-aggregates around state that other writers keep moving before it fails. */
+const MAX_OVERLAP_ROUNDS = 8;
 
 /**
  * In-memory state of one tumbling or hopping window start: the accumulators of every key, and
@@ -891,7 +895,15 @@ class WindowOperator {
     const rejected = new Map<string, string>();
     const changed: StoredWindow[] = [];
     const quiet = { ...batch, deadLetter: () => {} } as BatchContext;
-    for (let round = 0; list.length > 0 && round < 3; round++) {
+    /** Per window, the position up to which this shard's records were already applied. */
+    const applied = new Map<string, string>();
+    for (let round = 0; list.length > 0; round++) {
+      if (round >= MAX_OVERLAP_ROUNDS) {
+        // Only a second consumer writing the same shard at the same time keeps this going.
+        throw new DeliveryError(
+          `${this.name}: window state kept moving under this batch of ${batch.shardId} (another consumer of the shard?); the batch will be retried`,
+        );
+      }
       const outcomes = await shared.apply(list);
       let floors: Map<string, string> | undefined;
       for (let i = 0; i < outcomes.length; i++) {
@@ -907,9 +919,10 @@ class WindowOperator {
       }
       if (!floors) break;
       const keep = floors;
+      for (const [id, floor] of keep) applied.set(id, floor);
       list = this.preAggregate(records, quiet, keep).list.filter((d) => keep.has(windowId(d.key, d.start, d.end)));
     }
-    if (sealed.size > 0 || rejected.size > 0) this.notApplied(records, quiet, batch, sealed, rejected);
+    if (sealed.size > 0 || rejected.size > 0) this.notApplied(records, quiet, batch, sealed, rejected, applied);
     this.markSeen(records);
     if (this.updates) for (const w of changed) this.emit(batch, next, w, w.start, w.end, w.acc);
   }
@@ -925,18 +938,23 @@ class WindowOperator {
     batch: BatchContext,
     sealed: Set<string>,
     rejected: Map<string, string>,
+    applied: Map<string, string>,
   ): void {
     const bounds: number[] = [];
     for (const env of records) {
       const key = this.readKey(env, quiet);
       if (key === FAILED) continue;
       const n = this.assign(env.eventTime, bounds);
+      const position = positionOf(env);
       let open = false;
       let hit = false;
       let reason: string | undefined;
       for (let b = 0; b < n; b += 2) {
         const id = windowId(keyText(key), bounds[b] as number, bounds[b + 1] as number);
-        if (sealed.has(id)) hit = true;
+        const floor = applied.get(id);
+        // Applied by an earlier delivery (before the window was sealed): counted, not late.
+        if (floor !== undefined && comparePositions(position, floor) <= 0) open = true;
+        else if (sealed.has(id)) hit = true;
         else if (rejected.has(id)) reason ??= rejected.get(id);
         else if (!this.isClosed(bounds[b + 1] as number)) open = true;
       }
@@ -954,8 +972,12 @@ class WindowOperator {
   ): Promise<void> {
     const all = await shared.progress(updates);
     for (const u of updates) this.written.set(u.shardId, u);
-    const live = all.filter((p) => !p.closed);
-    const wm = final ? Number.POSITIVE_INFINITY : lowestWatermark(live, this.ooo, this.idle, now);
+    let live = all.filter((p) => !p.closed);
+    // At the end of a finite input, shards nobody has delivered anything from do not hold back.
+    if (final) live = live.filter((p) => p.maxEventTime !== Number.NEGATIVE_INFINITY);
+    // Every shard there is has ended (closed, or flushed): nothing more can come.
+    const wm =
+      all.length > 0 && live.length === 0 ? Number.POSITIVE_INFINITY : lowestWatermark(live, this.ooo, this.idle, now);
     if (wm > this.wm) this.wm = wm;
   }
 

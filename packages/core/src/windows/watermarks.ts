@@ -37,6 +37,18 @@ export class Watermarks {
     }
   }
 
+  /** A copy of one shard's progress, to put back with `restore` if its batch fails. */
+  snapshot(shardId: string): ShardProgress | undefined {
+    const p = this.shards.get(shardId);
+    return p && { ...p };
+  }
+
+  /** Puts a shard's progress back as `snapshot` found it (a failed batch must not move the watermark). */
+  restore(shardId: string, snapshot: ShardProgress | undefined): void {
+    if (snapshot) this.shards.set(shardId, snapshot);
+    else this.shards.delete(shardId);
+  }
+
   /** A shard that has ended (closed by resharding) no longer holds the watermark back. */
   closeShard(shardId: string): void {
     this.shards.delete(shardId);
