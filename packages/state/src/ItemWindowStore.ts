@@ -34,7 +34,7 @@ import { type RetryOptions, withRetries } from './retry.js';
 export interface WindowStateOptions {
   /** Items per window range (keys are spread over them by hash). Default 16. */
   partitions?: number;
-  /** Seconds state is kept after its last write (a window's last write is its emission), via TTL. Default 86400. */
+  /** Seconds state is kept after its window closes (sealed state and claims: after their last write), via TTL. Default 86400. */
   ttl?: number;
   /** Milliseconds after which an emission claim that was never completed may be taken over. Default 300000. */
   claimTimeout?: number;
