@@ -61,7 +61,10 @@ export const dynamoDbStateSchema = Type.Object(
     region: Type.Optional(Type.String({ minLength: 1, description: 'AWS region (default: from the environment)' })),
     endpoint: Type.Optional(Type.String({ minLength: 1, description: 'endpoint URL (e.g. a local emulator)' })),
     ttl: Type.Optional(
-      Type.Integer({ minimum: 1, description: 'seconds state is kept after its window closes, by TTL (default 86400)' }),
+      Type.Integer({
+        minimum: 1,
+        description: 'seconds state is kept after its window closes, by TTL (default 86400)',
+      }),
     ),
     partitions: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 1000, description: 'items per window range (default 16)' }),

@@ -115,7 +115,10 @@ export const redisStateSchema = Type.Object(
     ),
     keyPrefix: Type.Optional(Type.String({ description: 'prefix of every key (default "tributary:")' })),
     ttl: Type.Optional(
-      Type.Integer({ minimum: 1, description: 'seconds state is kept after its window closes, by TTL (default 86400)' }),
+      Type.Integer({
+        minimum: 1,
+        description: 'seconds state is kept after its window closes, by TTL (default 86400)',
+      }),
     ),
     partitions: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 1000, description: 'items per window range (default 16)' }),
