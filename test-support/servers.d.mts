@@ -12,3 +12,5 @@ export interface RedisServer {
 
 /** A redis-server on a free loopback port; AOF with fsync on every write, so acknowledged writes survive a kill. */
 export function startRedis(): Promise<RedisServer>;
+
+export function startKinesalite(): Promise<{ endpoint: string; close: () => Promise<void> }>;

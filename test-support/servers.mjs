@@ -82,3 +82,14 @@ export async function startRedis() {
     },
   };
 }
+
+export async function startKinesalite() {
+  const { default: kinesalite } = await import('kinesalite');
+  const server = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100 });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}

@@ -75,3 +75,43 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message.split('\n')[0] ?? err.name;
   return String(err);
 }
+
+const TRANSIENT_NAMES = new Set([
+  'ThrottlingException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'InternalServerError',
+  'InternalFailure',
+  'ServiceUnavailable',
+  'ServiceUnavailableException',
+  'TransactionInProgressException',
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'MaxRetriesPerRequestError',
+]);
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'EAI_AGAIN']);
+const TRANSIENT_MESSAGE =
+  /Connection is closed|connect ECONNREFUSED|socket hang up|LOADING|TRYAGAIN|CLUSTERDOWN|READONLY|MASTERDOWN|Stream isn't writeable|ECONNRESET/;
+
+/**
+ * Whether a failure is worth retrying: throttling, a dropped or refused connection, a timeout, a
+ * server error or a restarting server — as the AWS SDK, Node's network stack and ioredis report
+ * them (recognised by name, code, HTTP status or message; core imports none of them).
+ */
+export function isTransient(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as {
+    name?: string;
+    code?: string;
+    message?: string;
+    $retryable?: unknown;
+    $metadata?: { httpStatusCode?: number };
+  };
+  if (e.$retryable) return true;
+  if (e.name !== undefined && TRANSIENT_NAMES.has(e.name)) return true;
+  if (e.code !== undefined && TRANSIENT_CODES.has(e.code)) return true;
+  const status = e.$metadata?.httpStatusCode;
+  if (status !== undefined && status >= 500) return true;
+  return typeof e.message === 'string' && TRANSIENT_MESSAGE.test(e.message);
+}

@@ -49,6 +49,7 @@ describe('public surface of @tributary/core', () => {
         'first',
         'formatIssue',
         'isStateStore',
+        'isTransient',
         'kindOf',
         'last',
         'loadPipelineFile',

@@ -1,1 +1,32 @@
-export {};
+/**
+ * @tributary/sinks: batched, retried sinks that never lose a record — DynamoDB, Kinesis, Redis,
+ * SQS and HTTP. Importing the package registers their kinds for YAML.
+ */
+export {
+  BatchSink,
+  type BatchSinkOptions,
+  type Encoded,
+  type EntryFailure,
+  failureOf,
+  recordId,
+  SinkError,
+  type SinkMetrics,
+  type SinkRetryOptions,
+} from './BatchSink.js';
+export {
+  DynamoDbSink,
+  type DynamoDbSinkOptions,
+  type DynamoDbSinkSpec,
+  dynamoDbSink,
+  dynamoDbSinkDefinition,
+} from './dynamodb.js';
+export { HttpSink, type HttpSinkOptions, type HttpSinkSpec, httpSink, httpSinkDefinition } from './http.js';
+export {
+  KinesisSink,
+  type KinesisSinkOptions,
+  type KinesisSinkSpec,
+  kinesisSink,
+  kinesisSinkDefinition,
+} from './kinesis.js';
+export { RedisSink, type RedisSinkOptions, type RedisSinkSpec, redisSink, redisSinkDefinition } from './redis.js';
+export { SqsSink, type SqsSinkOptions, type SqsSinkSpec, sqsSink, sqsSinkDefinition } from './sqs.js';

@@ -27,4 +27,4 @@ export {
 export { StateConfigError, StateStoreError } from './errors.js';
 export { ItemWindowStore, type WindowStateOptions } from './ItemWindowStore.js';
 export { RedisBackend, type RedisStateOptions, type RedisStateSpec, redisState, redisStore } from './redis.js';
-export { isTransient, type RetryOptions, withRetries } from './retry.js';
+export { type RetryOptions, withRetries } from './retry.js';

@@ -4,6 +4,7 @@
  * outlasts the retries, becomes a {@link StateStoreError} and fails the batch (so the runtime
  * retries the batch — nothing is dropped).
  */
+import { isTransient } from '@tributary/core';
 import pRetry from 'p-retry';
 import { StateStoreError } from './errors.js';
 
@@ -14,42 +15,6 @@ export interface RetryOptions {
   minDelay?: number;
   /** Backoff cap in ms (default 2000). */
   maxDelay?: number;
-}
-
-const TRANSIENT_NAMES = new Set([
-  'ThrottlingException',
-  'ProvisionedThroughputExceededException',
-  'RequestLimitExceeded',
-  'InternalServerError',
-  'InternalFailure',
-  'ServiceUnavailable',
-  'ServiceUnavailableException',
-  'TransactionInProgressException',
-  'TimeoutError',
-  'RequestTimeout',
-  'RequestTimeoutException',
-  'MaxRetriesPerRequestError',
-]);
-const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'EAI_AGAIN']);
-const TRANSIENT_MESSAGE =
-  /Connection is closed|connect ECONNREFUSED|socket hang up|LOADING|TRYAGAIN|CLUSTERDOWN|READONLY|MASTERDOWN|Stream isn't writeable|ECONNRESET/;
-
-/** Whether an error from the AWS SDK or ioredis is worth retrying. */
-export function isTransient(err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false;
-  const e = err as {
-    name?: string;
-    code?: string;
-    message?: string;
-    $retryable?: unknown;
-    $metadata?: { httpStatusCode?: number };
-  };
-  if (e.$retryable) return true;
-  if (e.name !== undefined && TRANSIENT_NAMES.has(e.name)) return true;
-  if (e.code !== undefined && TRANSIENT_CODES.has(e.code)) return true;
-  const status = e.$metadata?.httpStatusCode;
-  if (status !== undefined && status >= 500) return true;
-  return typeof e.message === 'string' && TRANSIENT_MESSAGE.test(e.message);
 }
 
 /** Runs `fn`, retrying transient failures; `what` names the call in the error. */

@@ -49,6 +49,7 @@ import type {
   NodeInfo,
   Push,
   Sink,
+  SinkContext,
   SinkDefinition,
   Source,
   SourceDefinition,
@@ -558,10 +559,18 @@ export class CompiledPipeline {
       const buffered = batch.buffers[slot.id] as RecordEnvelope[];
       if (buffered.length === 0) continue;
       recordsOut += buffered.length;
-      writes.push(slot.sink.write(buffered));
+      const name = slot.node.name;
+      const context: SinkContext = {
+        deadLetter: (env, error) => {
+          recordsOut--;
+          batch.deadLetter(env, name, 'sink', error);
+        },
+      };
+      writes.push(slot.sink.write(buffered, context));
     }
-    if (batch.deadLetters.length > 0) writes.push(this.deadLetterSink.write(batch.deadLetters));
     await Promise.all(writes);
+    // After the sinks: they may have routed records they could not write here.
+    if (batch.deadLetters.length > 0) await this.deadLetterSink.write(batch.deadLetters);
     for (const fn of batch.acked) await fn();
     const result: BatchResult = {
       shardId: batch.shardId,

@@ -42,9 +42,22 @@ export interface NodeInfo {
   path: string;
 }
 
-/** A destination for records. `write` resolves only when every record is durable. */
+/** What a sink may do with records it cannot write (see `Sink.write`). */
+export interface SinkContext {
+  /**
+   * Routes a record the sink will never be able to write (too large, rejected by the
+   * destination as invalid) to the dead-letter output, with the reason; the rest goes on.
+   */
+  deadLetter(env: RecordEnvelope, error: unknown): void;
+}
+
+/**
+ * A destination for records. `write` resolves only when every record is durable or has been
+ * routed to the dead-letter output through `context`; it rejects if that cannot be done (the
+ * batch then fails and is delivered again).
+ */
 export interface Sink {
-  write(records: readonly RecordEnvelope[]): Promise<void>;
+  write(records: readonly RecordEnvelope[], context?: SinkContext): Promise<void>;
   open?(): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,0 +1,120 @@
+/**
+ * `sqs`: SendMessageBatch, 10 messages and 256 KiB per call; a message over 256 KiB is
+ * dead-lettered; entries the answer lists in `Failed` are sent again alone unless the queue says
+ * the fault is the sender's (then dead-lettered with the code). Each message carries the record
+ * id as the `tributary-record-id` attribute (and, for FIFO queues, as the deduplication id, so a
+ * replay within five minutes is dropped by SQS itself). Usable as the dead-letter output.
+ */
+import { SendMessageBatchCommand, type SendMessageBatchRequestEntry, SQSClient } from '@aws-sdk/client-sqs';
+import { compileExpression, Expression, type RecordEnvelope, register, type SinkDefinition } from '@tributary/core';
+import Type, { type Static } from 'typebox';
+import { awsClientConfig, awsFields, batchSinkFields } from './aws.js';
+import { BatchSink, type BatchSinkOptions, type Encoded, type EntryFailure, recordId } from './BatchSink.js';
+
+export const sqsSinkSchema = Type.Object(
+  {
+    queueUrl: Type.String({ minLength: 1, description: 'the queue URL' }),
+    messageGroupId: Type.Optional(Expression('FIFO queues: yields the message group id')),
+    ...awsFields,
+    ...batchSinkFields,
+  },
+  { additionalProperties: false },
+);
+export type SqsSinkSpec = Static<typeof sqsSinkSchema>;
+
+declare module '@tributary/core' {
+  interface SinkKinds {
+    sqs: SqsSinkSpec;
+  }
+}
+
+const MAX_MESSAGE = 256 * 1024;
+
+export interface SqsSinkOptions extends BatchSinkOptions {
+  queueUrl: string;
+  messageGroupId?: (value: unknown) => unknown;
+  region?: string;
+  endpoint?: string;
+  client?: SQSClient;
+}
+
+export class SqsSink extends BatchSink<SendMessageBatchRequestEntry> {
+  readonly summary: string;
+  protected readonly maxRecordsPerCall = 10;
+  protected readonly maxBytesPerCall = MAX_MESSAGE;
+  private readonly client: SQSClient;
+  private readonly owned: boolean;
+  private readonly fifo: boolean;
+  constructor(private readonly sinkOptions: SqsSinkOptions) {
+    super(sinkOptions);
+    this.summary = `sqs queue ${sinkOptions.queueUrl.split('/').pop()}`;
+    this.fifo = sinkOptions.queueUrl.endsWith('.fifo');
+    this.client = sinkOptions.client ?? new SQSClient(awsClientConfig(sinkOptions));
+    this.owned = !sinkOptions.client;
+  }
+
+  protected encode(env: RecordEnvelope): Encoded<SendMessageBatchRequestEntry> | EntryFailure {
+    const body = JSON.stringify(this.valueOf(env));
+    const id = recordId(env);
+    const bytes = Buffer.byteLength(body) + 64 + id.length; // the body plus the id attribute
+    if (bytes > MAX_MESSAGE) {
+      return {
+        code: 'MessageTooLong',
+        message: `message of ${bytes} bytes is over the 256 KiB limit`,
+        transient: false,
+      };
+    }
+    const entry: SendMessageBatchRequestEntry = {
+      Id: '', // set per call
+      MessageBody: body,
+      MessageAttributes: { 'tributary-record-id': { DataType: 'String', StringValue: id } },
+    };
+    if (this.fifo) {
+      entry.MessageDeduplicationId = id.replace(/[^A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]/g, '_').slice(0, 128);
+      entry.MessageGroupId = String(this.sinkOptions.messageGroupId?.(env.value) ?? env.partitionKey ?? 'default');
+    }
+    return { env, payload: entry, bytes };
+  }
+
+  protected async send(
+    entries: readonly Encoded<SendMessageBatchRequestEntry>[],
+  ): Promise<(EntryFailure | undefined)[]> {
+    const res = await this.client.send(
+      new SendMessageBatchCommand({
+        QueueUrl: this.sinkOptions.queueUrl,
+        Entries: entries.map((e, i) => ({ ...e.payload, Id: String(i) })),
+      }),
+    );
+    const failed = new Map((res.Failed ?? []).map((f) => [f.Id, f]));
+    return entries.map((_, i) => {
+      const f = failed.get(String(i));
+      return f
+        ? { code: f.Code ?? 'Failed', message: f.Message ?? f.Code ?? 'failed', transient: f.SenderFault !== true }
+        : undefined;
+    });
+  }
+
+  override async close(): Promise<void> {
+    if (this.owned) this.client.destroy();
+  }
+}
+
+export function sqsSink(options: SqsSinkOptions): SqsSink {
+  return new SqsSink(options);
+}
+
+export const sqsSinkDefinition: SinkDefinition<SqsSinkSpec> = register({
+  kind: 'sqs',
+  category: 'sink',
+  schema: sqsSinkSchema,
+  description:
+    'Sends records to an SQS queue as JSON messages: SendMessageBatch, 10 per call (256 KiB); messages over 256 KiB and entries failed by the sender go to the dead-letter output, other failed entries are retried alone. Each message carries the record id (`tributary-record-id` attribute; FIFO: also the deduplication id).',
+  summary: (spec) => `queue ${spec.queueUrl.split('/').pop()}`,
+  create(spec, ctx) {
+    const group =
+      spec.messageGroupId === undefined
+        ? undefined
+        : compileExpression(spec.messageGroupId, (name) => ctx.bindings.get(name) as never);
+    return sqsSink({ ...spec, messageGroupId: group });
+  },
+});

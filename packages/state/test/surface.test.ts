@@ -1,0 +1,28 @@
+import { definitions } from '@tributary/core';
+import * as state from '@tributary/state';
+import { describe, expect, it } from 'vitest';
+
+describe('public surface of @tributary/state', () => {
+  it('exports exactly this list, and registers its store and lookup kinds', () => {
+    expect(Object.keys(state).sort()).toEqual([
+      'DynamoDbBackend',
+      'DynamoDbLookup',
+      'ItemWindowStore',
+      'RedisBackend',
+      'StateConfigError',
+      'StateStoreError',
+      'createStateTable',
+      'dynamoDbClient',
+      'dynamoDbLookup',
+      'dynamoDbLookupDefinition',
+      'dynamoDbState',
+      'dynamoDbStore',
+      'mergeProgress',
+      'redisState',
+      'redisStore',
+      'withRetries',
+    ]);
+    expect(definitions('store').map((d) => d.kind)).toEqual(['memory', 'ref', 'dynamodb', 'redis']);
+    expect(definitions('lookup').map((d) => d.kind)).toEqual(['static', 'ref', 'dynamodb']);
+  });
+});
