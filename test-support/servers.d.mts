@@ -14,3 +14,6 @@ export interface RedisServer {
 export function startRedis(): Promise<RedisServer>;
 
 export function startKinesalite(): Promise<{ endpoint: string; close: () => Promise<void> }>;
+
+/** An S3-compatible server (s3rver) on a free loopback port (credentials: any). */
+export function startS3(): Promise<{ endpoint: string; close: () => Promise<void> }>;

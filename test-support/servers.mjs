@@ -93,3 +93,18 @@ export async function startKinesalite() {
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
+
+/** An S3-compatible server (s3rver) on a free loopback port, storing in a temporary directory. */
+export async function startS3() {
+  const { default: S3rver } = await import('s3rver');
+  const dir = mkdtempSync(join(tmpdir(), 'tributary-s3-'));
+  const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir });
+  const { port } = await server.run();
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    close: async () => {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -21,7 +21,7 @@ import {
   type RunSummary,
   runPipeline,
 } from '@tributary/core';
-// Registers the state stores (dynamodb, redis) and the sinks (dynamodb, kinesis, redis, sqs, http) for YAML pipelines.
+// Registers the state stores (dynamodb, redis) and the sinks (dynamodb, kinesis, redis, s3, sqs, http) for YAML pipelines.
 import '@tributary/sinks';
 import '@tributary/state';
 import { withOverrides } from './overrides.js';

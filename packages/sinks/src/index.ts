@@ -29,4 +29,5 @@ export {
   kinesisSinkDefinition,
 } from './kinesis.js';
 export { RedisSink, type RedisSinkOptions, type RedisSinkSpec, redisSink, redisSinkDefinition } from './redis.js';
+export { S3Sink, type S3SinkOptions, type S3SinkSpec, s3Sink, s3SinkDefinition } from './s3.js';
 export { SqsSink, type SqsSinkOptions, type SqsSinkSpec, sqsSink, sqsSinkDefinition } from './sqs.js';

@@ -10,6 +10,7 @@ describe('public surface of @tributary/sinks', () => {
       'HttpSink',
       'KinesisSink',
       'RedisSink',
+      'S3Sink',
       'SinkError',
       'SqsSink',
       'dynamoDbSink',
@@ -22,11 +23,13 @@ describe('public surface of @tributary/sinks', () => {
       'recordId',
       'redisSink',
       'redisSinkDefinition',
+      's3Sink',
+      's3SinkDefinition',
       'sqsSink',
       'sqsSinkDefinition',
     ]);
     expect(definitions('sink').map((d) => d.kind)).toEqual(
-      expect.arrayContaining(['dynamodb', 'kinesis', 'redis', 'sqs', 'http']),
+      expect.arrayContaining(['dynamodb', 'kinesis', 'redis', 'sqs', 'http', 's3']),
     );
   });
 });

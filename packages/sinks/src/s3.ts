@@ -1,0 +1,268 @@
+/**
+ * `s3`: the Firehose delivery model, in process. Records are buffered as JSON Lines and written
+ * as one object when the buffer reaches `bufferSize` (default 5 MiB) or `bufferInterval` has
+ * passed since its first record (default 60 s), whichever comes first; `gzip` optional. A
+ * `write` resolves only when the objects holding its records are written — so a batch waits at
+ * most `bufferInterval` (lower it when few shards feed the sink, e.g. in Lambda).
+ *
+ * Objects are named `<prefix>YYYY/MM/DD/HH/<shard>-<sequence>.jsonl[.gz]` by the arrival time,
+ * shard and sequence number of their first record: a replay from the checkpoint rebuilds the
+ * same buffer start and overwrites the same object instead of adding one. Records that cannot
+ * be turned into JSON go, Firehose-style, to objects under `processing-failed/` with the error.
+ * Objects over 5 MiB are written by multipart upload.
+ */
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+import { S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import {
+  DurationSchema,
+  durationMs,
+  isTransient,
+  type RecordEnvelope,
+  register,
+  type Sink,
+  type SinkContext,
+  type SinkDefinition,
+} from '@tributary/core';
+import type { SchedulerLike, Subscription } from 'rxjs';
+import Type, { type Static } from 'typebox';
+import { awsClientConfig, awsFields } from './aws.js';
+import { recordId, SinkError, type SinkMetrics, type SinkRetryOptions } from './BatchSink.js';
+
+const gzip = promisify(gzipCallback);
+
+export const s3SinkSchema = Type.Object(
+  {
+    bucket: Type.String({ minLength: 3, maxLength: 63, description: 'bucket name' }),
+    prefix: Type.Optional(Type.String({ description: 'key prefix, e.g. events/ (default none)' })),
+    bufferSize: Type.Optional(
+      Type.Integer({ minimum: 1024, maximum: 128 * 1024 * 1024, description: 'bytes per object (default 5 MiB)' }),
+    ),
+    bufferInterval: Type.Optional(DurationSchema('longest a record waits in the buffer (default 60s)')),
+    gzip: Type.Optional(Type.Boolean({ description: 'gzip the objects (default false)' })),
+    forcePathStyle: Type.Optional(Type.Boolean({ description: 'path-style URLs (local S3-compatible servers)' })),
+    idField: Type.Optional(
+      Type.String({ minLength: 1, description: 'add the record id (shard/sequence) to each object under this field' }),
+    ),
+    ...awsFields,
+  },
+  { additionalProperties: false },
+);
+export type S3SinkSpec = Static<typeof s3SinkSchema>;
+
+declare module '@tributary/core' {
+  interface SinkKinds {
+    s3: S3SinkSpec;
+  }
+}
+
+export interface S3SinkOptions {
+  bucket: string;
+  prefix?: string;
+  bufferSize?: number;
+  /** Milliseconds. */
+  bufferInterval?: number;
+  gzip?: boolean;
+  region?: string;
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  client?: S3Client;
+  idField?: string;
+  retry?: SinkRetryOptions;
+  /** Clock for the buffer interval (default: timers). */
+  scheduler?: SchedulerLike;
+}
+
+interface Buffer_ {
+  lines: string[];
+  bytes: number;
+  first: RecordEnvelope;
+  failed: boolean;
+  done: Promise<void>;
+  settle: { resolve: () => void; reject: (err: unknown) => void };
+  timer: Subscription | ReturnType<typeof setTimeout> | undefined;
+}
+
+const pad = (n: number) => String(n).padStart(2, '0');
+
+export class S3Sink implements Sink {
+  readonly summary: string;
+  readonly metrics: SinkMetrics = {
+    records: 0,
+    bytes: 0,
+    calls: 0,
+    retries: 0,
+    deadLettered: 0,
+    latencyMs: 0,
+    maxLatencyMs: 0,
+  };
+  /** Keys of the objects written, in order (for tests and logs). */
+  readonly objects: string[] = [];
+  private readonly client: S3Client;
+  private readonly owned: boolean;
+  private readonly bufferSize: number;
+  private readonly interval: number;
+  private current: Buffer_ | undefined;
+  private failedBuffer: Buffer_ | undefined;
+
+  constructor(private readonly options: S3SinkOptions) {
+    this.summary = `s3 bucket ${options.bucket}`;
+    this.bufferSize = options.bufferSize ?? 5 * 1024 * 1024;
+    this.interval = options.bufferInterval ?? 60_000;
+    this.client =
+      options.client ??
+      new S3Client({
+        ...awsClientConfig(options),
+        forcePathStyle: options.forcePathStyle ?? Boolean(options.endpoint),
+      });
+    this.owned = !options.client;
+  }
+
+  private line(env: RecordEnvelope): string | Error {
+    const field = this.options.idField;
+    const v = env.value;
+    const value =
+      field !== undefined && v !== null && typeof v === 'object' && !Array.isArray(v)
+        ? { ...v, [field]: recordId(env) }
+        : v;
+    try {
+      const text = JSON.stringify(value);
+      return text === undefined ? new Error('the value has no JSON form') : text;
+    } catch (err) {
+      return err as Error;
+    }
+  }
+
+  private openBuffer(first: RecordEnvelope, failed: boolean): Buffer_ {
+    let settle!: Buffer_['settle'];
+    const done = new Promise<void>((resolve, reject) => {
+      settle = { resolve, reject };
+    });
+    done.catch(() => {}); // awaited by the writes that use it
+    const b: Buffer_ = { lines: [], bytes: 0, first, failed, done, settle, timer: undefined };
+    const flush = () => {
+      if (failed ? this.failedBuffer === b : this.current === b) void this.flush(b);
+    };
+    b.timer = this.options.scheduler
+      ? this.options.scheduler.schedule(flush, this.interval)
+      : setTimeout(flush, this.interval);
+    return b;
+  }
+
+  async write(records: readonly RecordEnvelope[], _context?: SinkContext): Promise<void> {
+    const waits = new Set<Promise<void>>();
+    for (const env of records) {
+      const line = this.line(env);
+      let failed = false;
+      let text: string;
+      if (line instanceof Error) {
+        // Firehose's processing-failed record: the error and the raw data, base64.
+        failed = true;
+        text = JSON.stringify({
+          errorCode: 'SerializationFailed',
+          errorMessage: line.message,
+          recordId: recordId(env),
+          rawData: Buffer.from(String(env.source.data ?? '')).toString('base64'),
+        });
+      } else text = line;
+      let b = failed ? this.failedBuffer : this.current;
+      if (!b) {
+        b = this.openBuffer(env, failed);
+        if (failed) this.failedBuffer = b;
+        else this.current = b;
+      }
+      b.lines.push(text);
+      b.bytes += Buffer.byteLength(text) + 1;
+      waits.add(b.done);
+      if (b.bytes >= this.bufferSize) void this.flush(b);
+    }
+    await Promise.all(waits);
+  }
+
+  private keyOf(b: Buffer_): string {
+    const t = new Date(b.first.arrivalTime || Date.now());
+    const when = `${t.getUTCFullYear()}/${pad(t.getUTCMonth() + 1)}/${pad(t.getUTCDate())}/${pad(t.getUTCHours())}`;
+    const seq = `${b.first.sequenceNumber}${b.first.subSequenceNumber === undefined ? '' : `-${b.first.subSequenceNumber}`}`;
+    const name = `${b.first.shardId.replace(/[^A-Za-z0-9_.-]/g, '_')}-${seq}.jsonl${this.options.gzip ? '.gz' : ''}`;
+    return `${b.failed ? 'processing-failed/' : (this.options.prefix ?? '')}${when}/${name}`;
+  }
+
+  /** Writes a buffer as one object (retrying transient failures) and settles its writes. */
+  private async flush(b: Buffer_): Promise<void> {
+    if (b.failed) {
+      if (this.failedBuffer === b) this.failedBuffer = undefined;
+    } else if (this.current === b) this.current = undefined;
+    if (b.timer && 'unsubscribe' in b.timer) b.timer.unsubscribe();
+    else if (b.timer) clearTimeout(b.timer);
+    const key = this.keyOf(b);
+    const text = `${b.lines.join('\n')}\n`;
+    const body = this.options.gzip ? await gzip(text) : Buffer.from(text);
+    const r = this.options.retry ?? {};
+    const attempts = r.maxAttempts ?? 8;
+    for (let attempt = 0; ; attempt++) {
+      const t0 = performance.now();
+      try {
+        this.metrics.calls++;
+        await new Upload({
+          client: this.client,
+          params: {
+            Bucket: this.options.bucket,
+            Key: key,
+            Body: body,
+            ContentType: 'application/x-ndjson',
+            ...(this.options.gzip ? { ContentEncoding: 'gzip' } : {}),
+          },
+          partSize: 5 * 1024 * 1024,
+          queueSize: 4,
+        }).done();
+        this.metrics.records += b.lines.length;
+        this.metrics.bytes += body.length;
+        this.objects.push(key);
+        b.settle.resolve();
+        return;
+      } catch (err) {
+        if (!isTransient(err) || attempt + 1 >= attempts) {
+          b.settle.reject(
+            new SinkError(`${this.summary}: writing ${key} failed: ${(err as Error).message}`, { cause: err }),
+          );
+          return;
+        }
+        this.metrics.retries++;
+        const cap = Math.min(r.maxDelay ?? 5000, (r.minDelay ?? 50) * 2 ** attempt);
+        await new Promise((res) => setTimeout(res, Math.random() * cap));
+      } finally {
+        const ms = performance.now() - t0;
+        this.metrics.latencyMs += ms;
+        if (ms > this.metrics.maxLatencyMs) this.metrics.maxLatencyMs = ms;
+      }
+    }
+  }
+
+  /** Writes what is buffered (end of input). */
+  async close(): Promise<void> {
+    const pending = [this.current, this.failedBuffer].filter((b): b is Buffer_ => b !== undefined);
+    await Promise.all(pending.map((b) => this.flush(b)));
+    await Promise.all(pending.map((b) => b.done));
+    if (this.owned) this.client.destroy();
+  }
+}
+
+export function s3Sink(options: S3SinkOptions): S3Sink {
+  return new S3Sink(options);
+}
+
+export const s3SinkDefinition: SinkDefinition<S3SinkSpec> = register({
+  kind: 's3',
+  category: 'sink',
+  schema: s3SinkSchema,
+  description:
+    "Writes records to S3 as JSON Lines objects, Firehose-style: buffered by size (default 5 MiB) and time (default 60s), optionally gzipped, named by the time partition and the first record's shard and sequence number (a replay overwrites the same object); records that cannot be serialised go under processing-failed/. A batch is acknowledged when its objects are written.",
+  summary: (spec) => `bucket ${spec.bucket}${spec.prefix ? `/${spec.prefix}` : ''}`,
+  create: (spec, ctx) =>
+    s3Sink({
+      ...spec,
+      bufferInterval: spec.bufferInterval === undefined ? undefined : durationMs(spec.bufferInterval),
+      scheduler: ctx.scheduler,
+    }),
+});
