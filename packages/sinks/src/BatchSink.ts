@@ -64,6 +64,8 @@ export interface Encoded<P> {
   env: RecordEnvelope;
   payload: P;
   bytes: number;
+  /** The records an entry carries when it packs several (e.g. a KPL aggregate); default: `env` alone. */
+  members?: RecordEnvelope[];
 }
 
 /** The id of a record, for de-duplication downstream. */
@@ -138,6 +140,11 @@ export abstract class BatchSink<P> implements Sink {
    */
   protected abstract send(entries: readonly Encoded<P>[]): Promise<(EntryFailure | undefined)[]>;
 
+  /** Packs encoded records into entries (default: one entry per record). */
+  protected async pack(encoded: Encoded<P>[]): Promise<Encoded<P>[]> {
+    return encoded;
+  }
+
   readonly metrics: SinkMetrics = {
     records: 0,
     bytes: 0,
@@ -186,12 +193,13 @@ export abstract class BatchSink<P> implements Sink {
     const calls: Encoded<P>[][] = [];
     let current: Encoded<P>[] = [];
     let bytes = 0;
+    const encoded: Encoded<P>[] = [];
     for (const env of records) {
       const e = this.encode(env);
-      if (!('payload' in e)) {
-        deadLetter(env, e);
-        continue;
-      }
+      if ('payload' in e) encoded.push(e);
+      else deadLetter(env, e);
+    }
+    for (const e of await this.pack(encoded)) {
       if (current.length > 0 && (current.length >= this.maxRecordsPerCall || bytes + e.bytes > this.maxBytesPerCall)) {
         calls.push(current);
         current = [];
@@ -246,12 +254,12 @@ export abstract class BatchSink<P> implements Sink {
           const e = pending[i] as Encoded<P>;
           const f = results[i];
           if (f === undefined) {
-            this.metrics.records++;
+            this.metrics.records += e.members?.length ?? 1;
             this.metrics.bytes += e.bytes;
           } else if (f.transient) {
             last = f;
             again.push(e);
-          } else deadLetter(e.env, f);
+          } else for (const env of e.members ?? [e.env]) deadLetter(env, f);
         }
         pending = again;
       }

@@ -5,7 +5,12 @@
  * is dead-lettered at once. Kinesis has no idempotent put: a replayed batch is written again —
  * set `idField` and de-duplicate downstream on the record id.
  */
-import { KinesisClient, PutRecordsCommand, type PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
+import {
+  KinesisClient,
+  ListShardsCommand,
+  PutRecordsCommand,
+  type PutRecordsRequestEntry,
+} from '@aws-sdk/client-kinesis';
 import {
   type CompiledExpression,
   compileExpression,
@@ -17,11 +22,17 @@ import {
 import Type, { type Static } from 'typebox';
 import { awsClientConfig, awsFields, batchSinkFields } from './aws.js';
 import { BatchSink, type BatchSinkOptions, type Encoded, type EntryFailure } from './BatchSink.js';
+import { aggregate, hashKeyOf, userRecordSize } from './kpl.js';
 
 export const kinesisSinkSchema = Type.Object(
   {
     stream: Type.String({ minLength: 1, maxLength: 128, pattern: '^[a-zA-Z0-9_.-]+$', description: 'stream name' }),
     partitionKey: Expression('yields the partition key'),
+    aggregate: Type.Optional(
+      Type.Boolean({
+        description: 'pack small records into KPL aggregated records, per shard (default false)',
+      }),
+    ),
     ...awsFields,
     ...batchSinkFields,
   },
@@ -46,6 +57,17 @@ export interface KinesisSinkOptions extends BatchSinkOptions {
   endpoint?: string;
   /** Your own client (not closed by Tributary). */
   client?: KinesisClient;
+  /** Pack records into KPL aggregated records, one or more per shard (default false). */
+  aggregate?: boolean;
+}
+
+/** An aggregated record stays under the 1 MiB record limit with room for its key and checksum. */
+const MAX_AGGREGATE = 1000 * 1000;
+
+interface ShardRange {
+  start: bigint;
+  end: bigint;
+  startingHashKey: string;
 }
 
 export class KinesisSink extends BatchSink<PutRecordsRequestEntry> {
@@ -87,6 +109,86 @@ export class KinesisSink extends BatchSink<PutRecordsRequestEntry> {
         ? { code: r.ErrorCode, message: r.ErrorMessage ?? r.ErrorCode, transient: TRANSIENT.has(r.ErrorCode) }
         : undefined,
     );
+  }
+
+  private shards: { at: number; ranges: ShardRange[] } | undefined;
+
+  /** The stream's open shards' hash ranges (re-read every 30 s, so resharding is followed). */
+  private async shardRanges(): Promise<ShardRange[]> {
+    if (this.shards && Date.now() - this.shards.at < 30_000) return this.shards.ranges;
+    const ranges: ShardRange[] = [];
+    let token: string | undefined;
+    do {
+      this.metrics.calls++;
+      const res = await this.client.send(
+        new ListShardsCommand(token ? { NextToken: token } : { StreamName: this.sinkOptions.stream }),
+      );
+      for (const s of res.Shards ?? []) {
+        if (s.SequenceNumberRange?.EndingSequenceNumber) continue; // closed
+        const r = s.HashKeyRange;
+        if (!r?.StartingHashKey || !r.EndingHashKey) continue;
+        ranges.push({
+          start: BigInt(r.StartingHashKey),
+          end: BigInt(r.EndingHashKey),
+          startingHashKey: r.StartingHashKey,
+        });
+      }
+      token = res.NextToken;
+    } while (token);
+    this.shards = { at: Date.now(), ranges };
+    return ranges;
+  }
+
+  /**
+   * With `aggregate`: records are grouped by the shard their partition key hashes to and packed
+   * into KPL aggregated records (each routed to that shard by its explicit hash key), so a
+   * consumer that checks user records against its shard's hash range keeps them all.
+   */
+  protected override async pack(
+    encoded: Encoded<PutRecordsRequestEntry>[],
+  ): Promise<Encoded<PutRecordsRequestEntry>[]> {
+    if (!this.sinkOptions.aggregate || encoded.length === 0) return encoded;
+    const ranges = await this.shardRanges();
+    const groups = new Map<ShardRange | undefined, Encoded<PutRecordsRequestEntry>[]>();
+    for (const e of encoded) {
+      const h = hashKeyOf(e.payload.PartitionKey as string);
+      const shard = ranges.find((r) => h >= r.start && h <= r.end);
+      const g = groups.get(shard);
+      if (g) g.push(e);
+      else groups.set(shard, [e]);
+    }
+    const out: Encoded<PutRecordsRequestEntry>[] = [];
+    for (const [shard, members] of groups) {
+      if (!shard) {
+        out.push(...members); // no open shard known for these keys: send them as they are
+        continue;
+      }
+      let batch: Encoded<PutRecordsRequestEntry>[] = [];
+      let size = 0;
+      const flush = () => {
+        if (batch.length === 0) return;
+        const first = batch[0] as Encoded<PutRecordsRequestEntry>;
+        const data = aggregate(
+          batch.map((e) => ({ partitionKey: e.payload.PartitionKey as string, data: e.payload.Data as Buffer })),
+        );
+        out.push({
+          env: first.env,
+          members: batch.map((e) => e.env),
+          payload: { Data: data, PartitionKey: first.payload.PartitionKey, ExplicitHashKey: shard.startingHashKey },
+          bytes: data.length + Buffer.byteLength(first.payload.PartitionKey as string),
+        });
+        batch = [];
+        size = 0;
+      };
+      for (const e of members) {
+        const add = userRecordSize({ partitionKey: e.payload.PartitionKey as string, data: e.payload.Data as Buffer });
+        if (size + add > MAX_AGGREGATE) flush();
+        batch.push(e);
+        size += add;
+      }
+      flush();
+    }
+    return out;
   }
 
   override async close(): Promise<void> {
