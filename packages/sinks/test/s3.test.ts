@@ -87,6 +87,35 @@ describe('s3 sink (s3rver)', () => {
     expect(linesOf(got.values())).toEqual(batch.map((r) => r.value));
   });
 
+  it('retries a write the server refused with a 503; the object is written once', async () => {
+    let refused = 0;
+    const flaky = new Proxy(client, {
+      get(target, prop, receiver) {
+        if (prop !== 'send') return Reflect.get(target, prop, receiver);
+        return async (command: unknown) => {
+          if (refused < 2) {
+            refused++;
+            throw Object.assign(new Error('Please reduce your request rate.'), {
+              name: 'SlowDown',
+              $metadata: { httpStatusCode: 503 },
+            });
+          }
+          return target.send(command as never);
+        };
+      },
+    });
+    await client.send(new CreateBucketCommand({ Bucket: 'flaky' }));
+    const sink = s3Sink({ bucket: 'flaky', bufferInterval: 10, client: flaky, retry: { minDelay: 1, maxDelay: 5 } });
+    const records = recordsOf(50);
+    await sink.write(records);
+    await sink.close();
+    expect(refused).toBe(2);
+    expect(sink.metrics.retries).toBe(2);
+    const got = await objects('flaky');
+    expect(got.size).toBe(1);
+    expect(linesOf(got.values())).toEqual(records.map((r) => r.value));
+  });
+
   it('writes objects over 5 MiB by multipart upload', async () => {
     const sink = s3Sink({ bucket: 'big', bufferSize: 12 * 1024 * 1024, bufferInterval: 50, client });
     const records = recordsOf(11_000, 1000); // ~11 MB

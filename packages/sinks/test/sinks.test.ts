@@ -278,6 +278,36 @@ describe('redis sink (redis-server)', () => {
   });
 });
 
+describe('redis sink: transient failures', () => {
+  it('a pipeline lost to a dropped connection is sent again; every record arrives once', async () => {
+    const real = new Redis(redis.url);
+    let drops = 0;
+    // The real client, whose first two pipelines fail as a reset connection would.
+    const flaky = new Proxy(real, {
+      get(target, prop, receiver) {
+        if (prop !== 'pipeline') return Reflect.get(target, prop, receiver);
+        return (commands: unknown[]) => {
+          const p = target.pipeline(commands as never);
+          if (drops >= 2) return p;
+          drops++;
+          return {
+            exec: async () => Promise.reject(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })),
+          };
+        };
+      },
+    });
+    const sink = redisSink({ client: flaky, command: 'set', key: (v) => `flaky:${(v as Rec).id}`, ...fast });
+    const records = recordsOf(1500, 'f');
+    await sink.write(records, deadLetters().context);
+    expect(drops).toBe(2);
+    expect(sink.metrics.retries).toBe(2);
+    expect(await real.mget(...records.map((r) => `flaky:${r.value.id}`))).toEqual(
+      records.map((r) => JSON.stringify(r.value)),
+    );
+    real.disconnect();
+  });
+});
+
 describe('sqs sink (loopback SQS JSON protocol)', () => {
   it('sends every record once in batches of 10; transient entry failures are retried alone, sender faults dead-lettered', async () => {
     const sqs = await startSqs({
