@@ -1,1 +1,15 @@
-export {};
+/**
+ * @tributary/runtime-lambda: runs a pipeline, unchanged, as an AWS Lambda function for Kinesis
+ * and DynamoDB Streams events. Importing it registers the state stores and sinks for YAML.
+ */
+import '@tributary/sinks';
+import '@tributary/state';
+
+export { deaggregate, hashKeyOf, type UserRecord } from './deaggregate.js';
+export {
+  type BatchItemFailure,
+  createHandler,
+  type Handler,
+  type HandlerOptions,
+  type HandlerResponse,
+} from './handler.js';

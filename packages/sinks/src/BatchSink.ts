@@ -13,6 +13,8 @@
  *
  * `write` resolves only when every record is durable or dead-lettered.
  */
+
+import { createHash } from 'node:crypto';
 import { isTransient, type RecordEnvelope, type Sink, type SinkContext, TributaryError } from '@tributary/core';
 import pLimit from 'p-limit';
 
@@ -68,10 +70,19 @@ export interface Encoded<P> {
   members?: RecordEnvelope[];
 }
 
-/** The id of a record, for de-duplication downstream. */
+/**
+ * The id of a record: `<shardId>/<sequenceNumber>[:<subSequence>]`. Records made from one source
+ * record (flatMap results, the window results of one firing) share it; content hashes below tell
+ * those apart.
+ */
 export function recordId(env: RecordEnvelope): string {
   const sub = env.subSequenceNumber;
   return `${env.shardId}/${env.sequenceNumber}${sub === undefined ? '' : `:${sub}`}`;
+}
+
+/** A short, deterministic hash of some text (the same content gives the same value in a replay). */
+export function contentHash(text: string, length = 32): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, length);
 }
 
 /** Thrown when records could not be made durable after every retry: the batch fails. */
@@ -195,7 +206,12 @@ export abstract class BatchSink<P> implements Sink {
     let bytes = 0;
     const encoded: Encoded<P>[] = [];
     for (const env of records) {
-      const e = this.encode(env);
+      let e: Encoded<P> | EntryFailure;
+      try {
+        e = this.encode(env);
+      } catch (err) {
+        e = { ...failureOf(err), code: 'EncodeFailed', transient: false };
+      }
       if ('payload' in e) encoded.push(e);
       else deadLetter(env, e);
     }
@@ -214,7 +230,9 @@ export abstract class BatchSink<P> implements Sink {
 
   private backoff(attempt: number, retryAfter?: number): number {
     const cap = Math.min(this.maxDelay, this.minDelay * 2 ** attempt);
-    return Math.max(retryAfter ?? 0, Math.random() * cap);
+    // A destination's Retry-After is honoured up to 30 s: beyond that the write fails and the
+    // batch is retried later, rather than holding its slot and budget.
+    return Math.max(Math.min(retryAfter ?? 0, 30_000), Math.random() * cap);
   }
 
   /** Sends one call's entries until each is durable or dead-lettered. */
@@ -243,7 +261,13 @@ export abstract class BatchSink<P> implements Sink {
         try {
           results = await this.send(pending);
         } catch (err) {
-          results = pending.map(() => failureOf(err));
+          const f = failureOf(err);
+          // A whole call refused for good (credentials, access, a missing stream) says nothing
+          // about the records: fail the write, so the batch is retried, rather than dead-letter them.
+          if (!f.transient) {
+            throw new SinkError(`${this.summary}: ${f.code}: ${f.message}`, { cause: err });
+          }
+          results = pending.map(() => f);
         } finally {
           const ms = performance.now() - t0;
           this.metrics.latencyMs += ms;

@@ -124,9 +124,16 @@ export class DynamoDbSink extends BatchSink<Payload> {
       res = await this.client.send(new BatchWriteItemCommand({ RequestItems: { [this.sinkOptions.table]: requests } }));
     } catch (err) {
       // A validation error fails the whole call: find the bad item by sending them one by one.
-      if (entries.length > 1 && (err as { name?: string }).name === 'ValidationException') {
+      if ((err as { name?: string }).name === 'ValidationException') {
+        if (entries.length === 1) return [{ ...failureOf(err), transient: false }];
         const results: (EntryFailure | undefined)[] = [];
-        for (const e of entries) results.push(...(await this.send([e])));
+        for (const e of entries) {
+          try {
+            results.push(...(await this.send([e])));
+          } catch (one) {
+            results.push(failureOf(one));
+          }
+        }
         return results;
       }
       throw err;

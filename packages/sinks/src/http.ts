@@ -3,14 +3,21 @@
  * `concurrency` requests at once. 2xx: durable. 429 and 5xx (and network errors, timeouts):
  * sent again after a jittered backoff, or after `Retry-After` when the server gives one. Other
  * statuses (400, 401, 413, ...): the request's records go to the dead-letter output with the
- * status. Each request carries an `Idempotency-Key` header derived from its records' ids, so a
- * replayed batch sends the same key; the ids are also in `X-Tributary-Record-Ids`.
+ * status. Each request carries an `Idempotency-Key` header derived from its records' ids and
+ * content, so a replayed batch sends the same key; the ids are also in `X-Tributary-Record-Ids`.
  */
-import { createHash } from 'node:crypto';
 import { type RecordEnvelope, register, type SinkDefinition } from '@tributary/core';
 import Type, { type Static } from 'typebox';
 import { batchSinkFields } from './aws.js';
-import { BatchSink, type BatchSinkOptions, type Encoded, type EntryFailure, failureOf, recordId } from './BatchSink.js';
+import {
+  BatchSink,
+  type BatchSinkOptions,
+  contentHash,
+  type Encoded,
+  type EntryFailure,
+  failureOf,
+  recordId,
+} from './BatchSink.js';
 
 export const httpSinkSchema = Type.Object(
   {
@@ -80,7 +87,9 @@ export class HttpSink extends BatchSink<string> {
 
   protected async send(entries: readonly Encoded<string>[]): Promise<(EntryFailure | undefined)[]> {
     const ids = entries.map((e) => recordId(e.env));
-    const key = createHash('sha256').update(ids.join('\n')).digest('hex').slice(0, 32);
+    const body = `[${entries.map((e) => e.payload).join(',')}]`;
+    // From the ids and the content: a replayed request repeats it, two requests never share it.
+    const key = contentHash(`${ids.join('\n')}\n${body}`);
     let res: Response;
     try {
       res = await fetch(this.sinkOptions.url, {
@@ -91,7 +100,7 @@ export class HttpSink extends BatchSink<string> {
           'x-tributary-record-ids': ids.join(',').slice(0, 4096),
           ...this.sinkOptions.headers,
         },
-        body: `[${entries.map((e) => e.payload).join(',')}]`,
+        body,
         signal: AbortSignal.timeout(this.sinkOptions.timeout ?? 10_000),
       });
       await res.arrayBuffer(); // read the body so the connection is reused

@@ -165,23 +165,36 @@ export class KinesisSink extends BatchSink<PutRecordsRequestEntry> {
       }
       let batch: Encoded<PutRecordsRequestEntry>[] = [];
       let size = 0;
-      const flush = () => {
-        if (batch.length === 0) return;
-        const first = batch[0] as Encoded<PutRecordsRequestEntry>;
+      const emit = (group: Encoded<PutRecordsRequestEntry>[]) => {
+        const first = group[0] as Encoded<PutRecordsRequestEntry>;
         const data = aggregate(
-          batch.map((e) => ({ partitionKey: e.payload.PartitionKey as string, data: e.payload.Data as Buffer })),
+          group.map((e) => ({ partitionKey: e.payload.PartitionKey as string, data: e.payload.Data as Buffer })),
         );
+        const bytes = data.length + Buffer.byteLength(first.payload.PartitionKey as string);
+        if (bytes > MAX_RECORD && group.length > 1) {
+          // The estimate fell short (it should not): split rather than send an oversize record.
+          const half = Math.ceil(group.length / 2);
+          emit(group.slice(0, half));
+          emit(group.slice(half));
+          return;
+        }
         out.push({
           env: first.env,
-          members: batch.map((e) => e.env),
+          members: group.map((e) => e.env),
           payload: { Data: data, PartitionKey: first.payload.PartitionKey, ExplicitHashKey: shard.startingHashKey },
-          bytes: data.length + Buffer.byteLength(first.payload.PartitionKey as string),
+          bytes,
         });
+      };
+      const flush = () => {
+        if (batch.length > 0) emit(batch);
         batch = [];
         size = 0;
       };
       for (const e of members) {
-        const add = userRecordSize({ partitionKey: e.payload.PartitionKey as string, data: e.payload.Data as Buffer });
+        const add = userRecordSize(
+          { partitionKey: e.payload.PartitionKey as string, data: e.payload.Data as Buffer },
+          batch.length,
+        );
         if (size + add > MAX_AGGREGATE) flush();
         batch.push(e);
         size += add;

@@ -42,10 +42,10 @@ export interface UserRecord {
   data: Buffer;
 }
 
-/** Bytes a user record adds to an aggregate (its key counted as if new to the table). */
-export function userRecordSize(r: UserRecord): number {
+/** Bytes a user record adds to an aggregate holding `count` records (its key counted as new to the table). */
+export function userRecordSize(r: UserRecord, count: number): number {
   const keyIndex: number[] = [];
-  varint(1000, keyIndex);
+  varint(count, keyIndex);
   const inner = 1 + keyIndex.length + fieldSize(r.data.length);
   return fieldSize(inner) + fieldSize(Buffer.byteLength(r.partitionKey));
 }

@@ -5,9 +5,9 @@
  * `write` resolves only when the objects holding its records are written — so a batch waits at
  * most `bufferInterval` (lower it when few shards feed the sink, e.g. in Lambda).
  *
- * Objects are named `<prefix>YYYY/MM/DD/HH/<shard>-<sequence>.jsonl[.gz]` by the arrival time,
- * shard and sequence number of their first record: a replay from the checkpoint rebuilds the
- * same buffer start and overwrites the same object instead of adding one. Records that cannot
+ * Objects are named `<prefix>YYYY/MM/DD/HH/<shard>-<sequence>-<hash>.jsonl[.gz]` by the arrival
+ * time, shard and sequence number of their first record and a hash of their content: a replay
+ * from the checkpoint rebuilds the same buffer and overwrites the same object instead of adding one. Records that cannot
  * be turned into JSON go, Firehose-style, to objects under `processing-failed/` with the error.
  * Objects over 5 MiB are written by multipart upload.
  */
@@ -28,7 +28,7 @@ import {
 import type { SchedulerLike, Subscription } from 'rxjs';
 import Type, { type Static } from 'typebox';
 import { awsClientConfig, awsFields } from './aws.js';
-import { recordId, SinkError, type SinkMetrics, type SinkRetryOptions } from './BatchSink.js';
+import { contentHash, recordId, SinkError, type SinkMetrics, type SinkRetryOptions } from './BatchSink.js';
 
 const gzip = promisify(gzipCallback);
 
@@ -163,7 +163,7 @@ export class S3Sink implements Sink {
           errorCode: 'SerializationFailed',
           errorMessage: line.message,
           recordId: recordId(env),
-          rawData: Buffer.from(String(env.source.data ?? '')).toString('base64'),
+          rawData: Buffer.from(env.source.data ?? '').toString('base64'),
         });
       } else text = line;
       let b = failed ? this.failedBuffer : this.current;
@@ -180,11 +180,17 @@ export class S3Sink implements Sink {
     await Promise.all(waits);
   }
 
-  private keyOf(b: Buffer_): string {
-    const t = new Date(b.first.arrivalTime || Date.now());
+  /**
+   * `<prefix>YYYY/MM/DD/HH/<shard>-<sequence>-<content hash>.jsonl[.gz]`: the time partition and
+   * first record make it findable; the content hash makes a replay of the same buffer overwrite
+   * its object, while buffers that merely start alike (records sharing a source record, another
+   * shard's records mixed in) never overwrite each other.
+   */
+  private keyOf(b: Buffer_, text: string): string {
+    const t = new Date(b.first.arrivalTime);
     const when = `${t.getUTCFullYear()}/${pad(t.getUTCMonth() + 1)}/${pad(t.getUTCDate())}/${pad(t.getUTCHours())}`;
     const seq = `${b.first.sequenceNumber}${b.first.subSequenceNumber === undefined ? '' : `-${b.first.subSequenceNumber}`}`;
-    const name = `${b.first.shardId.replace(/[^A-Za-z0-9_.-]/g, '_')}-${seq}.jsonl${this.options.gzip ? '.gz' : ''}`;
+    const name = `${b.first.shardId.replace(/[^A-Za-z0-9_.-]/g, '_')}-${seq}-${contentHash(text, 12)}.jsonl${this.options.gzip ? '.gz' : ''}`;
     return `${b.failed ? 'processing-failed/' : (this.options.prefix ?? '')}${when}/${name}`;
   }
 
@@ -195,9 +201,17 @@ export class S3Sink implements Sink {
     } else if (this.current === b) this.current = undefined;
     if (b.timer && 'unsubscribe' in b.timer) b.timer.unsubscribe();
     else if (b.timer) clearTimeout(b.timer);
-    const key = this.keyOf(b);
     const text = `${b.lines.join('\n')}\n`;
-    const body = this.options.gzip ? await gzip(text) : Buffer.from(text);
+    const key = this.keyOf(b, text);
+    let body: Buffer;
+    try {
+      body = this.options.gzip ? await gzip(text) : Buffer.from(text);
+    } catch (err) {
+      b.settle.reject(
+        new SinkError(`${this.summary}: compressing ${key} failed: ${(err as Error).message}`, { cause: err }),
+      );
+      return;
+    }
     const r = this.options.retry ?? {};
     const attempts = r.maxAttempts ?? 8;
     for (let attempt = 0; ; attempt++) {

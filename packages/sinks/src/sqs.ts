@@ -2,14 +2,21 @@
  * `sqs`: SendMessageBatch, 10 messages and 256 KiB per call; a message over 256 KiB is
  * dead-lettered; entries the answer lists in `Failed` are sent again alone unless the queue says
  * the fault is the sender's (then dead-lettered with the code). Each message carries the record
- * id as the `tributary-record-id` attribute (and, for FIFO queues, as the deduplication id, so a
- * replay within five minutes is dropped by SQS itself). Usable as the dead-letter output.
+ * id as the `tributary-record-id` attribute (and, for FIFO queues, a hash of the id and the body as
+ * the deduplication id, so a replay within five minutes is dropped by SQS itself). Usable as the dead-letter output.
  */
 import { SendMessageBatchCommand, type SendMessageBatchRequestEntry, SQSClient } from '@aws-sdk/client-sqs';
 import { compileExpression, Expression, type RecordEnvelope, register, type SinkDefinition } from '@tributary/core';
 import Type, { type Static } from 'typebox';
 import { awsClientConfig, awsFields, batchSinkFields } from './aws.js';
-import { BatchSink, type BatchSinkOptions, type Encoded, type EntryFailure, recordId } from './BatchSink.js';
+import {
+  BatchSink,
+  type BatchSinkOptions,
+  contentHash,
+  type Encoded,
+  type EntryFailure,
+  recordId,
+} from './BatchSink.js';
 
 export const sqsSinkSchema = Type.Object(
   {
@@ -70,7 +77,7 @@ export class SqsSink extends BatchSink<SendMessageBatchRequestEntry> {
       MessageAttributes: { 'tributary-record-id': { DataType: 'String', StringValue: id } },
     };
     if (this.fifo) {
-      entry.MessageDeduplicationId = id.replace(/[^A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]/g, '_').slice(0, 128);
+      entry.MessageDeduplicationId = contentHash(`${id}\n${body}`, 64);
       entry.MessageGroupId = String(this.sinkOptions.messageGroupId?.(env.value) ?? env.partitionKey ?? 'default');
     }
     return { env, payload: entry, bytes };

@@ -71,7 +71,7 @@ describe('s3 sink (s3rver)', () => {
     const got = await objects('events');
     expect(got.size).toBeGreaterThan(3); // ~46 KB of JSON Lines in 8 KiB objects
     for (const key of got.keys())
-      expect(key).toMatch(/^clicks\/2026\/11\/21\/13\/shardId-000000000001-\d+\.jsonl\.gz$/);
+      expect(key).toMatch(/^clicks\/2026\/11\/21\/13\/shardId-000000000001-\d+-[0-9a-f]{12}\.jsonl\.gz$/);
     expect(linesOf(got.values()).sort((a, b) => a.id - b.id)).toEqual(records.map((r) => r.value));
   });
 
@@ -114,6 +114,20 @@ describe('s3 sink (s3rver)', () => {
     const got = await objects('flaky');
     expect(got.size).toBe(1);
     expect(linesOf(got.values())).toEqual(records.map((r) => r.value));
+  });
+
+  it('records sharing a source record (window results, flatMap) fill several objects without overwriting each other', async () => {
+    await client.send(new CreateBucketCommand({ Bucket: 'shared' }));
+    const sink = s3Sink({ bucket: 'shared', bufferSize: 1024, bufferInterval: 20, client });
+    const source = { partitionKey: 'k', sequenceNumber: '5000', arrivalTime: 0 };
+    const results = Array.from({ length: 60 }, (_, i) =>
+      envelope(source, 's0', { key: `user-${i}`, n: i, pad: 'z'.repeat(60) }, 0),
+    );
+    await sink.write(results);
+    await sink.close();
+    const got = await objects('shared');
+    expect(got.size).toBeGreaterThan(3);
+    expect(linesOf(got.values()).sort((a, b) => a.n - b.n)).toEqual(results.map((r) => r.value));
   });
 
   it('writes objects over 5 MiB by multipart upload', async () => {

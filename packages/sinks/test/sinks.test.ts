@@ -225,6 +225,23 @@ describe('dynamodb sink (dynalite)', () => {
     expect(items.sort((a, b) => a.n - b.n)).toEqual(records.map((r) => r.value));
   });
 
+  it('one invalid item in a call: the others are written, only it is dead-lettered', async () => {
+    const sink = dynamoDbSink({ table: 'items', endpoint: dynamo.endpoint, ...fast });
+    const values = [1, 2, 3, 4, 5].map((i) => ({ id: i === 3 ? '' : `v${i}`, n: 1000 + i })); // an empty key is invalid
+    const envs = values.map((v, i) =>
+      envelope({ partitionKey: 'k', sequenceNumber: String(i), arrivalTime: 0 }, 's', v, 0),
+    );
+    const { dead, context } = deadLetters();
+    await sink.write(envs, context);
+    await sink.close();
+    expect(dead.map((d) => [d.env.sequenceNumber, d.error.split(':')[0] + ':' + d.error.split(':')[1]])).toEqual([
+      ['2', 'dynamodb table items: ValidationException'],
+    ]);
+    const scan = await client.send(new ScanCommand({ TableName: 'items' }));
+    const ns = (scan.Items ?? []).map((i) => unmarshall(i).n).filter((n) => n > 1000);
+    expect(ns.sort()).toEqual([1001, 1002, 1004, 1005]);
+  });
+
   it('update mode adds counters and sets the other attributes', async () => {
     const sink = dynamoDbSink({
       table: 'counters',
@@ -275,6 +292,32 @@ describe('redis sink (redis-server)', () => {
     const stream = await check.xrange('xadd:all', '-', '+');
     expect(stream.map(([, fields]) => fields[1])).toEqual(values);
     check.disconnect();
+  });
+});
+
+describe('failures that say nothing about the records', () => {
+  it('a record that cannot be encoded is dead-lettered; a call refused for good fails the write instead of dead-lettering its records', async () => {
+    const sqs = await startSqs();
+    const sink = sqsSink({ queueUrl: sqs.queueUrl, endpoint: sqs.endpoint, ...fast });
+    const bigint = envelope({ partitionKey: 'k', sequenceNumber: '1', arrivalTime: 0 }, 's', { n: 1n }, 0);
+    const { dead, context } = deadLetters();
+    await sink.write([bigint, ...recordsOf(3)], context);
+    expect(dead.map((d) => d.error)).toEqual([expect.stringMatching(/^sqs queue test-queue: EncodeFailed: .*BigInt/)]);
+    expect(sqs.messages).toHaveLength(3);
+    await sink.close();
+    await sqs.close();
+    const denied = {
+      send: async () => {
+        throw Object.assign(new Error('User is not authorized to perform: kinesis:PutRecords'), {
+          name: 'AccessDeniedException',
+        });
+      },
+      destroy() {},
+    } as unknown as KinesisClient;
+    const k = kinesisSink({ stream: 'out', client: denied, ...fast });
+    const none = deadLetters();
+    await expect(k.write(recordsOf(5), none.context)).rejects.toThrow(/kinesis stream out: AccessDeniedException/);
+    expect(none.dead).toEqual([]);
   });
 });
 

@@ -568,7 +568,10 @@ export class CompiledPipeline {
       };
       writes.push(slot.sink.write(buffered, context));
     }
-    await Promise.all(writes);
+    // Every write settles before the batch fails (none keeps running beside its retry).
+    const settled = await Promise.allSettled(writes);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     // After the sinks: they may have routed records they could not write here.
     if (batch.deadLetters.length > 0) await this.deadLetterSink.write(batch.deadLetters);
     for (const fn of batch.acked) await fn();

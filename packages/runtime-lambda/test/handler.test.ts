@@ -1,0 +1,292 @@
+// The Lambda handler on events built from real kinesalite GetRecords output — plain records,
+// KPL aggregates written by the Kinesis sink, and aggregates written by AWS's own aws-kinesis-agg
+// (an independent encoder) — plus partial batch failures, the timeout margin, ticks, DynamoDB
+// Streams events and the metric lines.
+import { createRequire } from 'node:module';
+import {
+  CreateStreamCommand,
+  DescribeStreamCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  KinesisClient,
+  PutRecordsCommand,
+} from '@aws-sdk/client-kinesis';
+import { marshall } from '@aws-sdk/util-dynamodb';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { count, envelope, fileSource, MemorySink, pipeline, type RecordEnvelope, sum } from '@tributary/core';
+import { createHandler, deaggregate } from '@tributary/runtime-lambda';
+import { kinesisSink } from '@tributary/sinks';
+import type { DynamoDBStreamEvent, KinesisStreamEvent } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKinesalite } from '../../../test-support/servers.mjs';
+
+const agg = createRequire(import.meta.url)('aws-kinesis-agg') as {
+  aggregate(
+    records: { partitionKey: string; data: Buffer }[],
+    onEncoded: (encoded: { partitionKey: string; data: Buffer }, done: (err?: Error) => void) => void,
+    afterAll: () => void,
+    onError: (err: Error) => void,
+  ): void;
+};
+
+type Click = { user: string; amount: number; t: number };
+
+let kinesis: { endpoint: string; close: () => Promise<void> };
+let client: KinesisClient;
+beforeAll(async () => {
+  kinesis = await startKinesalite();
+  client = new KinesisClient({
+    endpoint: kinesis.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    requestHandler: new NodeHttpHandler(),
+  });
+});
+afterAll(async () => {
+  client?.destroy();
+  await kinesis?.close();
+});
+
+async function createStream(name: string) {
+  await client.send(new CreateStreamCommand({ StreamName: name, ShardCount: 1 }));
+  for (let i = 0; i < 50; i++) {
+    const d = await client.send(new DescribeStreamCommand({ StreamName: name }));
+    if (d.StreamDescription?.StreamStatus === 'ACTIVE') return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** What Lambda would hand the function for these GetRecords records. */
+async function eventFrom(stream: string): Promise<KinesisStreamEvent> {
+  const d = await client.send(new DescribeStreamCommand({ StreamName: stream }));
+  const shardId = d.StreamDescription?.Shards?.[0]?.ShardId as string;
+  const it0 = await client.send(
+    new GetShardIteratorCommand({ StreamName: stream, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' }),
+  );
+  const res = await client.send(new GetRecordsCommand({ ShardIterator: it0.ShardIterator, Limit: 10_000 }));
+  return {
+    Records: (res.Records ?? []).map((r) => ({
+      eventID: `${shardId}:${r.SequenceNumber}`,
+      eventName: 'aws:kinesis:record',
+      eventSource: 'aws:kinesis',
+      eventSourceARN: `arn:aws:kinesis:us-east-1:000000000000:stream/${stream}`,
+      eventVersion: '1.0',
+      invokeIdentityArn: 'arn:aws:iam::000000000000:role/test',
+      awsRegion: 'us-east-1',
+      kinesis: {
+        kinesisSchemaVersion: '1.0',
+        partitionKey: r.PartitionKey as string,
+        sequenceNumber: r.SequenceNumber as string,
+        data: Buffer.from(r.Data as Uint8Array).toString('base64'),
+        approximateArrivalTimestamp: (r.ApproximateArrivalTimestamp as Date).getTime() / 1000,
+      },
+    })),
+  };
+}
+
+function clicks(n: number, from = 0): Click[] {
+  return Array.from({ length: n }, (_, j) => {
+    const i = from + j;
+    return { user: `u${i % 7}`, amount: (i * 13) % 50, t: 1000 + i * 10 };
+  });
+}
+
+/** The oracle: per user, count and sum over the input. */
+function totals(cs: Click[]) {
+  const m: Record<string, { n: number; s: number }> = {};
+  for (const c of cs) {
+    const cur = m[c.user] ?? { n: 0, s: 0 };
+    m[c.user] = { n: cur.n + 1, s: cur.s + c.amount };
+  }
+  return m;
+}
+
+function windowPipeline(out: MemorySink<{ key: string; n: number; s: number }>, name = 'lambda-test') {
+  return pipeline(name)
+    .source(fileSource<Click>({ path: '-' }))
+    .eventTime((e) => e.t)
+    .filter((e) => e.amount >= 0)
+    .window({ key: (e) => e.user, tumbling: 1_000_000, aggregate: { n: count(), s: sum((e) => e.amount) } })
+    .sink(out)
+    .build();
+}
+
+const byUser = (vs: { key: string; n: number; s: number }[]) =>
+  Object.fromEntries(vs.map((v) => [v.key, { n: v.n, s: v.s }]));
+
+describe('lambda handler: Kinesis events', () => {
+  it('counts plain records, sink-aggregated and aws-kinesis-agg-aggregated records exactly; a tick closes the windows', async () => {
+    await createStream('mixed');
+    const all = clicks(900);
+    const [plain, ours, theirs] = [all.slice(0, 300), all.slice(300, 600), all.slice(600)];
+    await client.send(
+      new PutRecordsCommand({
+        StreamName: 'mixed',
+        Records: plain.map((c) => ({ Data: Buffer.from(JSON.stringify(c)), PartitionKey: c.user })),
+      }),
+    );
+    const sink = kinesisSink({
+      stream: 'mixed',
+      client,
+      aggregate: true,
+      partitionKey: (e) => (e.value as Click).user,
+    });
+    await sink.write(
+      ours.map((c, i) => envelope({ partitionKey: c.user, sequenceNumber: String(i), arrivalTime: 0 }, 's', c, 0)),
+    );
+    const encoded: { partitionKey: string; data: Buffer }[] = [];
+    await new Promise<void>((resolve, reject) =>
+      agg.aggregate(
+        theirs.map((c) => ({ partitionKey: c.user, data: Buffer.from(JSON.stringify(c)) })),
+        (e, done) => {
+          encoded.push(e);
+          done();
+        },
+        resolve,
+        reject,
+      ),
+    );
+    await client.send(
+      new PutRecordsCommand({
+        StreamName: 'mixed',
+        Records: encoded.map((e) => ({ Data: e.data, PartitionKey: e.partitionKey })),
+      }),
+    );
+
+    const event = await eventFrom('mixed');
+    expect(event.Records.length).toBeLessThan(320); // the aggregates arrive as a few Kinesis records
+    const out = new MemorySink<{ key: string; n: number; s: number }>();
+    const lines: string[] = [];
+    const handler = createHandler(windowPipeline(out), { log: (l) => lines.push(l) });
+    expect(await handler(event)).toEqual({ batchItemFailures: [] });
+    expect(out.values).toEqual([]); // the window is open
+    expect(await handler({ source: 'aws.events', 'detail-type': 'Scheduled Event' })).toEqual({
+      batchItemFailures: [],
+    });
+    expect(out.values).toEqual([]); // nothing has passed the window yet (its end is far ahead)
+    const compiled = await handler.ready;
+    await compiled.flush();
+    expect(byUser(out.values)).toEqual(totals(all));
+    const metric = JSON.parse(lines[0] as string);
+    expect(metric).toMatchObject({ Pipeline: 'lambda-test', Event: 'kinesis', RecordsIn: 900, FailedBatches: 0 });
+    expect(metric._aws.CloudWatchMetrics[0].Metrics.map((m: { Name: string }) => m.Name)).toContain('IteratorAge');
+  });
+
+  it('a failure that retrying can fix reports the first sequence number of the failed chunk; the redelivery adds nothing twice', async () => {
+    await createStream('flaky');
+    const all = clicks(250);
+    await client.send(
+      new PutRecordsCommand({
+        StreamName: 'flaky',
+        Records: all.map((c) => ({ Data: Buffer.from(JSON.stringify(c)), PartitionKey: c.user })),
+      }),
+    );
+    const event = await eventFrom('flaky');
+    let writes = 0;
+    const out = new MemorySink<{ key: string; n: number; s: number }>();
+    const results: RecordEnvelope[] = [];
+    const failing = {
+      async write(records: readonly RecordEnvelope[]) {
+        writes++;
+        if (writes === 3) throw new Error('sink unavailable'); // the third chunk fails once
+        results.push(...records);
+      },
+      async close() {},
+    };
+    const p = pipeline('flaky')
+      .source(fileSource<Click>({ path: '-' }))
+      .eventTime((e) => e.t)
+      .sink(failing)
+      .window({ key: (e) => e.user, tumbling: 1_000_000, aggregate: { n: count(), s: sum((e) => e.amount) } })
+      .sink(out)
+      .build();
+    const handler = createHandler(p, { chunkSize: 50, log: () => {} });
+    const first = await handler(event);
+    const third = event.Records[100]?.kinesis.sequenceNumber as string;
+    expect(first).toEqual({ batchItemFailures: [{ itemIdentifier: third }] });
+    // Lambda delivers again from the reported record (ReportBatchItemFailures).
+    const again = { Records: event.Records.slice(100) };
+    expect(await handler(again)).toEqual({ batchItemFailures: [] });
+    await (await handler.ready).flush();
+    expect(byUser(out.values)).toEqual(totals(all));
+    expect(results).toHaveLength(250); // the pass-through sink got every record once
+  });
+
+  it('starts no chunk near the timeout and reports the rest for retry', async () => {
+    const event = await eventFrom('flaky');
+    const handler = createHandler(windowPipeline(new MemorySink()), {
+      chunkSize: 100,
+      safetyMarginMs: 1000,
+      log: () => {},
+    });
+    let left = 1500;
+    const context = { awsRequestId: 'r1', getRemainingTimeInMillis: () => (left -= 400) };
+    const r = await handler(event, context);
+    // 1100 ms left before the first chunk (processed), 700 before the second: stop there.
+    expect(r).toEqual({ batchItemFailures: [{ itemIdentifier: event.Records[100]?.kinesis.sequenceNumber }] });
+  });
+
+  it('drops de-aggregated user records outside the shard hash range when it is known', async () => {
+    const records = Array.from({ length: 50 }, (_, i) => ({ partitionKey: `k${i}`, data: Buffer.from(`{"i":${i}}`) }));
+    const encoded: Buffer[] = [];
+    await new Promise<void>((resolve, reject) =>
+      agg.aggregate(
+        records,
+        (e, done) => {
+          encoded.push(e.data);
+          done();
+        },
+        resolve,
+        reject,
+      ),
+    );
+    expect(encoded).toHaveLength(1);
+    const data = encoded[0] as Buffer;
+    const half = 2n ** 127n;
+    const low = deaggregate(data, 'k0', { start: 0n, end: half - 1n });
+    const high = deaggregate(data, 'k0', { start: half, end: 2n ** 128n - 1n });
+    expect(low.length + high.length).toBe(50);
+    expect(low.length).toBeGreaterThan(5);
+    expect(high.length).toBeGreaterThan(5);
+    expect([...low, ...high].map((u) => u.subSequenceNumber).sort((a, b) => (a as number) - (b as number))).toEqual(
+      records.map((_, i) => i),
+    );
+    // A record whose checksum does not match is not an aggregate: passed on whole.
+    const corrupt = Buffer.from(data);
+    corrupt[corrupt.length - 1] = (corrupt[corrupt.length - 1] as number) ^ 0xff;
+    expect(deaggregate(corrupt, 'k0')).toEqual([{ partitionKey: 'k0', data: corrupt }]);
+  });
+});
+
+describe('lambda handler: DynamoDB Streams events', () => {
+  it('unmarshals keys and images; a failure reports the record to retry from', async () => {
+    const out = new MemorySink<unknown>();
+    const p = pipeline('ddb')
+      .source(fileSource<{ eventName: string; newImage?: { id: string; clicks: number } }>({ path: '-' }))
+      .filter((e) => e.eventName !== 'REMOVE')
+      .map((e) => ({ id: e.newImage?.id, clicks: e.newImage?.clicks }))
+      .sink(out)
+      .build();
+    const handler = createHandler(p, { log: () => {} });
+    const event: DynamoDBStreamEvent = {
+      Records: [1, 2, 3].map((i) => ({
+        eventID: `e${i}`,
+        eventName: i === 3 ? 'REMOVE' : 'INSERT',
+        eventSource: 'aws:dynamodb',
+        eventSourceARN: 'arn:aws:dynamodb:us-east-1:000000000000:table/users/stream/2026-11-21T00:00:00.000',
+        dynamodb: {
+          Keys: marshall({ id: `u${i}` }) as never,
+          NewImage: i === 3 ? undefined : (marshall({ id: `u${i}`, clicks: i * 10 }) as never),
+          SequenceNumber: String(100 + i),
+          ApproximateCreationDateTime: 1_795_000_000,
+          StreamViewType: 'NEW_AND_OLD_IMAGES',
+        },
+      })),
+    };
+    expect(await handler(event)).toEqual({ batchItemFailures: [] });
+    expect(out.values).toEqual([
+      { id: 'u1', clicks: 10 },
+      { id: 'u2', clicks: 20 },
+    ]);
+  });
+});
