@@ -10,7 +10,11 @@ export function awsClientConfig(options: { region?: string; endpoint?: string })
     region?: string;
     endpoint?: string;
     credentials?: { accessKeyId: string; secretAccessKey: string };
-  } = { requestHandler: new NodeHttpHandler(), maxAttempts: 1 }; // the sink retries itself
+  } = {
+    // Timeouts so a stalled connection fails the call (and is retried) instead of hanging the write.
+    requestHandler: new NodeHttpHandler({ connectionTimeout: 5_000, requestTimeout: 30_000 }),
+    maxAttempts: 1, // the sink retries itself
+  };
   if (options.region) config.region = options.region;
   if (options.endpoint) {
     config.endpoint = options.endpoint;

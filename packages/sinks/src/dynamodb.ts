@@ -138,11 +138,13 @@ export class DynamoDbSink extends BatchSink<Payload> {
       }
       throw err;
     }
-    const unprocessed = new Set(
-      (res.UnprocessedItems?.[this.sinkOptions.table] ?? []).map((r) => canonical(r.PutRequest?.Item)),
-    );
+    const returned = res.UnprocessedItems?.[this.sinkOptions.table] ?? [];
+    const unprocessed = new Set(returned.map((r) => canonical(r.PutRequest?.Item)));
+    const matched = entries.filter((e) => unprocessed.has(canonical(e.payload.item))).length;
+    // If an unprocessed item cannot be matched to its entry, send them all again (puts are idempotent).
+    const resendAll = matched < returned.length;
     return entries.map((e) =>
-      unprocessed.has(canonical(e.payload.item))
+      resendAll || unprocessed.has(canonical(e.payload.item))
         ? { code: 'UnprocessedItems', message: 'not processed (throughput)', transient: true }
         : undefined,
     );
