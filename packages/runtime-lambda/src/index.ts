@@ -13,3 +13,11 @@ export {
   type HandlerOptions,
   type HandlerResponse,
 } from './handler.js';
+export {
+  type CheckpointStore,
+  type EventSourceMapping,
+  type FailedBatch,
+  LambdaSimulator,
+  MemoryCheckpoints,
+  type SimulatorOptions,
+} from './simulator.js';

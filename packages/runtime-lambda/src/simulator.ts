@@ -1,0 +1,258 @@
+/**
+ * A local Kinesis event source for a Lambda handler: polls each shard of a stream (kinesalite
+ * locally, or a real stream) and invokes the handler in process with the event source mapping's
+ * semantics, so a pipeline can be tested locally, then deployed.
+ *
+ * Modelled: BatchSize, MaximumBatchingWindowInSeconds (a batch waits for more records up to the
+ * window), ReportBatchItemFailures (retry from the lowest reported sequence number),
+ * BisectBatchOnFunctionError (a failing batch is split in two and each half retried; a single
+ * record that keeps failing is isolated), MaximumRetryAttempts (then the failed records go to the
+ * on-failure destination and the shard moves on), MaximumRecordAgeInSeconds (older records go to
+ * the destination without an invocation), the on-failure destination (a function: an SQS sink,
+ * a file, ...), ParallelizationFactor (up to 10 concurrent batches per shard, records of one
+ * partition key always in the same lane, in order). Checkpoints are kept in a `CheckpointStore`
+ * (memory by default), so a simulator stopped mid-run and started again resumes where the last
+ * fully handled batch ended.
+ *
+ * Differences from the real service (documented in the README): one process polls every shard;
+ * retries happen at once (no backoff); the destination receives the records themselves rather
+ * than the metadata-only invocation record Lambda sends; tumbling windows of the event source
+ * mapping itself (`TumblingWindowInSeconds`) are not modelled — Tributary's windows replace them.
+ */
+import { createHash } from 'node:crypto';
+import {
+  DescribeStreamCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  type KinesisClient,
+  type _Record as KinesisRecord,
+} from '@aws-sdk/client-kinesis';
+import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
+import type { HandlerResponse } from './handler.js';
+
+export interface EventSourceMapping {
+  batchSize?: number;
+  maximumBatchingWindowInSeconds?: number;
+  bisectBatchOnFunctionError?: boolean;
+  reportBatchItemFailures?: boolean;
+  /** −1 (default): retry until the records expire. */
+  maximumRetryAttempts?: number;
+  /** −1 (default): never too old. */
+  maximumRecordAgeInSeconds?: number;
+  parallelizationFactor?: number;
+  startingPosition?: 'TRIM_HORIZON' | 'LATEST';
+}
+
+export interface FailedBatch {
+  shardId: string;
+  records: KinesisStreamRecord[];
+  reason: 'RetryAttemptsExhausted' | 'RecordAgeExceeded';
+  error?: string;
+}
+
+export interface CheckpointStore {
+  get(shardId: string): Promise<string | undefined>;
+  set(shardId: string, sequenceNumber: string): Promise<void>;
+}
+
+export class MemoryCheckpoints implements CheckpointStore {
+  readonly map = new Map<string, string>();
+  async get(shardId: string) {
+    return this.map.get(shardId);
+  }
+  async set(shardId: string, sequenceNumber: string) {
+    this.map.set(shardId, sequenceNumber);
+  }
+}
+
+export interface SimulatorOptions {
+  client: KinesisClient;
+  stream: string;
+  mapping?: EventSourceMapping;
+  checkpoints?: CheckpointStore;
+  /** The on-failure destination. */
+  onFailure?: (failed: FailedBatch) => Promise<void>;
+  /** Delay between polls of a shard that had nothing (ms, default 50). */
+  pollIntervalMs?: number;
+}
+
+type Invoke = (event: KinesisStreamEvent) => Promise<HandlerResponse | undefined>;
+
+const MAX = (a: string, b: string) => (a.length !== b.length ? (a.length > b.length ? a : b) : a > b ? a : b);
+
+export class LambdaSimulator {
+  private readonly mapping: Required<EventSourceMapping>;
+  private readonly checkpoints: CheckpointStore;
+  private stopped = false;
+  /** Invocations made (for tests and logs). */
+  invocations = 0;
+
+  constructor(
+    private readonly handler: Invoke,
+    private readonly options: SimulatorOptions,
+  ) {
+    const m = options.mapping ?? {};
+    this.mapping = {
+      batchSize: m.batchSize ?? 100,
+      maximumBatchingWindowInSeconds: m.maximumBatchingWindowInSeconds ?? 0,
+      bisectBatchOnFunctionError: m.bisectBatchOnFunctionError ?? false,
+      reportBatchItemFailures: m.reportBatchItemFailures ?? true,
+      maximumRetryAttempts: m.maximumRetryAttempts ?? -1,
+      maximumRecordAgeInSeconds: m.maximumRecordAgeInSeconds ?? -1,
+      parallelizationFactor: m.parallelizationFactor ?? 1,
+      startingPosition: m.startingPosition ?? 'TRIM_HORIZON',
+    };
+    if (this.mapping.batchSize < 1 || this.mapping.batchSize > 10_000) {
+      throw new Error(`Expected \`batchSize\` to be an integer from 1 to 10000, got ${this.mapping.batchSize}`);
+    }
+    if (this.mapping.parallelizationFactor < 1 || this.mapping.parallelizationFactor > 10) {
+      throw new Error(
+        `Expected \`parallelizationFactor\` to be an integer from 1 to 10, got ${this.mapping.parallelizationFactor}`,
+      );
+    }
+    this.checkpoints = options.checkpoints ?? new MemoryCheckpoints();
+  }
+
+  /** Stops after the batches in flight (a killed simulator: nothing more is checkpointed). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /**
+   * Polls every shard until each has been empty for `idlePolls` polls in a row (bounded by
+   * `maxPolls`), handling what arrives. Resolves when done or stopped.
+   */
+  async runUntilIdle({ idlePolls = 2, maxPolls = 10_000 } = {}): Promise<void> {
+    const d = await this.options.client.send(new DescribeStreamCommand({ StreamName: this.options.stream }));
+    const shards = (d.StreamDescription?.Shards ?? []).map((s) => s.ShardId as string);
+    await Promise.all(shards.map((shardId) => this.pollShard(shardId, idlePolls, maxPolls)));
+  }
+
+  private async iterator(shardId: string): Promise<string | undefined> {
+    const after = await this.checkpoints.get(shardId);
+    const res = await this.options.client.send(
+      new GetShardIteratorCommand({
+        StreamName: this.options.stream,
+        ShardId: shardId,
+        ...(after
+          ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after }
+          : { ShardIteratorType: this.mapping.startingPosition }),
+      }),
+    );
+    return res.ShardIterator;
+  }
+
+  private async pollShard(shardId: string, idlePolls: number, maxPolls: number): Promise<void> {
+    let it = await this.iterator(shardId);
+    let idle = 0;
+    const pending: KinesisRecord[] = [];
+    let windowStart = 0;
+    for (let poll = 0; poll < maxPolls && !this.stopped && it; poll++) {
+      const res = await this.options.client.send(
+        new GetRecordsCommand({ ShardIterator: it, Limit: this.mapping.batchSize - pending.length }),
+      );
+      it = res.NextShardIterator;
+      const got = res.Records ?? [];
+      if (got.length === 0 && pending.length === 0) {
+        if (++idle >= idlePolls) return;
+        await new Promise((r) => setTimeout(r, this.options.pollIntervalMs ?? 50));
+        continue;
+      }
+      idle = 0;
+      if (pending.length === 0) windowStart = Date.now();
+      pending.push(...got);
+      const windowOpen = Date.now() - windowStart < this.mapping.maximumBatchingWindowInSeconds * 1000;
+      if (pending.length < this.mapping.batchSize && windowOpen && got.length > 0) continue; // wait for more
+      const batch = pending.splice(0);
+      await this.handleBatch(
+        shardId,
+        batch.map((r) => this.toEventRecord(shardId, r)),
+      );
+      if (this.stopped) return;
+      await this.checkpoints.set(shardId, batch[batch.length - 1]?.SequenceNumber as string);
+    }
+  }
+
+  private toEventRecord(shardId: string, r: KinesisRecord): KinesisStreamRecord {
+    return {
+      eventID: `${shardId}:${r.SequenceNumber}`,
+      eventName: 'aws:kinesis:record',
+      eventSource: 'aws:kinesis',
+      eventSourceARN: `arn:aws:kinesis:us-east-1:000000000000:stream/${this.options.stream}`,
+      eventVersion: '1.0',
+      invokeIdentityArn: 'arn:aws:iam::000000000000:role/tributary-local',
+      awsRegion: 'us-east-1',
+      kinesis: {
+        kinesisSchemaVersion: '1.0',
+        partitionKey: r.PartitionKey as string,
+        sequenceNumber: r.SequenceNumber as string,
+        data: Buffer.from(r.Data as Uint8Array).toString('base64'),
+        approximateArrivalTimestamp: (r.ApproximateArrivalTimestamp?.getTime() ?? Date.now()) / 1000,
+      },
+    };
+  }
+
+  /** One polled batch of a shard, split into lanes by partition key (ParallelizationFactor). */
+  private async handleBatch(shardId: string, records: KinesisStreamRecord[]): Promise<void> {
+    const n = this.mapping.parallelizationFactor;
+    if (n === 1) return this.deliver(shardId, records);
+    const lanes: KinesisStreamRecord[][] = Array.from({ length: n }, () => []);
+    for (const r of records) {
+      const h = createHash('md5').update(r.kinesis.partitionKey).digest().readUInt32BE(0);
+      (lanes[h % n] as KinesisStreamRecord[]).push(r);
+    }
+    await Promise.all(lanes.filter((l) => l.length > 0).map((l) => this.deliver(shardId, l)));
+  }
+
+  /** Delivers records with retries, partial-failure retry, bisection and the destination. */
+  private async deliver(shardId: string, all: KinesisStreamRecord[]): Promise<void> {
+    const maxAge = this.mapping.maximumRecordAgeInSeconds;
+    let records = all;
+    if (maxAge >= 0) {
+      const cutoff = Date.now() / 1000 - maxAge;
+      const old = records.filter((r) => r.kinesis.approximateArrivalTimestamp < cutoff);
+      if (old.length > 0) {
+        await this.options.onFailure?.({ shardId, records: old, reason: 'RecordAgeExceeded' });
+        records = records.filter((r) => r.kinesis.approximateArrivalTimestamp >= cutoff);
+      }
+    }
+    await this.attempt(shardId, records, 0);
+  }
+
+  private async attempt(shardId: string, records: KinesisStreamRecord[], retries: number): Promise<void> {
+    if (records.length === 0 || this.stopped) return;
+    this.invocations++;
+    let failedFrom: number | undefined;
+    let error: string | undefined;
+    let threw = false;
+    try {
+      const res = await this.handler({ Records: records });
+      const failures = this.mapping.reportBatchItemFailures ? (res?.batchItemFailures ?? []) : [];
+      if (failures.length > 0) {
+        const lowest = failures.map((f) => f.itemIdentifier).reduce((a, b) => (MAX(a, b) === a ? b : a));
+        failedFrom = records.findIndex((r) => r.kinesis.sequenceNumber === lowest);
+        if (failedFrom < 0) failedFrom = 0; // an unknown identifier fails the whole batch
+        error = 'batch item failure';
+      }
+    } catch (err) {
+      if (this.stopped) return;
+      threw = true;
+      failedFrom = 0;
+      error = (err as Error).message;
+    }
+    if (failedFrom === undefined || this.stopped) return;
+    const rest = records.slice(failedFrom);
+    if (threw && this.mapping.bisectBatchOnFunctionError && rest.length > 1) {
+      const half = Math.ceil(rest.length / 2);
+      await this.attempt(shardId, rest.slice(0, half), retries);
+      await this.attempt(shardId, rest.slice(half), retries);
+      return;
+    }
+    const max = this.mapping.maximumRetryAttempts;
+    if (max >= 0 && retries >= max) {
+      await this.options.onFailure?.({ shardId, records: rest, reason: 'RetryAttemptsExhausted', error });
+      return;
+    }
+    await this.attempt(shardId, rest, retries + 1);
+  }
+}
