@@ -7,6 +7,8 @@
  *   tributary schema                            print the pipeline JSON Schema
  *   tributary docs                              print the step/source/sink reference (Markdown)
  *   tributary state init <pipeline.yaml>        create the tables the window state needs
+ *   tributary lambda-local <pipeline.yaml> --stream <name> [--endpoint <url>]
+ *                                               run the Lambda handler on a Kinesis stream locally
  */
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,6 +26,7 @@ import {
 // Registers the state stores (dynamodb, redis) and the sinks (dynamodb, kinesis, redis, s3, sqs, http) for YAML pipelines.
 import '@tributary/sinks';
 import '@tributary/state';
+import { lambdaLocal } from './lambdaLocal.js';
 import { withOverrides } from './overrides.js';
 import { referenceMarkdown } from './reference.js';
 import { initState } from './stateInit.js';
@@ -36,6 +39,8 @@ const USAGE = `Usage:
   tributary schema
   tributary docs
   tributary state init <pipeline.yaml>
+  tributary lambda-local <pipeline.yaml> --stream <name> [--endpoint <url>] [--batch-size <n>]
+                [--bisect] [--max-retries <n>] [--parallelization <n>]
 
 run options:
   --input <file>        read this JSON Lines file instead of the source's path (- = stdin)
@@ -83,6 +88,11 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
         'batch-size': { type: 'string' },
         'fail-on-dead-letter': { type: 'boolean' },
         quiet: { type: 'boolean' },
+        stream: { type: 'string' },
+        endpoint: { type: 'string' },
+        bisect: { type: 'boolean' },
+        'max-retries': { type: 'string' },
+        parallelization: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -115,6 +125,32 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
         return EXIT.ok;
       } catch (err) {
         io.err.write(`${file}: state init failed: ${describeError(err)}\n`);
+        return EXIT.failed;
+      }
+    }
+    case 'lambda-local': {
+      const file = positionals[0];
+      const stream = values.stream as string | undefined;
+      if (file === undefined || positionals.length > 1 || stream === undefined) {
+        io.err.write(`lambda-local needs a pipeline file and --stream <name>\n\n${USAGE}\n`);
+        return EXIT.usage;
+      }
+      const loaded = await load(file, io);
+      if (!loaded) return EXIT.invalid;
+      try {
+        const summary = await lambdaLocal(loaded, {
+          stream,
+          endpoint: values.endpoint as string | undefined,
+          batchSize: values['batch-size'] === undefined ? undefined : Number(values['batch-size']),
+          bisect: values.bisect === true,
+          maxRetries: values['max-retries'] === undefined ? undefined : Number(values['max-retries']),
+          parallelization: values.parallelization === undefined ? undefined : Number(values.parallelization),
+          log: (line) => io.err.write(`${line}\n`),
+        });
+        io.err.write(`${summary}\n`);
+        return EXIT.ok;
+      } catch (err) {
+        io.err.write(`${file}: lambda-local failed: ${describeError(err)}\n`);
         return EXIT.failed;
       }
     }

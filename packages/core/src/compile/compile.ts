@@ -372,6 +372,11 @@ export class CompiledPipeline {
     return out;
   }
 
+  /** The dead-letter output (runtimes send records a whole invocation could not handle here). */
+  get deadLetterOutput(): Sink {
+    return this.deadLetterSink;
+  }
+
   /** The sinks of the graph, by node name. */
   get sinks(): ReadonlyMap<string, Sink> {
     return new Map(this.sinkSlots.map((s) => [s.node.name, s.sink]));
