@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const all = ['stateless', 'windows', 'state', 'sinks'];
+const all = ['stateless', 'windows', 'state', 'sinks', 'lambda'];
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const quick = process.argv.includes('--quick');
 const names = wanted.length ? wanted : all;

@@ -80,8 +80,13 @@ function kinesisChunks(records: KinesisStreamRecord[], options: HandlerOptions, 
   const chunks: Chunk[] = [];
   let current: { shardId: string; records: SourceRecord[]; firstItem: string; count: number } | undefined;
   for (const r of records) {
-    const shardId = r.eventID.slice(0, r.eventID.indexOf(':')) || 'shardId-unknown';
     const k = r.kinesis;
+    // Records of one invocation nearly always share a shard: compare the prefix before slicing it.
+    const id = r.eventID;
+    const shardId =
+      current !== undefined && id.startsWith(current.shardId) && id.charCodeAt(current.shardId.length) === 58
+        ? current.shardId
+        : id.slice(0, id.indexOf(':')) || 'shardId-unknown';
     if (!current || current.shardId !== shardId || current.count >= chunkSize) {
       if (current)
         chunks.push({ batch: { shardId: current.shardId, records: current.records }, firstItem: current.firstItem });
@@ -89,7 +94,12 @@ function kinesisChunks(records: KinesisStreamRecord[], options: HandlerOptions, 
     }
     current.count++;
     const arrivalTime = Math.round(k.approximateArrivalTimestamp * 1000);
-    for (const u of deaggregate(Buffer.from(k.data, 'base64'), k.partitionKey, options.hashRange?.(shardId))) {
+    const data = Buffer.from(k.data, 'base64');
+    if (!isAggregate(data)) {
+      current.records.push({ data, partitionKey: k.partitionKey, sequenceNumber: k.sequenceNumber, arrivalTime });
+      continue;
+    }
+    for (const u of deaggregate(data, k.partitionKey, options.hashRange?.(shardId))) {
       const src: SourceRecord = {
         data: u.data,
         partitionKey: u.partitionKey,
@@ -103,6 +113,11 @@ function kinesisChunks(records: KinesisStreamRecord[], options: HandlerOptions, 
   if (current)
     chunks.push({ batch: { shardId: current.shardId, records: current.records }, firstItem: current.firstItem });
   return chunks;
+}
+
+/** Whether data starts with the KPL magic bytes (checked without slicing: this runs per record). */
+function isAggregate(data: Buffer): boolean {
+  return data.length > 20 && data[0] === 0xf3 && data[1] === 0x89 && data[2] === 0x9a && data[3] === 0xc2;
 }
 
 /** DynamoDB Streams event records → source batches (the stream ARN stands for the shard). */
