@@ -21,3 +21,4 @@ export {
   MemoryCheckpoints,
   type SimulatorOptions,
 } from './simulator.js';
+export { type SynthOptions, type SynthResult, synth, template } from './synth.js';

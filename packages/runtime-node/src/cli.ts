@@ -7,7 +7,10 @@
  *   tributary schema                            print the pipeline JSON Schema
  *   tributary docs                              print the step/source/sink reference (Markdown)
  *   tributary state init <pipeline.yaml>        create the tables the window state needs
- *   tributary lambda-local <pipeline.yaml> --stream <name> [--endpoint <url>]
+ *   tributary synth <pipeline.yaml> --runtime lambda [--out <dir>]
+ *                                               bundle and CloudFormation template for Lambda
+ *   tributary synth <pipeline.yaml> --runtime lambda [--out <dir>] [--bundle-sdk]
+  tributary lambda-local <pipeline.yaml> --stream <name> [--endpoint <url>]
  *                                               run the Lambda handler on a Kinesis stream locally
  */
 import { isAbsolute, resolve } from 'node:path';
@@ -39,6 +42,7 @@ const USAGE = `Usage:
   tributary schema
   tributary docs
   tributary state init <pipeline.yaml>
+  tributary synth <pipeline.yaml> --runtime lambda [--out <dir>] [--bundle-sdk]
   tributary lambda-local <pipeline.yaml> --stream <name> [--endpoint <url>] [--batch-size <n>]
                 [--bisect] [--max-retries <n>] [--parallelization <n>]
 
@@ -93,6 +97,9 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
         bisect: { type: 'boolean' },
         'max-retries': { type: 'string' },
         parallelization: { type: 'string' },
+        runtime: { type: 'string' },
+        out: { type: 'string' },
+        'bundle-sdk': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -125,6 +132,27 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
         return EXIT.ok;
       } catch (err) {
         io.err.write(`${file}: state init failed: ${describeError(err)}\n`);
+        return EXIT.failed;
+      }
+    }
+    case 'synth': {
+      const file = positionals[0];
+      if (file === undefined || positionals.length > 1 || values.runtime !== 'lambda') {
+        io.err.write(`synth needs a pipeline file and --runtime lambda\n\n${USAGE}\n`);
+        return EXIT.usage;
+      }
+      const loaded = await load(file, io);
+      if (!loaded) return EXIT.invalid;
+      try {
+        const { synth } = await import('@tributary/runtime-lambda');
+        const r = await synth(loaded, {
+          outDir: resolve(process.cwd(), (values.out as string | undefined) ?? 'dist-lambda'),
+          bundleSdk: values['bundle-sdk'] === true,
+        });
+        io.out.write(`${r.bundle} (${r.bundleBytes} bytes, ${r.bundleGzipBytes} gzipped)\n${r.template}\n`);
+        return EXIT.ok;
+      } catch (err) {
+        io.err.write(`${file}: synth failed: ${describeError(err)}\n`);
         return EXIT.failed;
       }
     }

@@ -1,0 +1,269 @@
+/**
+ * `tributary synth pipeline.yaml --runtime lambda --out dir`: a deployable function for a pipeline
+ * — an esbuild bundle (ESM, target node22, minified; the pipeline and the modules its `fn:` refs
+ * name are bundled in) and a CloudFormation template:
+ *
+ * - the Kinesis stream (or an existing one: parameter `StreamArn`),
+ * - the function (code from parameters `CodeBucket`/`CodeKey`), its role and log group,
+ * - the event source mapping: ReportBatchItemFailures, BisectBatchOnFunctionError, retries,
+ *   maximum record age, on-failure destination (an SQS queue),
+ * - the DynamoDB state table with TTL when a window keeps state in `dynamodb`,
+ * - a schedule rule invoking the function every minute (ticks close idle windows),
+ * - a role whose data statements name the stream, table and queue ARNs (never `"Resource": "*"`
+ *   for a data action; only the CloudWatch Logs statements use the function's log group ARN).
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import type { Pipeline, PipelineSpec, StepSpec, StoreSpec } from '@tributary/core';
+import { build } from 'esbuild';
+
+export interface SynthOptions {
+  outDir: string;
+  /** Bundle the AWS SDK too (default false: the Node 22 Lambda runtime provides SDK v3). */
+  bundleSdk?: boolean;
+  batchSize?: number;
+  maximumRetryAttempts?: number;
+  maximumRecordAgeInSeconds?: number;
+  parallelizationFactor?: number;
+}
+
+export interface SynthResult {
+  bundle: string;
+  template: string;
+  bundleBytes: number;
+  bundleGzipBytes: number;
+  templateBody: Record<string, unknown>;
+}
+
+/** Every window state store in a pipeline's steps (branch routes included). */
+function stores(steps: readonly StepSpec[]): StoreSpec[] {
+  const out: StoreSpec[] = [];
+  for (const step of steps) {
+    if ('window' in step && step.window.state && step.window.state !== 'memory')
+      out.push(step.window.state as StoreSpec);
+    if ('branch' in step) for (const r of step.branch.routes) out.push(...stores(r.steps));
+  }
+  return out;
+}
+
+/** The handler module esbuild bundles: the spec inline, `fn:` modules imported statically. */
+function entrySource(pipeline: Pipeline): string {
+  const modules = new Map<string, string>();
+  const bindings: string[] = [];
+  for (const ref of pipeline.bindings.keys()) {
+    const hash = ref.lastIndexOf('#');
+    const file = resolve(pipeline.baseDir, ref.slice(0, hash));
+    let alias = modules.get(file);
+    if (!alias) {
+      alias = `m${modules.size}`;
+      modules.set(file, alias);
+    }
+    bindings.push(`[${JSON.stringify(ref)}, ${alias}[${JSON.stringify(ref.slice(hash + 1))}]]`);
+  }
+  const imports = [...modules].map(([file, alias]) => `import * as ${alias} from ${JSON.stringify(file)};`);
+  return [
+    `import { createHandler } from '@tributary/runtime-lambda';`,
+    ...imports,
+    `const spec = ${JSON.stringify(pipeline.spec)};`,
+    `const bindings = new Map([${bindings.join(', ')}]);`,
+    `export const handler = createHandler({ spec, bindings, baseDir: '.', file: ${JSON.stringify(pipeline.file ?? 'pipeline')} });`,
+    '',
+  ].join('\n');
+}
+
+/** The CloudFormation template for a pipeline's function. */
+export function template(spec: PipelineSpec, options: Omit<SynthOptions, 'outDir'> = {}): Record<string, unknown> {
+  const dynamoTables = stores(spec.steps)
+    .filter((s): s is { dynamodb: { table: string } } => 'dynamodb' in s)
+    .map((s) => s.dynamodb.table);
+  const tables = [...new Set(dynamoTables)];
+  const streamArn = { 'Fn::If': ['CreateStream', { 'Fn::GetAtt': ['Stream', 'Arn'] }, { Ref: 'StreamArn' }] };
+  const tableArn = (t: string) => ({
+    'Fn::Sub': `arn:\${AWS::Partition}:dynamodb:\${AWS::Region}:\${AWS::AccountId}:table/${t}`,
+  });
+  const statements: Record<string, unknown>[] = [
+    {
+      Effect: 'Allow',
+      Action: [
+        'kinesis:GetRecords',
+        'kinesis:GetShardIterator',
+        'kinesis:DescribeStream',
+        'kinesis:DescribeStreamSummary',
+        'kinesis:ListShards',
+        'kinesis:ListStreams',
+      ],
+      Resource: [streamArn],
+    },
+    { Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [{ 'Fn::GetAtt': ['FailureQueue', 'Arn'] }] },
+    {
+      Effect: 'Allow',
+      Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      Resource: [{ 'Fn::GetAtt': ['LogGroup', 'Arn'] }],
+    },
+  ];
+  if (tables.length > 0) {
+    statements.push({
+      Effect: 'Allow',
+      Action: [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:BatchGetItem',
+        'dynamodb:Query',
+      ],
+      Resource: tables.map(tableArn),
+    });
+  }
+  const resources: Record<string, unknown> = {
+    Stream: {
+      Type: 'AWS::Kinesis::Stream',
+      Condition: 'CreateStream',
+      Properties: { StreamModeDetails: { StreamMode: 'ON_DEMAND' } },
+    },
+    FailureQueue: { Type: 'AWS::SQS::Queue', Properties: { MessageRetentionPeriod: 1_209_600 } },
+    LogGroup: {
+      Type: 'AWS::Logs::LogGroup',
+      Properties: { LogGroupName: { 'Fn::Sub': `/aws/lambda/\${AWS::StackName}-${spec.name}` }, RetentionInDays: 30 },
+    },
+    Role: {
+      Type: 'AWS::IAM::Role',
+      Properties: {
+        AssumeRolePolicyDocument: {
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+        },
+        Policies: [{ PolicyName: 'pipeline', PolicyDocument: { Version: '2012-10-17', Statement: statements } }],
+      },
+    },
+    Function: {
+      Type: 'AWS::Lambda::Function',
+      DependsOn: ['LogGroup'],
+      Properties: {
+        FunctionName: { 'Fn::Sub': `\${AWS::StackName}-${spec.name}` },
+        Runtime: 'nodejs22.x',
+        Handler: 'index.handler',
+        Architectures: ['arm64'],
+        MemorySize: 1024,
+        Timeout: 60,
+        Role: { 'Fn::GetAtt': ['Role', 'Arn'] },
+        Code: { S3Bucket: { Ref: 'CodeBucket' }, S3Key: { Ref: 'CodeKey' } },
+        Environment: { Variables: { NODE_OPTIONS: '--enable-source-maps' } },
+      },
+    },
+    EventSourceMapping: {
+      Type: 'AWS::Lambda::EventSourceMapping',
+      Properties: {
+        EventSourceArn: streamArn,
+        FunctionName: { Ref: 'Function' },
+        StartingPosition: 'TRIM_HORIZON',
+        BatchSize: options.batchSize ?? 500,
+        MaximumBatchingWindowInSeconds: 1,
+        BisectBatchOnFunctionError: true,
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        MaximumRetryAttempts: options.maximumRetryAttempts ?? 10,
+        MaximumRecordAgeInSeconds: options.maximumRecordAgeInSeconds ?? 86_400,
+        ParallelizationFactor: options.parallelizationFactor ?? 1,
+        DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': ['FailureQueue', 'Arn'] } } },
+      },
+    },
+    TickRule: {
+      Type: 'AWS::Events::Rule',
+      Properties: {
+        ScheduleExpression: 'rate(1 minute)',
+        State: 'ENABLED',
+        Targets: [{ Arn: { 'Fn::GetAtt': ['Function', 'Arn'] }, Id: 'tick', Input: '{"tributary":"tick"}' }],
+      },
+    },
+    TickPermission: {
+      Type: 'AWS::Lambda::Permission',
+      Properties: {
+        Action: 'lambda:InvokeFunction',
+        FunctionName: { Ref: 'Function' },
+        Principal: 'events.amazonaws.com',
+        SourceArn: { 'Fn::GetAtt': ['TickRule', 'Arn'] },
+      },
+    },
+  };
+  tables.forEach((t, i) => {
+    resources[`StateTable${i}`] = {
+      Type: 'AWS::DynamoDB::Table',
+      Properties: {
+        TableName: t,
+        BillingMode: 'PAY_PER_REQUEST',
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'S' },
+        ],
+        TimeToLiveSpecification: { AttributeName: 'ttl', Enabled: true },
+      },
+    };
+  });
+  return {
+    AWSTemplateFormatVersion: '2010-09-09',
+    Description: `Tributary pipeline ${spec.name} on AWS Lambda`,
+    Parameters: {
+      StreamArn: { Type: 'String', Default: '', Description: 'an existing Kinesis stream ARN (empty: create one)' },
+      CodeBucket: { Type: 'String', Description: 'S3 bucket holding the bundle (zip of index.mjs)' },
+      CodeKey: { Type: 'String', Description: 'S3 key of the bundle zip' },
+    },
+    Conditions: { CreateStream: { 'Fn::Equals': [{ Ref: 'StreamArn' }, ''] } },
+    Resources: resources,
+    Outputs: {
+      FunctionArn: { Value: { 'Fn::GetAtt': ['Function', 'Arn'] } },
+      FailureQueueUrl: { Value: { Ref: 'FailureQueue' } },
+    },
+  };
+}
+
+/** Writes `index.mjs` (the bundle) and `template.json` into `outDir`. */
+export async function synth(pipeline: Pipeline, options: SynthOptions): Promise<SynthResult> {
+  await mkdir(options.outDir, { recursive: true });
+  const bundle = join(options.outDir, 'index.mjs');
+  const result = await build({
+    stdin: {
+      contents: entrySource(pipeline),
+      resolveDir: dirname(resolve(pipeline.file ?? join(pipeline.baseDir, 'x'))),
+      loader: 'js',
+    },
+    bundle: true,
+    platform: 'node',
+    target: 'node22',
+    format: 'esm',
+    minify: true,
+    sourcemap: 'linked',
+    outfile: bundle,
+    conditions: ['node', 'import'],
+    // The pipeline's folder need not have Tributary installed: bundle this very package.
+    alias: { '@tributary/runtime-lambda': createRequire(import.meta.url).resolve('@tributary/runtime-lambda') },
+    nodePaths: [
+      join(dirname(createRequire(import.meta.url).resolve('@tributary/runtime-lambda')), '..', 'node_modules'),
+    ],
+    external: options.bundleSdk ? [] : ['@aws-sdk/*', '@smithy/*'],
+    // ESM bundles of CommonJS code need a require().
+    banner: {
+      js: "import { createRequire as __tributaryRequire } from 'node:module'; const require = __tributaryRequire(import.meta.url);",
+    },
+    logLevel: 'silent',
+    metafile: true,
+  });
+  const code =
+    result.metafile.outputs[Object.keys(result.metafile.outputs).find((k) => k.endsWith('index.mjs')) as string];
+  const { readFile } = await import('node:fs/promises');
+  const bytes = await readFile(bundle);
+  const templateBody = template(pipeline.spec, options);
+  const templatePath = join(options.outDir, 'template.json');
+  await writeFile(templatePath, `${JSON.stringify(templateBody, null, 2)}\n`);
+  return {
+    bundle,
+    template: templatePath,
+    bundleBytes: code?.bytes ?? bytes.length,
+    bundleGzipBytes: gzipSync(bytes).length,
+    templateBody,
+  };
+}

@@ -1,0 +1,158 @@
+// tributary synth for Lambda: the bundle runs (imported and invoked here), and the template is
+// checked offline against the CloudFormation resource specification (@aws-cdk/cfnspec), not by eye.
+
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { loadPipelineFile } from '@tributary/core';
+import { synth, template } from '@tributary/runtime-lambda';
+import { describe, expect, it } from 'vitest';
+
+type Prop = {
+  Required?: boolean;
+  Type?: string;
+  ItemType?: string;
+  PrimitiveType?: string;
+  PrimitiveItemType?: string;
+};
+type Spec = {
+  ResourceTypes: Record<string, { Properties: Record<string, Prop> }>;
+  PropertyTypes: Record<string, { Properties?: Record<string, Prop> }>;
+};
+const spec = (createRequire(import.meta.url)('@aws-cdk/cfnspec') as { specification(): Spec }).specification();
+
+const isIntrinsic = (v: unknown) =>
+  v !== null &&
+  typeof v === 'object' &&
+  !Array.isArray(v) &&
+  Object.keys(v).length === 1 &&
+  /^(Ref|Fn::)/.test(Object.keys(v)[0] as string);
+
+/** Problems of one value against a property definition of resource type `type`. */
+function check(type: string, path: string, def: Prop, value: unknown, problems: string[]): void {
+  if (isIntrinsic(value)) return;
+  const nested = (name: string) => spec.PropertyTypes[`${type}.${name}`] ?? spec.PropertyTypes[name];
+  if (def.Type === 'List' || def.Type === 'Map') {
+    const items = def.Type === 'List' ? value : Object.values(value as object);
+    if (def.Type === 'List' && !Array.isArray(value)) problems.push(`${path}: expected a list`);
+    if (def.ItemType && Array.isArray(items))
+      items.forEach((v, i) => checkObject(type, `${path}[${i}]`, nested(def.ItemType as string), v, problems));
+    return;
+  }
+  if (def.Type) {
+    checkObject(type, path, nested(def.Type), value, problems);
+    return;
+  }
+  if (def.PrimitiveType === 'Json') return;
+  if (def.PrimitiveType && typeof value === 'object') problems.push(`${path}: expected a ${def.PrimitiveType}`);
+}
+
+function checkObject(
+  type: string,
+  path: string,
+  pt: { Properties?: Record<string, Prop> } | undefined,
+  value: unknown,
+  problems: string[],
+) {
+  if (!pt?.Properties) return;
+  const props = pt.Properties;
+  for (const [k, v] of Object.entries(value as object)) {
+    const def = props[k];
+    if (!def) problems.push(`${path}.${k}: not a property of ${type}`);
+    else check(type, `${path}.${k}`, def, v, problems);
+  }
+  for (const [k, def] of Object.entries(props))
+    if (def.Required && !(k in (value as object))) problems.push(`${path}.${k}: required`);
+}
+
+function validate(t: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  for (const [name, r] of Object.entries(t.Resources as Record<string, { Type: string; Properties?: object }>)) {
+    const rt = spec.ResourceTypes[r.Type];
+    if (!rt) {
+      problems.push(`${name}: unknown resource type ${r.Type}`);
+      continue;
+    }
+    checkObject(r.Type, name, rt, r.Properties ?? {}, problems);
+  }
+  return problems;
+}
+
+const dataAction = (a: string) => !/^logs:/.test(a);
+
+describe('tributary synth (lambda)', () => {
+  it('the template is valid against the CloudFormation specification, and names its resources in the policy', async () => {
+    const p = await loadPipelineFile(
+      join(import.meta.dirname, '..', '..', '..', 'examples', 'clicks-per-user', 'pipeline.yaml'),
+    );
+    const withState = structuredClone(p.spec);
+    const win = withState.steps.find((s) => 'window' in s) as { window: Record<string, unknown> };
+    win.window.state = { dynamodb: { table: 'clicks-state' } };
+    const t = template(withState);
+    expect(validate(t)).toEqual([]);
+    const resources = t.Resources as Record<string, { Type: string; Properties: Record<string, unknown> }>;
+    expect(resources.StateTable0?.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'ttl', Enabled: true });
+    expect(resources.EventSourceMapping?.Properties).toMatchObject({
+      BisectBatchOnFunctionError: true,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': ['FailureQueue', 'Arn'] } } },
+    });
+    const statements =
+      (
+        (resources.Role as { Properties: Record<string, unknown> }).Properties.Policies as {
+          PolicyDocument: { Statement: { Action: string[]; Resource: unknown }[] };
+        }[]
+      )[0]?.PolicyDocument.Statement ?? [];
+    for (const s of statements) {
+      if (s.Action.some(dataAction)) expect(JSON.stringify(s.Resource)).not.toContain('"*"');
+    }
+    expect(JSON.stringify(statements)).toContain('table/clicks-state');
+    // The validator itself catches mistakes: a misspelt property and a missing required one.
+    const broken = structuredClone(t) as typeof t;
+    const bm = (broken.Resources as Record<string, { Properties: Record<string, unknown> }>).EventSourceMapping as {
+      Properties: Record<string, unknown>;
+    };
+    bm.Properties.BisectBatchOnFunctionErrors = true;
+    delete (broken.Resources as Record<string, { Properties: Record<string, unknown> }>).Function?.Properties.Role;
+    expect(validate(broken).sort()).toEqual([
+      'EventSourceMapping.BisectBatchOnFunctionErrors: not a property of AWS::Lambda::EventSourceMapping',
+      'Function.Role: required',
+    ]);
+  });
+
+  it('bundles a pipeline with its fn modules into one file that runs as a Lambda handler', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'trib-synth-'));
+    await writeFile(join(dir, 'fns.mjs'), 'export const big = (e) => e.amount >= 10;\n');
+    const out = join(dir, 'out.jsonl');
+    await writeFile(
+      join(dir, 'pipeline.yaml'),
+      `version: 1\nname: synth-test\nsource: { file: { path: in.jsonl } }\nsteps:\n  - filter: { fn: ./fns.mjs#big }\n  - sink: { file: { path: ${out} } }\n`,
+    );
+    const p = await loadPipelineFile(join(dir, 'pipeline.yaml'));
+    const r = await synth(p, { outDir: join(dir, 'dist'), bundleSdk: true });
+    expect(r.bundleGzipBytes).toBeGreaterThan(1000);
+    const mod = (await import(pathToFileURL(r.bundle).href)) as { handler: (e: unknown) => Promise<unknown> };
+    const values = [5, 12, 30, 9].map((amount, i) => ({ amount, i }));
+    const event = {
+      Records: values.map((v, i) => ({
+        eventID: `shardId-000000000000:${i + 1}`,
+        eventSource: 'aws:kinesis',
+        kinesis: {
+          partitionKey: 'k',
+          sequenceNumber: String(i + 1),
+          data: Buffer.from(JSON.stringify(v)).toString('base64'),
+          approximateArrivalTimestamp: 1,
+        },
+      })),
+    };
+    expect(await mod.handler(event)).toEqual({ batchItemFailures: [] });
+    const lines = (await readFile(out, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toEqual(values.filter((v) => v.amount >= 10));
+    expect(JSON.parse(await readFile(r.template, 'utf8'))).toEqual(r.templateBody);
+  });
+});
