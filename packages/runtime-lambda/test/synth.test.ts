@@ -37,8 +37,10 @@ function check(type: string, path: string, def: Prop, value: unknown, problems: 
   if (def.Type === 'List' || def.Type === 'Map') {
     const items = def.Type === 'List' ? value : Object.values(value as object);
     if (def.Type === 'List' && !Array.isArray(value)) problems.push(`${path}: expected a list`);
-    if (def.ItemType && Array.isArray(items))
-      items.forEach((v, i) => checkObject(type, `${path}[${i}]`, nested(def.ItemType as string), v, problems));
+    if (def.ItemType && Array.isArray(items)) {
+      for (const [i, v] of items.entries())
+        checkObject(type, `${path}[${i}]`, nested(def.ItemType as string), v, problems);
+    }
     return;
   }
   if (def.Type) {
