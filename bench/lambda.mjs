@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { count, fileSource, parsePipelineYaml, pipeline, sum } from '@tributary/core';
-import { createHandler, synth } from '@tributary/runtime-lambda';
+import { createHandler } from '@tributary/runtime-lambda';
+import { synth } from '@tributary/runtime-lambda/synth';
 import { build } from 'esbuild';
 import { compare, fmt, median, random, table } from './lib.mjs';
 
@@ -40,7 +41,7 @@ steps:
   - filter: event.type == "click"
   - map: { user: event.user, amount: event.amount, ts: event.ts }
   - window: { key: event.user, tumbling: 1m, aggregate: { n: count(), total: sum(event.amount) } }
-  - sink: { stdout: {} }
+  - sink: { kinesis: { stream: out, partitionKey: event.key } }
 `;
   writeFileSync(join(dir, 'pipeline.yaml'), yaml);
   const parsed = parsePipelineYaml(yaml, join(dir, 'pipeline.yaml'));

@@ -21,4 +21,3 @@ export {
   MemoryCheckpoints,
   type SimulatorOptions,
 } from './simulator.js';
-export { type SynthOptions, type SynthResult, synth, template } from './synth.js';

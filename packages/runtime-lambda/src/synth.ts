@@ -48,6 +48,39 @@ function stores(steps: readonly StepSpec[]): StoreSpec[] {
   return out;
 }
 
+const SINK_MODULES: Record<string, string> = {
+  dynamodb: '@tributary/sinks/dynamodb',
+  kinesis: '@tributary/sinks/kinesis',
+  redis: '@tributary/sinks/redis',
+  sqs: '@tributary/sinks/sqs',
+  http: '@tributary/sinks/http',
+  s3: '@tributary/sinks/s3',
+};
+const STORE_MODULES: Record<string, string> = {
+  dynamodb: '@tributary/state/dynamodb',
+  redis: '@tributary/state/redis',
+};
+const LOOKUP_MODULES: Record<string, string> = { dynamodb: '@tributary/state/dynamoDbLookup' };
+
+/** The modules registering the sinks, stores and lookups a spec uses (core's own need none). */
+function componentImports(spec: PipelineSpec): string[] {
+  const out = new Set<string>();
+  const visit = (node: unknown, parent: string | undefined) => {
+    if (Array.isArray(node)) for (const n of node) visit(n, parent);
+    else if (node !== null && typeof node === 'object') {
+      for (const [k, v] of Object.entries(node)) {
+        if (parent === 'sink' || parent === 'deadLetter') if (SINK_MODULES[k]) out.add(SINK_MODULES[k] as string);
+        if (parent === 'state' && STORE_MODULES[k]) out.add(STORE_MODULES[k] as string);
+        if (parent === 'lookup' && LOOKUP_MODULES[k]) out.add(LOOKUP_MODULES[k] as string);
+        visit(v, k);
+      }
+    }
+  };
+  visit(spec.steps, undefined);
+  if (spec.deadLetter) visit({ deadLetter: spec.deadLetter }, undefined);
+  return [...out];
+}
+
 /** The handler module esbuild bundles: the spec inline, `fn:` modules imported statically. */
 function entrySource(pipeline: Pipeline): string {
   const modules = new Map<string, string>();
@@ -63,12 +96,16 @@ function entrySource(pipeline: Pipeline): string {
     bindings.push(`[${JSON.stringify(ref)}, ${alias}[${JSON.stringify(ref.slice(hash + 1))}]]`);
   }
   const imports = [...modules].map(([file, alias]) => `import * as ${alias} from ${JSON.stringify(file)};`);
+  // Only the stores, lookups and sinks the pipeline names are bundled (each registers itself).
+  const kinds = componentImports(pipeline.spec);
   return [
-    `import { createHandler } from '@tributary/runtime-lambda';`,
+    `import { createHandler } from '@tributary/runtime-lambda/handler';`,
+    ...kinds.map((k) => `import ${JSON.stringify(k)};`),
     ...imports,
     `const spec = ${JSON.stringify(pipeline.spec)};`,
     `const bindings = new Map([${bindings.join(', ')}]);`,
-    `export const handler = createHandler({ spec, bindings, baseDir: '.', file: ${JSON.stringify(pipeline.file ?? 'pipeline')} });`,
+    // Validated when it was synthesised: the container skips the schema check at cold start.
+    `export const handler = createHandler({ spec, bindings, baseDir: '.', file: ${JSON.stringify(pipeline.file ?? 'pipeline')} }, { validated: true });`,
     '',
   ].join('\n');
 }
@@ -240,7 +277,11 @@ export async function synth(pipeline: Pipeline, options: SynthOptions): Promise<
     outfile: bundle,
     conditions: ['node', 'import'],
     // The pipeline's folder need not have Tributary installed: bundle this very package.
-    alias: { '@tributary/runtime-lambda': createRequire(import.meta.url).resolve('@tributary/runtime-lambda') },
+    alias: {
+      '@tributary/runtime-lambda/handler': createRequire(import.meta.url).resolve('@tributary/runtime-lambda/handler'),
+      // rxjs's `node` condition is CommonJS, which cannot be tree-shaken: take its ES modules.
+      rxjs: join(dirname(createRequire(import.meta.url).resolve('rxjs')), '..', 'esm5', 'index.js'),
+    },
     nodePaths: [
       join(dirname(createRequire(import.meta.url).resolve('@tributary/runtime-lambda')), '..', 'node_modules'),
     ],

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { loadPipelineFile } from '@tributary/core';
-import { synth, template } from '@tributary/runtime-lambda';
+import { synth, template } from '@tributary/runtime-lambda/synth';
 import { describe, expect, it } from 'vitest';
 
 type Prop = {

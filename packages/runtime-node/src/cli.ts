@@ -144,7 +144,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
       const loaded = await load(file, io);
       if (!loaded) return EXIT.invalid;
       try {
-        const { synth } = await import('@tributary/runtime-lambda');
+        const { synth } = await import('@tributary/runtime-lambda/synth');
         const r = await synth(loaded, {
           outDir: resolve(process.cwd(), (values.out as string | undefined) ?? 'dist-lambda'),
           bundleSdk: values['bundle-sdk'] === true,

@@ -75,6 +75,11 @@ export interface CompileOptions {
   deadLetter?: Sink;
   /** Collect the records that reach the end of the main steps into `BatchResult.tail`. */
   collectTail?: boolean;
+  /**
+   * The spec was validated already (e.g. by `tributary synth`): skip the JSON Schema check, which
+   * builds the whole schema and costs cold-start time. Components still check their options.
+   */
+  validated?: boolean;
 }
 
 /** Emitted once per batch, after every sink and the dead-letter output have acknowledged it. */
@@ -202,8 +207,10 @@ export class CompiledPipeline {
   readonly tickInterval: number | undefined;
 
   constructor(pipeline: Pipeline, options: CompileOptions = {}) {
-    const issues = validateSpec(pipeline.spec);
-    if (issues.length > 0) throw new PipelineValidationError(issues.map((i) => ({ ...i, file: pipeline.file })));
+    if (!options.validated) {
+      const issues = validateSpec(pipeline.spec);
+      if (issues.length > 0) throw new PipelineValidationError(issues.map((i) => ({ ...i, file: pipeline.file })));
+    }
     this.pipeline = pipeline;
     this.spec = pipeline.spec;
     this.name = pipeline.spec.name;
