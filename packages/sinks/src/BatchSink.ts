@@ -61,6 +61,11 @@ export interface SinkMetrics {
   maxLatencyMs: number;
 }
 
+/** Zeroed counters for a new sink. */
+export function emptyMetrics(): SinkMetrics {
+  return { records: 0, bytes: 0, calls: 0, retries: 0, deadLettered: 0, latencyMs: 0, maxLatencyMs: 0 };
+}
+
 /** An encoded record ready to send. */
 export interface Encoded<P> {
   env: RecordEnvelope;
@@ -156,15 +161,7 @@ export abstract class BatchSink<P> implements Sink {
     return encoded;
   }
 
-  readonly metrics: SinkMetrics = {
-    records: 0,
-    bytes: 0,
-    calls: 0,
-    retries: 0,
-    deadLettered: 0,
-    latencyMs: 0,
-    maxLatencyMs: 0,
-  };
+  readonly metrics: SinkMetrics = emptyMetrics();
   private readonly limit: ReturnType<typeof pLimit>;
   private readonly budget: ByteBudget;
   private readonly maxAttempts: number;

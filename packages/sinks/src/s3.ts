@@ -28,7 +28,14 @@ import {
 import type { SchedulerLike, Subscription } from 'rxjs';
 import Type, { type Static } from 'typebox';
 import { awsClientConfig, awsFields } from './aws.js';
-import { contentHash, recordId, SinkError, type SinkMetrics, type SinkRetryOptions } from './BatchSink.js';
+import {
+  contentHash,
+  emptyMetrics,
+  recordId,
+  SinkError,
+  type SinkMetrics,
+  type SinkRetryOptions,
+} from './BatchSink.js';
 
 const gzip = promisify(gzipCallback);
 
@@ -88,15 +95,7 @@ const pad = (n: number) => String(n).padStart(2, '0');
 
 export class S3Sink implements Sink {
   readonly summary: string;
-  readonly metrics: SinkMetrics = {
-    records: 0,
-    bytes: 0,
-    calls: 0,
-    retries: 0,
-    deadLettered: 0,
-    latencyMs: 0,
-    maxLatencyMs: 0,
-  };
+  readonly metrics: SinkMetrics = emptyMetrics();
   /** Keys of the objects written, in order (for tests and logs). */
   readonly objects: string[] = [];
   private readonly client: S3Client;

@@ -20,6 +20,7 @@ import {
   comparePositions,
   type SharedApplyOutcome,
   type SharedWindowStore,
+  type StateStore,
   type StoredShardProgress,
   type StoredWindow,
   type WindowDelta,
@@ -382,3 +383,22 @@ export class ItemWindowStore implements SharedWindowStore {
 
 const CLOSED: SharedApplyOutcome = Object.freeze({ status: 'closed' as const });
 const DUPLICATE: SharedApplyOutcome = Object.freeze({ status: 'duplicate' as const });
+
+/** A state store over one backend (a table, a Redis server): each window step gets its own namespace. */
+export class BackendStateStore<B extends StateBackend> implements StateStore {
+  readonly kind = 'tributary.state-store' as const;
+  readonly summary: string;
+  constructor(
+    readonly backend: B,
+    private readonly options: WindowStateOptions,
+  ) {
+    checkWindowStateOptions(options);
+    this.summary = backend.summary;
+  }
+  forWindows(scope: WindowScope): ItemWindowStore {
+    return new ItemWindowStore(this.backend, scope, this.options);
+  }
+  close(): Promise<void> {
+    return this.backend.close();
+  }
+}

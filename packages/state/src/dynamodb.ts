@@ -32,13 +32,7 @@ import {
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import {
-  register,
-  type StateStore,
-  type StoreDefinition,
-  type StoredShardProgress,
-  type WindowScope,
-} from '@tributary/core';
+import { register, type StoreDefinition, type StoredShardProgress } from '@tributary/core';
 import pLimit from 'p-limit';
 import Type, { type Static } from 'typebox';
 import {
@@ -50,7 +44,7 @@ import {
   type VersionedItem,
 } from './backend.js';
 import { StateConfigError } from './errors.js';
-import { checkWindowStateOptions, ItemWindowStore, type WindowStateOptions } from './ItemWindowStore.js';
+import { BackendStateStore, checkWindowStateOptions, type WindowStateOptions } from './ItemWindowStore.js';
 
 /** DynamoDB's item limit is 400 KB including attribute names and the key; keep a margin. */
 const MAX_ITEM_BYTES = 390_000;
@@ -389,36 +383,23 @@ export class DynamoDbBackend implements StateBackend {
   }
 }
 
-class DynamoDbStateStore implements StateStore {
-  readonly kind = 'tributary.state-store' as const;
-  readonly summary: string;
-  readonly backend: DynamoDbBackend;
-  constructor(private readonly options: DynamoDbStateOptions) {
-    checkWindowStateOptions(options);
-    if (typeof options.table !== 'string' || options.table.length < 3) {
-      throw new StateConfigError(
-        `Expected \`table\` to be a DynamoDB table name of 3 or more characters, got ${JSON.stringify(options.table)}`,
-      );
-    }
-    const c = options.concurrency;
-    if (c !== undefined && !(Number.isInteger(c) && c >= 1 && c <= 256)) {
-      throw new StateConfigError(`Expected \`concurrency\` to be an integer from 1 to 256, got ${String(c)}`);
-    }
-    const client = options.client ?? dynamoDbClient(options);
-    this.backend = new DynamoDbBackend(client, options.table, !options.client, c, options.createTable);
-    this.summary = this.backend.summary;
-  }
-  forWindows(scope: WindowScope): ItemWindowStore {
-    return new ItemWindowStore(this.backend, scope, this.options);
-  }
-  close(): Promise<void> {
-    return this.backend.close();
-  }
-}
-
 /** Window state in DynamoDB: `window({ ..., state: dynamoDbState({ table: 'tributary-state' }) })`. */
-export function dynamoDbState(options: DynamoDbStateOptions): StateStore & { readonly backend: DynamoDbBackend } {
-  return new DynamoDbStateStore(options);
+export function dynamoDbState(options: DynamoDbStateOptions): BackendStateStore<DynamoDbBackend> {
+  checkWindowStateOptions(options);
+  if (typeof options.table !== 'string' || options.table.length < 3) {
+    throw new StateConfigError(
+      `Expected \`table\` to be a DynamoDB table name of 3 or more characters, got ${JSON.stringify(options.table)}`,
+    );
+  }
+  const c = options.concurrency;
+  if (c !== undefined && !(Number.isInteger(c) && c >= 1 && c <= 256)) {
+    throw new StateConfigError(`Expected \`concurrency\` to be an integer from 1 to 256, got ${String(c)}`);
+  }
+  const client = options.client ?? dynamoDbClient(options);
+  return new BackendStateStore(
+    new DynamoDbBackend(client, options.table, !options.client, c, options.createTable),
+    options,
+  );
 }
 
 export const dynamoDbStore: StoreDefinition<DynamoDbStateSpec> = register({

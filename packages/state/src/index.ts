@@ -25,6 +25,6 @@ export {
   dynamoDbStore,
 } from './dynamodb.js';
 export { StateConfigError, StateStoreError } from './errors.js';
-export { ItemWindowStore, type WindowStateOptions } from './ItemWindowStore.js';
+export { BackendStateStore, ItemWindowStore, type WindowStateOptions } from './ItemWindowStore.js';
 export { RedisBackend, type RedisStateOptions, type RedisStateSpec, redisState, redisStore } from './redis.js';
 export { type RetryOptions, withRetries } from './retry.js';

@@ -16,19 +16,12 @@
  * their first write, since a Lua error part-way does not roll back. A batch's writes go out as
  * one pipeline: O(1) round trips per batch.
  */
-import {
-  register,
-  type StateStore,
-  type StoreDefinition,
-  type StoredShardProgress,
-  type WindowScope,
-  X_EXPECTED,
-} from '@tributary/core';
+import { register, type StoreDefinition, type StoredShardProgress, X_EXPECTED } from '@tributary/core';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import Type, { type Static } from 'typebox';
 import { type ItemWrite, progressFromJson, progressToJson, type StateBackend, type VersionedItem } from './backend.js';
 import { StateConfigError, StateStoreError } from './errors.js';
-import { checkWindowStateOptions, ItemWindowStore, type WindowStateOptions } from './ItemWindowStore.js';
+import { BackendStateStore, checkWindowStateOptions, type WindowStateOptions } from './ItemWindowStore.js';
 
 /** Compare-and-set of one item: KEYS[1]; ARGV: expected version, body, expire-at (epoch ms, 0 = none). */
 const CAS = `
@@ -318,42 +311,27 @@ function connect(options: RedisStateOptions): { client: Client; summary: string 
   return { client: new Redis(url, CLIENT_OPTIONS), summary: `redis ${where}` };
 }
 
-class RedisStateStore implements StateStore {
-  readonly kind = 'tributary.state-store' as const;
-  readonly summary: string;
-  readonly backend: RedisBackend;
-  constructor(private readonly options: RedisStateOptions) {
-    checkWindowStateOptions(options);
-    const given = [options.url, options.cluster, options.client].filter((x) => x !== undefined).length;
-    if (given !== 1) {
-      throw new StateConfigError('Expected exactly one of `url`, `cluster` or `client` for the redis state store');
-    }
-    if (options.url !== undefined && !/^rediss?:\/\//.test(options.url)) {
-      throw new StateConfigError(`Expected \`url\` to start with redis:// or rediss://, got ${options.url}`);
-    }
-    const { client, summary } = options.client
-      ? { client: options.client, summary: 'redis (client supplied)' }
-      : connect(options);
-    this.backend = new RedisBackend(
-      client,
-      options.keyPrefix ?? 'tributary:',
-      !options.client,
-      summary,
-      options.maxItemBytes,
-    );
-    this.summary = summary;
-  }
-  forWindows(scope: WindowScope): ItemWindowStore {
-    return new ItemWindowStore(this.backend, scope, this.options);
-  }
-  close(): Promise<void> {
-    return this.backend.close();
-  }
-}
-
 /** Window state in Redis: `window({ ..., state: redisState({ url: 'redis://localhost:6379' }) })`. */
-export function redisState(options: RedisStateOptions): StateStore & { readonly backend: RedisBackend } {
-  return new RedisStateStore(options);
+export function redisState(options: RedisStateOptions): BackendStateStore<RedisBackend> {
+  checkWindowStateOptions(options);
+  const given = [options.url, options.cluster, options.client].filter((x) => x !== undefined).length;
+  if (given !== 1) {
+    throw new StateConfigError('Expected exactly one of `url`, `cluster` or `client` for the redis state store');
+  }
+  if (options.url !== undefined && !/^rediss?:\/\//.test(options.url)) {
+    throw new StateConfigError(`Expected \`url\` to start with redis:// or rediss://, got ${options.url}`);
+  }
+  const { client, summary } = options.client
+    ? { client: options.client, summary: 'redis (client supplied)' }
+    : connect(options);
+  const backend = new RedisBackend(
+    client,
+    options.keyPrefix ?? 'tributary:',
+    !options.client,
+    summary,
+    options.maxItemBytes,
+  );
+  return new BackendStateStore(backend, options);
 }
 
 export const redisStore: StoreDefinition<RedisStateSpec> = register({

@@ -23,6 +23,7 @@ import {
 } from '@tributary/state';
 import type { SchedulerLike } from 'rxjs';
 import { type RedisServer, startDynalite, startRedis } from '../../../test-support/servers.mjs';
+import { windowYaml } from '../../core/test/windows/reference.js';
 
 export type BackendName = 'dynamodb' | 'redis';
 
@@ -123,4 +124,21 @@ export function faultyStore(
     forWindows: (scope: WindowScope) => new ItemWindowStore(wrapped, scope, options),
     close: () => real.close(),
   };
+}
+
+/**
+ * A process running a tumbling-window pipeline (every aggregate of the reference, 100 ms windows)
+ * whose state goes through `fault`, with fast retries.
+ */
+export function windowProcess(
+  servers: Backends,
+  backend: BackendName,
+  name: string,
+  fault: Fault = () => {},
+  options: WindowStateOptions = { retry: { retries: 3, minDelay: 1, maxDelay: 5 } },
+) {
+  const store = faultyStore(stateStore(servers, backend, options), fault, options);
+  const kind = { kind: 'tumbling' as const, size: 100 };
+  const yaml = `version: 1\nname: ${name}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n${windowYaml(kind, 'final', '\n      state: { ref: store }')}\n`;
+  return processOf(yamlPipeline(yaml, { store }));
 }

@@ -2,18 +2,8 @@
 import type { SourceBatch } from '@tributary/core';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { byWindow, type Rec, reference, toBatch, windowYaml } from '../../core/test/windows/reference.js';
-import {
-  type BackendName,
-  type Backends,
-  type Fault,
-  faultyStore,
-  freshName,
-  processOf,
-  startBackends,
-  stateStore,
-  yamlPipeline,
-} from './backends.js';
+import { byWindow, type Rec, reference, toBatch } from '../../core/test/windows/reference.js';
+import { type BackendName, type Backends, type Fault, freshName, startBackends, windowProcess } from './backends.js';
 
 let servers: Backends;
 beforeAll(async () => {
@@ -26,12 +16,11 @@ afterAll(async () => {
 const TUMBLING = { kind: 'tumbling' as const, size: 100 };
 const noFault: Fault = () => {};
 
-function processWith(backend: BackendName, name: string, fault: Fault = noFault, ttl?: number) {
-  const options = { retry: { retries: 2, minDelay: 1, maxDelay: 5 }, ...(ttl ? { ttl } : {}) };
-  const store = faultyStore(stateStore(servers, backend, options), fault, options);
-  const yaml = `version: 1\nname: ${name}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n${windowYaml(TUMBLING, 'final', '\n      state: { ref: store }')}\n`;
-  return processOf(yamlPipeline(yaml, { store }));
-}
+const processWith = (backend: BackendName, name: string, fault: Fault = noFault, ttl?: number) =>
+  windowProcess(servers, backend, name, fault, {
+    retry: { retries: 2, minDelay: 1, maxDelay: 5 },
+    ...(ttl ? { ttl } : {}),
+  });
 
 const rec = (seq: number, t: number, shard = 's0', k = 'a'): Rec => ({ k, t, v: 1, shard, seq });
 

@@ -14,19 +14,8 @@ import {
   reference,
   shardArb,
   toBatch,
-  windowYaml,
 } from '../../core/test/windows/reference.js';
-import {
-  type BackendName,
-  type Backends,
-  type Fault,
-  faultyStore,
-  freshName,
-  processOf,
-  startBackends,
-  stateStore,
-  yamlPipeline,
-} from './backends.js';
+import { type BackendName, type Backends, type Fault, freshName, startBackends, windowProcess } from './backends.js';
 
 let servers: Backends;
 beforeAll(async () => {
@@ -40,12 +29,8 @@ const TUMBLING = { kind: 'tumbling' as const, size: 100 };
 const FAST_RETRY: WindowStateOptions = { retry: { retries: 3, minDelay: 1, maxDelay: 5 } };
 
 /** A process of the pipeline `name` whose state goes through `fault`. */
-function processWith(backend: BackendName, name: string, fault: Fault, options: WindowStateOptions = FAST_RETRY) {
-  const real = stateStore(servers, backend, options);
-  const store = faultyStore(real, fault, options);
-  const yaml = `version: 1\nname: ${name}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n${windowYaml(TUMBLING, 'final', '\n      state: { ref: store }')}\n`;
-  return processOf(yamlPipeline(yaml, { store }));
-}
+const processWith = (backend: BackendName, name: string, fault: Fault, options: WindowStateOptions = FAST_RETRY) =>
+  windowProcess(servers, backend, name, fault, options);
 
 const noFault: Fault = () => {};
 const windowsOf = (out: Record<string, unknown>[]) => out.map((o) => `${o.key}/${o.windowStart}/${o.windowEnd}`);
