@@ -77,7 +77,10 @@ export class KinesisSink extends BatchSink<PutRecordsRequestEntry> {
   private readonly client: KinesisClient;
   private readonly owned: boolean;
   constructor(private readonly sinkOptions: KinesisSinkOptions) {
-    super(sinkOptions);
+    // One call at a time by default: records of a partition key then reach the stream in order
+    // (an entry retried after a partial failure can still land after later ones, as with any
+    // PutRecords writer). Raise `concurrency` when order does not matter.
+    super({ concurrency: 1, ...sinkOptions });
     this.summary = `kinesis stream ${sinkOptions.stream}`;
     this.client = sinkOptions.client ?? new KinesisClient(awsClientConfig(sinkOptions));
     this.owned = !sinkOptions.client;

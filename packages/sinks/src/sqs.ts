@@ -53,7 +53,8 @@ export class SqsSink extends BatchSink<SendMessageBatchRequestEntry> {
   private readonly owned: boolean;
   private readonly fifo: boolean;
   constructor(private readonly sinkOptions: SqsSinkOptions) {
-    super(sinkOptions);
+    // FIFO queues keep order per message group only if calls go one at a time.
+    super(sinkOptions.queueUrl.endsWith('.fifo') ? { concurrency: 1, ...sinkOptions } : sinkOptions);
     this.summary = `sqs queue ${sinkOptions.queueUrl.split('/').pop()}`;
     this.fifo = sinkOptions.queueUrl.endsWith('.fifo');
     this.client = sinkOptions.client ?? new SQSClient(awsClientConfig(sinkOptions));
