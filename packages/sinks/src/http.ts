@@ -1,9 +1,10 @@
 /**
  * `http`: POSTs records as a JSON array, up to `batchSize` records / `maxBytes` per request,
  * `concurrency` requests at once. 2xx: durable. 429 and 5xx (and network errors, timeouts):
- * sent again after a jittered backoff, or after `Retry-After` when the server gives one. Other
- * statuses (400, 401, 413, ...): the request's records go to the dead-letter output with the
- * status. Each request carries an `Idempotency-Key` header derived from its records' ids and
+ * sent again after a jittered backoff, or after `Retry-After` when the server gives one. 413: the
+ * request is split in halves and sent again (a single record that is still too large is
+ * dead-lettered). Other statuses (400, 401, ...): the request's records go to the dead-letter
+ * output with the status. Each request carries an `Idempotency-Key` header derived from its records' ids and
  * content, so a replayed batch sends the same key; the ids are also in `X-Tributary-Record-Ids`.
  */
 import { type RecordEnvelope, register, type SinkDefinition } from '@tributary/core';
@@ -109,6 +110,11 @@ export class HttpSink extends BatchSink<string> {
       return entries.map(() => ({ ...f, transient: true })); // network errors and timeouts: send again
     }
     if (res.ok) return entries.map(() => undefined);
+    // Too large for the server: send each half on its own (down to single records).
+    if (res.status === 413 && entries.length > 1) {
+      const half = Math.ceil(entries.length / 2);
+      return [...(await this.send(entries.slice(0, half))), ...(await this.send(entries.slice(half)))];
+    }
     const failure: EntryFailure = {
       code: `HTTP ${res.status}`,
       message: res.statusText || `status ${res.status}`,

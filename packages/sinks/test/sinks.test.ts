@@ -435,6 +435,35 @@ describe('http sink (loopback server injecting 500s, 429s and slow replies)', ()
     await new Promise<void>((r) => server.close(() => r()));
   });
 
+  it('413: a request too large for the server is split until it fits; a single record still too large is dead-lettered', async () => {
+    const received: unknown[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => {
+        body += c;
+      });
+      req.on('end', () => {
+        if (body.length > 2000) return res.writeHead(413, 'Payload Too Large').end();
+        received.push(...JSON.parse(body));
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as { port: number };
+    const records = recordsOf(60);
+    const huge = envelope(
+      { partitionKey: 'k', sequenceNumber: '999', arrivalTime: 0 },
+      's',
+      { id: 'huge', text: 'h'.repeat(3000) },
+      0,
+    );
+    const { dead, context } = deadLetters();
+    await httpSink({ url: `http://127.0.0.1:${port}/`, batchSize: 60, ...fast }).write([...records, huge], context);
+    expect((received as Rec[]).sort((a, b) => a.n - b.n)).toEqual(records.map((r) => r.value));
+    expect(dead.map((d) => d.error)).toEqual([`http 127.0.0.1:${port}: HTTP 413: Payload Too Large`]);
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
   it('a status that retrying cannot fix dead-letters the request; a destination down for good fails the write', async () => {
     const server = createServer((req, res) => {
       req.resume();
