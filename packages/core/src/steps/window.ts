@@ -227,11 +227,17 @@ const MAX_OVERLAP_ROUNDS = 8;
  * without an object per key.
  */
 class Bucket {
-  /** Key → accumulators (with a single aggregate, its accumulator itself: no array per key). */
-  readonly accs = new Map<unknown, unknown>();
+  /**
+   * Key → its slot in `keys`/`accs`. A record costs one lookup (the accumulator is then updated
+   * in place in the array), where a Map of accumulators would need a get and a set.
+   */
+  readonly index = new Map<unknown, number>();
+  readonly keys: unknown[] = [];
+  /** Per slot: the accumulator (a single aggregate), or the array of them. */
+  readonly accs: unknown[] = [];
   readonly positions = new Map<string, string>();
-  /** Keys changed by the current batch (emit: updates). */
-  readonly changed = new Set<unknown>();
+  /** Slots changed by the current batch (emit: updates). */
+  readonly changed = new Set<number>();
   /** The batch that last touched this bucket, and the position applied before it. */
   batch = 0;
   floor: string | undefined = undefined;
@@ -626,24 +632,26 @@ class WindowOperator {
       stamp.time = env.eventTime;
       stamp.shardId = env.shardId;
       stamp.position = position;
-      if (n === 1) {
-        const agg = aggs[0] as Aggregator;
-        const acc = bucket.accs.get(key);
-        // (`has` only when the accumulator reads undefined: a custom aggregator may start so.)
-        const isNew = acc === undefined && !bucket.accs.has(key);
-        if (isNew) this.tracked++;
-        bucket.accs.set(key, agg.add(isNew ? agg.init() : acc, values[0], stamp));
-      } else {
-        let acc = bucket.accs.get(key) as unknown[] | undefined;
-        if (acc === undefined) {
-          acc = new Array<unknown>(n);
+      let slot = bucket.index.get(key);
+      if (slot === undefined) {
+        slot = bucket.keys.length;
+        bucket.index.set(key, slot);
+        bucket.keys.push(key);
+        if (n === 1) bucket.accs.push((aggs[0] as Aggregator).init());
+        else {
+          const acc = new Array<unknown>(n);
           for (let i = 0; i < n; i++) acc[i] = (aggs[i] as Aggregator).init();
-          bucket.accs.set(key, acc);
-          this.tracked++;
+          bucket.accs.push(acc);
         }
+        this.tracked++;
+      }
+      const accs = bucket.accs;
+      if (n === 1) accs[slot] = (aggs[0] as Aggregator).add(accs[slot], values[0], stamp);
+      else {
+        const acc = accs[slot] as unknown[];
         for (let i = 0; i < n; i++) acc[i] = (aggs[i] as Aggregator).add(acc[i], values[i], stamp);
       }
-      if (this.updates) bucket.changed.add(key);
+      if (this.updates) bucket.changed.add(slot);
     }
     if (!placed && !this.isRedelivery(env)) this.sendLate(env, batch);
   }
@@ -664,7 +672,7 @@ class WindowOperator {
     if (this.updates) {
       for (const b of state.touched) {
         const emission = this.emission(b.end, batch);
-        for (const key of b.changed) this.emitBucket(batch, next, b, key, b.accs.get(key), emission);
+        for (const slot of b.changed) this.emitBucket(batch, next, b, b.keys[slot], b.accs[slot], emission);
         b.changed.clear();
       }
     }
@@ -681,11 +689,9 @@ class WindowOperator {
       this.bucketsByStart.delete(b.start);
       if (this.lastBucket === b) this.lastBucket = undefined;
       const emission = this.emission(b.end, batch);
-      // forEach rather than for-of: no [key, value] entry array per window.
-      b.accs.forEach((acc, key) => {
-        this.emitBucket(batch, next, b, key, acc, emission);
-      });
-      this.tracked -= b.accs.size;
+      const { keys, accs } = b;
+      for (let i = 0; i < keys.length; i++) this.emitBucket(batch, next, b, keys[i], accs[i], emission);
+      this.tracked -= keys.length;
     }
   }
 
