@@ -16,7 +16,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import type { Pipeline, PipelineSpec, StepSpec, StoreSpec } from '@tributary/core';
+import type { Pipeline, PipelineSpec } from '@tributary/core';
+import { STATE_TABLE_KEYS, stateStoresOf } from '@tributary/state';
 import { build, type Plugin } from 'esbuild';
 
 export interface SynthOptions {
@@ -35,17 +36,6 @@ export interface SynthResult {
   bundleBytes: number;
   bundleGzipBytes: number;
   templateBody: Record<string, unknown>;
-}
-
-/** Every window state store in a pipeline's steps (branch routes included). */
-function stores(steps: readonly StepSpec[]): StoreSpec[] {
-  const out: StoreSpec[] = [];
-  for (const step of steps) {
-    if ('window' in step && step.window.state && step.window.state !== 'memory')
-      out.push(step.window.state as StoreSpec);
-    if ('branch' in step) for (const r of step.branch.routes) out.push(...stores(r.steps));
-  }
-  return out;
 }
 
 const SINK_MODULES: Record<string, string> = {
@@ -112,7 +102,8 @@ function entrySource(pipeline: Pipeline): string {
 
 /** The CloudFormation template for a pipeline's function. */
 export function template(spec: PipelineSpec, options: Omit<SynthOptions, 'outDir'> = {}): Record<string, unknown> {
-  const dynamoTables = stores(spec.steps)
+  const dynamoTables = stateStoresOf(spec)
+    .map((s) => s.store)
     .filter((s): s is { dynamodb: { table: string } } => 'dynamodb' in s)
     .map((s) => s.dynamodb.table);
   const tables = [...new Set(dynamoTables)];
@@ -229,14 +220,7 @@ export function template(spec: PipelineSpec, options: Omit<SynthOptions, 'outDir
       Properties: {
         TableName: t,
         BillingMode: 'PAY_PER_REQUEST',
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'sk', KeyType: 'RANGE' },
-        ],
-        AttributeDefinitions: [
-          { AttributeName: 'pk', AttributeType: 'S' },
-          { AttributeName: 'sk', AttributeType: 'S' },
-        ],
+        ...STATE_TABLE_KEYS,
         TimeToLiveSpecification: { AttributeName: 'ttl', Enabled: true },
       },
     };

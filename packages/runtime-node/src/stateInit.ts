@@ -3,26 +3,8 @@
  * the first run — a DynamoDB table (pk/sk, on-demand, TTL on `ttl`) per `dynamodb` store. Redis
  * needs nothing created (keys appear on first write). Safe to run again.
  */
-import type { PipelineSpec, StepSpec, StoreSpec } from '@tributary/core';
-import { createStateTable, dynamoDbClient } from '@tributary/state';
-
-/** Every window step's state store in a pipeline (branch routes included), with its step's path. */
-export function stateStoresOf(spec: PipelineSpec): { path: string; store: StoreSpec }[] {
-  const out: { path: string; store: StoreSpec }[] = [];
-  const walk = (steps: readonly StepSpec[], path: string) => {
-    steps.forEach((step, i) => {
-      const at = `${path}/${i}`;
-      if ('window' in step && step.window.state !== undefined && step.window.state !== 'memory') {
-        out.push({ path: `${at}/window/state`, store: step.window.state as StoreSpec });
-      }
-      if ('branch' in step) {
-        for (const [j, r] of step.branch.routes.entries()) walk(r.steps, `${at}/branch/routes/${j}/steps`);
-      }
-    });
-  };
-  walk(spec.steps, '/steps');
-  return out;
-}
+import type { PipelineSpec } from '@tributary/core';
+import { createStateTable, dynamoDbClient, stateStoresOf } from '@tributary/state';
 
 /** Creates the stores' tables; returns one line per store. */
 export async function initState(spec: PipelineSpec): Promise<string[]> {

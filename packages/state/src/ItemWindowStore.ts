@@ -18,15 +18,19 @@ import {
   type Aggregator,
   classify,
   comparePositions,
+  type PipelineSpec,
   type SharedApplyOutcome,
   type SharedWindowStore,
   type StateStore,
+  type StepSpec,
   type StoredShardProgress,
   type StoredWindow,
+  type StoreSpec,
   type WindowDelta,
   type WindowRange,
   type WindowScope,
 } from '@tributary/core';
+import Type from 'typebox';
 import type { ItemWrite, StateBackend, VersionedItem } from './backend.js';
 import { StateConfigError, StateStoreError } from './errors.js';
 import { type RetryOptions, withRetries } from './retry.js';
@@ -87,6 +91,22 @@ function parseRangeId(id: string): WindowRange {
   const [start, end] = id.split(':').map(Number);
   return { start: start as number, end: end as number };
 }
+
+/** The YAML schema of the options every shared store takes (see {@link WindowStateOptions}). */
+export const windowStateFields = {
+  ttl: Type.Optional(
+    Type.Integer({ minimum: 1, description: 'seconds state is kept after its window closes, by TTL (default 86400)' }),
+  ),
+  partitions: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: 1000, description: 'items per window range (default 16)' }),
+  ),
+  claimTimeout: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      description: 'ms after which an emission claim never completed may be taken over (default 300000)',
+    }),
+  ),
+};
 
 /** Checks the common options; throws with an exact message. */
 export function checkWindowStateOptions(o: WindowStateOptions): void {
@@ -401,4 +421,22 @@ export class BackendStateStore<B extends StateBackend> implements StateStore {
   close(): Promise<void> {
     return this.backend.close();
   }
+}
+
+/** Every window step's state store in a pipeline (branch routes included), with its step's path. */
+export function stateStoresOf(spec: PipelineSpec): { path: string; store: StoreSpec }[] {
+  const out: { path: string; store: StoreSpec }[] = [];
+  const walk = (steps: readonly StepSpec[], path: string) => {
+    for (const [i, step] of steps.entries()) {
+      const at = `${path}/${i}`;
+      if ('window' in step && step.window.state !== undefined && step.window.state !== 'memory') {
+        out.push({ path: `${at}/window/state`, store: step.window.state as StoreSpec });
+      }
+      if ('branch' in step) {
+        for (const [j, r] of step.branch.routes.entries()) walk(r.steps, `${at}/branch/routes/${j}/steps`);
+      }
+    }
+  };
+  walk(spec.steps, '/steps');
+  return out;
 }

@@ -44,7 +44,12 @@ import {
   type VersionedItem,
 } from './backend.js';
 import { StateConfigError } from './errors.js';
-import { BackendStateStore, checkWindowStateOptions, type WindowStateOptions } from './ItemWindowStore.js';
+import {
+  BackendStateStore,
+  checkWindowStateOptions,
+  type WindowStateOptions,
+  windowStateFields,
+} from './ItemWindowStore.js';
 
 /** DynamoDB's item limit is 400 KB including attribute names and the key; keep a margin. */
 const MAX_ITEM_BYTES = 390_000;
@@ -54,23 +59,9 @@ export const dynamoDbStateSchema = Type.Object(
     table: Type.String({ minLength: 3, maxLength: 255, pattern: '^[A-Za-z0-9_.-]+$', description: 'table name' }),
     region: Type.Optional(Type.String({ minLength: 1, description: 'AWS region (default: from the environment)' })),
     endpoint: Type.Optional(Type.String({ minLength: 1, description: 'endpoint URL (e.g. a local emulator)' })),
-    ttl: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        description: 'seconds state is kept after its window closes, by TTL (default 86400)',
-      }),
-    ),
-    partitions: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 1000, description: 'items per window range (default 16)' }),
-    ),
+    ...windowStateFields,
     concurrency: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 256, description: 'parallel writes per batch (default 16)' }),
-    ),
-    claimTimeout: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        description: 'ms after which an emission claim never completed may be taken over (default 300000)',
-      }),
     ),
     createTable: Type.Optional(
       Type.Boolean({ description: 'create the table (with TTL) if it does not exist (default false)' }),
@@ -111,6 +102,18 @@ export function dynamoDbClient(options: { region?: string; endpoint?: string }):
   return new DynamoDBClient(config);
 }
 
+/** The state table's keys (createStateTable and deploy templates use them both). */
+export const STATE_TABLE_KEYS = {
+  KeySchema: [
+    { AttributeName: 'pk', KeyType: 'HASH' as const },
+    { AttributeName: 'sk', KeyType: 'RANGE' as const },
+  ],
+  AttributeDefinitions: [
+    { AttributeName: 'pk', AttributeType: 'S' as const },
+    { AttributeName: 'sk', AttributeType: 'S' as const },
+  ],
+};
+
 /** Creates the state table (pk/sk, on-demand, TTL on `ttl`) unless it exists; waits until it is active. */
 export async function createStateTable(client: DynamoDBClient, table: string): Promise<'created' | 'exists'> {
   let result: 'created' | 'exists' = 'created';
@@ -118,14 +121,7 @@ export async function createStateTable(client: DynamoDBClient, table: string): P
     await client.send(
       new CreateTableCommand({
         TableName: table,
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'sk', KeyType: 'RANGE' },
-        ],
-        AttributeDefinitions: [
-          { AttributeName: 'pk', AttributeType: 'S' },
-          { AttributeName: 'sk', AttributeType: 'S' },
-        ],
+        ...STATE_TABLE_KEYS,
         BillingMode: 'PAY_PER_REQUEST',
       }),
     );

@@ -23,8 +23,15 @@ export {
   dynamoDbClient,
   dynamoDbState,
   dynamoDbStore,
+  STATE_TABLE_KEYS,
 } from './dynamodb.js';
 export { StateConfigError, StateStoreError } from './errors.js';
-export { BackendStateStore, ItemWindowStore, type WindowStateOptions } from './ItemWindowStore.js';
+export {
+  BackendStateStore,
+  ItemWindowStore,
+  stateStoresOf,
+  type WindowStateOptions,
+  windowStateFields,
+} from './ItemWindowStore.js';
 export { RedisBackend, type RedisStateOptions, type RedisStateSpec, redisState, redisStore } from './redis.js';
 export { type RetryOptions, withRetries } from './retry.js';

@@ -21,7 +21,12 @@ import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import Type, { type Static } from 'typebox';
 import { type ItemWrite, progressFromJson, progressToJson, type StateBackend, type VersionedItem } from './backend.js';
 import { StateConfigError, StateStoreError } from './errors.js';
-import { BackendStateStore, checkWindowStateOptions, type WindowStateOptions } from './ItemWindowStore.js';
+import {
+  BackendStateStore,
+  checkWindowStateOptions,
+  type WindowStateOptions,
+  windowStateFields,
+} from './ItemWindowStore.js';
 
 /** Compare-and-set of one item: KEYS[1]; ARGV: expected version, body, expire-at (epoch ms, 0 = none). */
 const CAS = `
@@ -107,21 +112,7 @@ export const redisStateSchema = Type.Object(
       }),
     ),
     keyPrefix: Type.Optional(Type.String({ description: 'prefix of every key (default "tributary:")' })),
-    ttl: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        description: 'seconds state is kept after its window closes, by TTL (default 86400)',
-      }),
-    ),
-    partitions: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 1000, description: 'items per window range (default 16)' }),
-    ),
-    claimTimeout: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        description: 'ms after which an emission claim never completed may be taken over (default 300000)',
-      }),
-    ),
+    ...windowStateFields,
   },
   {
     additionalProperties: false,

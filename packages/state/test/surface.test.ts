@@ -10,6 +10,7 @@ describe('public surface of @tributary/state', () => {
       'DynamoDbLookup',
       'ItemWindowStore',
       'RedisBackend',
+      'STATE_TABLE_KEYS',
       'StateConfigError',
       'StateStoreError',
       'createStateTable',
@@ -21,6 +22,8 @@ describe('public surface of @tributary/state', () => {
       'mergeProgress',
       'redisState',
       'redisStore',
+      'stateStoresOf',
+      'windowStateFields',
       'withRetries',
     ]);
     expect(definitions('store').map((d) => d.kind)).toEqual(['memory', 'ref', 'dynamodb', 'redis']);
