@@ -61,6 +61,7 @@ export async function run({ records = 1_000_000, batchSize = 10_000, rounds = 5,
   const summary = { records, keySets: {}, targets: { handLoopRatio: 0.5, keyScaling: 2 } };
   let pass = true;
   const tribRate = {};
+  const handRate = {};
   for (const keys of keySets) {
     const events = makeEvents(records, keys, 11);
     const batches = [];
@@ -211,6 +212,7 @@ export async function run({ records = 1_000_000, batchSize = 10_000, rounds = 5,
     }
     const ratio = base / results[1].ms;
     tribRate[keys] = records / results[1].ms;
+    handRate[keys] = records / results[0].ms;
     summary.keySets[keys] = {
       handLoopRatio: ratio,
       rxSpeedup: rate(results[1]) / rate(results[2]),
@@ -221,10 +223,13 @@ export async function run({ records = 1_000_000, batchSize = 10_000, rounds = 5,
   }
   const [small, large] = keySets;
   summary.keyScaling = tribRate[small] / tribRate[large];
+  // The same slowdown of the hand loop: how much of it the workload itself causes (10x more result
+  // windows, Maps of ~10k keys per window instead of 1k), reported beside the target for context.
+  summary.handKeyScaling = handRate[small] / handRate[large];
   if (summary.keyScaling >= 2) pass = false;
   summary.pass = pass;
   return {
-    text: `${table(rows, ['keys', 'variant', 'records/s', 'median ms', 'vs hand loop', 'peak heap MB', 'windows'])}\n\nTributary vs hand loop: ${keySets.map((k) => `${summary.keySets[k].handLoopRatio.toFixed(2)}x at ${fmt(k)} keys`).join(', ')} (target >= 0.5x); slowdown ${fmt(small)} -> ${fmt(large)} keys: ${summary.keyScaling.toFixed(2)}x (target < 2x): ${pass ? 'PASS' : 'FAIL'}`,
+    text: `${table(rows, ['keys', 'variant', 'records/s', 'median ms', 'vs hand loop', 'peak heap MB', 'windows'])}\n\nTributary vs hand loop: ${keySets.map((k) => `${summary.keySets[k].handLoopRatio.toFixed(2)}x at ${fmt(k)} keys`).join(', ')} (target >= 0.5x); slowdown ${fmt(small)} -> ${fmt(large)} keys: ${summary.keyScaling.toFixed(2)}x (target < 2x; the hand loop's own: ${summary.handKeyScaling.toFixed(2)}x): ${pass ? 'PASS' : 'FAIL'}`,
     summary,
   };
 }

@@ -23,7 +23,7 @@ import Type, { type Static } from 'typebox';
 import { evaluationReason, showExpression } from '../compile/reason.js';
 import type { BatchContext, CompileContext, NodeInfo, Push, StepDefinition } from '../compile/types.js';
 import { durationMs } from '../duration.js';
-import { type Emission, emitted, type RecordEnvelope } from '../envelope.js';
+import { type Emission, emitted, keyText, type RecordEnvelope } from '../envelope.js';
 import { DeliveryError } from '../errors.js';
 import type { CompiledExpression } from '../expression.js';
 import { register } from '../registry.js';
@@ -149,16 +149,6 @@ export type WindowSpec = Static<typeof windowSchema>;
 type Kind = 'tumbling' | 'hopping' | 'sliding' | 'session';
 
 type Delta = WindowState;
-
-/**
- * Canonical text of a key: distinct for 1 and "1", and a string key is its own text (no
- * allocation on the hot path). Non-string keys and strings starting with U+0001 are tagged.
- */
-export function keyText(k: unknown): string {
-  if (typeof k === 'string') return k.charCodeAt(0) === 1 ? `\u0001s${k}` : k;
-  if (k === null || k === undefined) return '\u0001z';
-  return `\u0001${(typeof k)[0]}${String(k)}`;
-}
 
 const windowId = (key: string, start: number, end: number) => `${key}\u0000${start}\u0000${end}`;
 
@@ -679,7 +669,7 @@ class WindowOperator {
   }
 
   private emitBucket(batch: BatchContext, next: Push, b: Bucket, key: unknown, acc: unknown, emission: Emission): void {
-    next(emitted(emission, this.record(key, b.start, b.end, acc), key, keyText(key)), batch);
+    next(emitted(emission, this.record(key, b.start, b.end, acc), key), batch);
   }
 
   /** Fires the buckets the watermark has closed, and frees them. */
@@ -846,7 +836,7 @@ class WindowOperator {
     emission: Emission = this.emission(end, batch),
   ): void {
     const out = this.record(w.keyValue, start, end, this.aggs.length === 1 ? acc[0] : acc);
-    next(emitted(emission, out, w.keyValue, w.key), batch);
+    next(emitted(emission, out, w.keyValue), batch);
   }
 
   /** Sliding: the window of the record at `t` merges the point windows in [t − size, t]. */
