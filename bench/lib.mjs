@@ -6,12 +6,16 @@ export function median(xs) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** Runs every variant `rounds` times, interleaved so machine noise hits all of them alike. */
-export async function compare(variants, { rounds = 5, warmup = 1 } = {}) {
+/**
+ * Runs every variant `rounds` times, interleaved so machine noise hits all of them alike. With
+ * `gc` (the default, when node runs with --expose-gc) a full collection precedes each run, so no
+ * run pays for the garbage of the one before; `gc: false` measures a warm steady state instead.
+ */
+export async function compare(variants, { rounds = 5, warmup = 1, gc = true } = {}) {
   const times = Object.fromEntries(variants.map((v) => [v.name, []]));
   for (let r = 0; r < warmup + rounds; r++) {
     for (const v of variants) {
-      globalThis.gc?.();
+      if (gc) globalThis.gc?.();
       const t0 = performance.now();
       const check = await v.run();
       const ms = performance.now() - t0;

@@ -1,14 +1,24 @@
 // tributary synth for Lambda: the bundle runs (imported and invoked here), and the template is
 // checked offline against the CloudFormation resource specification (@aws-cdk/cfnspec), not by eye.
 
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import {
+  CreateStreamCommand,
+  DescribeStreamCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  KinesisClient,
+} from '@aws-sdk/client-kinesis';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { loadPipelineFile } from '@tributary/core';
+import '@tributary/sinks';
 import { synth, template } from '@tributary/runtime-lambda/synth';
 import { describe, expect, it } from 'vitest';
+import { startKinesalite } from '../../../test-support/servers.mjs';
 
 type Prop = {
   Required?: boolean;
@@ -156,5 +166,104 @@ describe('tributary synth (lambda)', () => {
       .map((l) => JSON.parse(l));
     expect(lines).toEqual(values.filter((v) => v.amount >= 10));
     expect(JSON.parse(await readFile(r.template, 'utf8'))).toEqual(r.templateBody);
+  });
+
+  it('the default bundle (SDK from the runtime, schema builder and unused packages left out) runs a CEL pipeline with enrich and a window into Kinesis', async () => {
+    // Inside the repository: the SDK left out of the bundle resolves from its node_modules, as
+    // the Lambda runtime provides it.
+    const root = join(import.meta.dirname, '..', '..', '..', '.tributary');
+    await mkdir(root, { recursive: true });
+    const dir = await mkdtemp(join(root, 'synth-'));
+    const kinesis = await startKinesalite();
+    const client = new KinesisClient({
+      endpoint: kinesis.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      requestHandler: new NodeHttpHandler(),
+    });
+    try {
+      await client.send(new CreateStreamCommand({ StreamName: 'totals', ShardCount: 1 }));
+      for (let i = 0; i < 50; i++) {
+        const d = await client.send(new DescribeStreamCommand({ StreamName: 'totals' }));
+        if (d.StreamDescription?.StreamStatus === 'ACTIVE') break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const tiers = join(dir, 'tiers.json');
+      await writeFile(tiers, JSON.stringify({ u0: { tier: 'gold' }, u1: { tier: 'silver' }, u2: { tier: 'gold' } }));
+      await writeFile(
+        join(dir, 'pipeline.yaml'),
+        `version: 1
+name: synth-window
+source: { file: { path: in.jsonl } }
+eventTime: event.ts
+steps:
+  - filter: event.type == "click"
+  - enrich: { lookup: { static: { path: ${JSON.stringify(tiers)} } }, key: event.user, as: info }
+  - map: { user: event.user, tier: event.info.tier, amount: event.amount, ts: event.ts }
+  - window: { key: event.tier, tumbling: 1m, aggregate: { n: count(), total: sum(event.amount) } }
+  - sink: { kinesis: { stream: totals, endpoint: ${JSON.stringify(kinesis.endpoint)}, partitionKey: event.key } }
+`,
+      );
+      const p = await loadPipelineFile(join(dir, 'pipeline.yaml'));
+      const r = await synth(p, { outDir: join(dir, 'dist') });
+      const code = await readFile(r.bundle, 'utf8');
+      // The SDK is required from the runtime, not bundled; typebox's builder is not in the file.
+      expect(code).toContain('"@aws-sdk/client-kinesis"');
+      expect(code).not.toContain('TypeBoxError');
+      // Minute 0 and minute 1 of events, then one event at minute 3 closes both windows.
+      const base = 1_800_000_000_000;
+      const events = Array.from({ length: 120 }, (_, i) => ({
+        type: i % 5 === 0 ? 'view' : 'click',
+        user: `u${i % 3}`,
+        amount: (i % 7) + 0.5,
+        ts: base + i * 1000,
+      }));
+      events.push({ type: 'click', user: 'u0', amount: 1, ts: base + 180_000 });
+      const mod = (await import(pathToFileURL(r.bundle).href)) as { handler: (e: unknown) => Promise<unknown> };
+      const res = await mod.handler({
+        Records: events.map((v, i) => ({
+          eventID: `shardId-000000000000:${i + 1}`,
+          eventSource: 'aws:kinesis',
+          kinesis: {
+            partitionKey: v.user,
+            sequenceNumber: String(i + 1),
+            data: Buffer.from(JSON.stringify(v)).toString('base64'),
+            approximateArrivalTimestamp: 1,
+          },
+        })),
+      });
+      expect(res).toEqual({ batchItemFailures: [] });
+      // Oracle: the closed windows recomputed from the input.
+      const tierOf: Record<string, string> = { u0: 'gold', u1: 'silver', u2: 'gold' };
+      const expected = new Map<string, { key: string; windowStart: number; n: number; total: number }>();
+      for (const e of events) {
+        const start = e.ts - (e.ts % 60_000);
+        if (e.type !== 'click' || start >= base + 180_000 - (base % 60_000)) continue;
+        const key = tierOf[e.user] as string;
+        const w = expected.get(`${key}|${start}`) ?? { key, windowStart: start, n: 0, total: 0 };
+        w.n++;
+        w.total += e.amount;
+        expected.set(`${key}|${start}`, w);
+      }
+      const { ShardIterator } = await client.send(
+        new GetShardIteratorCommand({
+          StreamName: 'totals',
+          ShardId: 'shardId-000000000000',
+          ShardIteratorType: 'TRIM_HORIZON',
+        }),
+      );
+      const got = await client.send(new GetRecordsCommand({ ShardIterator }));
+      const windows = (got.Records ?? []).map((rec) => JSON.parse(Buffer.from(rec.Data as Uint8Array).toString()));
+      const norm = (ws: { key: string; windowStart: number; n: number; total: number }[]) =>
+        ws
+          .map((w) => ({ key: w.key, windowStart: w.windowStart, n: w.n, total: w.total }))
+          .sort((a, b) => a.windowStart - b.windowStart || a.key.localeCompare(b.key));
+      expect(windows.length).toBeGreaterThan(0);
+      expect(norm(windows)).toEqual(norm([...expected.values()]));
+    } finally {
+      client.destroy();
+      await kinesis.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
