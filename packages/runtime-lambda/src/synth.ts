@@ -12,9 +12,9 @@
  * - a role whose data statements name the stream, table and queue ARNs (never `"Resource": "*"`
  *   for a data action; only the CloudWatch Logs statements use the function's log group ARN).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Pipeline, PipelineSpec } from '@tributary/core';
 import { STATE_TABLE_KEYS, stateStoresOf } from '@tributary/state';
@@ -36,6 +36,8 @@ export interface SynthResult {
   bundleBytes: number;
   bundleGzipBytes: number;
   templateBody: Record<string, unknown>;
+  /** Files the pipeline reads at start (static lookup tables), copied beside the bundle. */
+  files: string[];
 }
 
 const SINK_MODULES: Record<string, string> = {
@@ -71,8 +73,41 @@ function componentImports(spec: PipelineSpec): string[] {
   return [...out];
 }
 
+/**
+ * The files a pipeline reads when it starts (static lookup tables): each is copied into the
+ * output beside the bundle, under `files/`, and the spec inlined in the bundle names the copy —
+ * the function's package then holds everything it reads. Returns the spec to inline.
+ */
+async function copyReadFiles(pipeline: Pipeline, outDir: string): Promise<{ spec: PipelineSpec; files: string[] }> {
+  const spec = structuredClone(pipeline.spec);
+  const files: string[] = [];
+  const copies = new Map<string, string>();
+  const visit = async (node: unknown, parent: string | undefined): Promise<void> => {
+    if (Array.isArray(node)) for (const x of node) await visit(x, parent);
+    else if (node !== null && typeof node === 'object') {
+      const o = node as Record<string, unknown>;
+      const table = parent === 'lookup' ? (o.static as { path?: unknown } | undefined) : undefined;
+      if (table && typeof table.path === 'string') {
+        const source = resolve(pipeline.baseDir, table.path);
+        let copy = copies.get(source);
+        if (copy === undefined) {
+          copy = `files/${copies.size}-${basename(source)}`;
+          await mkdir(join(outDir, 'files'), { recursive: true });
+          await copyFile(source, join(outDir, copy));
+          copies.set(source, copy);
+          files.push(join(outDir, copy));
+        }
+        table.path = copy;
+      }
+      for (const [k, v] of Object.entries(o)) await visit(v, k);
+    }
+  };
+  await visit(spec.steps, undefined);
+  return { spec, files };
+}
+
 /** The handler module esbuild bundles: the spec inline, `fn:` modules imported statically. */
-function entrySource(pipeline: Pipeline): string {
+function entrySource(pipeline: Pipeline, spec: PipelineSpec): string {
   const modules = new Map<string, string>();
   const bindings: string[] = [];
   for (const ref of pipeline.bindings.keys()) {
@@ -87,15 +122,16 @@ function entrySource(pipeline: Pipeline): string {
   }
   const imports = [...modules].map(([file, alias]) => `import * as ${alias} from ${JSON.stringify(file)};`);
   // Only the stores, lookups and sinks the pipeline names are bundled (each registers itself).
-  const kinds = componentImports(pipeline.spec);
+  const kinds = componentImports(spec);
   return [
     `import { createHandler } from '@tributary/runtime-lambda/handler';`,
     ...kinds.map((k) => `import ${JSON.stringify(k)};`),
     ...imports,
-    `const spec = ${JSON.stringify(pipeline.spec)};`,
+    `const spec = ${JSON.stringify(spec)};`,
     `const bindings = new Map([${bindings.join(', ')}]);`,
     // Validated when it was synthesised: the container skips the schema check at cold start.
-    `export const handler = createHandler({ spec, bindings, baseDir: '.', file: ${JSON.stringify(pipeline.file ?? 'pipeline')} }, { validated: true });`,
+    // Relative paths (the copied lookup files) are read beside the bundle, whatever the cwd.
+    `export const handler = createHandler({ spec, bindings, baseDir: import.meta.dirname, file: ${JSON.stringify(pipeline.file ?? 'pipeline')} }, { validated: true });`,
     '',
   ].join('\n');
 }
@@ -313,9 +349,10 @@ function usesStep(spec: PipelineSpec, kind: string): boolean {
 export async function synth(pipeline: Pipeline, options: SynthOptions): Promise<SynthResult> {
   await mkdir(options.outDir, { recursive: true });
   const bundle = join(options.outDir, 'index.mjs');
+  const inlined = await copyReadFiles(pipeline, options.outDir);
   const result = await build({
     stdin: {
-      contents: entrySource(pipeline),
+      contents: entrySource(pipeline, inlined.spec),
       resolveDir: dirname(resolve(pipeline.file ?? join(pipeline.baseDir, 'x'))),
       loader: 'js',
     },
@@ -361,5 +398,6 @@ export async function synth(pipeline: Pipeline, options: SynthOptions): Promise<
     bundleBytes: code?.bytes ?? bytes.length,
     bundleGzipBytes: gzipSync(bytes).length,
     templateBody,
+    files: inlined.files,
   };
 }

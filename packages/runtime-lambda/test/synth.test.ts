@@ -188,8 +188,11 @@ describe('tributary synth (lambda)', () => {
         if (d.StreamDescription?.StreamStatus === 'ACTIVE') break;
         await new Promise((r) => setTimeout(r, 20));
       }
-      const tiers = join(dir, 'tiers.json');
-      await writeFile(tiers, JSON.stringify({ u0: { tier: 'gold' }, u1: { tier: 'silver' }, u2: { tier: 'gold' } }));
+      await writeFile(
+        join(dir, 'tiers.json'),
+        JSON.stringify({ u0: { tier: 'gold' }, u1: { tier: 'silver' }, u2: { tier: 'gold' } }),
+      );
+      // Named relative to the pipeline file, as users write it.
       await writeFile(
         join(dir, 'pipeline.yaml'),
         `version: 1
@@ -198,7 +201,7 @@ source: { file: { path: in.jsonl } }
 eventTime: event.ts
 steps:
   - filter: event.type == "click"
-  - enrich: { lookup: { static: { path: ${JSON.stringify(tiers)} } }, key: event.user, as: info }
+  - enrich: { lookup: { static: { path: tiers.json } }, key: event.user, as: info }
   - map: { user: event.user, tier: event.info.tier, amount: event.amount, ts: event.ts }
   - window: { key: event.tier, tumbling: 1m, aggregate: { n: count(), total: sum(event.amount) } }
   - sink: { kinesis: { stream: totals, endpoint: ${JSON.stringify(kinesis.endpoint)}, partitionKey: event.key } }
@@ -206,6 +209,9 @@ steps:
       );
       const p = await loadPipelineFile(join(dir, 'pipeline.yaml'));
       const r = await synth(p, { outDir: join(dir, 'dist') });
+      // The lookup table travels with the bundle: the original is gone when the function runs.
+      expect(r.files.map((f) => f.slice(join(dir, 'dist').length + 1))).toEqual(['files/0-tiers.json']);
+      await rm(join(dir, 'tiers.json'));
       const code = await readFile(r.bundle, 'utf8');
       // The SDK is required from the runtime, not bundled; typebox's builder is not in the file.
       expect(code).toContain('"@aws-sdk/client-kinesis"');

@@ -149,7 +149,9 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
           outDir: resolve(process.cwd(), (values.out as string | undefined) ?? 'dist-lambda'),
           bundleSdk: values['bundle-sdk'] === true,
         });
-        io.out.write(`${r.bundle} (${r.bundleBytes} bytes, ${r.bundleGzipBytes} gzipped)\n${r.template}\n`);
+        io.out.write(
+          `${r.bundle} (${r.bundleBytes} bytes, ${r.bundleGzipBytes} gzipped)\n${r.files.map((f) => `${f}\n`).join('')}${r.template}\n`,
+        );
         return EXIT.ok;
       } catch (err) {
         io.err.write(`${file}: synth failed: ${describeError(err)}\n`);
