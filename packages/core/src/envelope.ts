@@ -4,6 +4,9 @@
  */
 
 /** A record as a source delivers it, before decoding. */
+/** Records longer than this go to the dead-letter output (the Kinesis record limit). */
+export const MAX_RECORD_BYTES = 1024 * 1024;
+
 export interface SourceRecord {
   /** Encoded payload (JSON text or bytes). Ignored when `value` is given. */
   data?: string | Uint8Array;

@@ -10,7 +10,6 @@ import type { ExpressionError, ValidationIssue } from './errors.js';
 import { compileCel } from './expression.js';
 import { type ComponentCategory, definitions } from './registry.js';
 import { FIELD_TYPES, X_DURATION, X_EXPECTED, X_EXPRESSION, X_FIELD_TYPE, X_UNION } from './schema.js';
-import './components.js';
 import { pipelineSchema } from './spec.js';
 import { X_AGGREGATE } from './steps/window.js';
 import { parseAggregate } from './windows/aggregates.js';

@@ -1,10 +1,14 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as core from '@tributary/core';
+import * as runtime from '@tributary/core/runtime';
 import { describe, expect, it } from 'vitest';
 
 describe('public surface of @tributary/core', () => {
   it('exports exactly this list (a change here is a visible diff)', () => {
     expect(Object.keys(core).sort()).toEqual(
       [
+        'COMPONENT_MODULES',
         'CompiledPipeline',
         'ComponentRef',
         'ConfigError',
@@ -93,6 +97,50 @@ describe('public surface of @tributary/core', () => {
     expect(core.definitions('sink').map((d) => d.kind)).toEqual(['file', 'stdout', 'stderr', 'ref']);
     expect(core.definitions('lookup').map((d) => d.kind)).toEqual(['static', 'ref']);
     expect(core.definitions('store').map((d) => d.kind)).toEqual(['memory', 'ref']);
+  });
+
+  it('names, for every built-in kind, the module that registers it (bundles import only those)', () => {
+    const categories = ['step', 'source', 'sink', 'lookup', 'store'] as const;
+    for (const category of categories) {
+      const table = core.COMPONENT_MODULES[category];
+      expect(Object.keys(table).sort(), category).toEqual(
+        core
+          .definitions(category)
+          .map((d) => d.kind)
+          .sort(),
+      );
+      for (const [kind, file] of Object.entries(table)) {
+        const source = readFileSync(join(import.meta.dirname, '..', 'src', file.replace(/\.js$/, '.ts')), 'utf8');
+        expect(source, `${category} ${kind} in ${file}`).toMatch(
+          new RegExp(`kind: '${kind}',\\s*category: '${category}'`),
+        );
+      }
+    }
+  });
+
+  it('the runtime entry exports everything but the builder, the harness, the file runner and the component classes', () => {
+    const outside = [
+      'FileSink',
+      'MemorySink',
+      'PipelineBuilder',
+      'StaticLookup',
+      'StepsBuilder',
+      'StreamSink',
+      'fileSink',
+      'fileSource',
+      'pipeline',
+      'readJsonLines',
+      'runPipeline',
+      'staticLookup',
+      'stdoutSink',
+      'testPipeline',
+      'toBatches',
+    ];
+    expect(Object.keys(runtime).sort()).toEqual(
+      Object.keys(core)
+        .filter((k) => !outside.includes(k))
+        .sort(),
+    );
   });
 
   it('compares sequence numbers by value, as Kinesis orders them', () => {

@@ -16,7 +16,7 @@ import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import type { Pipeline, PipelineSpec } from '@tributary/core';
+import { COMPONENT_MODULES, kindOf, type Pipeline, type PipelineSpec } from '@tributary/core';
 import { STATE_TABLE_KEYS, stateStoresOf } from '@tributary/state';
 import { build, type Plugin } from 'esbuild';
 
@@ -54,22 +54,49 @@ const STORE_MODULES: Record<string, string> = {
 };
 const LOOKUP_MODULES: Record<string, string> = { dynamodb: '@tributary/state/dynamoDbLookup' };
 
-/** The modules registering the sinks, stores and lookups a spec uses (core's own need none). */
+/** Core's own dist folder (its component modules are imported from there by path). */
+const coreDist = () => dirname(createRequire(import.meta.url).resolve('@tributary/core'));
+
+/**
+ * The modules registering the components a spec uses: core's own (by path, from
+ * COMPONENT_MODULES) and the sinks, stores and lookups of the other packages. Nothing else is
+ * registered in the bundle, so it holds only what the pipeline can run.
+ */
 function componentImports(spec: PipelineSpec): string[] {
   const out = new Set<string>();
+  const core = (category: keyof typeof COMPONENT_MODULES, kind: string) => {
+    const file = COMPONENT_MODULES[category][kind];
+    if (file) out.add(join(coreDist(), file));
+  };
   const visit = (node: unknown, parent: string | undefined) => {
-    if (Array.isArray(node)) for (const n of node) visit(n, parent);
-    else if (node !== null && typeof node === 'object') {
+    if (Array.isArray(node)) {
+      // The elements of a `steps` list are steps: their kind is their one key besides `name`.
+      for (const n of node) {
+        if (parent === 'steps' && n !== null && typeof n === 'object') core('step', kindOf(n));
+        visit(n, parent);
+      }
+    } else if (node !== null && typeof node === 'object') {
       for (const [k, v] of Object.entries(node)) {
-        if (parent === 'sink' || parent === 'deadLetter') if (SINK_MODULES[k]) out.add(SINK_MODULES[k] as string);
-        if (parent === 'state' && STORE_MODULES[k]) out.add(STORE_MODULES[k] as string);
-        if (parent === 'lookup' && LOOKUP_MODULES[k]) out.add(LOOKUP_MODULES[k] as string);
+        if (parent === 'sink' || parent === 'deadLetter') {
+          core('sink', k);
+          if (SINK_MODULES[k]) out.add(SINK_MODULES[k] as string);
+        }
+        if (parent === 'state') {
+          core('store', k);
+          if (STORE_MODULES[k]) out.add(STORE_MODULES[k] as string);
+        }
+        if (parent === 'lookup') {
+          core('lookup', k);
+          if (LOOKUP_MODULES[k]) out.add(LOOKUP_MODULES[k] as string);
+        }
         visit(v, k);
       }
     }
   };
-  visit(spec.steps, undefined);
-  if (spec.deadLetter) visit({ deadLetter: spec.deadLetter }, undefined);
+  visit(spec.steps, 'steps');
+  // The default dead-letter output is stderr; window state is in memory unless a store is named.
+  visit({ deadLetter: spec.deadLetter ?? { stderr: {} } }, undefined);
+  core('store', 'memory');
   return [...out];
 }
 
@@ -368,6 +395,8 @@ export async function synth(pipeline: Pipeline, options: SynthOptions): Promise<
     // The pipeline's folder need not have Tributary installed: bundle this very package.
     alias: {
       '@tributary/runtime-lambda/handler': createRequire(import.meta.url).resolve('@tributary/runtime-lambda/handler'),
+      // Core without its built-in components: the entry imports the ones the pipeline uses.
+      '@tributary/core': join(coreDist(), 'runtime.js'),
       // rxjs's `node` condition is CommonJS, which cannot be tree-shaken: take its ES modules.
       rxjs: join(dirname(createRequire(import.meta.url).resolve('rxjs')), '..', 'esm5', 'index.js'),
     },

@@ -272,4 +272,94 @@ steps:
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('a bundle registers exactly the core components its pipeline names, and runs every step kind', async () => {
+    const root = join(import.meta.dirname, '..', '..', '..', '.tributary');
+    await mkdir(root, { recursive: true });
+    const dir = await mkdtemp(join(root, 'synth-'));
+    try {
+      await writeFile(join(dir, 'prices.json'), JSON.stringify({ a: { price: 2 }, b: { price: 5 } }));
+      const big = join(dir, 'big.jsonl');
+      const totals = join(dir, 'totals.jsonl');
+      const dead = join(dir, 'dead.jsonl');
+      await writeFile(
+        join(dir, 'pipeline.yaml'),
+        `version: 1
+name: synth-all
+source: { file: { path: in.jsonl } }
+eventTime: event.ts
+deadLetter: { file: { path: ${JSON.stringify(dead)} } }
+steps:
+  - filter: event.n > 0
+  - keyBy: event.user
+  - flatMap: 'event.items.map(i, {"user": event.user, "sku": i.sku, "qty": i.qty, "ts": event.ts})'
+  - enrich: { lookup: { static: { path: prices.json } }, key: event.sku, as: p, onMissing: dead-letter }
+  - branch:
+      routes:
+        - when: event.qty > 2
+          steps:
+            - map: { user: event.user, amount: event.qty * event.p.price }
+            - sink: { file: { path: ${JSON.stringify(big)} } }
+  - window: { key: event.user, tumbling: 1m, aggregate: { qty: sum(event.qty) } }
+  - sink: { file: { path: ${JSON.stringify(totals)} } }
+`,
+      );
+      const p = await loadPipelineFile(join(dir, 'pipeline.yaml'));
+      const r = await synth(p, { outDir: join(dir, 'dist') });
+      const base = 1_800_000_000_000;
+      const events = Array.from({ length: 60 }, (_, i) => ({
+        user: `u${i % 4}`,
+        n: i % 6,
+        ts: base + i * 1000,
+        items: [
+          { sku: i % 2 ? 'a' : 'b', qty: (i % 5) + 1 },
+          { sku: i % 7 ? 'a' : 'zz', qty: 1 },
+        ],
+      }));
+      // Ten minutes later: closes the windows above (its own stays open).
+      const last = base + 600_000;
+      events.push({ user: 'u0', n: 1, ts: last, items: [{ sku: 'a', qty: 1 }] });
+      const mod = (await import(pathToFileURL(r.bundle).href)) as { handler: (e: unknown) => Promise<unknown> };
+      const res = await mod.handler({
+        Records: events.map((v, i) => ({
+          eventID: `shardId-000000000000:${i + 1}`,
+          eventSource: 'aws:kinesis',
+          kinesis: {
+            partitionKey: v.user,
+            sequenceNumber: String(i + 1),
+            data: Buffer.from(JSON.stringify(v)).toString('base64'),
+            approximateArrivalTimestamp: 1,
+          },
+        })),
+      });
+      expect(res).toEqual({ batchItemFailures: [] });
+      const lines = async (f: string) =>
+        (await readFile(f, 'utf8').catch(() => ''))
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l));
+      // Oracle, recomputed from the input.
+      const price: Record<string, number> = { a: 2, b: 5 };
+      const items = events
+        .filter((e) => e.n > 0)
+        .flatMap((e) => e.items.map((i) => ({ ...i, user: e.user, ts: e.ts })));
+      const known = items.filter((i) => price[i.sku] !== undefined);
+      expect((await lines(big)).sort((x, y) => x.user.localeCompare(y.user) || x.amount - y.amount)).toEqual(
+        known
+          .filter((i) => i.qty > 2)
+          .map((i) => ({ user: i.user, amount: i.qty * (price[i.sku] as number) }))
+          .sort((x, y) => x.user.localeCompare(y.user) || x.amount - y.amount),
+      );
+      expect((await lines(dead)).length).toBe(items.length - known.length);
+      const want = new Map<string, number>();
+      for (const i of known.filter((k) => k.qty <= 2 && k.ts < last)) {
+        const id = `${i.user}|${i.ts - (i.ts % 60_000)}`;
+        want.set(id, (want.get(id) ?? 0) + i.qty);
+      }
+      const got = new Map((await lines(totals)).map((w) => [`${w.key}|${w.windowStart}`, w.qty]));
+      expect(got).toEqual(want);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

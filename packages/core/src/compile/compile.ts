@@ -24,6 +24,7 @@ import {
   type DeadLetterReason,
   type DeadLetterRecord,
   envelope,
+  MAX_RECORD_BYTES,
   type RecordEnvelope,
   type SourceBatch,
   type SourceRecord,
@@ -32,7 +33,6 @@ import {
 import { describeError, ExpressionError, PipelineValidationError, TributaryError } from '../errors.js';
 import { type CompiledExpression, compileExpression, type ExpressionSource } from '../expression.js';
 import { definition, kindOf } from '../registry.js';
-import { MAX_RECORD_BYTES } from '../sources/file.js';
 import type { PipelineSpec, SinkSpec, StepSpec } from '../spec.js';
 import { validateSpec } from '../validate.js';
 import type { StateStore } from '../windows/shared.js';

@@ -22,9 +22,6 @@ export const fileSourceSchema = Type.Object(
 );
 export type FileSourceSpec = Static<typeof fileSourceSchema>;
 
-/** Records longer than this go to the dead-letter output (the Kinesis record limit). */
-export const MAX_RECORD_BYTES = 1024 * 1024;
-
 /**
  * Reads a JSON Lines file in batches. Each line is one record whose sequence number is its line
  * number, so a dead letter names the line. Blank lines are skipped (but counted).
