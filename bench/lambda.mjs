@@ -52,22 +52,39 @@ steps:
     { spec: parsed.spec, bindings: new Map(), baseDir: dir, file: join(dir, 'pipeline.yaml') },
     { outDir: join(dir, 'tributary') },
   );
-  // The hand-written handler: decode, filter, map, count per user and minute in a Map, print.
+  // The hand-written handler doing the same work: decode, filter, count and sum per user and
+  // minute in a Map, close the minutes the newest event has passed, and write them with
+  // PutRecords (500 per call, failed entries retried with backoff), as the pipeline's sink does.
   writeFileSync(
     join(dir, 'hand.mjs'),
-    `import { KinesisClient } from '@aws-sdk/client-kinesis';
+    `import { KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 const client = new KinesisClient({});
 const windows = new Map();
+let newest = -Infinity;
 export const handler = async (event) => {
   for (const r of event.Records ?? []) {
     const e = JSON.parse(Buffer.from(r.kinesis.data, 'base64').toString('utf8'));
     if (e.type !== 'click') continue;
+    if (e.ts > newest) newest = e.ts;
     const start = e.ts - (e.ts % 60000);
     const id = e.user + '|' + start;
-    const w = windows.get(id) ?? { key: e.user, windowStart: start, windowEnd: start + 60000, n: 0, total: 0 };
-    w.n++; w.total += e.amount; windows.set(id, w);
+    let w = windows.get(id);
+    if (!w) windows.set(id, (w = { key: e.user, windowStart: start, windowEnd: start + 60000, n: 0, total: 0 }));
+    w.n++;
+    w.total += e.amount;
   }
-  void client;
+  const closed = [];
+  for (const [id, w] of windows) if (w.windowEnd <= newest) { closed.push(w); windows.delete(id); }
+  for (let i = 0; i < closed.length; i += 500) {
+    let entries = closed.slice(i, i + 500).map((w) => ({ Data: Buffer.from(JSON.stringify(w)), PartitionKey: w.key }));
+    for (let attempt = 0; entries.length > 0; attempt++) {
+      const res = await client.send(new PutRecordsCommand({ StreamName: 'out', Records: entries }));
+      if (!res.FailedRecordCount) break;
+      if (attempt === 7) throw new Error('PutRecords kept failing');
+      entries = entries.filter((_, j) => res.Records[j].ErrorCode);
+      await new Promise((done) => setTimeout(done, 100 * 2 ** attempt));
+    }
+  }
   return { batchItemFailures: [] };
 };
 `,

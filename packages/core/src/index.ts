@@ -23,3 +23,13 @@ export { FileSink } from './sinks/file.js';
 export { MemorySink } from './sinks/memory.js';
 export { StreamSink } from './sinks/stdout.js';
 export { readJsonLines } from './sources/file.js';
+export { pipelineSchema } from './spec.js';
+export { validateSpec } from './validate.js';
+export {
+  checkPipelineFile,
+  loadPipelineFile,
+  MAX_ALIASES,
+  MAX_PIPELINE_BYTES,
+  parsePipelineYaml,
+  resolveFunctions,
+} from './yaml/load.js';

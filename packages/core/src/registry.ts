@@ -4,7 +4,7 @@
  * compiler and the generated docs all read from this one place.
  */
 import type { TSchema } from 'typebox';
-import { ConfigError } from './errors.js';
+import { ConfigError, type ValidationIssue } from './errors.js';
 
 export type ComponentCategory = 'step' | 'source' | 'sink' | 'lookup' | 'store';
 
@@ -48,4 +48,21 @@ export function definition<D extends ComponentDefinition>(category: ComponentCat
 export function kindOf(spec: object): string {
   for (const k of Object.keys(spec)) if (k !== 'name') return k;
   throw new ConfigError('component has no kind');
+}
+
+/** Checks a whole spec against the pipeline schema (set by `validate.ts` when it is loaded). */
+export type SpecCheck = (spec: unknown) => ValidationIssue[];
+let specCheck: SpecCheck | undefined;
+
+/**
+ * Installs the spec check `compile()` runs on specs not marked `validated`. `@tributary/core`
+ * installs its JSON Schema validator; `@tributary/core/runtime` leaves it out (a bundle of an
+ * already-validated pipeline does not carry ajv and the schemas).
+ */
+export function setSpecCheck(check: SpecCheck): void {
+  specCheck = check;
+}
+
+export function installedSpecCheck(): SpecCheck | undefined {
+  return specCheck;
 }

@@ -1,7 +1,8 @@
 /**
  * `@tributary/core/runtime`: what runs an already-loaded pipeline — compile, envelopes, errors,
- * expressions, the registry, windows and state contracts, the YAML loader — without registering
- * any built-in component. A bundle (`tributary synth`) imports this entry plus the modules of the
+ * expressions, the registry, windows and state contracts — without registering any built-in
+ * component, the YAML loader or the JSON Schema validator (compile such pipelines with
+ * `validated: true`). A bundle (`tributary synth`) imports this entry plus the modules of the
  * components its pipeline uses (see COMPONENT_MODULES), so the rest is left out. Everything else
  * imports `@tributary/core`, which registers every built-in component and exports this and more.
  */
@@ -84,10 +85,8 @@ export type {
   StoreKinds,
   StoreSpec,
 } from './spec.js';
-export { pipelineSchema } from './spec.js';
 export type { MapTemplate } from './steps/map.js';
 export type { AggregateSpec, WindowSpec } from './steps/window.js';
-export { validateSpec } from './validate.js';
 export {
   type Aggregator,
   type CustomAggregator,
@@ -128,11 +127,3 @@ export {
   type WindowStore,
 } from './windows/store.js';
 export { lowestWatermark, Watermarks } from './windows/watermarks.js';
-export {
-  checkPipelineFile,
-  loadPipelineFile,
-  MAX_ALIASES,
-  MAX_PIPELINE_BYTES,
-  parsePipelineYaml,
-  resolveFunctions,
-} from './yaml/load.js';

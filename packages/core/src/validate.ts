@@ -8,7 +8,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parseDuration } from './duration.js';
 import type { ExpressionError, ValidationIssue } from './errors.js';
 import { compileCel } from './expression.js';
-import { type ComponentCategory, definitions } from './registry.js';
+import { type ComponentCategory, definitions, setSpecCheck } from './registry.js';
 import { FIELD_TYPES, X_DURATION, X_EXPECTED, X_EXPRESSION, X_FIELD_TYPE, X_UNION } from './schema.js';
 import { pipelineSchema } from './spec.js';
 import { X_AGGREGATE } from './steps/window.js';
@@ -373,3 +373,6 @@ function valueAt(root: unknown, pointer: string): unknown {
   }
   return v;
 }
+
+// compile() runs this on specs not validated already.
+setSpecCheck(validateSpec);

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as core from '@tributary/core';
@@ -118,8 +119,16 @@ describe('public surface of @tributary/core', () => {
     }
   });
 
-  it('the runtime entry exports everything but the builder, the harness, the file runner and the component classes', () => {
+  it('the runtime entry exports everything but the builder, the harness, the file runner, the YAML loader, the validator and the component classes', () => {
     const outside = [
+      'MAX_ALIASES',
+      'MAX_PIPELINE_BYTES',
+      'checkPipelineFile',
+      'loadPipelineFile',
+      'parsePipelineYaml',
+      'pipelineSchema',
+      'resolveFunctions',
+      'validateSpec',
       'FileSink',
       'MemorySink',
       'PipelineBuilder',
@@ -141,6 +150,29 @@ describe('public surface of @tributary/core', () => {
         .filter((k) => !outside.includes(k))
         .sort(),
     );
+  });
+
+  it('the runtime entry alone registers no component and has no validator: compile says what to do', () => {
+    // A fresh process (this one loaded @tributary/core), importing the built entry by name.
+    const script = `
+      const m = await import('@tributary/core/runtime');
+      const kinds = ['step', 'source', 'sink', 'lookup', 'store'].flatMap((c) => m.definitions(c));
+      let message = '';
+      try {
+        m.compile({ spec: { version: 1, name: 'x', source: { file: { path: 'a' } }, steps: [{ filter: 'true' }] }, bindings: new Map(), baseDir: '.' });
+      } catch (err) {
+        message = err.message;
+      }
+      console.log(JSON.stringify({ kinds: kinds.length, message }));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: join(import.meta.dirname, '..'),
+      encoding: 'utf8',
+    });
+    expect(JSON.parse(out)).toEqual({
+      kinds: 0,
+      message:
+        'no pipeline validator is loaded (import @tributary/core, or compile a pipeline validated already with `validated: true`)',
+    });
   });
 
   it('compares sequence numbers by value, as Kinesis orders them', () => {

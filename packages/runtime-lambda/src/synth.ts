@@ -151,14 +151,14 @@ function entrySource(pipeline: Pipeline, spec: PipelineSpec): string {
   // Only the stores, lookups and sinks the pipeline names are bundled (each registers itself).
   const kinds = componentImports(spec);
   return [
-    `import { createHandler } from '@tributary/runtime-lambda/handler';`,
+    `import { createPipelineHandler } from ${JSON.stringify(join(dirname(createRequire(import.meta.url).resolve('@tributary/runtime-lambda/handler')), 'pipelineHandler.js'))};`,
     ...kinds.map((k) => `import ${JSON.stringify(k)};`),
     ...imports,
     `const spec = ${JSON.stringify(spec)};`,
     `const bindings = new Map([${bindings.join(', ')}]);`,
     // Validated when it was synthesised: the container skips the schema check at cold start.
     // Relative paths (the copied lookup files) are read beside the bundle, whatever the cwd.
-    `export const handler = createHandler({ spec, bindings, baseDir: import.meta.dirname, file: ${JSON.stringify(pipeline.file ?? 'pipeline')} }, { validated: true });`,
+    `export const handler = createPipelineHandler({ spec, bindings, baseDir: import.meta.dirname, file: ${JSON.stringify(pipeline.file ?? 'pipeline')} }, { validated: true });`,
     '',
   ].join('\n');
 }
@@ -394,11 +394,10 @@ export async function synth(pipeline: Pipeline, options: SynthOptions): Promise<
     conditions: ['module', 'node', 'import'],
     // The pipeline's folder need not have Tributary installed: bundle this very package.
     alias: {
-      '@tributary/runtime-lambda/handler': createRequire(import.meta.url).resolve('@tributary/runtime-lambda/handler'),
       // Core without its built-in components: the entry imports the ones the pipeline uses.
       '@tributary/core': join(coreDist(), 'runtime.js'),
-      // rxjs's `node` condition is CommonJS, which cannot be tree-shaken: take its ES modules.
-      rxjs: join(dirname(createRequire(import.meta.url).resolve('rxjs')), '..', 'esm5', 'index.js'),
+      // rxjs's `node` condition is CommonJS, which cannot be tree-shaken: take its ES2015 modules.
+      rxjs: join(dirname(createRequire(import.meta.url).resolve('rxjs')), '..', 'esm', 'index.js'),
     },
     nodePaths: [
       join(dirname(createRequire(import.meta.url).resolve('@tributary/runtime-lambda')), '..', 'node_modules'),

@@ -30,11 +30,10 @@ import {
   type SourceRecord,
   withValue,
 } from '../envelope.js';
-import { describeError, ExpressionError, PipelineValidationError, TributaryError } from '../errors.js';
+import { ConfigError, describeError, ExpressionError, PipelineValidationError, TributaryError } from '../errors.js';
 import { type CompiledExpression, compileExpression, type ExpressionSource } from '../expression.js';
-import { definition, kindOf } from '../registry.js';
+import { definition, installedSpecCheck, kindOf } from '../registry.js';
 import type { PipelineSpec, SinkSpec, StepSpec } from '../spec.js';
-import { validateSpec } from '../validate.js';
 import type { StateStore } from '../windows/shared.js';
 import { Watermarks } from '../windows/watermarks.js';
 import { parseEventTime } from './eventTime.js';
@@ -208,7 +207,12 @@ export class CompiledPipeline {
 
   constructor(pipeline: Pipeline, options: CompileOptions = {}) {
     if (!options.validated) {
-      const issues = validateSpec(pipeline.spec);
+      const check = installedSpecCheck();
+      if (check === undefined)
+        throw new ConfigError(
+          'no pipeline validator is loaded (import @tributary/core, or compile a pipeline validated already with `validated: true`)',
+        );
+      const issues = check(pipeline.spec);
       if (issues.length > 0) throw new PipelineValidationError(issues.map((i) => ({ ...i, file: pipeline.file })));
     }
     this.pipeline = pipeline;

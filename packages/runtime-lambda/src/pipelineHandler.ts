@@ -1,0 +1,270 @@
+/**
+ * `createHandler(pipeline | 'pipeline.yaml', options)`: one Lambda handler for Kinesis and
+ * DynamoDB Streams events (it tells them apart) and for scheduled ticks.
+ *
+ * - Init outside the handler: the pipeline is loaded and compiled once per container (on the
+ *   first invocation, or at module load with `await handler.ready`), clients and caches reused.
+ * - Kinesis: base64 decoded, KPL aggregates de-aggregated (MD5 checked, sub-sequence numbers
+ *   kept, user records outside the shard's hash range dropped when `hashRange` is given).
+ *   DynamoDB Streams: the record's keys and images, unmarshalled.
+ * - The event's records are processed in order, in chunks of `chunkSize`; each chunk is
+ *   acknowledged by its sinks and state before the next starts. A chunk that fails (a sink or
+ *   store that retrying can fix) ends the invocation with `{ batchItemFailures: [{ itemIdentifier:
+ *   <its first sequence number> }] }` (ReportBatchItemFailures): Lambda delivers the event again
+ *   from there, and state writes are idempotent, so nothing counts twice. Records sent to the
+ *   dead-letter output are successes. Near the timeout (`getRemainingTimeInMillis` below
+ *   `safetyMarginMs`) no new chunk is started and the rest is reported for retry the same way.
+ * - A scheduled event (EventBridge rule) is a tick: watermarks advance by processing time and
+ *   windows whose time has passed are emitted even when no record arrives.
+ * - One CloudWatch Embedded Metric Format line per invocation (records in/out, dead-lettered,
+ *   late, iterator age, duration), and structured JSON logs.
+ */
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import {
+  type BatchResult,
+  type CompiledPipeline,
+  type CompileOptions,
+  compile,
+  describeError,
+  type Pipeline,
+  type SourceBatch,
+  type SourceRecord,
+} from '@tributary/core';
+import type { Context, DynamoDBRecord, KinesisStreamRecord } from 'aws-lambda';
+import { deaggregate } from './deaggregate.js';
+
+export interface HandlerOptions extends CompileOptions {
+  /** Records per chunk (each acknowledged before the next). Default 500. */
+  chunkSize?: number;
+  /** Start no new chunk with less than this many ms left. Default 5000. */
+  safetyMarginMs?: number;
+  /** The hash range of a Kinesis shard, to drop de-aggregated records that belong to another shard. */
+  hashRange?: (shardId: string) => { start: bigint; end: bigint } | undefined;
+  /** Shards to register before the first batch (with shared window state: every shard of the stream). */
+  shards?: readonly string[];
+  /** Where log and metric lines go (default: standard output, one JSON object per line). */
+  log?: (line: string) => void;
+  /** CloudWatch metric namespace (default `Tributary`). */
+  metricNamespace?: string;
+}
+
+export interface BatchItemFailure {
+  itemIdentifier: string;
+}
+export interface HandlerResponse {
+  batchItemFailures: BatchItemFailure[];
+}
+
+type Event = {
+  Records?: (KinesisStreamRecord | DynamoDBRecord)[];
+  source?: string;
+  'detail-type'?: string;
+  tributary?: string;
+};
+
+export interface Handler {
+  (event: Event, context?: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId'>): Promise<HandlerResponse>;
+  /** Resolves when the pipeline is compiled (use at module load to init outside the handler). */
+  readonly ready: Promise<CompiledPipeline>;
+}
+
+interface Chunk {
+  batch: SourceBatch;
+  /** The event record each source record came from: its sequence number is what Lambda retries from. */
+  firstItem: string;
+}
+
+/** Kinesis event records → source batches per shard, in order, de-aggregated. */
+function kinesisChunks(records: KinesisStreamRecord[], options: HandlerOptions, chunkSize: number): Chunk[] {
+  const chunks: Chunk[] = [];
+  let current: { shardId: string; records: SourceRecord[]; firstItem: string; count: number } | undefined;
+  for (const r of records) {
+    const k = r.kinesis;
+    // Records of one invocation nearly always share a shard: compare the prefix before slicing it.
+    const id = r.eventID;
+    const shardId =
+      current !== undefined && id.startsWith(current.shardId) && id.charCodeAt(current.shardId.length) === 58
+        ? current.shardId
+        : id.slice(0, id.indexOf(':')) || 'shardId-unknown';
+    if (!current || current.shardId !== shardId || current.count >= chunkSize) {
+      if (current)
+        chunks.push({ batch: { shardId: current.shardId, records: current.records }, firstItem: current.firstItem });
+      current = { shardId, records: [], firstItem: k.sequenceNumber, count: 0 };
+    }
+    current.count++;
+    const arrivalTime = Math.round(k.approximateArrivalTimestamp * 1000);
+    const data = Buffer.from(k.data, 'base64');
+    if (!isAggregate(data)) {
+      current.records.push({ data, partitionKey: k.partitionKey, sequenceNumber: k.sequenceNumber, arrivalTime });
+      continue;
+    }
+    for (const u of deaggregate(data, k.partitionKey, options.hashRange?.(shardId))) {
+      const src: SourceRecord = {
+        data: u.data,
+        partitionKey: u.partitionKey,
+        sequenceNumber: k.sequenceNumber,
+        arrivalTime,
+      };
+      if (u.subSequenceNumber !== undefined) src.subSequenceNumber = u.subSequenceNumber;
+      current.records.push(src);
+    }
+  }
+  if (current)
+    chunks.push({ batch: { shardId: current.shardId, records: current.records }, firstItem: current.firstItem });
+  return chunks;
+}
+
+/** Whether data starts with the KPL magic bytes (checked without slicing: this runs per record). */
+function isAggregate(data: Buffer): boolean {
+  return data.length > 20 && data[0] === 0xf3 && data[1] === 0x89 && data[2] === 0x9a && data[3] === 0xc2;
+}
+
+/** DynamoDB Streams event records → source batches (the stream ARN stands for the shard). */
+function dynamoChunks(records: DynamoDBRecord[], chunkSize: number): Chunk[] {
+  const chunks: Chunk[] = [];
+  for (let i = 0; i < records.length; i += chunkSize) {
+    const slice = records.slice(i, i + chunkSize);
+    const first = slice[0] as DynamoDBRecord;
+    const shardId = (first.eventSourceARN ?? 'dynamodb').split('/stream/')[0] ?? 'dynamodb';
+    chunks.push({
+      firstItem: first.dynamodb?.SequenceNumber ?? '',
+      batch: {
+        shardId,
+        records: slice.map((r) => {
+          const d = r.dynamodb ?? {};
+          const image = (x: unknown) => (x ? unmarshall(x as never) : undefined);
+          return {
+            value: {
+              eventName: r.eventName,
+              keys: image(d.Keys),
+              newImage: image(d.NewImage),
+              oldImage: image(d.OldImage),
+            },
+            partitionKey: JSON.stringify(image(d.Keys) ?? null),
+            sequenceNumber: d.SequenceNumber ?? '0',
+            arrivalTime: Math.round((d.ApproximateCreationDateTime ?? 0) * 1000),
+          };
+        }),
+      },
+    });
+  }
+  return chunks;
+}
+
+function isTick(event: Event): boolean {
+  return (
+    !event.Records &&
+    (event.source === 'aws.events' || event['detail-type'] === 'Scheduled Event' || event.tributary === 'tick')
+  );
+}
+
+/**
+ * The handler for a pipeline already loaded (or being loaded). `createHandler` adds loading a
+ * pipeline file; a synthesised bundle calls this directly with its inline spec, so it carries no
+ * YAML loader.
+ */
+export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, options: HandlerOptions = {}): Handler {
+  const chunkSize = options.chunkSize ?? 500;
+  const margin = options.safetyMarginMs ?? 5000;
+  const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const namespace = options.metricNamespace ?? 'Tributary';
+  const ready = (async () => {
+    const p = await pipeline;
+    const compiled = compile(p, options);
+    await compiled.open();
+    for (const s of options.shards ?? []) compiled.registerShard(s);
+    return compiled;
+  })();
+  ready.catch(() => {}); // reported by the first invocation
+
+  const handler = async (event: Event, context?: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId'>) => {
+    const t0 = Date.now();
+    const compiled = await ready;
+    const totals = { recordsIn: 0, recordsOut: 0, deadLettered: 0, filtered: 0, late: 0 };
+    const add = (r: BatchResult) => {
+      totals.recordsIn += r.recordsIn;
+      totals.recordsOut += r.recordsOut;
+      totals.deadLettered += r.deadLettered;
+      totals.filtered += r.filtered;
+    };
+    const failures: BatchItemFailure[] = [];
+    let oldest = Number.POSITIVE_INFINITY;
+    let kind = 'tick';
+    if (isTick(event)) add(await compiled.tick());
+    else {
+      const records = event.Records ?? [];
+      const first = records[0];
+      kind = first && 'kinesis' in first ? 'kinesis' : 'dynamodb';
+      const chunks =
+        kind === 'kinesis'
+          ? kinesisChunks(records as KinesisStreamRecord[], options, chunkSize)
+          : dynamoChunks(records as DynamoDBRecord[], chunkSize);
+      for (const c of chunks) {
+        for (const r of c.batch.records) if (r.arrivalTime > 0 && r.arrivalTime < oldest) oldest = r.arrivalTime;
+        if (context && context.getRemainingTimeInMillis() < margin) {
+          failures.push({ itemIdentifier: c.firstItem });
+          log(
+            JSON.stringify({
+              level: 'warn',
+              msg: 'stopping near the timeout; the rest is retried',
+              from: c.firstItem,
+              requestId: context.awsRequestId,
+            }),
+          );
+          break;
+        }
+        try {
+          add(await compiled.process(c.batch));
+        } catch (err) {
+          failures.push({ itemIdentifier: c.firstItem });
+          log(
+            JSON.stringify({
+              level: 'error',
+              msg: 'batch failed; Lambda will retry from here',
+              from: c.firstItem,
+              shardId: c.batch.shardId,
+              error: describeError(err),
+              requestId: context?.awsRequestId,
+            }),
+          );
+          break;
+        }
+      }
+    }
+    const now = Date.now();
+    log(
+      JSON.stringify({
+        _aws: {
+          Timestamp: now,
+          CloudWatchMetrics: [
+            {
+              Namespace: namespace,
+              Dimensions: [['Pipeline']],
+              Metrics: [
+                { Name: 'RecordsIn', Unit: 'Count' },
+                { Name: 'RecordsOut', Unit: 'Count' },
+                { Name: 'DeadLettered', Unit: 'Count' },
+                { Name: 'Filtered', Unit: 'Count' },
+                { Name: 'IteratorAge', Unit: 'Milliseconds' },
+                { Name: 'Duration', Unit: 'Milliseconds' },
+                { Name: 'FailedBatches', Unit: 'Count' },
+              ],
+            },
+          ],
+        },
+        Pipeline: compiled.name,
+        Event: kind,
+        RecordsIn: totals.recordsIn,
+        RecordsOut: totals.recordsOut,
+        DeadLettered: totals.deadLettered,
+        Filtered: totals.filtered,
+        IteratorAge: oldest === Number.POSITIVE_INFINITY ? 0 : Math.max(0, now - oldest),
+        Duration: now - t0,
+        FailedBatches: failures.length,
+        ...compiled.stats(),
+      }),
+    );
+    return { batchItemFailures: failures };
+  };
+  return Object.assign(handler, { ready }) as Handler;
+}
