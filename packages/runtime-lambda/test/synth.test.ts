@@ -33,6 +33,27 @@ type Spec = {
 };
 const spec = (createRequire(import.meta.url)('@aws-cdk/cfnspec') as { specification(): Spec }).specification();
 
+/** A Kinesis event of one shard carrying these values as JSON (partition key: `user`, or k). */
+function kinesisEvent(values: readonly { user?: string }[]) {
+  return {
+    Records: values.map((v, i) => ({
+      eventID: `shardId-000000000000:${i + 1}`,
+      eventSource: 'aws:kinesis',
+      kinesis: {
+        partitionKey: v.user ?? 'k',
+        sequenceNumber: String(i + 1),
+        data: Buffer.from(JSON.stringify(v)).toString('base64'),
+        approximateArrivalTimestamp: 1,
+      },
+    })),
+  };
+}
+
+/** Imports a synthesised bundle and returns its handler. */
+async function bundledHandler(bundle: string): Promise<(event: unknown) => Promise<unknown>> {
+  return ((await import(pathToFileURL(bundle).href)) as { handler: (e: unknown) => Promise<unknown> }).handler;
+}
+
 const isIntrinsic = (v: unknown) =>
   v !== null &&
   typeof v === 'object' &&
@@ -145,21 +166,9 @@ describe('tributary synth (lambda)', () => {
     const p = await loadPipelineFile(join(dir, 'pipeline.yaml'));
     const r = await synth(p, { outDir: join(dir, 'dist'), bundleSdk: true });
     expect(r.bundleGzipBytes).toBeGreaterThan(1000);
-    const mod = (await import(pathToFileURL(r.bundle).href)) as { handler: (e: unknown) => Promise<unknown> };
+    const handler = await bundledHandler(r.bundle);
     const values = [5, 12, 30, 9].map((amount, i) => ({ amount, i }));
-    const event = {
-      Records: values.map((v, i) => ({
-        eventID: `shardId-000000000000:${i + 1}`,
-        eventSource: 'aws:kinesis',
-        kinesis: {
-          partitionKey: 'k',
-          sequenceNumber: String(i + 1),
-          data: Buffer.from(JSON.stringify(v)).toString('base64'),
-          approximateArrivalTimestamp: 1,
-        },
-      })),
-    };
-    expect(await mod.handler(event)).toEqual({ batchItemFailures: [] });
+    expect(await handler(kinesisEvent(values))).toEqual({ batchItemFailures: [] });
     const lines = (await readFile(out, 'utf8'))
       .trim()
       .split('\n')
@@ -225,20 +234,8 @@ steps:
         ts: base + i * 1000,
       }));
       events.push({ type: 'click', user: 'u0', amount: 1, ts: base + 180_000 });
-      const mod = (await import(pathToFileURL(r.bundle).href)) as { handler: (e: unknown) => Promise<unknown> };
-      const res = await mod.handler({
-        Records: events.map((v, i) => ({
-          eventID: `shardId-000000000000:${i + 1}`,
-          eventSource: 'aws:kinesis',
-          kinesis: {
-            partitionKey: v.user,
-            sequenceNumber: String(i + 1),
-            data: Buffer.from(JSON.stringify(v)).toString('base64'),
-            approximateArrivalTimestamp: 1,
-          },
-        })),
-      });
-      expect(res).toEqual({ batchItemFailures: [] });
+      const handler = await bundledHandler(r.bundle);
+      expect(await handler(kinesisEvent(events))).toEqual({ batchItemFailures: [] });
       // Oracle: the closed windows recomputed from the input.
       const tierOf: Record<string, string> = { u0: 'gold', u1: 'silver', u2: 'gold' };
       const expected = new Map<string, { key: string; windowStart: number; n: number; total: number }>();
@@ -319,20 +316,8 @@ steps:
       // Ten minutes later: closes the windows above (its own stays open).
       const last = base + 600_000;
       events.push({ user: 'u0', n: 1, ts: last, items: [{ sku: 'a', qty: 1 }] });
-      const mod = (await import(pathToFileURL(r.bundle).href)) as { handler: (e: unknown) => Promise<unknown> };
-      const res = await mod.handler({
-        Records: events.map((v, i) => ({
-          eventID: `shardId-000000000000:${i + 1}`,
-          eventSource: 'aws:kinesis',
-          kinesis: {
-            partitionKey: v.user,
-            sequenceNumber: String(i + 1),
-            data: Buffer.from(JSON.stringify(v)).toString('base64'),
-            approximateArrivalTimestamp: 1,
-          },
-        })),
-      });
-      expect(res).toEqual({ batchItemFailures: [] });
+      const handler = await bundledHandler(r.bundle);
+      expect(await handler(kinesisEvent(events))).toEqual({ batchItemFailures: [] });
       const lines = async (f: string) =>
         (await readFile(f, 'utf8').catch(() => ''))
           .split('\n')
