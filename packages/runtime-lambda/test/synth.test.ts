@@ -34,13 +34,13 @@ type Spec = {
 const spec = (createRequire(import.meta.url)('@aws-cdk/cfnspec') as { specification(): Spec }).specification();
 
 /** A Kinesis event of one shard carrying these values as JSON (partition key: `user`, or k). */
-function kinesisEvent(values: readonly { user?: string }[]) {
+function kinesisEvent(values: readonly object[]) {
   return {
     Records: values.map((v, i) => ({
       eventID: `shardId-000000000000:${i + 1}`,
       eventSource: 'aws:kinesis',
       kinesis: {
-        partitionKey: v.user ?? 'k',
+        partitionKey: (v as { user?: string }).user ?? 'k',
         sequenceNumber: String(i + 1),
         data: Buffer.from(JSON.stringify(v)).toString('base64'),
         approximateArrivalTimestamp: 1,
