@@ -134,7 +134,7 @@ async function copyReadFiles(pipeline: Pipeline, outDir: string): Promise<{ spec
 }
 
 /** The handler module esbuild bundles: the spec inline, `fn:` modules imported statically. */
-function entrySource(pipeline: Pipeline, spec: PipelineSpec): string {
+function entrySource(pipeline: Pipeline, spec: PipelineSpec, components: string[]): string {
   const modules = new Map<string, string>();
   const bindings: string[] = [];
   for (const ref of pipeline.bindings.keys()) {
@@ -148,11 +148,10 @@ function entrySource(pipeline: Pipeline, spec: PipelineSpec): string {
     bindings.push(`[${JSON.stringify(ref)}, ${alias}[${JSON.stringify(ref.slice(hash + 1))}]]`);
   }
   const imports = [...modules].map(([file, alias]) => `import * as ${alias} from ${JSON.stringify(file)};`);
-  // Only the stores, lookups and sinks the pipeline names are bundled (each registers itself).
-  const kinds = componentImports(spec);
   return [
     `import { createPipelineHandler } from ${JSON.stringify(join(dirname(createRequire(import.meta.url).resolve('@tributary/runtime-lambda/handler')), 'pipelineHandler.js'))};`,
-    ...kinds.map((k) => `import ${JSON.stringify(k)};`),
+    // Only the components the pipeline names are bundled (each registers itself).
+    ...components.map((k) => `import ${JSON.stringify(k)};`),
     ...imports,
     `const spec = ${JSON.stringify(spec)};`,
     `const bindings = new Map([${bindings.join(', ')}]);`,
@@ -362,24 +361,16 @@ function sdkViaRequire(): Plugin {
   };
 }
 
-/** Whether a spec has a step of this kind anywhere (branches included). */
-function usesStep(spec: PipelineSpec, kind: string): boolean {
-  const visit = (node: unknown): boolean => {
-    if (Array.isArray(node)) return node.some(visit);
-    if (node === null || typeof node !== 'object') return false;
-    return Object.entries(node).some(([k, v]) => k === kind || visit(v));
-  };
-  return visit(spec.steps);
-}
-
 /** Writes `index.mjs` (the bundle) and `template.json` into `outDir`. */
 export async function synth(pipeline: Pipeline, options: SynthOptions): Promise<SynthResult> {
   await mkdir(options.outDir, { recursive: true });
   const bundle = join(options.outDir, 'index.mjs');
   const inlined = await copyReadFiles(pipeline, options.outDir);
+  const components = componentImports(inlined.spec);
+  const enrich = components.includes(join(coreDist(), COMPONENT_MODULES.step.enrich as string));
   const result = await build({
     stdin: {
-      contents: entrySource(pipeline, inlined.spec),
+      contents: entrySource(pipeline, inlined.spec, components),
       resolveDir: dirname(resolve(pipeline.file ?? join(pipeline.baseDir, 'x'))),
       loader: 'js',
     },
@@ -409,7 +400,7 @@ export async function synth(pipeline: Pipeline, options: SynthOptions): Promise<
     logLevel: 'silent',
     metafile: true,
     plugins: [
-      leaveOut(['yaml', 'ajv', ...(usesStep(pipeline.spec, 'enrich') ? [] : ['lru-cache'])], ['typebox']),
+      leaveOut(['yaml', 'ajv', ...(enrich ? [] : ['lru-cache'])], ['typebox']),
       ...(options.bundleSdk ? [] : [sdkViaRequire()]),
     ],
   });
