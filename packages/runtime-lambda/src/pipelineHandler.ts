@@ -1,23 +1,7 @@
 /**
- * `createHandler(pipeline | 'pipeline.yaml', options)`: one Lambda handler for Kinesis and
- * DynamoDB Streams events (it tells them apart) and for scheduled ticks.
- *
- * - Init outside the handler: the pipeline is loaded and compiled once per container (on the
- *   first invocation, or at module load with `await handler.ready`), clients and caches reused.
- * - Kinesis: base64 decoded, KPL aggregates de-aggregated (MD5 checked, sub-sequence numbers
- *   kept, user records outside the shard's hash range dropped when `hashRange` is given).
- *   DynamoDB Streams: the record's keys and images, unmarshalled.
- * - The event's records are processed in order, in chunks of `chunkSize`; each chunk is
- *   acknowledged by its sinks and state before the next starts. A chunk that fails (a sink or
- *   store that retrying can fix) ends the invocation with `{ batchItemFailures: [{ itemIdentifier:
- *   <its first sequence number> }] }` (ReportBatchItemFailures): Lambda delivers the event again
- *   from there, and state writes are idempotent, so nothing counts twice. Records sent to the
- *   dead-letter output are successes. Near the timeout (`getRemainingTimeInMillis` below
- *   `safetyMarginMs`) no new chunk is started and the rest is reported for retry the same way.
- * - A scheduled event (EventBridge rule) is a tick: watermarks advance by processing time and
- *   windows whose time has passed are emitted even when no record arrives.
- * - One CloudWatch Embedded Metric Format line per invocation (records in/out, dead-lettered,
- *   late, iterator age, duration), and structured JSON logs.
+ * The Lambda handler of a loaded pipeline (see `handler.ts` for what it does). Kept apart from
+ * the pipeline file loader so a synthesised bundle, whose spec is inline and validated, carries
+ * neither the YAML parser nor the validator.
  */
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import {
