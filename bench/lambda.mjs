@@ -221,7 +221,7 @@ export async function run({ records = 10_000, rounds = 25 } = {}) {
     },
   ];
   return {
-    text: `${table(rows, ['variant', 'µs/record', 'records/s', 'vs floor'])}\n\n${table(deployRows, ['what', 'bundle gz', 'cold init'])}\n\n${fmt(records)} records of ~${Math.round(bytes)} B per event; handler = ${ratio.toFixed(2)}x the decode floor (target <= 1.3x); bundle +${extraKb.toFixed(0)} KB gzipped (target <= +50 KB); cold init +${extraMs.toFixed(0)} ms (target <= +20 ms), the AWS SDK external in both: ${pass ? 'PASS' : 'FAIL'}`,
+    text: `${table(rows, ['variant', 'µs/record', 'records/s', 'vs floor'])}\n\n${table(deployRows, ['what', 'bundle gz', 'cold init'])}\n\n${fmt(records)} records of ~${Math.round(bytes)} B per event; handler = ${ratio.toFixed(2)}x the decode floor (target <= 1.3x); bundle +${extraKb.toFixed(1)} KB gzipped (target <= +50 KB); cold init ${extraMs >= 0 ? '+' : ''}${extraMs.toFixed(0)} ms (target <= +20 ms), the AWS SDK external in both: ${pass ? 'PASS' : 'FAIL'}`,
     summary: {
       records,
       recordBytes: Math.round(bytes),
@@ -233,6 +233,11 @@ export async function run({ records = 10_000, rounds = 25 } = {}) {
       coldInitMs: d.ourInit,
       handColdInitMs: d.handInit,
       targets: { ratio: 1.3, extraKb: 50, extraMs: 20 },
+      checks: [
+        { name: 'handler / decode floor', value: ratio, op: '<=', target: 1.3 },
+        { name: 'bundle KB gzipped over the hand-written one', value: extraKb, op: '<=', target: 50 },
+        { name: 'cold init ms over the hand-written one', value: extraMs, op: '<=', target: 20 },
+      ],
       pass,
     },
   };

@@ -227,6 +227,16 @@ export async function run({ records = 1_000_000, batchSize = 10_000, rounds = 5,
   // windows, Maps of ~10k keys per window instead of 1k), reported beside the target for context.
   summary.handKeyScaling = handRate[small] / handRate[large];
   if (summary.keyScaling >= 2) pass = false;
+  summary.checks = [
+    ...keySets.map((k) => ({
+      name: `tributary / hand loop at ${fmt(k)} keys`,
+      value: summary.keySets[k].handLoopRatio,
+      op: '>=',
+      target: 0.5,
+    })),
+    { name: `slowdown ${fmt(small)} -> ${fmt(large)} keys`, value: summary.keyScaling, op: '<', target: 2 },
+    { name: "the hand loop's own slowdown", value: summary.handKeyScaling },
+  ];
   summary.pass = pass;
   return {
     text: `${table(rows, ['keys', 'variant', 'records/s', 'median ms', 'vs hand loop', 'peak heap MB', 'windows'])}\n\nTributary vs hand loop: ${keySets.map((k) => `${summary.keySets[k].handLoopRatio.toFixed(2)}x at ${fmt(k)} keys`).join(', ')} (target >= 0.5x); slowdown ${fmt(small)} -> ${fmt(large)} keys: ${summary.keyScaling.toFixed(2)}x (target < 2x; the hand loop's own: ${summary.handKeyScaling.toFixed(2)}x): ${pass ? 'PASS' : 'FAIL'}`,
