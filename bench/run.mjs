@@ -21,7 +21,7 @@ if (runsArg !== undefined && !(Number.isInteger(runsArg) && runsArg >= 1)) {
   console.error('--runs needs a whole number >= 1');
   process.exit(64);
 }
-const wanted = args.filter((a, i) => !a.startsWith('-') && i !== runsAt + 1);
+const wanted = args.filter((a, i) => !a.startsWith('-') && (runsAt < 0 || i !== runsAt + 1));
 const quick = args.includes('--quick');
 const names = wanted.length ? wanted : all;
 const MANY = ['windows', 'lambda'];
