@@ -4,8 +4,8 @@
 //
 // On a small shared machine a ratio moves by ±30% from one process to the next (JIT decisions,
 // memory layout, neighbours), more than some targets leave room for. So the benchmarks whose
-// targets sit that close (windows, lambda) run in several fresh processes (`--runs`, default 3
-// for those, 1 for the others) and are judged on the median of each measured ratio.
+// targets sit that close (stateless, windows, lambda) run in several fresh processes (`--runs`,
+// default 3 for those, 1 for the others) and are judged on the median of each measured ratio.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -24,7 +24,7 @@ if (runsArg !== undefined && !(Number.isInteger(runsArg) && runsArg >= 1)) {
 const wanted = args.filter((a, i) => !a.startsWith('-') && (runsAt < 0 || i !== runsAt + 1));
 const quick = args.includes('--quick');
 const names = wanted.length ? wanted : all;
-const MANY = ['windows', 'lambda'];
+const MANY = ['stateless', 'windows', 'lambda'];
 mkdirSync(join(here, 'results'), { recursive: true });
 const resultFile = (name) => join(here, 'results', `${name}.json`);
 
