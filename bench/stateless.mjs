@@ -2,7 +2,7 @@
 // process with (a) a hand-written loop doing the same work and (b) idiomatic per-record RxJS.
 
 import { compile, fileSource, MemorySink, parsePipelineYaml, pipeline } from '@tributary/core';
-import { from, lastValueFrom, filter as rxFilter, map as rxMap, toArray } from 'rxjs';
+import { concatMap, from, lastValueFrom, filter as rxFilter, map as rxMap, toArray } from 'rxjs';
 import { compare, fmt, random, table } from './lib.mjs';
 
 export const name = 'stateless';
@@ -63,8 +63,10 @@ export async function run({ records = 1_000_000, batchSize = 10_000, rounds = 5 
   const rx = async () => {
     rxOut.length = 0;
     const out = await lastValueFrom(
-      from(lines).pipe(
-        rxMap((l) => JSON.parse(l)),
+      // The same input as the others: batches of source records, flattened into one stream.
+      from(batches).pipe(
+        concatMap((b) => b.records),
+        rxMap((r) => JSON.parse(r.data)),
         rxFilter(isClick),
         rxMap(project),
         // Synchronous lookup: the fastest idiomatic form. (An async lookup per record through
