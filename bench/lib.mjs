@@ -7,15 +7,15 @@ export function median(xs) {
 }
 
 /**
- * Runs every variant `rounds` times, interleaved so machine noise hits all of them alike. With
- * `gc` (the default, when node runs with --expose-gc) a full collection precedes each run, so no
- * run pays for the garbage of the one before; `gc: false` measures a warm steady state instead.
+ * Runs every variant `rounds` times, interleaved so machine noise hits all of them alike. A full
+ * collection (when node runs with --expose-gc) precedes each run, so no run pays for the garbage
+ * of the one before.
  */
-export async function compare(variants, { rounds = 5, warmup = 1, gc = true } = {}) {
+export async function compare(variants, { rounds = 5, warmup = 1 } = {}) {
   const times = Object.fromEntries(variants.map((v) => [v.name, []]));
   for (let r = 0; r < warmup + rounds; r++) {
     for (const v of variants) {
-      if (gc) globalThis.gc?.();
+      globalThis.gc?.();
       const t0 = performance.now();
       const check = await v.run();
       const ms = performance.now() - t0;

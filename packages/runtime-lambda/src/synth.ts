@@ -338,6 +338,22 @@ function leaveOut(packages: string[], inert: string[]): Plugin {
 }
 
 /**
+ * An esbuild plugin resolving `@tributary/core` (exactly: not its sub-paths, as an alias would)
+ * to its runtime entry, which registers no component: the entry imports the ones the pipeline uses.
+ */
+function coreRuntime(): Plugin {
+  return {
+    name: 'tributary-core-runtime',
+    setup(b) {
+      // Resolved as esbuild resolves any path (a `.js` import may name a `.ts` source file).
+      b.onResolve({ filter: /^@tributary\/core$/ }, (args) =>
+        b.resolve(join(coreDist(), 'runtime.js'), { kind: args.kind, resolveDir: args.resolveDir }),
+      );
+    },
+  };
+}
+
+/**
  * An esbuild plugin loading the AWS SDK (left out of the bundle) with `require`, as the SDK's own
  * CommonJS modules load each other: an ES `import` of a CommonJS package makes Node scan its source
  * for export names and load it beside the copy the clients already required (about 15 ms of cold
@@ -385,8 +401,6 @@ export async function synth(pipeline: Pipeline, options: SynthOptions): Promise<
     conditions: ['module', 'node', 'import'],
     // The pipeline's folder need not have Tributary installed: bundle this very package.
     alias: {
-      // Core without its built-in components: the entry imports the ones the pipeline uses.
-      '@tributary/core': join(coreDist(), 'runtime.js'),
       // rxjs's `node` condition is CommonJS, which cannot be tree-shaken: take its ES2015 modules.
       rxjs: join(dirname(createRequire(import.meta.url).resolve('rxjs')), '..', 'esm', 'index.js'),
     },
@@ -400,6 +414,7 @@ export async function synth(pipeline: Pipeline, options: SynthOptions): Promise<
     logLevel: 'silent',
     metafile: true,
     plugins: [
+      coreRuntime(),
       leaveOut(['yaml', 'ajv', ...(enrich ? [] : ['lru-cache'])], ['typebox']),
       ...(options.bundleSdk ? [] : [sdkViaRequire()]),
     ],
