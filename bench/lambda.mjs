@@ -44,7 +44,7 @@ eventTime: event.ts
 steps:
   - filter: event.type == "click"
   - map: { user: event.user, amount: event.amount, ts: event.ts }
-  - window: { key: event.user, tumbling: 1m, aggregate: { n: count(), total: sum(event.amount) } }
+  - window: { key: event.user, tumbling: 1m, aggregate: { n: count(), total: sum(event.amount) }, state: { memory: { volatile: true } } }
   - sink: { kinesis: { stream: out, partitionKey: event.key } }
 `;
   writeFileSync(join(dir, 'pipeline.yaml'), yaml);
@@ -160,7 +160,12 @@ export async function run({ records = 10_000, rounds = 25, warmup = 5 } = {}) {
     .eventTime((e) => e.ts)
     .filter((e) => e.type === 'click')
     .map((e) => ({ user: e.user, amount: e.amount, ts: e.ts }))
-    .window({ key: (e) => e.user, tumbling: '1m', aggregate: { n: count(), total: sum((e) => e.amount) } })
+    .window({
+      key: (e) => e.user,
+      tumbling: '1m',
+      aggregate: { n: count(), total: sum((e) => e.amount) },
+      state: { memory: { volatile: true } },
+    })
     .sink(out)
     .build();
   const handler = createHandler(p, { chunkSize: 10_000, log: () => {} });

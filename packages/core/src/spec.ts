@@ -47,7 +47,7 @@ export interface LookupKinds {
 }
 /** Window state stores (`@tributary/state` adds dynamodb and redis). */
 export interface StoreKinds {
-  memory: Record<string, never>;
+  memory: { volatile?: boolean };
   ref: string;
 }
 

@@ -130,6 +130,40 @@ describe('compiled pipeline', () => {
     expect(noTime.results[0]?.tail?.[0]?.eventTime).toBe(42);
   });
 
+  it('dead-letters event times beyond the Date range (±8.64e15 ms) as event-time; a window run goes on', async () => {
+    const p = stepsPipeline(
+      '  - window: { key: event.k, tumbling: 10, aggregate: { n: count() } }',
+      'eventTime: event.ts\n',
+    );
+    const run = await testPipeline(p, [
+      { k: 'a', ts: 5 },
+      { k: 'a', ts: 8.64e15 + 1 },
+      { k: 'a', ts: -9e15 },
+      { k: 'a', ts: 8.64e15 },
+      { k: 'a', ts: 7 },
+    ]);
+    expect(run.deadLetters.map((d) => [d.sequenceNumber, d.reason])).toEqual([
+      ['2', 'event-time'],
+      ['3', 'event-time'],
+    ]);
+    expect(run.output).toEqual([
+      { key: 'a', windowStart: 0, windowEnd: 10, n: 2 },
+      { key: 'a', windowStart: 8.64e15, windowEnd: 8.64e15 + 10, n: 1 },
+    ]);
+    // The last record (7) came after 8.64e15 moved the watermark: late, with a readable reason.
+    const late = await testPipeline(
+      stepsPipeline('  - window: { key: event.k, tumbling: 10, aggregate: { n: count() } }', 'eventTime: event.ts\n'),
+      [
+        { k: 'a', ts: 8.64e15 },
+        { k: 'a', ts: 1 },
+      ],
+      { batchSize: 1 },
+    );
+    expect(late.deadLetters.map((d) => [d.reason, d.error])).toEqual([
+      ['late', expect.stringContaining('event time 1970-01-01T00:00:00.001Z')],
+    ]);
+  });
+
   it('fuses stateless steps: one subscription per batch stream, no per-record subscriptions', async () => {
     let subscriptions = 0;
     const counted = <T>(src: Observable<T>) =>

@@ -78,6 +78,16 @@ export interface SimulatorOptions {
 
 type Invoke = (event: KinesisStreamEvent) => Promise<HandlerResponse | undefined>;
 
+/**
+ * One container per concurrent lane, as Lambda runs them: each (shard, lane) gets its own
+ * handler from `container()` (its own memory), created at its first batch; `recycleAfter`
+ * replaces a lane's container after that many invocations (Lambda recycles containers at any time).
+ */
+export interface Containers {
+  container: () => Invoke;
+  recycleAfter?: number;
+}
+
 const MAX = (a: string, b: string) => (a.length !== b.length ? (a.length > b.length ? a : b) : a > b ? a : b);
 
 export class LambdaSimulator {
@@ -87,8 +97,13 @@ export class LambdaSimulator {
   /** Invocations made (for tests and logs). */
   invocations = 0;
 
+  /** Per lane (`shard#lane`): its container and how many invocations it has served. */
+  private readonly lanes = new Map<string, { invoke: Invoke; served: number }>();
+  /** Containers created (for tests). */
+  containersStarted = 0;
+
   constructor(
-    private readonly handler: Invoke,
+    private readonly handler: Invoke | Containers,
     private readonly options: SimulatorOptions,
   ) {
     const m = options.mapping ?? {};
@@ -123,9 +138,27 @@ export class LambdaSimulator {
    * `maxPolls`), handling what arrives. Resolves when done or stopped.
    */
   async runUntilIdle({ idlePolls = 2, maxPolls = 10_000 } = {}): Promise<void> {
-    const d = await this.options.client.send(new DescribeStreamCommand({ StreamName: this.options.stream }));
-    const shards = (d.StreamDescription?.Shards ?? []).map((s) => s.ShardId as string);
+    const shards = await this.shards();
     await Promise.all(shards.map((shardId) => this.pollShard(shardId, idlePolls, maxPolls)));
+  }
+
+  /** The ids of the stream's shards (DescribeStream, every page). */
+  async shards(): Promise<string[]> {
+    const ids: string[] = [];
+    let from: string | undefined;
+    for (let page = 0; page < 1000; page++) {
+      const d = await this.options.client.send(
+        new DescribeStreamCommand({
+          StreamName: this.options.stream,
+          ...(from ? { ExclusiveStartShardId: from } : {}),
+        }),
+      );
+      const got = (d.StreamDescription?.Shards ?? []).map((s) => s.ShardId as string);
+      ids.push(...got);
+      if (!d.StreamDescription?.HasMoreShards || got.length === 0) break;
+      from = got[got.length - 1];
+    }
+    return ids;
   }
 
   private async iterator(shardId: string): Promise<string | undefined> {
@@ -195,17 +228,32 @@ export class LambdaSimulator {
   /** One polled batch of a shard, split into lanes by partition key (ParallelizationFactor). */
   private async handleBatch(shardId: string, records: KinesisStreamRecord[]): Promise<void> {
     const n = this.mapping.parallelizationFactor;
-    if (n === 1) return this.deliver(shardId, records);
+    if (n === 1) return this.deliver(shardId, 0, records);
     const lanes: KinesisStreamRecord[][] = Array.from({ length: n }, () => []);
     for (const r of records) {
       const h = createHash('md5').update(r.kinesis.partitionKey).digest().readUInt32BE(0);
       (lanes[h % n] as KinesisStreamRecord[]).push(r);
     }
-    await Promise.all(lanes.filter((l) => l.length > 0).map((l) => this.deliver(shardId, l)));
+    await Promise.all(lanes.map((l, lane) => (l.length > 0 ? this.deliver(shardId, lane, l) : undefined)));
+  }
+
+  /** The handler of a lane: the one handler, or the lane's container (see Containers). */
+  private invoker(shardId: string, lane: number): Invoke {
+    const h = this.handler;
+    if (typeof h === 'function') return h;
+    const id = `${shardId}#${lane}`;
+    let c = this.lanes.get(id);
+    if (c === undefined || (h.recycleAfter !== undefined && c.served >= h.recycleAfter)) {
+      c = { invoke: h.container(), served: 0 };
+      this.containersStarted++;
+      this.lanes.set(id, c);
+    }
+    c.served++;
+    return c.invoke;
   }
 
   /** Delivers records with retries, partial-failure retry, bisection and the destination. */
-  private async deliver(shardId: string, all: KinesisStreamRecord[]): Promise<void> {
+  private async deliver(shardId: string, lane: number, all: KinesisStreamRecord[]): Promise<void> {
     const maxAge = this.mapping.maximumRecordAgeInSeconds;
     let records = all;
     if (maxAge >= 0) {
@@ -216,17 +264,17 @@ export class LambdaSimulator {
         records = records.filter((r) => r.kinesis.approximateArrivalTimestamp >= cutoff);
       }
     }
-    await this.attempt(shardId, records, 0);
+    await this.attempt(shardId, lane, records, 0);
   }
 
-  private async attempt(shardId: string, records: KinesisStreamRecord[], retries: number): Promise<void> {
+  private async attempt(shardId: string, lane: number, records: KinesisStreamRecord[], retries: number): Promise<void> {
     if (records.length === 0 || this.stopped) return;
     this.invocations++;
     let failedFrom: number | undefined;
     let error: string | undefined;
     let threw = false;
     try {
-      const res = await this.handler({ Records: records });
+      const res = await this.invoker(shardId, lane)({ Records: records });
       const failures = this.mapping.reportBatchItemFailures ? (res?.batchItemFailures ?? []) : [];
       if (failures.length > 0) {
         const lowest = failures.map((f) => f.itemIdentifier).reduce((a, b) => (MAX(a, b) === a ? b : a));
@@ -244,8 +292,8 @@ export class LambdaSimulator {
     const rest = records.slice(failedFrom);
     if (threw && this.mapping.bisectBatchOnFunctionError && rest.length > 1) {
       const half = Math.ceil(rest.length / 2);
-      await this.attempt(shardId, rest.slice(0, half), retries);
-      await this.attempt(shardId, rest.slice(half), retries);
+      await this.attempt(shardId, lane, rest.slice(0, half), retries);
+      await this.attempt(shardId, lane, rest.slice(half), retries);
       return;
     }
     const max = this.mapping.maximumRetryAttempts;
@@ -253,6 +301,6 @@ export class LambdaSimulator {
       await this.options.onFailure?.({ shardId, records: rest, reason: 'RetryAttemptsExhausted', error });
       return;
     }
-    await this.attempt(shardId, rest, retries + 1);
+    await this.attempt(shardId, lane, rest, retries + 1);
   }
 }

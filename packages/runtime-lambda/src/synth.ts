@@ -19,6 +19,7 @@ import { gzipSync } from 'node:zlib';
 import { COMPONENT_MODULES, kindOf, type Pipeline, type PipelineSpec } from '@tributary/core';
 import { STATE_TABLE_KEYS, stateStoresOf } from '@tributary/state';
 import { build, type Plugin } from 'esbuild';
+import { checkLambdaWindowState } from './memoryState.js';
 
 export interface SynthOptions {
   outDir: string;
@@ -379,6 +380,7 @@ function sdkViaRequire(): Plugin {
 
 /** Writes `index.mjs` (the bundle) and `template.json` into `outDir`. */
 export async function synth(pipeline: Pipeline, options: SynthOptions): Promise<SynthResult> {
+  checkLambdaWindowState(pipeline.spec, pipeline.file);
   await mkdir(options.outDir, { recursive: true });
   const bundle = join(options.outDir, 'index.mjs');
   const inlined = await copyReadFiles(pipeline, options.outDir);

@@ -155,6 +155,22 @@ describe('tributary synth (lambda)', () => {
     ]);
   });
 
+  it('refuses a window whose state would die with a Lambda container, unless it opts in to volatile memory state', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'trib-synth-mem-'));
+    const yaml = (state: string) =>
+      `version: 1\nname: synth-mem\nsource: { file: { path: in.jsonl } }\nsteps:\n  - window: { key: event.k, tumbling: 1m, aggregate: { n: count() }${state} }\n  - sink: { stdout: {} }\n`;
+    for (const [i, state] of ['', ', state: memory', ', state: { memory: {} }'].entries()) {
+      await writeFile(join(dir, `p${i}.yaml`), yaml(state));
+      const p = await loadPipelineFile(join(dir, `p${i}.yaml`));
+      await expect(synth(p, { outDir: join(dir, `dist${i}`) })).rejects.toThrow(
+        /window state in memory would be lost whenever a Lambda container ends .*\/steps\/0\/window.*volatile: true/,
+      );
+    }
+    await writeFile(join(dir, 'ok.yaml'), yaml(', state: { memory: { volatile: true } }'));
+    const ok = await synth(await loadPipelineFile(join(dir, 'ok.yaml')), { outDir: join(dir, 'dist-ok') });
+    expect(ok.bundleBytes).toBeGreaterThan(0);
+  });
+
   it('bundles a pipeline with its fn modules into one file that runs as a Lambda handler', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'trib-synth-'));
     await writeFile(join(dir, 'fns.mjs'), 'export const big = (e) => e.amount >= 10;\n');
@@ -212,7 +228,7 @@ steps:
   - filter: event.type == "click"
   - enrich: { lookup: { static: { path: tiers.json } }, key: event.user, as: info }
   - map: { user: event.user, tier: event.info.tier, amount: event.amount, ts: event.ts }
-  - window: { key: event.tier, tumbling: 1m, aggregate: { n: count(), total: sum(event.amount) } }
+  - window: { key: event.tier, tumbling: 1m, aggregate: { n: count(), total: sum(event.amount) }, state: { memory: { volatile: true } } }
   - sink: { kinesis: { stream: totals, endpoint: ${JSON.stringify(kinesis.endpoint)}, partitionKey: event.key } }
 `,
       );
@@ -297,7 +313,7 @@ steps:
           steps:
             - map: { user: event.user, amount: event.qty * event.p.price }
             - sink: { file: { path: ${JSON.stringify(big)} } }
-  - window: { key: event.user, tumbling: 1m, aggregate: { qty: sum(event.qty) } }
+  - window: { key: event.user, tumbling: 1m, aggregate: { qty: sum(event.qty) }, state: { memory: { volatile: true } } }
   - sink: { file: { path: ${JSON.stringify(totals)} } }
 `,
       );

@@ -168,7 +168,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
       const loaded = await load(file, io);
       if (!loaded) return EXIT.invalid;
       try {
-        const summary = await lambdaLocal(loaded, {
+        const { summary, failed } = await lambdaLocal(loaded, {
           stream,
           endpoint: values.endpoint as string | undefined,
           batchSize: values['batch-size'] === undefined ? undefined : Number(values['batch-size']),
@@ -178,7 +178,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
           log: (line) => io.err.write(`${line}\n`),
         });
         io.err.write(`${summary}\n`);
-        return EXIT.ok;
+        return failed > 0 ? EXIT.failed : EXIT.ok;
       } catch (err) {
         io.err.write(`${file}: lambda-local failed: ${describeError(err)}\n`);
         return EXIT.failed;

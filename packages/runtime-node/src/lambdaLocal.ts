@@ -2,7 +2,15 @@
  * `tributary lambda-local pipeline.yaml --stream s`: the pipeline's Lambda handler, invoked in
  * process by the local event source (`LambdaSimulator`) on a Kinesis stream — kinesalite, or a
  * real one — until every shard has been idle for a few polls; then open windows are flushed.
- * Failed records go to the pipeline's dead-letter output (the on-failure destination).
+ *
+ * Before the first batch the handler is told every shard of the stream (DescribeStream), so a
+ * shard that has not delivered yet holds windows back. One container serves every shard here,
+ * one invocation at a time. At the end of the stream the shards' input ends: every window no
+ * other consumer's shard still feeds is emitted; with a shared store the shards are marked
+ * ended, not closed, so a later run over more of the stream goes on from their progress.
+ *
+ * Failed records go to the pipeline's dead-letter output (the on-failure destination) with the
+ * error the handler logged for them; any such record makes the run a failure (`failed > 0`).
  */
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
@@ -19,7 +27,14 @@ export interface LambdaLocalOptions {
   log?: (line: string) => void;
 }
 
-export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOptions): Promise<string> {
+export interface LambdaLocalResult {
+  /** One line: invocations, records in, written, dead-lettered, sent to the on-failure destination. */
+  summary: string;
+  /** Records that exhausted their retries (or aged out) and went to the on-failure destination. */
+  failed: number;
+}
+
+export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOptions): Promise<LambdaLocalResult> {
   const client = new KinesisClient({
     requestHandler: new NodeHttpHandler(),
     ...(options.endpoint
@@ -33,16 +48,41 @@ export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOption
   let recordsIn = 0;
   let recordsOut = 0;
   let deadLettered = 0;
+  /** Per shard, the last error the handler logged (what the on-failure destination is told). */
+  const lastError = new Map<string, string>();
+  const probe = new LambdaSimulator(async () => undefined, { client, stream: options.stream });
+  let shards: string[];
+  try {
+    shards = await probe.shards();
+  } catch (err) {
+    client.destroy();
+    throw err;
+  }
   const handler = createHandler(pipeline, {
+    shards,
     log: (line) => {
-      const m = JSON.parse(line) as { RecordsIn?: number; RecordsOut?: number; DeadLettered?: number };
+      const m = JSON.parse(line) as {
+        level?: string;
+        shardId?: string;
+        error?: string;
+        RecordsIn?: number;
+        RecordsOut?: number;
+        DeadLettered?: number;
+      };
+      if (m.level === 'error' && m.shardId !== undefined && m.error !== undefined) lastError.set(m.shardId, m.error);
       recordsIn += m.RecordsIn ?? 0;
       recordsOut += m.RecordsOut ?? 0;
       deadLettered += m.DeadLettered ?? 0;
       options.log?.(line);
     },
   });
-  const compiled = await handler.ready;
+  let compiled: Awaited<typeof handler.ready>;
+  try {
+    compiled = await handler.ready;
+  } catch (err) {
+    client.destroy();
+    throw err;
+  }
   let failed = 0;
   const sim = new LambdaSimulator(handler, {
     client,
@@ -57,6 +97,7 @@ export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOption
     onFailure: async (f) => {
       failed += f.records.length;
       const dead = compiled.deadLetterOutput;
+      const error = f.error ?? lastError.get(f.shardId) ?? f.reason;
       await dead.write(
         f.records.map((r) =>
           envelope(
@@ -70,7 +111,7 @@ export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOption
             {
               reason: f.reason,
               step: 'lambda',
-              error: f.error ?? f.reason,
+              error,
               shardId: f.shardId,
               sequenceNumber: r.kinesis.sequenceNumber,
               partitionKey: r.kinesis.partitionKey,
@@ -86,11 +127,15 @@ export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOption
   });
   try {
     await sim.runUntilIdle();
-    const final = await compiled.flush();
+    const final = await compiled.flush({ shards });
     recordsOut += final.recordsOut;
+    deadLettered += final.deadLettered;
   } finally {
     await compiled.close();
     client.destroy();
   }
-  return `${compiled.name}: ${sim.invocations} invocations, ${recordsIn} records in, ${recordsOut} written, ${deadLettered} dead-lettered, ${failed} sent to the on-failure destination`;
+  return {
+    summary: `${compiled.name}: ${sim.invocations} invocations, ${recordsIn} records handled, ${recordsOut} written, ${deadLettered} dead-lettered, ${failed} sent to the on-failure destination${failed > 0 ? ' (FAILED: their retries ran out)' : ''}`,
+    failed,
+  };
 }

@@ -88,7 +88,7 @@ describe('tributary lambda-local', () => {
     ]);
     expect(local.code).toBe(0);
     expect(local.stderr).toMatch(
-      /local-clicks: \d+ invocations, 700 records in, \d+ written, 0 dead-lettered, 0 sent to the on-failure destination/,
+      /local-clicks: \d+ invocations, 700 records handled, \d+ written, 0 dead-lettered, 0 sent to the on-failure destination\n/,
     );
     const run = await tributary(['run', join(dir, 'file.yaml'), '--quiet']);
     expect(run.code).toBe(0);

@@ -2,7 +2,7 @@
  * What a window state store needs from a database: a handful of primitives that DynamoDB and
  * Redis both provide atomically. {@link ItemWindowStore} builds the window contract on them.
  */
-import type { StoredShardProgress } from '@tributary/core';
+import { comparePositions, type StoredShardProgress } from '@tributary/core';
 
 /** A stored item: a version (1 for a new item, +1 per write) and its body. */
 export interface VersionedItem {
@@ -62,28 +62,58 @@ export interface StateBackend {
 /** Merges stored and new progress of one shard: every field forward only. */
 export function mergeProgress(a: StoredShardProgress | undefined, b: StoredShardProgress): StoredShardProgress {
   if (!a) return { ...b };
-  return {
+  const out: StoredShardProgress = {
     shardId: b.shardId,
     maxEventTime: Math.max(a.maxEventTime, b.maxEventTime),
     sourceWatermark: Math.max(a.sourceWatermark, b.sourceWatermark),
     lastActivity: Math.max(a.lastActivity, b.lastActivity),
     closed: a.closed || b.closed,
   };
+  const applied =
+    a.applied === undefined
+      ? b.applied
+      : b.applied === undefined || comparePositions(a.applied, b.applied) >= 0
+        ? a.applied
+        : b.applied;
+  if (applied !== undefined) out.applied = applied;
+  // Ended by a flush; live again once a consumer registers it or reads from it again.
+  const ended = b.ended === true || (a.ended === true && !(b.lastActivity > a.lastActivity));
+  if (ended) out.ended = true;
+  return out;
 }
 
 /** Progress as JSON (−∞ has no JSON form: it is written as null). */
 export function progressToJson(p: StoredShardProgress): string {
   const n = (x: number) => (Number.isFinite(x) ? x : null);
-  return JSON.stringify({
+  const o: Record<string, unknown> = {
     m: n(p.maxEventTime),
     w: n(p.sourceWatermark),
     a: n(p.lastActivity),
     c: p.closed,
-  });
+  };
+  if (p.applied !== undefined) o.p = p.applied;
+  if (p.ended) o.e = true;
+  return JSON.stringify(o);
 }
 
 export function progressFromJson(shardId: string, text: string): StoredShardProgress {
-  const o = JSON.parse(text) as { m: number | null; w: number | null; a: number | null; c: boolean };
+  const o = JSON.parse(text) as {
+    m: number | null;
+    w: number | null;
+    a: number | null;
+    c: boolean;
+    p?: unknown;
+    e?: unknown;
+  };
   const n = (x: number | null) => (x === null ? Number.NEGATIVE_INFINITY : x);
-  return { shardId, maxEventTime: n(o.m), sourceWatermark: n(o.w), lastActivity: n(o.a), closed: o.c === true };
+  const out: StoredShardProgress = {
+    shardId,
+    maxEventTime: n(o.m),
+    sourceWatermark: n(o.w),
+    lastActivity: n(o.a),
+    closed: o.c === true,
+  };
+  if (typeof o.p === 'string') out.applied = o.p;
+  if (o.e === true) out.ended = true;
+  return out;
 }

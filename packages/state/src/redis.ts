@@ -9,13 +9,31 @@
  * | `{<prefix><ns>}\|<start>\|<end>\|<n>` | hash   | item n of a window range: `v`, `b`      |
  * | `{<prefix><ns>}\|<start>\|<end>\|claim` | hash | the emission claim: `by`, `at`, `done`  |
  * | `{<prefix><ns>}\|ranges`              | set    | open ranges                             |
+ * | `{<prefix><ns>}\|emitted`             | string | highest end of a range emitted so far   |
  * | `{<prefix><ns>}\|shards`              | hash   | shard → progress JSON                   |
+ * | `{<prefix><ns>}\|epoch`               | string | the namespace's epoch marker (no TTL)   |
  *
  * Every check-and-write is a Lua script, loaded once and called with EVALSHA (ioredis falls back
  * to EVAL after a server restart flushed its scripts). Scripts validate their arguments before
  * their first write, since a Lua error part-way does not roll back. A batch's writes go out as
  * one pipeline: O(1) round trips per batch.
+ *
+ * Lost state. A Redis server that restarts without its data (no AOF or RDB: a replaced
+ * ElastiCache node, a restarted container) or is flushed (`FLUSHALL`) looks, to a compare-and-set
+ * on versions, like a namespace nobody has written yet: windows in flight would start again from
+ * empty and watermarks from −∞, and wrong windows would be emitted without a sign. So each
+ * namespace has an epoch marker, a random id in `{<prefix><ns>}|epoch`. The first time a process
+ * touches a namespace (read or write), it creates the marker if there is none (`SET NX`, in a
+ * script) and remembers the id it found or created; every script that writes first checks that
+ * the marker still holds that id, and otherwise writes nothing and answers `tributary: state
+ * lost`, which fails the batch with a {@link StateStoreError} that is not retried. The marker has
+ * no TTL, so it outlives every other key of the namespace (under a `volatile-*` eviction policy it
+ * is never evicted; under `allkeys-*` the window state itself could be evicted, so do not use one).
+ * Loss is detected by the processes that saw the old state: a process started after the loss has
+ * no memory of the old epoch, creates a new marker and starts from empty — acceptable, as a
+ * restart is also how one starts over deliberately, but the windows in flight are then gone.
  */
+import { randomUUID } from 'node:crypto';
 import { register, type StoreDefinition, type StoredShardProgress, X_EXPECTED } from '@tributary/core';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import Type, { type Static } from 'typebox';
@@ -28,29 +46,54 @@ import {
   windowStateFields,
 } from './ItemWindowStore.js';
 
-/** Compare-and-set of one item: KEYS[1]; ARGV: expected version, body, expire-at (epoch ms, 0 = none). */
-const CAS = `
-local expected = tonumber(ARGV[1])
-local expireAt = tonumber(ARGV[3])
-if expected == nil or expireAt == nil or type(ARGV[2]) ~= 'string' then
+/** The start of every script's error reply when the epoch marker is missing or has changed. */
+const LOST = 'tributary: state lost';
+
+/**
+ * Creates the epoch marker if there is none: KEYS[1] the marker; ARGV[1] a new id. Returns the
+ * id the marker holds (the new one, or the one already there).
+ */
+const EPOCH = `
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+`;
+
+/**
+ * The start of every writing script: KEYS[1] is the namespace's epoch marker and ARGV[1] the id
+ * this process found there; a missing or other marker means the state was lost, so nothing is
+ * written.
+ */
+const GUARD = `
+local epoch = redis.call('GET', KEYS[1])
+if epoch ~= ARGV[1] then
+  if epoch then return redis.error_reply('${LOST}: epoch marker now holds ' .. epoch) end
+  return redis.error_reply('${LOST}: epoch marker missing')
+end
+`;
+
+/** Compare-and-set of one item: KEYS[2] the item; ARGV[2..4]: expected version, body, expire-at (epoch ms, 0 = none). */
+const CAS = `${GUARD}
+local expected = tonumber(ARGV[2])
+local expireAt = tonumber(ARGV[4])
+if expected == nil or expireAt == nil or type(ARGV[3]) ~= 'string' then
   return redis.error_reply('tributary cas: bad arguments')
 end
-local v = redis.call('HGET', KEYS[1], 'v')
+local v = redis.call('HGET', KEYS[2], 'v')
 if v == false then v = 0 else v = tonumber(v) end
 if v ~= expected then return 0 end
-redis.call('HSET', KEYS[1], 'v', expected + 1, 'b', ARGV[2])
-if expireAt > 0 then redis.call('PEXPIREAT', KEYS[1], expireAt) end
+redis.call('HSET', KEYS[2], 'v', expected + 1, 'b', ARGV[3])
+if expireAt > 0 then redis.call('PEXPIREAT', KEYS[2], expireAt) end
 return 1
 `;
 
 /**
- * Merges shard progress: KEYS[1] the shards hash; ARGV pairs of shard id and progress JSON.
+ * Merges shard progress: KEYS[2] the shards hash; ARGV[2..] pairs of shard id and progress JSON.
  * Every field moves forward only; returns the whole hash.
  */
-const PROGRESS = `
-if #ARGV % 2 ~= 0 then return redis.error_reply('tributary progress: bad arguments') end
+const PROGRESS = `${GUARD}
+if #ARGV % 2 ~= 1 then return redis.error_reply('tributary progress: bad arguments') end
 local updates = {}
-for i = 1, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
   local ok, p = pcall(cjson.decode, ARGV[i + 1])
   if not ok or type(p) ~= 'table' then return redis.error_reply('tributary progress: bad progress JSON') end
   updates[#updates + 1] = { ARGV[i], p }
@@ -61,43 +104,80 @@ local function fwd(a, b)
   if b > a then return b end
   return a
 end
+local function num(x) if x == nil or x == cjson.null then return nil end return x end
+-- Positions 'sequence' or 'sequence:sub' (decimal text): the later of two.
+local function later(a, b)
+  if type(a) ~= 'string' then return b end
+  if type(b) ~= 'string' then return a end
+  local sa, ua = string.match(a, '^([^:]*):?(.*)$')
+  local sb, ub = string.match(b, '^([^:]*):?(.*)$')
+  if #sa ~= #sb then if #sb > #sa then return b end return a end
+  if sa ~= sb then if sb > sa then return b end return a end
+  local na = tonumber(ua) or -1
+  local nb = tonumber(ub) or -1
+  if nb > na then return b end
+  return a
+end
 for _, u in ipairs(updates) do
-  local cur = redis.call('HGET', KEYS[1], u[1])
+  local cur = redis.call('HGET', KEYS[2], u[1])
   local p = u[2]
   if cur then
     local c = cjson.decode(cur)
-    p = { m = fwd(c.m, p.m), w = fwd(c.w, p.w), a = fwd(c.a, p.a), c = (c.c == true) or (p.c == true) }
+    -- Ended by a flush; live again once a consumer registers it or reads from it again.
+    local newer = num(p.a) ~= nil and (num(c.a) == nil or num(p.a) > num(c.a))
+    local ended = (p.e == true) or (c.e == true and not newer)
+    local merged = { m = fwd(c.m, p.m), w = fwd(c.w, p.w), a = fwd(c.a, p.a), c = (c.c == true) or (p.c == true) }
+    local applied = later(c.p, p.p)
+    if applied ~= nil then merged.p = applied end
+    if ended then merged.e = true end
+    p = merged
   end
-  redis.call('HSET', KEYS[1], u[1], cjson.encode(p))
+  redis.call('HSET', KEYS[2], u[1], cjson.encode(p))
 end
-return redis.call('HGETALL', KEYS[1])
+return redis.call('HGETALL', KEYS[2])
 `;
 
-/** Forgets an emitted range: KEYS[1] the open set, KEYS[2] the emitted-up-to mark; ARGV: range id, its end. */
-const FINISH = `
-local e = tonumber(ARGV[2])
-if e == nil or type(ARGV[1]) ~= 'string' then return redis.error_reply('tributary finish: bad arguments') end
-redis.call('SREM', KEYS[1], ARGV[1])
-local cur = tonumber(redis.call('GET', KEYS[2]) or '')
-if cur == nil or cur < e then redis.call('SET', KEYS[2], ARGV[2]) end
+/** Records open ranges: KEYS[2] the open set; ARGV[2..]: range ids. */
+const RANGES = `${GUARD}
+if #ARGV < 2 then return redis.error_reply('tributary ranges: bad arguments') end
+for i = 2, #ARGV, 1000 do redis.call('SADD', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV))) end
 return 1
 `;
 
-/** Claims an emission: KEYS[1] the claim hash; ARGV: claimant, now, expired-before, expire-at. */
-const CLAIM = `
-local now = tonumber(ARGV[2])
-local old = tonumber(ARGV[3])
-local expireAt = tonumber(ARGV[4])
-if now == nil or old == nil or expireAt == nil or type(ARGV[1]) ~= 'string' then
+/** Forgets an emitted range: KEYS[2] the open set, KEYS[3] the emitted-up-to mark; ARGV[2..3]: range id, its end. */
+const FINISH = `${GUARD}
+local e = tonumber(ARGV[3])
+if e == nil or type(ARGV[2]) ~= 'string' then return redis.error_reply('tributary finish: bad arguments') end
+redis.call('SREM', KEYS[2], ARGV[2])
+local cur = tonumber(redis.call('GET', KEYS[3]) or '')
+if cur == nil or cur < e then redis.call('SET', KEYS[3], ARGV[3]) end
+return 1
+`;
+
+/** Claims an emission: KEYS[2] the claim hash; ARGV[2..5]: claimant, now, expired-before, expire-at. */
+const CLAIM = `${GUARD}
+local now = tonumber(ARGV[3])
+local old = tonumber(ARGV[4])
+local expireAt = tonumber(ARGV[5])
+if now == nil or old == nil or expireAt == nil or type(ARGV[2]) ~= 'string' then
   return redis.error_reply('tributary claim: bad arguments')
 end
-if redis.call('HGET', KEYS[1], 'done') then return 'done' end
-local by = redis.call('HGET', KEYS[1], 'by')
-local at = tonumber(redis.call('HGET', KEYS[1], 'at') or '0')
-if by and by ~= ARGV[1] and at >= old then return 'held' end
-redis.call('HSET', KEYS[1], 'by', ARGV[1], 'at', now)
-redis.call('PEXPIREAT', KEYS[1], expireAt)
+if redis.call('HGET', KEYS[2], 'done') then return 'done' end
+local by = redis.call('HGET', KEYS[2], 'by')
+local at = tonumber(redis.call('HGET', KEYS[2], 'at') or '0')
+if by and by ~= ARGV[2] and at >= old then return 'held' end
+redis.call('HSET', KEYS[2], 'by', ARGV[2], 'at', now)
+redis.call('PEXPIREAT', KEYS[2], expireAt)
 return 'won'
+`;
+
+/** Marks a claim as emitted for good: KEYS[2] the claim hash; ARGV[2]: expire-at. */
+const COMPLETE = `${GUARD}
+local expireAt = tonumber(ARGV[2])
+if expireAt == nil then return redis.error_reply('tributary complete: bad arguments') end
+redis.call('HSET', KEYS[2], 'done', '1')
+redis.call('PEXPIREAT', KEYS[2], expireAt)
+return 1
 `;
 
 export const redisStateSchema = Type.Object(
@@ -140,10 +220,20 @@ declare module '@tributary/core' {
 
 type Client = Redis | Cluster;
 type Scripted = Client & {
-  tributaryCas(key: string, expected: number, body: string, expireAt: number): Promise<number>;
-  tributaryProgress(key: string, ...args: string[]): Promise<string[]>;
-  tributaryClaim(key: string, claimant: string, now: number, old: number, expireAt: number): Promise<string>;
-  tributaryFinish(set: string, mark: string, id: string, end: number): Promise<number>;
+  tributaryEpoch(marker: string, id: string): Promise<string>;
+  tributaryProgress(marker: string, key: string, epoch: string, ...args: string[]): Promise<string[]>;
+  tributaryRanges(marker: string, set: string, epoch: string, ...ids: string[]): Promise<number>;
+  tributaryClaim(
+    marker: string,
+    key: string,
+    epoch: string,
+    claimant: string,
+    now: number,
+    old: number,
+    expireAt: number,
+  ): Promise<string>;
+  tributaryFinish(marker: string, set: string, mark: string, epoch: string, id: string, end: number): Promise<number>;
+  tributaryComplete(marker: string, key: string, epoch: string, expireAt: number): Promise<number>;
 };
 
 const CLIENT_OPTIONS: RedisOptions = {
@@ -160,6 +250,8 @@ export class RedisBackend implements StateBackend {
   readonly maxItemBytes: number;
   calls = 0;
   private readonly client: Scripted;
+  /** Per namespace, the id its epoch marker held when this process first touched it. */
+  private readonly epochs = new Map<string, Promise<string>>();
 
   constructor(
     client: Client,
@@ -173,15 +265,27 @@ export class RedisBackend implements StateBackend {
     // Connection errors also reach the commands that hit them (and are retried there); without a
     // listener ioredis would print each reconnect failure as an unhandled error event.
     if (owned) client.on('error', () => {});
-    client.defineCommand('tributaryCas', { numberOfKeys: 1, lua: CAS });
-    client.defineCommand('tributaryProgress', { numberOfKeys: 1, lua: PROGRESS });
-    client.defineCommand('tributaryClaim', { numberOfKeys: 1, lua: CLAIM });
-    client.defineCommand('tributaryFinish', { numberOfKeys: 2, lua: FINISH });
+    client.defineCommand('tributaryEpoch', { numberOfKeys: 1, lua: EPOCH });
+    client.defineCommand('tributaryCas', { numberOfKeys: 2, lua: CAS });
+    client.defineCommand('tributaryProgress', { numberOfKeys: 2, lua: PROGRESS });
+    client.defineCommand('tributaryRanges', { numberOfKeys: 2, lua: RANGES });
+    client.defineCommand('tributaryClaim', { numberOfKeys: 2, lua: CLAIM });
+    client.defineCommand('tributaryFinish', { numberOfKeys: 3, lua: FINISH });
+    client.defineCommand('tributaryComplete', { numberOfKeys: 2, lua: COMPLETE });
     this.client = client as Scripted;
   }
 
   private tag(namespace: string): string {
     return `{${this.prefix}${namespace}}`;
+  }
+
+  private marker(namespace: string): string {
+    return `${this.tag(namespace)}|epoch`;
+  }
+
+  /** The namespace of an item id `<ns>|<start>|<end>|<n>` (a namespace holds no `|`). */
+  private namespaceOf(id: string): string {
+    return id.slice(0, id.indexOf('|'));
   }
 
   /** An item id `<ns>|<start>|<end>|<n>` as a key. */
@@ -190,16 +294,80 @@ export class RedisBackend implements StateBackend {
     return `${this.tag(id.slice(0, cut))}${id.slice(cut)}`;
   }
 
-  private async run<T>(pipeline: ReturnType<Client['pipeline']>): Promise<T[]> {
+  /**
+   * The namespace's epoch: on the first call, the marker is created if there is none (a brand-new
+   * namespace, or state written before markers existed) and the id it holds is kept for good.
+   */
+  private epoch(namespace: string): Promise<string> {
+    const known = this.epochs.get(namespace);
+    if (known) return known;
+    this.calls++;
+    const found = this.client.tributaryEpoch(this.marker(namespace), randomUUID());
+    this.epochs.set(namespace, found);
+    // A failed attempt (the server is down) is forgotten, so that the retry of the call asks again.
+    found.catch(() => {
+      if (this.epochs.get(namespace) === found) this.epochs.delete(namespace);
+    });
+    return found;
+  }
+
+  /** The server, for messages: `Redis at 127.0.0.1:6379`. */
+  private server(): string {
+    const c = this.client;
+    if (c.isCluster) {
+      const nodes = (c as Cluster).nodes('master').map((n) => `${n.options.host}:${n.options.port}`);
+      return nodes.length > 0 ? `Redis cluster ${nodes.join(',')}` : this.summary;
+    }
+    const o = (c as Redis).options;
+    return `Redis at ${o.path ? o.path : `${o.host}:${o.port}`}`;
+  }
+
+  /** A script's lost-state reply as a {@link StateStoreError} saying what happened and what to do; other errors as they are. */
+  private translate(err: unknown, namespace: string): unknown {
+    const reply = (err as { message?: unknown } | null)?.message;
+    if (typeof reply !== 'string' || !reply.startsWith(LOST)) return err;
+    const marker = this.marker(namespace);
+    const replaced = reply.includes('now holds');
+    const how = replaced
+      ? `its epoch marker ${marker} now holds another id, set by a process that started after the loss`
+      : `its epoch marker ${marker} is gone`;
+    const anew = replaced
+      ? 'a restarted process adopts the marker as it is now and goes on from what was stored since'
+      : 'a restarted process creates the marker anew and starts from empty';
+    return new StateStoreError(
+      `${this.server()} lost the window state of namespace ${namespace} (the server restarted without persistence, or was flushed: ${how}): ` +
+        'windows in flight cannot be completed exactly, so this process writes nothing more there and fails its batches until it is restarted. ' +
+        'Enable AOF persistence (`appendonly yes`; ElastiCache offers no AOF: use a replication group with Multi-AZ) so that state survives a restart. ' +
+        `To start over deliberately, accepting the loss of the windows in flight, restart every process of the pipeline: ${anew}.`,
+      { cause: err },
+    );
+  }
+
+  /** Runs a pipeline; `namespaces[i]` is the namespace command i writes to (for lost-state errors). */
+  private async run<T>(pipeline: ReturnType<Client['pipeline']>, namespaces: readonly string[] = []): Promise<T[]> {
     this.calls++;
     const results = (await pipeline.exec()) ?? [];
-    return results.map(([err, value]) => {
-      if (err) throw err;
+    return results.map(([err, value], i) => {
+      if (err) throw this.translate(err, namespaces[i] as string);
       return value as T;
     });
   }
 
+  /** Runs one script call, translating a lost-state reply. */
+  private async script<T>(namespace: string, call: (epoch: string) => Promise<T>): Promise<T> {
+    const epoch = await this.epoch(namespace);
+    this.calls++;
+    try {
+      return await call(epoch);
+    } catch (err) {
+      throw this.translate(err, namespace);
+    }
+  }
+
   async read(ids: readonly string[]): Promise<Map<string, VersionedItem>> {
+    // Taking the epoch before the first read ties what this process reads to the epoch it later
+    // writes under: state lost between the two is then detected, not read as empty and rebuilt.
+    await Promise.all([...new Set(ids.map((id) => this.namespaceOf(id)))].map((ns) => this.epoch(ns)));
     const p = this.client.pipeline();
     for (const id of ids) p.hmget(this.keyOf(id), 'v', 'b');
     const rows = await this.run<[string | null, string | null]>(p);
@@ -212,35 +380,61 @@ export class RedisBackend implements StateBackend {
 
   async write(writes: readonly ItemWrite[]): Promise<boolean[]> {
     if (writes.length === 0) return [];
+    const namespaces = writes.map((w) => this.namespaceOf(w.id));
+    const unique = [...new Set(namespaces)];
+    const epochs = new Map(await Promise.all(unique.map(async (ns) => [ns, await this.epoch(ns)] as const)));
     const p = this.client.pipeline() as ReturnType<Client['pipeline']> & {
-      tributaryCas(key: string, expected: number, body: string, expireAt: number): unknown;
+      tributaryCas(
+        marker: string,
+        key: string,
+        epoch: string,
+        expected: number,
+        body: string,
+        expireAt: number,
+      ): unknown;
     };
-    for (const w of writes) p.tributaryCas(this.keyOf(w.id), w.expected, w.body, Math.ceil(w.expiresAt));
-    const results = await this.run<number>(p);
+    writes.forEach((w, i) => {
+      const ns = namespaces[i] as string;
+      p.tributaryCas(
+        this.marker(ns),
+        this.keyOf(w.id),
+        epochs.get(ns) as string,
+        w.expected,
+        w.body,
+        Math.ceil(w.expiresAt),
+      );
+    });
+    const results = await this.run<number>(p, namespaces);
     return results.map((r) => r === 1);
   }
 
   async addRanges(namespace: string, ids: readonly string[]): Promise<void> {
-    this.calls++;
-    await this.client.sadd(`${this.tag(namespace)}|ranges`, ...ids);
+    if (ids.length === 0) return;
+    const tag = this.tag(namespace);
+    await this.script(namespace, (epoch) =>
+      this.client.tributaryRanges(this.marker(namespace), `${tag}|ranges`, epoch, ...ids),
+    );
   }
 
   async openRanges(namespace: string): Promise<{ ids: string[]; emittedUpTo: number }> {
+    await this.epoch(namespace); // as in read: what is read is tied to the epoch written under
     const tag = this.tag(namespace);
     const [ids, e] = await this.run<unknown>(this.client.pipeline().smembers(`${tag}|ranges`).get(`${tag}|emitted`));
     return { ids: ids as string[], emittedUpTo: e === null ? Number.NEGATIVE_INFINITY : Number(e) };
   }
 
   async finishRange(namespace: string, id: string, end: number): Promise<void> {
-    this.calls++;
     const tag = this.tag(namespace);
-    await this.client.tributaryFinish(`${tag}|ranges`, `${tag}|emitted`, id, end);
+    await this.script(namespace, (epoch) =>
+      this.client.tributaryFinish(this.marker(namespace), `${tag}|ranges`, `${tag}|emitted`, epoch, id, end),
+    );
   }
 
   async progress(namespace: string, updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]> {
-    this.calls++;
     const args = updates.flatMap((u) => [u.shardId, progressToJson(u)]);
-    const flat = await this.client.tributaryProgress(`${this.tag(namespace)}|shards`, ...args);
+    const flat = await this.script(namespace, (epoch) =>
+      this.client.tributaryProgress(this.marker(namespace), `${this.tag(namespace)}|shards`, epoch, ...args),
+    );
     const out: StoredShardProgress[] = [];
     for (let i = 0; i < flat.length; i += 2) out.push(progressFromJson(flat[i] as string, flat[i + 1] as string));
     return out;
@@ -254,26 +448,28 @@ export class RedisBackend implements StateBackend {
     expiredBefore: number,
     expiresAt: number,
   ): Promise<'won' | 'held' | 'done'> {
-    this.calls++;
     const [start, end] = rangeId.split(':');
-    const r = await this.client.tributaryClaim(
-      `${this.tag(namespace)}|${start}|${end}|claim`,
-      claimant,
-      now,
-      expiredBefore,
-      Math.ceil(expiresAt),
+    const r = await this.script(namespace, (epoch) =>
+      this.client.tributaryClaim(
+        this.marker(namespace),
+        `${this.tag(namespace)}|${start}|${end}|claim`,
+        epoch,
+        claimant,
+        now,
+        expiredBefore,
+        Math.ceil(expiresAt),
+      ),
     );
     if (r !== 'won' && r !== 'held' && r !== 'done') throw new StateStoreError(`unexpected claim answer ${r}`);
     return r;
   }
 
   async completeClaim(namespace: string, rangeId: string, expiresAt: number): Promise<void> {
-    this.calls++;
     const [start, end] = rangeId.split(':');
     const key = `${this.tag(namespace)}|${start}|${end}|claim`;
-    const results = await this.client.multi().hset(key, 'done', '1').pexpireat(key, Math.ceil(expiresAt)).exec();
-    const failed = results?.find(([err]) => err);
-    if (!results || failed) throw failed?.[0] ?? new Error('completing a claim: transaction discarded');
+    await this.script(namespace, (epoch) =>
+      this.client.tributaryComplete(this.marker(namespace), key, epoch, Math.ceil(expiresAt)),
+    );
   }
 
   async close(): Promise<void> {

@@ -36,7 +36,7 @@ import { definition, installedSpecCheck, kindOf } from '../registry.js';
 import type { PipelineSpec, SinkSpec, StepSpec } from '../spec.js';
 import type { StateStore } from '../windows/shared.js';
 import { Watermarks } from '../windows/watermarks.js';
-import { parseEventTime } from './eventTime.js';
+import { MAX_EVENT_TIME, parseEventTime } from './eventTime.js';
 import { compileFieldCheck } from './fields.js';
 import type {
   BarrierAdvance,
@@ -161,6 +161,15 @@ class Batch implements BatchContext {
   }
   afterAck(fn: () => Promise<void>): void {
     this.acked.push(fn);
+  }
+  readonly failed: (() => void)[] = [];
+  afterFailure(fn: () => void): void {
+    this.failed.push(fn);
+  }
+  /** Undoes what the batch changed in memory (see BatchContext.afterFailure). */
+  rollBack(): void {
+    for (let i = this.failed.length - 1; i >= 0; i--) (this.failed[i] as () => void)();
+    this.failed.length = 0;
   }
 }
 
@@ -420,8 +429,43 @@ export class CompiledPipeline {
       throw new TributaryError(`closing a sink failed: ${describeError(failed.reason)}`, { cause: failed.reason });
   }
 
-  /** Runs one batch through the graph; resolves when sinks and dead-letter output have acknowledged it. */
-  async process(input: SourceBatch): Promise<BatchResult> {
+  /** The end of the last batch, tick or flush started: they run one at a time (see `serially`). */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Runs `work` after everything started before it has settled. Batches of several shards may be
+   * handed to one compiled pipeline at once (a worker owning several leases, the local event
+   * source polling every shard): window steps judge a batch against the watermark and shard
+   * progress as of its start, so batches, ticks and flushes must not interleave.
+   */
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    // Nothing running: start now, so the batch's synchronous part (decode, fused steps) runs at
+    // the time of the call, as the scheduler sees it.
+    const run = this.running === 0 ? work() : this.queue.then(work, work);
+    this.running++;
+    this.queue = run.then(
+      () => {
+        this.running--;
+      },
+      () => {
+        this.running--;
+      },
+    );
+    return run;
+  }
+
+  /** Batches, ticks and flushes started and not yet settled. */
+  private running = 0;
+
+  /**
+   * Runs one batch through the graph; resolves when sinks and dead-letter output have
+   * acknowledged it. Calls made while another batch runs wait for it (batches never interleave).
+   */
+  process(input: SourceBatch): Promise<BatchResult> {
+    return this.serially(() => this.processNow(input));
+  }
+
+  private async processNow(input: SourceBatch): Promise<BatchResult> {
     const now = this.scheduler.now();
     const lastRecord = input.records[input.records.length - 1];
     const batch = new Batch(
@@ -494,11 +538,19 @@ export class CompiledPipeline {
             envelope(src, shardId, value, src.arrivalTime),
             'eventTime',
             'event-time',
-            problem ?? 'event time is not epoch milliseconds or an ISO-8601 timestamp',
+            problem ?? 'event time is not epoch milliseconds or an ISO-8601 timestamp within ±8.64e15 ms',
           );
           continue;
         }
         time = t;
+      } else if (!(Math.abs(time) <= MAX_EVENT_TIME)) {
+        batch.deadLetter(
+          envelope(src, shardId, value, 0),
+          'source',
+          'event-time',
+          `arrival time ${String(time)} is not epoch milliseconds within ±8.64e15`,
+        );
+        continue;
       }
       if (time > maxEventTime) maxEventTime = time;
       head(envelope(src, shardId, value, time), batch);
@@ -512,6 +564,7 @@ export class CompiledPipeline {
       // The batch will be delivered again: its event times must not have moved the watermark
       // (a tick or another shard's batch would otherwise close windows it has yet to fill).
       this.watermarks.restore(shardId, before);
+      batch.rollBack();
       throw err;
     }
   }
@@ -537,19 +590,33 @@ export class CompiledPipeline {
    * and emit what it closes (idle shards and keys still close). Runtimes call it on a timer.
    */
   tick(): Promise<BatchResult> {
-    return this.drain(new Batch('', this.slots, this.name, () => this.scheduler.now()), 'tick', 0, undefined);
+    return this.serially(() => this.drainTimer('tick'));
   }
 
   /**
    * End of a finite input. The shards that ended (default: every shard this pipeline has seen or
-   * registered) are closed, and windows are emitted: with state in memory, every open window;
+   * registered) stop holding windows back, and windows are emitted: with state in memory, every open window;
    * with a shared store, every window no other live shard still holds back (another process's
    * shard may still be feeding it — a runtime that registered every shard of a stream names the
-   * ones whose input ended here).
+   * ones whose input ended here). The shards are not closed for good: a shared store keeps their
+   * progress, and a later run over more of the stream goes on from it.
    */
   flush(options: { shards?: readonly string[] } = {}): Promise<BatchResult> {
-    for (const shardId of options.shards ?? this.watermarks.shardIds) this.watermarks.closeShard(shardId);
-    return this.drain(new Batch('', this.slots, this.name, () => this.scheduler.now()), 'final', 0, undefined);
+    return this.serially(() => {
+      for (const shardId of options.shards ?? this.watermarks.shardIds) this.watermarks.endInput(shardId);
+      return this.drainTimer('final');
+    });
+  }
+
+  /** A tick or the end-of-input flush: a batch without records; a failure undoes what it fired. */
+  private async drainTimer(phase: 'tick' | 'final'): Promise<BatchResult> {
+    const batch = new Batch('', this.slots, this.name, () => this.scheduler.now());
+    try {
+      return await this.drain(batch, phase, 0, undefined);
+    } catch (err) {
+      batch.rollBack();
+      throw err;
+    }
   }
 
   /** Runs the barriers (upstream first), lets stateful steps advance, then writes sinks. */

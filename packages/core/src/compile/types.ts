@@ -31,6 +31,12 @@ export interface BatchContext {
    * acknowledged it), before the batch result is emitted; if it fails, the batch fails.
    */
   afterAck(fn: () => Promise<void>): void;
+  /**
+   * Runs `fn` if the batch fails (it will be delivered again): a stateful step puts back what the
+   * failed attempt changed in memory but never made durable (fired windows, its watermark).
+   * Hooks run synchronously, last registered first.
+   */
+  afterFailure(fn: () => void): void;
 }
 
 /** Identity of a node in the compiled graph. */

@@ -152,6 +152,11 @@ type Delta = WindowState;
 
 const windowId = (key: string, start: number, end: number) => `${key}\u0000${start}\u0000${end}`;
 
+/** A time for messages: ISO-8601 when it is a date, else the number itself (−∞, +∞, out of range). */
+function timeText(t: number): string {
+  return Number.isFinite(t) && Math.abs(t) <= 8.64e15 ? new Date(t).toISOString() : String(t);
+}
+
 function positionOf(env: RecordEnvelope): string {
   const sub = env.subSequenceNumber;
   return sub === undefined ? env.sequenceNumber : `${env.sequenceNumber}:${sub}`;
@@ -456,7 +461,7 @@ class WindowOperator {
         env,
         this.name,
         'late',
-        `too late: every window of event time ${new Date(env.eventTime).toISOString()} had closed (watermark ${new Date(this.wm).toISOString()}, allowed lateness ${this.lateness} ms)`,
+        `too late: every window of event time ${timeText(env.eventTime)} had closed (watermark ${timeText(this.wm)}, allowed lateness ${this.lateness} ms)`,
       );
     }
   }
@@ -466,12 +471,27 @@ class WindowOperator {
     return seen !== undefined && comparePositions(positionOf(env), seen) <= 0;
   }
 
-  private markSeen(records: readonly RecordEnvelope[]): void {
+  /**
+   * Once the batch is durable, its records count as handled: a later delivery of one of them is a
+   * redelivery (not reported late again). Not before: a failed batch's late records must be
+   * reported again when it is retried.
+   */
+  private markSeen(records: readonly RecordEnvelope[], batch: BatchContext): void {
     const last = records[records.length - 1];
     if (!last) return;
-    const p = positionOf(last);
-    const seen = this.seen.get(last.shardId);
-    if (seen === undefined || comparePositions(p, seen) > 0) this.seen.set(last.shardId, p);
+    batch.afterAck(async () => {
+      const p = positionOf(last);
+      this.noteSeen(last.shardId, p);
+      this.acked.set(last.shardId, p);
+    });
+  }
+
+  /** Per shard, the last position this process acknowledged (written to a shared store's progress). */
+  private readonly acked = new Map<string, string>();
+
+  private noteSeen(shardId: string, p: string): void {
+    const seen = this.seen.get(shardId);
+    if (seen === undefined || comparePositions(p, seen) > 0) this.seen.set(shardId, p);
   }
 
   /**
@@ -576,6 +596,18 @@ class WindowOperator {
     if (state === undefined) {
       state = { id: ++this.batches, touched: [], last: undefined };
       this.pendingBatches.set(batch, state);
+      const mine = state;
+      // Records added to buckets are applied, even if the batch fails later: a retry must skip them.
+      batch.afterFailure(() => {
+        if (this.pendingBatches.get(batch) !== mine) return;
+        this.pendingBatches.delete(batch);
+        if (this.currentBatch === batch) {
+          this.currentBatch = undefined;
+          this.currentState = undefined;
+        }
+        const last = mine.last;
+        if (last) for (const b of mine.touched) b.positions.set(last.shardId, positionOf(last));
+      });
     }
     this.currentBatch = batch;
     this.currentState = state;
@@ -658,7 +690,7 @@ class WindowOperator {
     const last = state.last as RecordEnvelope;
     const maxPosition = positionOf(last);
     for (const b of state.touched) b.positions.set(last.shardId, maxPosition);
-    this.markSeen([last]);
+    this.markSeen([last], batch);
     if (this.updates) {
       for (const b of state.touched) {
         const emission = this.emission(b.end, batch);
@@ -674,6 +706,7 @@ class WindowOperator {
 
   /** Fires the buckets the watermark has closed, and frees them. */
   private fireBuckets(batch: BatchContext, next: Push): void {
+    let fired: Bucket[] | undefined;
     for (let b = this.bucketTimes.peek(); b !== undefined && b.at <= this.wm; b = this.bucketTimes.peek()) {
       this.bucketTimes.pop();
       this.bucketsByStart.delete(b.start);
@@ -682,7 +715,19 @@ class WindowOperator {
       const { keys, accs } = b;
       for (let i = 0; i < keys.length; i++) this.emitBucket(batch, next, b, keys[i], accs[i], emission);
       this.tracked -= keys.length;
+      if (fired === undefined) fired = [b];
+      else fired.push(b);
     }
+    if (fired === undefined) return;
+    const again = fired;
+    // The output of these windows was not acknowledged: keep them, to fire again on the retry.
+    batch.afterFailure(() => {
+      for (const b of again) {
+        this.bucketsByStart.set(b.start, b);
+        this.bucketTimes.push(b);
+        this.tracked += b.keys.length;
+      }
+    });
   }
 
   private async run(records: RecordEnvelope[], batch: BatchContext, next: Push): Promise<void> {
@@ -712,7 +757,7 @@ class WindowOperator {
       const keep = floors;
       list = this.preAggregate(records, quiet, keep).list.filter((d) => keep.has(windowId(d.key, d.start, d.end)));
     }
-    this.markSeen(records);
+    this.markSeen(records, batch);
     if (this.updates) await this.emitChanged(changed, batch, next);
   }
 
@@ -731,7 +776,7 @@ class WindowOperator {
     }
     const changed: StoredWindow[] = [];
     for (const [key, deltas] of byKey) await this.mergeSessions(key, deltas, records, batch, changed);
-    this.markSeen(records);
+    this.markSeen(records, batch);
     if (this.updates) await this.emitChanged(changed, batch, next);
   }
 
@@ -881,7 +926,7 @@ class WindowOperator {
   ): Promise<void> {
     if (!this.synced) {
       // A new process judges its first records against the watermark in the store, not −∞.
-      await this.refreshWatermark(shared, [], this.ctx.scheduler.now(), false);
+      await this.refreshWatermark(shared, [], this.ctx.scheduler.now(), false, false);
       this.synced = true;
     }
     const first = this.preAggregate(records, batch, undefined);
@@ -919,7 +964,7 @@ class WindowOperator {
       list = this.preAggregate(records, quiet, keep).list.filter((d) => keep.has(windowId(d.key, d.start, d.end)));
     }
     if (sealed.size > 0 || rejected.size > 0) this.notApplied(records, quiet, batch, sealed, rejected, applied);
-    this.markSeen(records);
+    this.markSeen(records, batch);
     if (this.updates) for (const w of changed) this.emit(batch, next, w, w.start, w.end, w.acc);
   }
 
@@ -959,23 +1004,52 @@ class WindowOperator {
     }
   }
 
-  /** Writes shard progress and moves the watermark to the lowest over every live shard in the store. */
+  /**
+   * Writes this process's shard progress (`updates`) and moves the watermark to the lowest over
+   * every live shard in the store. Progress is written before emission is decided, so of two
+   * consumers deciding at once the later sees both; it is written after the batch's state, so a
+   * batch that fails later has its window contributions applied already (its retry finds them).
+   */
   private async refreshWatermark(
     shared: SharedWindowStore,
     updates: StoredShardProgress[],
     now: number,
     final: boolean,
+    decide = true,
   ): Promise<void> {
     const all = await shared.progress(updates);
     for (const u of updates) this.written.set(u.shardId, u);
-    let live = all.filter((p) => !p.closed);
+    // What any consumer acknowledged on a shard is handled: a redelivery of it is a duplicate.
+    for (const p of all) if (p.applied !== undefined) this.noteSeen(p.shardId, p.applied);
+    const ended = this.ctx.watermarks.ended;
+    const open = all.filter((p) => !p.closed);
+    let live = open.filter((p) => !p.ended && !ended.has(p.shardId));
     // At the end of a finite input, shards nobody has delivered anything from do not hold back.
     if (final) live = live.filter((p) => p.maxEventTime !== Number.NEGATIVE_INFINITY);
-    // Every shard there is has ended (closed, or flushed): nothing more can come.
-    const wm =
+    // Emission: shards whose input ended hold nothing back; if every shard has ended or closed,
+    // nothing more can come and every window is due.
+    const due =
       all.length > 0 && live.length === 0 ? Number.POSITIVE_INFINITY : lowestWatermark(live, this.ooo, this.idle, now);
-    if (wm > this.wm) this.wm = wm;
+    // (Not on the first read of a new process, before its own shards are in the store: after a
+    // run that ended every shard, that read would make every range due.)
+    if (decide && due > this.dueWm) this.dueWm = due;
+    // Lateness: a shard whose input ended may go on in a later run, so records are judged by
+    // its progress, not as if it were over (the store then tells late from on time exactly).
+    const judged = final
+      ? due
+      : open.length === 0
+        ? due
+        : lowestWatermark(
+            open.filter((p) => !ended.has(p.shardId) || !p.ended),
+            this.ooo,
+            this.idle,
+            now,
+          );
+    if (judged > this.wm) this.wm = judged;
   }
+
+  /** Shared store: the watermark that decides which ranges are due for emission (see refreshWatermark). */
+  private dueWm = Number.NEGATIVE_INFINITY;
 
   /**
    * Shared store: records this process's shard progress, computes the watermark over every live
@@ -988,19 +1062,36 @@ class WindowOperator {
     final: boolean,
   ): Promise<void> {
     const now = this.ctx.scheduler.now();
+    const before = this.wm;
+    const dueBefore = this.dueWm;
+    batch.afterFailure(() => {
+      this.wm = before;
+      this.dueWm = dueBefore;
+    });
     const marks = this.ctx.watermarks;
     const updates: StoredShardProgress[] = [];
-    for (const shardId of marks.shardIds) {
-      const p = marks.progress(shardId);
+    for (const shardId of new Set([...marks.shardIds, ...marks.ended.keys()])) {
+      const p = marks.progress(shardId) ?? marks.ended.get(shardId) ?? this.written.get(shardId);
       if (!p) continue;
       const last = this.written.get(shardId);
+      const applied = this.acked.get(shardId);
       if (
         last === undefined ||
         last.maxEventTime !== p.maxEventTime ||
         last.sourceWatermark !== p.sourceWatermark ||
-        last.lastActivity !== p.lastActivity
+        last.lastActivity !== p.lastActivity ||
+        (marks.ended.has(shardId) && !last.ended)
       ) {
-        updates.push({ shardId, ...p, closed: false });
+        const u: StoredShardProgress = {
+          shardId,
+          maxEventTime: p.maxEventTime,
+          sourceWatermark: p.sourceWatermark,
+          lastActivity: p.lastActivity,
+          closed: false,
+        };
+        if (applied !== undefined) u.applied = applied;
+        if (marks.ended.has(shardId)) u.ended = true;
+        updates.push(u);
       }
     }
     for (const shardId of marks.closed) {
@@ -1015,8 +1106,22 @@ class WindowOperator {
     }
     await this.refreshWatermark(shared, updates, now, final);
     this.synced = true;
+    // The position a batch acknowledged is written once the batch is durable (its late records
+    // have reached the late output): a redelivery of it is then a duplicate for every consumer,
+    // and a container that dies right after its last batch has written it already.
+    const own = batch.shardId;
+    if (own !== '') {
+      batch.afterAck(async () => {
+        const applied = this.acked.get(own);
+        const last = this.written.get(own);
+        if (applied === undefined || last === undefined || last.applied === applied) return;
+        const u = { ...last, applied };
+        await shared.progress([u]);
+        this.written.set(own, u);
+      });
+    }
     const due = (await shared.openRanges())
-      .filter((r) => r.end + this.lateness <= this.wm)
+      .filter((r) => r.end + this.lateness <= this.dueWm)
       .sort((a, b) => a.end - b.end || a.start - b.start);
     const claimant =
       batch.shardId !== '' && batch.checkpoint !== undefined
@@ -1036,13 +1141,18 @@ class WindowOperator {
     const wm = final
       ? Number.POSITIVE_INFINITY
       : this.ctx.watermarks.watermark(this.ooo, this.idle, this.ctx.scheduler.now());
+    const before = this.wm;
+    batch.afterFailure(() => {
+      this.wm = before;
+    });
     if (wm > this.wm) this.wm = wm;
     if (this.bucketed) {
       this.finishBuckets(batch, next);
       this.fireBuckets(batch, next);
       return;
     }
-    const expired: WindowRef[] = [];
+    const expired: Tracked[] = [];
+    const fired: Tracked[] = [];
     for (let top = this.times.peek(); top !== undefined && top.at <= this.wm; top = this.times.peek()) {
       this.times.pop();
       const at = top.at;
@@ -1054,6 +1164,7 @@ class WindowOperator {
         if (tr.dead) continue;
         if (!tr.fired && at === tr.fireAt) {
           tr.fired = true;
+          fired.push(tr);
           if (this.kind === 'sliding') {
             this.emit(
               batch,
@@ -1078,6 +1189,21 @@ class WindowOperator {
         expired.push(tr);
       }
     }
-    if (expired.length > 0) await this.store.delete(expired);
+    if (fired.length === 0 && expired.length === 0) return;
+    // Freed once the output is durable; if the batch fails, these windows fire again on the retry.
+    if (expired.length > 0) batch.afterAck(() => this.store.delete(expired));
+    batch.afterFailure(() => {
+      const refired = new Set(fired);
+      for (const tr of expired) {
+        tr.dead = false;
+        this.tracked++;
+        this.byId?.set(windowId(tr.key, tr.start, tr.end), tr);
+        if (!refired.has(tr)) this.schedule(tr, tr.expireAt);
+      }
+      for (const tr of fired) {
+        tr.fired = false;
+        this.schedule(tr, tr.fireAt);
+      }
+    });
   }
 }

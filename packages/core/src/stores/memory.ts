@@ -8,12 +8,22 @@ import { ConfigError } from '../errors.js';
 import { register } from '../registry.js';
 import { isStateStore } from '../windows/shared.js';
 
-export const memoryStore: StoreDefinition<Record<string, never>> = register({
+export const memoryStore: StoreDefinition<{ volatile?: boolean }> = register({
   kind: 'memory',
   category: 'store',
-  schema: Type.Object({}, { additionalProperties: false }),
+  schema: Type.Object(
+    {
+      volatile: Type.Optional(
+        Type.Boolean({
+          description:
+            'accept that state is lost with the process: required to run windows in memory in AWS Lambda, whose containers end at any time (default false)',
+        }),
+      ),
+    },
+    { additionalProperties: false },
+  ),
   description:
-    'Window state in process memory (the default): fastest, and lost when the process ends. One process must see every shard that feeds a window.',
+    'Window state in process memory (the default): fastest, and lost when the process ends. One process must see every shard that feeds a window. In AWS Lambda a container ends at any time, so a window there needs a shared store (dynamodb, redis) unless it opts in with `{ memory: { volatile: true } }`.',
   summary: () => 'memory',
   create: () => undefined,
 });

@@ -50,6 +50,19 @@ export interface StoredShardProgress {
   sourceWatermark: number;
   lastActivity: number;
   closed: boolean;
+  /**
+   * The position (sequence number, `seq:sub` for KPL records) of the last record of the shard's
+   * last acknowledged batch for this window step. Kept as long as the shard's progress, beyond
+   * the lifetime of any window: a redelivered record at or below it was handled before, so it is
+   * a duplicate — not applied again and not reported late.
+   */
+  applied?: string;
+  /**
+   * The input on this shard ended (the end-of-input flush of a finite run, e.g. `lambda-local` at
+   * the end of a stream): it holds no window back. Unlike `closed` this is not for good: a later
+   * batch with newer events on the shard makes it live again.
+   */
+  ended?: boolean;
 }
 
 /** Window state of one window step, shared by processes. */

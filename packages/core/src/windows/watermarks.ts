@@ -28,6 +28,7 @@ export class Watermarks {
       this.shards.set(shardId, p);
     }
     if (maxEventTime > Number.NEGATIVE_INFINITY) {
+      if (this.ended.size > 0) this.ended.delete(shardId); // records again after the end of an input
       if (maxEventTime > p.maxEventTime) p.maxEventTime = maxEventTime;
       p.lastActivity = now;
     }
@@ -57,6 +58,20 @@ export class Watermarks {
 
   /** Shards closed in this process (shared state stores record them). */
   readonly closed = new Set<string>();
+
+  /**
+   * The end of a finite input on these shards (the end-of-input flush): they stop holding the
+   * watermark back here, but unlike a closed shard the shard itself goes on — a shared store
+   * keeps its progress, not an end, so a later run over more of the stream continues from it.
+   */
+  endInput(shardId: string): void {
+    const p = this.shards.get(shardId);
+    this.shards.delete(shardId);
+    if (p || !this.ended.has(shardId)) this.ended.set(shardId, p);
+  }
+
+  /** Shards whose input ended in this process (see endInput), with their progress at the end. */
+  readonly ended = new Map<string, ShardProgress | undefined>();
 
   get shardIds(): string[] {
     return [...this.shards.keys()];

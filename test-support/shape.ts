@@ -1,0 +1,132 @@
+// The real shape of a stream, for runtime tests: a Kinesis stream (kinesalite) of several shards
+// filled with generated events, random or keyed partition keys, a few records hours old, and an
+// oracle recomputed from the generated input alone (it shares no code with the window step).
+import {
+  CreateStreamCommand,
+  DescribeStreamCommand,
+  KinesisClient,
+  PutRecordsCommand,
+  type PutRecordsResultEntry,
+} from '@aws-sdk/client-kinesis';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+
+export interface ShapeEvent {
+  user: string;
+  amount: number;
+  ts: number;
+  /** A record hours older than the stream around it (late under any interleaving once data flowed). */
+  old?: boolean;
+}
+
+/** A small seeded PRNG (mulberry32): the same seed gives the same stream. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export const T0 = 1_700_000_000_000;
+
+/**
+ * `n` events over `users` keys, one per `stepMs` of event time, each displaced by up to
+ * `disorder` ms (below the window's outOfOrderness), and `old` records 6 h older placed in the
+ * last third of the stream (each with a key of its own, so where it ended is visible).
+ */
+export function generate(options: {
+  n: number;
+  users: number;
+  seed: number;
+  stepMs?: number;
+  disorder?: number;
+  old?: number;
+}): ShapeEvent[] {
+  const rnd = prng(options.seed);
+  const step = options.stepMs ?? 50;
+  const disorder = options.disorder ?? 0;
+  const out: ShapeEvent[] = [];
+  for (let i = 0; i < options.n; i++) {
+    out.push({
+      user: `u${Math.floor(rnd() * options.users)}`,
+      amount: Math.floor(rnd() * 100),
+      ts: T0 + i * step + Math.floor(rnd() * disorder),
+    });
+  }
+  for (let j = 0; j < (options.old ?? 0); j++) {
+    const at = Math.floor(options.n * (0.7 + 0.25 * rnd()));
+    out.splice(at, 0, { user: `old${j}`, amount: 1, ts: T0 + at * step - 6 * 3_600_000, old: true });
+  }
+  return out;
+}
+
+export function kinesisClient(endpoint: string): KinesisClient {
+  return new KinesisClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    requestHandler: new NodeHttpHandler(),
+  });
+}
+
+let streams = 0;
+
+/**
+ * Creates a stream of `shards` shards and puts `events` in order (500 a call). Partition key:
+ * the user (`keyed`), or random text (`random`, so one user's events spread over every shard).
+ * Returns the stream name and, per event, the shard and sequence number Kinesis gave it.
+ */
+export async function streamOf(
+  client: KinesisClient,
+  events: readonly ShapeEvent[],
+  options: { shards: number; partitionKey: 'keyed' | 'random'; seed: number },
+): Promise<{ stream: string; placed: { shardId: string; sequenceNumber: string }[] }> {
+  const stream = `shape${process.pid}x${++streams}`;
+  await client.send(new CreateStreamCommand({ StreamName: stream, ShardCount: options.shards }));
+  for (let i = 0; i < 100; i++) {
+    const d = await client.send(new DescribeStreamCommand({ StreamName: stream }));
+    if (d.StreamDescription?.StreamStatus === 'ACTIVE') break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const rnd = prng(options.seed ^ 0x5eed);
+  const placed: { shardId: string; sequenceNumber: string }[] = [];
+  for (let i = 0; i < events.length; i += 500) {
+    const slice = events.slice(i, i + 500);
+    const res = await client.send(
+      new PutRecordsCommand({
+        StreamName: stream,
+        Records: slice.map((e) => ({
+          Data: Buffer.from(JSON.stringify(e)),
+          PartitionKey: options.partitionKey === 'keyed' ? e.user : `pk-${Math.floor(rnd() * 1e9)}`,
+        })),
+      }),
+    );
+    if (res.FailedRecordCount) throw new Error(`${res.FailedRecordCount} records not put`);
+    for (const r of res.Records as PutRecordsResultEntry[]) {
+      placed.push({ shardId: r.ShardId as string, sequenceNumber: r.SequenceNumber as string });
+    }
+  }
+  return { stream, placed };
+}
+
+/** Per (user, window start): count and sum of the events, tumbling or hopping windows. */
+export function oracleWindows(
+  events: readonly ShapeEvent[],
+  w: { size: number; every?: number },
+): Map<string, { n: number; s: number }> {
+  const every = w.every ?? w.size;
+  const m = new Map<string, { n: number; s: number }>();
+  for (const e of events) {
+    for (let s = Math.floor(e.ts / every) * every; s > e.ts - w.size; s -= every) {
+      const id = `${e.user}/${s}`;
+      const cur = m.get(id) ?? { n: 0, s: 0 };
+      cur.n++;
+      cur.s += e.amount;
+      m.set(id, cur);
+    }
+  }
+  return m;
+}
