@@ -14,6 +14,12 @@
  *   from there, and state writes are idempotent, so nothing counts twice. Records sent to the
  *   dead-letter output are successes. Near the timeout (`getRemainingTimeInMillis` below
  *   `safetyMarginMs`) no new chunk is started and the rest is reported for retry the same way.
+ * - Shards: a pipeline with a window step lists the stream's shards (`ListShards`) on the first
+ *   event, or at init when `streamArn` / `TRIBUTARY_STREAM_ARN` names the stream, and registers
+ *   the open ones, so a shard that has not delivered yet holds windows back; a batch from a shard
+ *   not listed (resharding) lists again, at most once a minute per shard (unless `shards` is
+ *   given). DynamoDB Streams records are mapped to their shard by sequence number range
+ *   (`DescribeStream`); if that fails, the stream stands for the shard and a warning is logged.
  * - A scheduled event (EventBridge rule) is a tick: watermarks advance by processing time and
  *   windows whose time has passed are emitted even when no record arrives.
  * - One CloudWatch Embedded Metric Format line per invocation (records in/out, dead-lettered,

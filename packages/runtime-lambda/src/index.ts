@@ -13,6 +13,15 @@ export {
   type HandlerOptions,
   type HandlerResponse,
 } from './handler.js';
+export { checkLambdaWindowState, memoryWindows } from './memoryState.js';
+export {
+  type DescribeDynamoDbStream,
+  type DynamoDbStreamShard,
+  dynamoDbStreamDescriber,
+  kinesisShardLister,
+  type ListShards,
+  type StreamShard,
+} from './shards.js';
 export {
   type CheckpointStore,
   type EventSourceMapping,

@@ -16,6 +16,15 @@ import {
 } from '@tributary/core';
 import type { Context, DynamoDBRecord, KinesisStreamRecord } from 'aws-lambda';
 import { deaggregate } from './deaggregate.js';
+import { checkLambdaWindowState } from './memoryState.js';
+import {
+  type DescribeDynamoDbStream,
+  dynamoDbStreamDescriber,
+  kindOfArn,
+  kinesisShardLister,
+  type ListShards,
+  StreamShards,
+} from './shards.js';
 
 export interface HandlerOptions extends CompileOptions {
   /** Records per chunk (each acknowledged before the next). Default 500. */
@@ -24,8 +33,30 @@ export interface HandlerOptions extends CompileOptions {
   safetyMarginMs?: number;
   /** The hash range of a Kinesis shard, to drop de-aggregated records that belong to another shard. */
   hashRange?: (shardId: string) => { start: bigint; end: bigint } | undefined;
-  /** Shards to register before the first batch (with shared window state: every shard of the stream). */
+  /**
+   * Shards to register before the first batch (with shared window state: every shard of the
+   * stream). Not given, a pipeline with a window step lists the stream's shards itself (see
+   * `listShards`) and registers the open ones.
+   */
   shards?: readonly string[];
+  /**
+   * The ARN of the stream the function consumes, to list its shards at init rather than on the
+   * first event (default: the `TRIBUTARY_STREAM_ARN` environment variable; else the first
+   * event's `eventSourceARN`).
+   */
+  streamArn?: string;
+  /**
+   * Every shard of a Kinesis stream, by stream ARN (default: `ListShards` through the AWS SDK).
+   * Read on the first event and again when a batch comes from a shard it did not hold (at most
+   * once a minute per such shard); a failure is logged and the invocation goes on.
+   */
+  listShards?: ListShards;
+  /**
+   * Every shard of a DynamoDB stream with its sequence number range, by stream ARN (default:
+   * `DescribeStream` through the AWS SDK): maps each record to its shard, since DynamoDB Streams
+   * events do not name it. If it fails, the stream ARN stands for the shard (logged).
+   */
+  describeDynamoDbStream?: DescribeDynamoDbStream;
   /** Where log and metric lines go (default: standard output, one JSON object per line). */
   log?: (line: string) => void;
   /** CloudWatch metric namespace (default `Tributary`). */
@@ -103,36 +134,46 @@ function isAggregate(data: Buffer): boolean {
   return data.length > 20 && data[0] === 0xf3 && data[1] === 0x89 && data[2] === 0x9a && data[3] === 0xc2;
 }
 
-/** DynamoDB Streams event records → source batches (the stream ARN stands for the shard). */
-function dynamoChunks(records: DynamoDBRecord[], chunkSize: number): Chunk[] {
+/** What stands for a DynamoDB Streams record's shard when its real shard is not known. */
+function fallbackShard(r: DynamoDBRecord): string {
+  return (r.eventSourceARN ?? 'dynamodb').split('/stream/')[0] || 'dynamodb';
+}
+
+/**
+ * DynamoDB Streams event records → source batches: consecutive records of one shard (`shardIds`,
+ * by record; the fallback where undefined) form a chunk.
+ */
+function dynamoChunks(
+  records: DynamoDBRecord[],
+  shardIds: readonly (string | undefined)[],
+  chunkSize: number,
+): Chunk[] {
   const chunks: Chunk[] = [];
-  for (let i = 0; i < records.length; i += chunkSize) {
-    const slice = records.slice(i, i + chunkSize);
-    const first = slice[0] as DynamoDBRecord;
-    const shardId = (first.eventSourceARN ?? 'dynamodb').split('/stream/')[0] ?? 'dynamodb';
-    chunks.push({
-      firstItem: first.dynamodb?.SequenceNumber ?? '',
-      batch: {
-        shardId,
-        records: slice.map((r) => {
-          const d = r.dynamodb ?? {};
-          const image = (x: unknown) => (x ? unmarshall(x as never) : undefined);
-          return {
-            value: {
-              eventName: r.eventName,
-              keys: image(d.Keys),
-              newImage: image(d.NewImage),
-              oldImage: image(d.OldImage),
-            },
-            partitionKey: JSON.stringify(image(d.Keys) ?? null),
-            sequenceNumber: d.SequenceNumber ?? '0',
-            arrivalTime: Math.round((d.ApproximateCreationDateTime ?? 0) * 1000),
-          };
-        }),
-      },
+  const image = (x: unknown) => (x ? unmarshall(x as never) : undefined);
+  let current: { shardId: string; records: SourceRecord[] } | undefined;
+  records.forEach((r, i) => {
+    const d = r.dynamodb ?? {};
+    const shardId = shardIds[i] ?? fallbackShard(r);
+    if (!current || current.shardId !== shardId || current.records.length >= chunkSize) {
+      current = { shardId, records: [] };
+      chunks.push({ firstItem: d.SequenceNumber ?? '', batch: current });
+    }
+    const keys = image(d.Keys);
+    current.records.push({
+      value: { eventName: r.eventName, keys, newImage: image(d.NewImage), oldImage: image(d.OldImage) },
+      partitionKey: JSON.stringify(keys ?? null),
+      sequenceNumber: d.SequenceNumber ?? '0',
+      arrivalTime: Math.round((d.ApproximateCreationDateTime ?? 0) * 1000),
     });
-  }
+  });
   return chunks;
+}
+
+/** The stream ARN of a Kinesis event record (an enhanced fan-out consumer's ARN names its stream). */
+function kinesisStreamArn(eventSourceArn: string | undefined): string | undefined {
+  if (!eventSourceArn) return undefined;
+  const consumer = eventSourceArn.indexOf('/consumer/');
+  return consumer < 0 ? eventSourceArn : eventSourceArn.slice(0, consumer);
 }
 
 function isTick(event: Event): boolean {
@@ -152,18 +193,38 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
   const margin = options.safetyMarginMs ?? 5000;
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const namespace = options.metricNamespace ?? 'Tributary';
-  const ready = (async () => {
+  const now = () => options.scheduler?.now() ?? Date.now();
+  const initArn = options.streamArn ?? (process.env.TRIBUTARY_STREAM_ARN || undefined);
+  // Window state in memory dies with the container: refused unless the pipeline opts in.
+  if (!(pipeline instanceof Promise)) checkLambdaWindowState(pipeline.spec, pipeline.file);
+  const init = (async () => {
     const p = await pipeline;
+    checkLambdaWindowState(p.spec, p.file);
     const compiled = compile(p, options);
     await compiled.open();
     for (const s of options.shards ?? []) compiled.registerShard(s);
-    return compiled;
+    // Windows need every shard of the stream known before they close (unless given).
+    const registersShards = options.shards === undefined && compiled.nodes.some((n) => n.kind === 'window');
+    const shards = new StreamShards({
+      listShards: options.listShards ?? kinesisShardLister(),
+      describeDynamoDbStream: options.describeDynamoDbStream ?? dynamoDbStreamDescriber(),
+      ...(registersShards ? { register: (shardId: string) => compiled.registerShard(shardId) } : {}),
+      log,
+      now,
+    });
+    const listAtInit = initArn !== undefined && (registersShards || kindOfArn(initArn) === 'dynamodb');
+    if (listAtInit) await shards.init(initArn);
+    return { compiled, shards, registersShards, listAtInit };
   })();
+  const ready = init.then((i) => i.compiled);
   ready.catch(() => {}); // reported by the first invocation
 
   const handler = async (event: Event, context?: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId'>) => {
     const t0 = Date.now();
-    const compiled = await ready;
+    const { compiled, shards, registersShards, listAtInit } = await init;
+    const requestId = context?.awsRequestId;
+    // A listing at init that failed is tried again (after its back-off).
+    if (listAtInit) await shards.init(initArn as string, requestId);
     const totals = { recordsIn: 0, recordsOut: 0, deadLettered: 0, filtered: 0, late: 0 };
     const add = (r: BatchResult) => {
       totals.recordsIn += r.recordsIn;
@@ -179,10 +240,38 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
       const records = event.Records ?? [];
       const first = records[0];
       kind = first && 'kinesis' in first ? 'kinesis' : 'dynamodb';
-      const chunks =
-        kind === 'kinesis'
-          ? kinesisChunks(records as KinesisStreamRecord[], options, chunkSize)
-          : dynamoChunks(records as DynamoDBRecord[], chunkSize);
+      let chunks: Chunk[];
+      if (kind === 'kinesis') {
+        chunks = kinesisChunks(records as KinesisStreamRecord[], options, chunkSize);
+        const arn = kinesisStreamArn(first?.eventSourceARN);
+        if (registersShards && arn) {
+          await shards.beforeKinesisBatches(arn, new Set(chunks.map((c) => c.batch.shardId)), requestId);
+        }
+      } else {
+        const items = records as DynamoDBRecord[];
+        const arn = first?.eventSourceARN;
+        const shardIds = arn
+          ? await shards.dynamoDbShardsOf(
+              arn,
+              items.map((r) => r.dynamodb?.SequenceNumber),
+              requestId,
+            )
+          : items.map(() => undefined);
+        const unmapped = shardIds.filter((id) => id === undefined).length;
+        if (unmapped > 0) {
+          log(
+            JSON.stringify({
+              level: 'warn',
+              msg: 'the shard of some records is not known: the stream ARN stands for it; exactly-once across shards is not guaranteed for this batch',
+              stream: arn,
+              records: unmapped,
+              from: items[shardIds.indexOf(undefined)]?.dynamodb?.SequenceNumber,
+              requestId,
+            }),
+          );
+        }
+        chunks = dynamoChunks(items, shardIds, chunkSize);
+      }
       for (const c of chunks) {
         for (const r of c.batch.records) if (r.arrivalTime > 0 && r.arrivalTime < oldest) oldest = r.arrivalTime;
         if (context && context.getRemainingTimeInMillis() < margin) {
@@ -192,7 +281,7 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
               level: 'warn',
               msg: 'stopping near the timeout; the rest is retried',
               from: c.firstItem,
-              requestId: context.awsRequestId,
+              requestId,
             }),
           );
           break;
@@ -208,7 +297,7 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
               from: c.firstItem,
               shardId: c.batch.shardId,
               error: describeError(err),
-              requestId: context?.awsRequestId,
+              requestId,
             }),
           );
           break;

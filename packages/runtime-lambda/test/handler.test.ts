@@ -14,7 +14,7 @@ import {
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { count, envelope, fileSource, MemorySink, pipeline, type RecordEnvelope, sum } from '@tributary/core';
-import { createHandler, deaggregate } from '@tributary/runtime-lambda';
+import { createHandler, deaggregate, kinesisShardLister } from '@tributary/runtime-lambda';
 import { kinesisSink } from '@tributary/sinks';
 import type { DynamoDBStreamEvent, KinesisStreamEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,13 +106,40 @@ function windowPipeline(out: MemorySink<{ key: string; n: number; s: number }>, 
     .source(fileSource<Click>({ path: '-' }))
     .eventTime((e) => e.t)
     .filter((e) => e.amount >= 0)
-    .window({ key: (e) => e.user, tumbling: 1_000_000, aggregate: { n: count(), s: sum((e) => e.amount) } })
+    .window({
+      key: (e) => e.user,
+      tumbling: 1_000_000,
+      aggregate: { n: count(), s: sum((e) => e.amount) },
+      state: { memory: { volatile: true } },
+    })
     .sink(out)
     .build();
 }
 
 const byUser = (vs: { key: string; n: number; s: number }[]) =>
   Object.fromEntries(vs.map((v) => [v.key, { n: v.n, s: v.s }]));
+
+describe('lambda handler: window state', () => {
+  it('refuses window state in memory (it dies with the container) unless the pipeline opts in to volatile state', async () => {
+    const build = (state?: { memory: { volatile?: boolean } }) =>
+      pipeline('mem')
+        .source(fileSource<{ user: string }>({ path: '-' }))
+        .window({ key: (e) => e.user, tumbling: 1000, aggregate: { n: count() }, ...(state ? { state } : {}) })
+        .sink(new MemorySink())
+        .build();
+    for (const p of [build(), build({ memory: {} }), build({ memory: { volatile: false } })]) {
+      expect(() => createHandler(p, { log: () => {} })).toThrow(
+        /window state in memory would be lost whenever a Lambda container ends .*\/steps\/0\/window/,
+      );
+    }
+    // A pipeline still loading is checked when it has loaded: the invocation fails, saying why.
+    const later = createHandler(Promise.resolve(build()) as never, { log: () => {} });
+    await expect(later.ready).rejects.toThrow(/volatile: true/);
+    const ok = createHandler(build({ memory: { volatile: true } }), { log: () => {} });
+    await expect(ok.ready).resolves.toBeDefined();
+    await (await ok.ready).close();
+  });
+});
 
 describe('lambda handler: Kinesis events', () => {
   it('counts plain records, sink-aggregated and aws-kinesis-agg-aggregated records exactly; a tick closes the windows', async () => {
@@ -157,7 +184,11 @@ describe('lambda handler: Kinesis events', () => {
     expect(event.Records.length).toBeLessThan(320); // the aggregates arrive as a few Kinesis records
     const out = new MemorySink<{ key: string; n: number; s: number }>();
     const lines: string[] = [];
-    const handler = createHandler(windowPipeline(out), { log: (l) => lines.push(l) });
+    // The window lists the stream's shards itself: here through kinesalite.
+    const handler = createHandler(windowPipeline(out), {
+      log: (l) => lines.push(l),
+      listShards: kinesisShardLister(client),
+    });
     expect(await handler(event)).toEqual({ batchItemFailures: [] });
     expect(out.values).toEqual([]); // the window is open
     expect(await handler({ source: 'aws.events', 'detail-type': 'Scheduled Event' })).toEqual({
@@ -197,7 +228,12 @@ describe('lambda handler: Kinesis events', () => {
       .source(fileSource<Click>({ path: '-' }))
       .eventTime((e) => e.t)
       .sink(failing)
-      .window({ key: (e) => e.user, tumbling: 1_000_000, aggregate: { n: count(), s: sum((e) => e.amount) } })
+      .window({
+        key: (e) => e.user,
+        tumbling: 1_000_000,
+        aggregate: { n: count(), s: sum((e) => e.amount) },
+        state: { memory: { volatile: true } },
+      })
       .sink(out)
       .build();
     const handler = createHandler(p, { chunkSize: 50, log: () => {} });

@@ -74,7 +74,8 @@ function windowPipeline(name: string, w: Window, state: StateName, sinks: Output
       outOfOrderness: 1000,
       aggregate: { n: count(), s: sum((e) => e.amount) },
       late: sinks.late,
-      ...(st ? { state: st } : {}),
+      // Memory state in Lambda dies with its container: only with the explicit opt-in.
+      state: st ?? { memory: { volatile: true } },
     })
     .sink(sinks.out)
     .build();

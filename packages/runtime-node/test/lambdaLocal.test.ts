@@ -64,6 +64,7 @@ steps:
       key: event.user
       tumbling: 1m
       aggregate: { n: count(), total: sum(event.amount) }
+      state: { memory: { volatile: true } }
   - sink: { file: { path: ${out} } }
 `;
 
