@@ -30,7 +30,19 @@ export interface SourceBatch {
   checkpoint?: string;
   /** A watermark the source announces for this shard (epoch ms): no later record will be older. */
   watermark?: number;
+  /**
+   * What the batch's records are in order by: `shard` (default — the shard's records come in
+   * sequence order, one batch at a time: Kinesis with ParallelizationFactor 1, the worker) or
+   * `partitionKey` (only each partition key's records are in order: Lambda with a
+   * ParallelizationFactor above 1, which runs several batches of a shard at once; DynamoDB
+   * Streams, whose events do not name their shard). Window state applies each record exactly
+   * once at that grain.
+   */
+  ordering?: Ordering;
 }
+
+/** See SourceBatch.ordering. */
+export type Ordering = 'shard' | 'partitionKey';
 
 export interface RecordEnvelope<T = unknown> {
   readonly value: T;

@@ -31,6 +31,7 @@ export {
   type DeadLetterReason,
   type DeadLetterRecord,
   envelope,
+  type Ordering,
   type RecordEnvelope,
   type SourceBatch,
   type SourceRecord,

@@ -27,6 +27,12 @@ import {
 } from './shards.js';
 
 export interface HandlerOptions extends CompileOptions {
+  /**
+   * The event source mapping's ParallelizationFactor (default: env `TRIBUTARY_PARALLELIZATION_FACTOR`,
+   * else 1). Above 1, Lambda runs several batches of a shard at once, in order only per partition
+   * key: window state then applies records exactly once per partition key, not per shard.
+   */
+  parallelizationFactor?: number;
   /** Records per chunk (each acknowledged before the next). Default 500. */
   chunkSize?: number;
   /** Start no new chunk with less than this many ms left. Default 5000. */
@@ -92,6 +98,7 @@ interface Chunk {
 /** Kinesis event records → source batches per shard, in order, de-aggregated. */
 function kinesisChunks(records: KinesisStreamRecord[], options: HandlerOptions, chunkSize: number): Chunk[] {
   const chunks: Chunk[] = [];
+  const ordering = parallelization(options) > 1 ? ('partitionKey' as const) : ('shard' as const);
   let current: { shardId: string; records: SourceRecord[]; firstItem: string; count: number } | undefined;
   for (const r of records) {
     const k = r.kinesis;
@@ -103,7 +110,10 @@ function kinesisChunks(records: KinesisStreamRecord[], options: HandlerOptions, 
         : id.slice(0, id.indexOf(':')) || 'shardId-unknown';
     if (!current || current.shardId !== shardId || current.count >= chunkSize) {
       if (current)
-        chunks.push({ batch: { shardId: current.shardId, records: current.records }, firstItem: current.firstItem });
+        chunks.push({
+          batch: { shardId: current.shardId, records: current.records, ordering },
+          firstItem: current.firstItem,
+        });
       current = { shardId, records: [], firstItem: k.sequenceNumber, count: 0 };
     }
     current.count++;
@@ -124,9 +134,19 @@ function kinesisChunks(records: KinesisStreamRecord[], options: HandlerOptions, 
       current.records.push(src);
     }
   }
-  if (current)
-    chunks.push({ batch: { shardId: current.shardId, records: current.records }, firstItem: current.firstItem });
+  if (current) {
+    chunks.push({
+      batch: { shardId: current.shardId, records: current.records, ordering },
+      firstItem: current.firstItem,
+    });
+  }
   return chunks;
+}
+
+/** The ParallelizationFactor the handler runs under (see HandlerOptions.parallelizationFactor). */
+function parallelization(options: HandlerOptions): number {
+  const n = options.parallelizationFactor ?? Number(process.env.TRIBUTARY_PARALLELIZATION_FACTOR || 1);
+  return Number.isFinite(n) ? n : 1;
 }
 
 /** Whether data starts with the KPL magic bytes (checked without slicing: this runs per record). */
@@ -150,12 +170,13 @@ function dynamoChunks(
 ): Chunk[] {
   const chunks: Chunk[] = [];
   const image = (x: unknown) => (x ? unmarshall(x as never) : undefined);
-  let current: { shardId: string; records: SourceRecord[] } | undefined;
+  let current: { shardId: string; records: SourceRecord[]; ordering: 'partitionKey' } | undefined;
   records.forEach((r, i) => {
     const d = r.dynamodb ?? {};
     const shardId = shardIds[i] ?? fallbackShard(r);
     if (!current || current.shardId !== shardId || current.records.length >= chunkSize) {
-      current = { shardId, records: [] };
+      // DynamoDB Streams keeps each item's records in order (a record's shard is only inferred).
+      current = { shardId, records: [], ordering: 'partitionKey' as const };
       chunks.push({ firstItem: d.SequenceNumber ?? '', batch: current });
     }
     const keys = image(d.Keys);

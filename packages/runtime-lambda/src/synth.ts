@@ -240,7 +240,13 @@ export function template(spec: PipelineSpec, options: Omit<SynthOptions, 'outDir
         Timeout: 60,
         Role: { 'Fn::GetAtt': ['Role', 'Arn'] },
         Code: { S3Bucket: { Ref: 'CodeBucket' }, S3Key: { Ref: 'CodeKey' } },
-        Environment: { Variables: { NODE_OPTIONS: '--enable-source-maps' } },
+        Environment: {
+          Variables: {
+            NODE_OPTIONS: '--enable-source-maps',
+            // The handler applies window state per partition key when batches of a shard run at once.
+            TRIBUTARY_PARALLELIZATION_FACTOR: String(options.parallelizationFactor ?? 1),
+          },
+        },
       },
     },
     EventSourceMapping: {

@@ -102,6 +102,8 @@ interface Run {
   seed: number;
   containers: 'one' | 'per-shard';
   batchSize: number;
+  /** ParallelizationFactor: concurrent batches per shard, each lane in its own container. */
+  parallelization?: number;
 }
 
 /** Runs the stream through the simulator from the start, then ends the input on every shard. */
@@ -109,7 +111,12 @@ async function simulate(r: Run): Promise<{ invocations: number; failed: number }
   const p = windowPipeline(r.name, r.w, r.state, r.sinks);
   const handlers: ReturnType<typeof createHandler>[] = [];
   const container = () => {
-    const h = createHandler(p, { deadLetter: r.sinks.dead, shards: r.shards, log: () => {} });
+    const h = createHandler(p, {
+      deadLetter: r.sinks.dead,
+      shards: r.shards,
+      parallelizationFactor: r.parallelization ?? 1,
+      log: () => {},
+    });
     handlers.push(h);
     return jittered(r.seed + handlers.length, h);
   };
@@ -119,7 +126,7 @@ async function simulate(r: Run): Promise<{ invocations: number; failed: number }
     client,
     stream: r.stream,
     checkpoints: new MemoryCheckpoints(),
-    mapping: { batchSize: r.batchSize, maximumRetryAttempts: 3 },
+    mapping: { batchSize: r.batchSize, maximumRetryAttempts: 3, parallelizationFactor: r.parallelization ?? 1 },
     onFailure: async (f) => {
       failed += f.records.length;
     },
@@ -208,6 +215,39 @@ describe('windows on the real shape: 4 shards through the Lambda event source', 
       expect((await simulate(again)).failed).toBe(0);
       expect(again.sinks.out.values).toEqual([]);
       expect(again.sinks.late.values).toEqual([]);
+      expect(again.sinks.dead.values).toEqual([]);
+    });
+  }
+
+  for (const [i, c] of [
+    { state: 'dynamodb' as const, partitionKey: 'keyed' as const, shards: 1, parallelization: 4 },
+    { state: 'dynamodb' as const, partitionKey: 'random' as const, shards: 4, parallelization: 10, n: 800 },
+    { state: 'redis' as const, partitionKey: 'keyed' as const, shards: 2, parallelization: 4 },
+  ].entries()) {
+    it(`ParallelizationFactor ${c.parallelization}, ${c.shards} shard(s), ${c.state} state, ${c.partitionKey} partition keys: exact per partition key, a replay changes nothing`, async () => {
+      const seed = 2000 + i;
+      const w = { size: 10_000 };
+      const n = 'n' in c ? (c.n as number) : 2000;
+      const events = generate({ n, users: 40, seed, stepMs: 20, disorder: 500, old: 3 });
+      const { stream } = await streamOf(client, events, { shards: c.shards, partitionKey: c.partitionKey, seed });
+      const shards = await new LambdaSimulator(async () => undefined, { client, stream }).shards();
+      const run: Run = {
+        name: `shape-pf-${++runs}`,
+        stream,
+        shards,
+        w,
+        state: c.state,
+        sinks: outputs(),
+        seed,
+        containers: 'per-shard',
+        batchSize: 200,
+        parallelization: c.parallelization,
+      };
+      expect((await simulate(run)).failed).toBe(0);
+      expectExact(events, w, run.sinks);
+      const again = { ...run, sinks: outputs(), batchSize: 77, seed: seed + 1 };
+      expect((await simulate(again)).failed).toBe(0);
+      expect(again.sinks.out.values).toEqual([]);
       expect(again.sinks.dead.values).toEqual([]);
     });
   }

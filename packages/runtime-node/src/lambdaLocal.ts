@@ -60,6 +60,7 @@ export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOption
   }
   const handler = createHandler(pipeline, {
     shards,
+    parallelizationFactor: options.parallelization ?? 1,
     log: (line) => {
       const m = JSON.parse(line) as {
         level?: string;

@@ -120,12 +120,19 @@ export function checkWindowStateOptions(o: WindowStateOptions): void {
   int('claimTimeout', o.claimTimeout, 1, 86_400_000);
 }
 
-interface Group {
-  id: string;
-  range: WindowRange;
+/** The deltas of one grain (shard, or shard and partition key) for one item. */
+interface Part {
+  shardId: string;
   deltas: { d: WindowDelta; i: number }[];
   min: string;
   max: string;
+}
+
+/** The deltas of a batch that land in one item, by grain. */
+interface Group {
+  id: string;
+  range: WindowRange;
+  parts: Map<string, Part>;
 }
 
 /** How many compare-and-set rounds an item may lose to other writers before the batch fails. */
@@ -192,12 +199,17 @@ export class ItemWindowStore implements SharedWindowStore {
       const id = this.itemId(range, hash(d.key) % this.partitions);
       let g = groups.get(id);
       if (!g) {
-        g = { id, range, deltas: [], min: d.minPosition, max: d.maxPosition };
+        g = { id, range, parts: new Map() };
         groups.set(id, g);
       }
-      g.deltas.push({ d, i });
-      if (comparePositions(d.minPosition, g.min) < 0) g.min = d.minPosition;
-      if (comparePositions(d.maxPosition, g.max) > 0) g.max = d.maxPosition;
+      let part = g.parts.get(d.shardId);
+      if (!part) {
+        part = { shardId: d.shardId, deltas: [], min: d.minPosition, max: d.maxPosition };
+        g.parts.set(d.shardId, part);
+      }
+      part.deltas.push({ d, i });
+      if (comparePositions(d.minPosition, part.min) < 0) part.min = d.minPosition;
+      if (comparePositions(d.maxPosition, part.max) > 0) part.max = d.maxPosition;
     }
     // Ranges are recorded as open before any of their state is written, so state never exists
     // that no consumer would emit.
@@ -210,7 +222,6 @@ export class ItemWindowStore implements SharedWindowStore {
       await this.retry('recording open windows', () => this.backend.addRanges(this.ns, [...fresh]));
       for (const r of fresh) this.knownRanges.add(r);
     }
-    const shardId = (deltas[0] as WindowDelta).shardId;
     let pending = [...groups.values()];
     for (let round = 0; pending.length > 0; round++) {
       if (round >= MAX_CONFLICT_ROUNDS) {
@@ -221,68 +232,80 @@ export class ItemWindowStore implements SharedWindowStore {
       await this.load(pending.map((g) => g.id));
       const writes: ItemWrite[] = [];
       const bodies: ItemBody[] = [];
-      const writing: Group[] = [];
+      const writing: { g: Group; parts: Part[] }[] = [];
+      /** Items dropped from the cache while they were read: read again next round. */
+      const reread: Group[] = [];
       for (const g of pending) {
-        const item = this.cache.get(g.id) as CachedItem;
-        const applied = item.body.p.get(shardId);
-        const verdict = classify(applied, { minPosition: g.min, maxPosition: g.max });
-        // A redelivery is a duplicate even after the window was emitted: it was counted.
-        if (verdict === 'duplicate') {
-          for (const { i } of g.deltas) outcomes[i] = DUPLICATE;
+        const item = this.cache.get(g.id);
+        if (item === undefined) {
+          reread.push(g);
           continue;
         }
         // A range emitted before whose state has expired (TTL) must not be filled again: it would
         // be emitted a second time, with only the new records.
         const gone = item.version === 0 && g.range.end <= (this.emittedUpTo ?? Number.NEGATIVE_INFINITY);
-        if ((item.body.s || gone) && verdict === 'apply') {
-          for (const { i } of g.deltas) outcomes[i] = CLOSED;
-          continue;
-        }
-        if (verdict === 'overlap') {
-          for (const { i } of g.deltas) outcomes[i] = { status: 'overlap', appliedUpTo: applied as string };
-          continue;
-        }
         const w = new Map(item.body.w);
-        for (const { d } of g.deltas) {
-          const prev = w.get(d.key);
-          const acc = prev
-            ? prev[1].map((a, k) => (this.aggregators[k] as Aggregator).merge(a, d.acc[k]))
-            : d.acc.slice();
-          w.set(d.key, [d.keyValue, acc]);
-        }
         const p = new Map(item.body.p);
-        p.set(shardId, g.max);
+        const applying: Part[] = [];
+        for (const part of g.parts.values()) {
+          const applied = item.body.p.get(part.shardId);
+          const verdict = classify(applied, { minPosition: part.min, maxPosition: part.max });
+          // A redelivery is a duplicate even after the window was emitted: it was counted.
+          if (verdict === 'duplicate') {
+            for (const { i } of part.deltas) outcomes[i] = DUPLICATE;
+          } else if ((item.body.s || gone) && verdict === 'apply') {
+            for (const { i } of part.deltas) outcomes[i] = CLOSED;
+          } else if (verdict === 'overlap') {
+            for (const { i } of part.deltas) outcomes[i] = { status: 'overlap', appliedUpTo: applied as string };
+          } else {
+            for (const { d } of part.deltas) {
+              const prev = w.get(d.key);
+              const acc = prev
+                ? prev[1].map((a, k) => (this.aggregators[k] as Aggregator).merge(a, d.acc[k]))
+                : d.acc.slice();
+              w.set(d.key, [d.keyValue, acc]);
+            }
+            p.set(part.shardId, part.max);
+            applying.push(part);
+          }
+        }
+        if (applying.length === 0) continue;
         const body: ItemBody = { w, p, s: false };
         const text = encode(body);
         const bytes = Buffer.byteLength(text);
         if (bytes > this.backend.maxItemBytes) {
-          const reason = `window state for ${g.deltas.length} key(s) of window [${g.range.start}, ${g.range.end}) would take ${bytes} bytes, over the ${this.backend.maxItemBytes}-byte item limit of ${this.backend.summary}; raise \`partitions\` or bound the aggregate (e.g. collect's limit)`;
-          for (const { i } of g.deltas) outcomes[i] = { status: 'rejected', reason };
+          const keys = applying.reduce((n, part) => n + part.deltas.length, 0);
+          const reason = `window state for ${keys} key(s) of window [${g.range.start}, ${g.range.end}) would take ${bytes} bytes, over the ${this.backend.maxItemBytes}-byte item limit of ${this.backend.summary}; raise \`partitions\` or bound the aggregate (e.g. collect's limit)`;
+          for (const part of applying) for (const { i } of part.deltas) outcomes[i] = { status: 'rejected', reason };
           continue;
         }
         writes.push({ id: g.id, body: text, expected: item.version, expiresAt: this.expiresAt(g.range, false) });
         bodies.push(body);
-        writing.push(g);
+        writing.push({ g, parts: applying });
       }
       const results =
         writes.length > 0 ? await this.retry('writing window state', () => this.backend.write(writes)) : [];
-      pending = [];
+      pending = reread;
       for (let k = 0; k < writing.length; k++) {
-        const g = writing[k] as Group;
+        const { g, parts } = writing[k] as { g: Group; parts: Part[] };
+        const wr = writes[k] as ItemWrite;
         if (!results[k]) {
           this.cache.delete(g.id); // someone else wrote it: read again
-          pending.push(g);
+          // Only the parts that were being applied are tried again; the others have their outcome.
+          pending.push({ ...g, parts: new Map(parts.map((part) => [part.shardId, part])) });
           continue;
         }
         const body = bodies[k] as ItemBody;
-        this.cache.set(g.id, { version: (writes[k] as ItemWrite).expected + 1, body });
+        this.cache.set(g.id, { version: wr.expected + 1, body });
         const positions = Object.fromEntries(body.p);
-        for (const { d, i } of g.deltas) {
-          const [keyValue, acc] = body.w.get(d.key) as [unknown, unknown[]];
-          outcomes[i] = {
-            status: 'applied',
-            window: { key: d.key, keyValue, start: d.start, end: d.end, acc, positions },
-          };
+        for (const part of parts) {
+          for (const { d, i } of part.deltas) {
+            const [keyValue, acc] = body.w.get(d.key) as [unknown, unknown[]];
+            outcomes[i] = {
+              status: 'applied',
+              window: { key: d.key, keyValue, start: d.start, end: d.end, acc, positions },
+            };
+          }
         }
       }
     }

@@ -25,6 +25,7 @@ import {
   type DeadLetterRecord,
   envelope,
   MAX_RECORD_BYTES,
+  type Ordering,
   type RecordEnvelope,
   type SourceBatch,
   type SourceRecord,
@@ -138,6 +139,7 @@ class Batch implements BatchContext {
     private readonly pipeline: string,
     private readonly now: () => number,
     readonly checkpoint?: string,
+    readonly ordering: Ordering = 'shard',
   ) {
     this.buffers = Array.from({ length: slots }, () => []);
   }
@@ -474,6 +476,7 @@ export class CompiledPipeline {
       this.name,
       () => this.scheduler.now(),
       input.checkpoint ?? lastRecord?.sequenceNumber,
+      input.ordering ?? 'shard',
     );
     const records = input.records;
     const head = this.head;
@@ -481,6 +484,7 @@ export class CompiledPipeline {
     const checkFields = this.checkFields;
     const shardId = input.shardId;
     let maxEventTime = Number.NEGATIVE_INFINITY;
+    let minEventTime = Number.POSITIVE_INFINITY;
     for (let i = 0; i < records.length; i++) {
       const src = records[i] as SourceRecord;
       let value: unknown;
@@ -553,10 +557,16 @@ export class CompiledPipeline {
         continue;
       }
       if (time > maxEventTime) maxEventTime = time;
+      if (time < minEventTime) minEventTime = time;
       head(envelope(src, shardId, value, time), batch);
     }
     const before = this.watermarks.snapshot(shardId);
-    this.watermarks.observe(shardId, maxEventTime, now, input.watermark);
+    // When only a partition key's records are in order, other batches of the shard may be in
+    // flight at once with records as old as this batch's oldest: the shard's progress moves by
+    // the batch's earliest event time, not its latest.
+    const progress =
+      input.ordering === 'partitionKey' && minEventTime !== Number.POSITIVE_INFINITY ? minEventTime : maxEventTime;
+    this.watermarks.observe(shardId, progress, now, input.watermark);
     const last = records[records.length - 1];
     try {
       return await this.drain(batch, 'batch', records.length, input.checkpoint ?? last?.sequenceNumber);

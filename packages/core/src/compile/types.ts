@@ -5,7 +5,7 @@
  */
 
 import type { SchedulerLike } from 'rxjs';
-import type { DeadLetterReason, DeadLetterRecord, RecordEnvelope, SourceBatch } from '../envelope.js';
+import type { DeadLetterReason, DeadLetterRecord, Ordering, RecordEnvelope, SourceBatch } from '../envelope.js';
 import type { CompiledExpression, ExpressionSource, FunctionResolver } from '../expression.js';
 import type { ComponentDefinition } from '../registry.js';
 import type { StateStore } from '../windows/shared.js';
@@ -18,6 +18,8 @@ export type Push = (env: RecordEnvelope, batch: BatchContext) => void;
 export interface BatchContext {
   /** The shard of the batch; empty for a tick or the end-of-input flush. */
   readonly shardId: string;
+  /** What the records are in order by (see SourceBatch.ordering); `shard` unless the source says. */
+  readonly ordering: Ordering;
   /** The batch's checkpoint (its last sequence number unless the source gives one). */
   readonly checkpoint?: string | undefined;
   /** Per-barrier and per-sink buffers, indexed by the id the compiler gave them. */

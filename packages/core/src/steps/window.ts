@@ -157,6 +157,20 @@ function timeText(t: number): string {
   return Number.isFinite(t) && Math.abs(t) <= 8.64e15 ? new Date(t).toISOString() : String(t);
 }
 
+/**
+ * The unit whose records are in order, at which positions are compared (see SourceBatch.ordering):
+ * the shard, or the partition key when only a partition key's records are in order. A partition
+ * key's records stay in order across shards too (a Kinesis key after resharding, a DynamoDB item
+ * whose stream shard is not known), so the key alone names its grain.
+ */
+function grainOf(env: RecordEnvelope, batch: BatchContext): string {
+  return batch.ordering === 'partitionKey' ? `\u0001${env.partitionKey}` : env.shardId;
+}
+
+/** A delta's identity in a batch: its window and the grain whose records it holds. */
+const deltaId = (key: string, start: number, end: number, grain: string) =>
+  `${key}\u0000${start}\u0000${end}\u0000${grain}`;
+
 function positionOf(env: RecordEnvelope): string {
   const sub = env.subSequenceNumber;
   return sub === undefined ? env.sequenceNumber : `${env.sequenceNumber}:${sub}`;
@@ -466,8 +480,8 @@ class WindowOperator {
     }
   }
 
-  private isRedelivery(env: RecordEnvelope): boolean {
-    const seen = this.seen.get(env.shardId);
+  private isRedelivery(env: RecordEnvelope, batch: BatchContext): boolean {
+    const seen = this.seen.get(grainOf(env, batch));
     return seen !== undefined && comparePositions(positionOf(env), seen) <= 0;
   }
 
@@ -479,6 +493,15 @@ class WindowOperator {
   private markSeen(records: readonly RecordEnvelope[], batch: BatchContext): void {
     const last = records[records.length - 1];
     if (!last) return;
+    if (batch.ordering === 'partitionKey') {
+      // Per grain: the last position of each partition key in the batch (kept in memory only).
+      const lastOf = new Map<string, string>();
+      for (const env of records) lastOf.set(grainOf(env, batch), positionOf(env));
+      batch.afterAck(async () => {
+        for (const [grain, p] of lastOf) this.noteSeen(grain, p);
+      });
+      return;
+    }
     batch.afterAck(async () => {
       const p = positionOf(last);
       this.noteSeen(last.shardId, p);
@@ -509,6 +532,7 @@ class WindowOperator {
     const late: RecordEnvelope[] = [];
     const bounds: number[] = [];
     const shardId = batch.shardId;
+    const byKey = batch.ordering === 'partitionKey';
     const aggs = this.aggregators;
     const n = aggs.length;
     const values = this.values;
@@ -521,6 +545,7 @@ class WindowOperator {
       if (onlyKey !== undefined && keyText(key) !== onlyKey) continue;
       if (!this.readInputs(env, batch)) continue;
       const position = positionOf(env);
+      const grain = byKey ? grainOf(env, batch) : shardId;
       const nBounds = this.assign(env.eventTime, bounds);
       let placed = false;
       for (let b = 0; b < nBounds; b += 2) {
@@ -529,16 +554,16 @@ class WindowOperator {
         if (!session && this.isClosed(end)) continue;
         placed = true;
         if (floors) {
-          const floor = floors.get(windowId(keyText(key), start, end));
+          const floor = floors.get(deltaId(keyText(key), start, end, grain));
           if (floor !== undefined && comparePositions(position, floor) <= 0) continue;
         }
         const head = heads.get(key);
         let d = head;
-        while (d !== undefined && d.start !== start) d = d.nextInBatch;
+        while (d !== undefined && (d.start !== start || d.shardId !== grain)) d = d.nextInBatch;
         if (d === undefined) {
           const acc = new Array<unknown>(n);
           for (let i = 0; i < n; i++) acc[i] = (aggs[i] as Aggregator).init();
-          d = new WindowState(keyText(key), key, start, end, acc, shardId, position, position);
+          d = new WindowState(keyText(key), key, start, end, acc, grain, position, position);
           if (session) d.records = [];
           d.nextInBatch = head;
           heads.set(key, d);
@@ -551,7 +576,7 @@ class WindowOperator {
         const acc = d.acc;
         for (let i = 0; i < n; i++) acc[i] = (aggs[i] as Aggregator).add(acc[i], values[i], stamp);
       }
-      if (!placed && !this.isRedelivery(env)) late.push(env);
+      if (!placed && !this.isRedelivery(env, batch)) late.push(env);
     }
     for (const d of list) d.nextInBatch = undefined; // the chains were for this batch only
     return { list, late };
@@ -606,7 +631,9 @@ class WindowOperator {
           this.currentState = undefined;
         }
         const last = mine.last;
-        if (last) for (const b of mine.touched) b.positions.set(last.shardId, positionOf(last));
+        if (last && batch.ordering !== 'partitionKey') {
+          for (const b of mine.touched) b.positions.set(last.shardId, positionOf(last));
+        }
       });
     }
     this.currentBatch = batch;
@@ -623,6 +650,7 @@ class WindowOperator {
     const stamp = this.stamp;
     const size = this.size;
     const every = this.every;
+    const byKey = batch.ordering === 'partitionKey';
     let placed = false;
     // The windows of `t`: starts aligned to `every`, from the latest down to the first that covers t
     // (tumbling: every = size, one window). No array per record: this is the hottest loop.
@@ -640,7 +668,17 @@ class WindowOperator {
         this.bucketTimes.push(bucket);
       }
       this.lastBucket = bucket;
-      if (bucket.batch !== state.id) {
+      if (byKey) {
+        // Only a partition key's records are in order: one position per (bucket, grain), per record.
+        const grain = grainOf(env, batch);
+        const floor = bucket.positions.get(grain);
+        if (floor !== undefined && comparePositions(position, floor) <= 0) continue; // applied before
+        bucket.positions.set(grain, position);
+        if (bucket.batch !== state.id) {
+          bucket.batch = state.id;
+          state.touched.push(bucket);
+        }
+      } else if (bucket.batch !== state.id) {
         bucket.batch = state.id;
         const floor = bucket.positions.get(env.shardId);
         // A batch's records come in position order: once one is above the floor, all later ones are.
@@ -675,7 +713,7 @@ class WindowOperator {
       }
       if (this.updates) bucket.changed.add(slot);
     }
-    if (!placed && !this.isRedelivery(env)) this.sendLate(env, batch);
+    if (!placed && !this.isRedelivery(env, batch)) this.sendLate(env, batch);
   }
 
   /** End of a batch on the bucket path: record the positions applied, emit updates. */
@@ -689,7 +727,7 @@ class WindowOperator {
     }
     const last = state.last as RecordEnvelope;
     const maxPosition = positionOf(last);
-    for (const b of state.touched) b.positions.set(last.shardId, maxPosition);
+    if (batch.ordering !== 'partitionKey') for (const b of state.touched) b.positions.set(last.shardId, maxPosition);
     this.markSeen([last], batch);
     if (this.updates) {
       for (const b of state.touched) {
@@ -748,14 +786,16 @@ class WindowOperator {
         } else if (o.status === 'overlap') {
           const d = list[i] as Delta;
           floors ??= new Map();
-          floors.set(windowId(d.key, d.start, d.end), o.appliedUpTo);
+          floors.set(deltaId(d.key, d.start, d.end, d.shardId), o.appliedUpTo);
         }
       }
       if (!floors) break;
       // Re-reading the records must not dead-letter them a second time.
       const quiet = { ...batch, deadLetter: () => {} } as BatchContext;
       const keep = floors;
-      list = this.preAggregate(records, quiet, keep).list.filter((d) => keep.has(windowId(d.key, d.start, d.end)));
+      list = this.preAggregate(records, quiet, keep).list.filter((d) =>
+        keep.has(deltaId(d.key, d.start, d.end, d.shardId)),
+      );
     }
     this.markSeen(records, batch);
     if (this.updates) await this.emitChanged(changed, batch, next);
@@ -768,14 +808,18 @@ class WindowOperator {
    */
   private async runSessions(records: RecordEnvelope[], batch: BatchContext, next: Push): Promise<void> {
     const { list } = this.preAggregate(records, batch, undefined);
+    // Per key and grain (with `shard` ordering every delta has the batch's shard as its grain).
     const byKey = new Map<string, Delta[]>();
     for (const d of list) {
-      const arr = byKey.get(d.key);
+      const id = `${d.key}\u0000${d.shardId}`;
+      const arr = byKey.get(id);
       if (arr) arr.push(d);
-      else byKey.set(d.key, [d]);
+      else byKey.set(id, [d]);
     }
     const changed: StoredWindow[] = [];
-    for (const [key, deltas] of byKey) await this.mergeSessions(key, deltas, records, batch, changed);
+    for (const deltas of byKey.values()) {
+      await this.mergeSessions((deltas[0] as Delta).key, deltas, records, batch, changed);
+    }
     this.markSeen(records, batch);
     if (this.updates) await this.emitChanged(changed, batch, next);
   }
@@ -787,7 +831,7 @@ class WindowOperator {
     batch: BatchContext,
     changed: StoredWindow[],
   ): Promise<void> {
-    const shardId = batch.shardId;
+    const shardId = (deltas[0] as Delta).shardId; // the grain of these deltas
     let minPosition = (deltas[0] as Delta).minPosition;
     let maxPosition = (deltas[0] as Delta).maxPosition;
     for (const d of deltas) {
@@ -805,7 +849,9 @@ class WindowOperator {
     if (verdict === 'duplicate') return;
     if (verdict === 'overlap') {
       // Merge again with only this key's records newer than what was applied.
-      const newer = records.filter((env) => comparePositions(positionOf(env), applied as string) > 0);
+      const newer = records.filter(
+        (env) => grainOf(env, batch) === shardId && comparePositions(positionOf(env), applied as string) > 0,
+      );
       const quiet = { ...batch, deadLetter: () => {} } as BatchContext;
       const again = this.preAggregate(newer, quiet, undefined, key).list;
       if (again.length > 0) await this.mergeSessions(key, again, records, batch, changed);
@@ -814,7 +860,7 @@ class WindowOperator {
     // A gap window that has closed and touches no open session is late.
     const live = deltas.filter((d) => {
       if (!this.isClosed(d.end) || stored.some((w) => w.start <= d.end && w.end >= d.start)) return true;
-      for (const env of d.records ?? []) if (!this.isRedelivery(env)) this.sendLate(env, batch);
+      for (const env of d.records ?? []) if (!this.isRedelivery(env, batch)) this.sendLate(env, batch);
       return false;
     });
     if (live.length === 0) return;
@@ -954,14 +1000,16 @@ class WindowOperator {
           if (this.updates) changed.push(o.window);
         } else if (o.status === 'overlap') {
           floors ??= new Map();
-          floors.set(windowId(d.key, d.start, d.end), o.appliedUpTo);
-        } else if (o.status === 'closed') sealed.add(windowId(d.key, d.start, d.end));
-        else if (o.status === 'rejected') rejected.set(windowId(d.key, d.start, d.end), o.reason);
+          floors.set(deltaId(d.key, d.start, d.end, d.shardId), o.appliedUpTo);
+        } else if (o.status === 'closed') sealed.add(deltaId(d.key, d.start, d.end, d.shardId));
+        else if (o.status === 'rejected') rejected.set(deltaId(d.key, d.start, d.end, d.shardId), o.reason);
       }
       if (!floors) break;
       const keep = floors;
       for (const [id, floor] of keep) applied.set(id, floor);
-      list = this.preAggregate(records, quiet, keep).list.filter((d) => keep.has(windowId(d.key, d.start, d.end)));
+      list = this.preAggregate(records, quiet, keep).list.filter((d) =>
+        keep.has(deltaId(d.key, d.start, d.end, d.shardId)),
+      );
     }
     if (sealed.size > 0 || rejected.size > 0) this.notApplied(records, quiet, batch, sealed, rejected, applied);
     this.markSeen(records, batch);
@@ -991,7 +1039,7 @@ class WindowOperator {
       let hit = false;
       let reason: string | undefined;
       for (let b = 0; b < n; b += 2) {
-        const id = windowId(keyText(key), bounds[b] as number, bounds[b + 1] as number);
+        const id = deltaId(keyText(key), bounds[b] as number, bounds[b + 1] as number, grainOf(env, batch));
         const floor = applied.get(id);
         // Applied by an earlier delivery (before the window was sealed): counted, not late.
         if (floor !== undefined && comparePositions(position, floor) <= 0) open = true;
@@ -1000,7 +1048,7 @@ class WindowOperator {
         else if (!this.isClosed(bounds[b + 1] as number)) open = true;
       }
       if (reason !== undefined) batch.deadLetter(env, this.name, 'state', reason);
-      else if (hit && !open && !this.isRedelivery(env)) this.sendLate(env, batch);
+      else if (hit && !open && !this.isRedelivery(env, batch)) this.sendLate(env, batch);
     }
   }
 
