@@ -111,7 +111,9 @@ export {
 } from './windows/builder.js';
 export {
   isStateStore,
+  type SessionState,
   type SharedApplyOutcome,
+  type SharedSessionStore,
   type SharedWindowStore,
   type StateStore,
   type StoredShardProgress,

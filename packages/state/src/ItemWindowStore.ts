@@ -33,6 +33,7 @@ import {
 import Type from 'typebox';
 import type { ItemWrite, StateBackend, VersionedItem } from './backend.js';
 import { StateConfigError, StateStoreError } from './errors.js';
+import { ItemSessionStore } from './ItemSessionStore.js';
 import { type RetryOptions, withRetries } from './retry.js';
 
 /** Options every shared store takes. */
@@ -440,6 +441,9 @@ export class BackendStateStore<B extends StateBackend> implements StateStore {
   }
   forWindows(scope: WindowScope): ItemWindowStore {
     return new ItemWindowStore(this.backend, scope, this.options);
+  }
+  forSessions(scope: WindowScope): ItemSessionStore {
+    return new ItemSessionStore(this.backend, scope, this.options);
   }
   close(): Promise<void> {
     return this.backend.close();

@@ -26,6 +26,7 @@ export {
   STATE_TABLE_KEYS,
 } from './dynamodb.js';
 export { StateConfigError, StateStoreError } from './errors.js';
+export { ItemSessionStore } from './ItemSessionStore.js';
 export {
   BackendStateStore,
   ItemWindowStore,

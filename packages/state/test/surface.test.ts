@@ -8,6 +8,7 @@ describe('public surface of @tributary/state', () => {
       'BackendStateStore',
       'DynamoDbBackend',
       'DynamoDbLookup',
+      'ItemSessionStore',
       'ItemWindowStore',
       'RedisBackend',
       'STATE_TABLE_KEYS',

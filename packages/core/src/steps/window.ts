@@ -24,7 +24,7 @@ import { evaluationReason, showExpression } from '../compile/reason.js';
 import type { BatchContext, CompileContext, NodeInfo, Push, StepDefinition } from '../compile/types.js';
 import { durationMs } from '../duration.js';
 import { type Emission, emitted, keyText, type RecordEnvelope } from '../envelope.js';
-import { DeliveryError } from '../errors.js';
+import { ConfigError, DeliveryError } from '../errors.js';
 import type { CompiledExpression } from '../expression.js';
 import { register } from '../registry.js';
 import { ComponentRef, DurationSchema, Expression, FunctionRef, X_EXPECTED } from '../schema.js';
@@ -42,7 +42,13 @@ import {
 } from '../windows/aggregates.js';
 import { MinHeap } from '../windows/heap.js';
 import { RESERVED_FIELDS, type WindowRecordFactory, windowRecordFactory } from '../windows/output.js';
-import type { SharedApplyOutcome, SharedWindowStore, StoredShardProgress } from '../windows/shared.js';
+import type {
+  SessionState,
+  SharedApplyOutcome,
+  SharedSessionStore,
+  SharedWindowStore,
+  StoredShardProgress,
+} from '../windows/shared.js';
 import {
   type ApplyOutcome,
   classify,
@@ -129,7 +135,7 @@ export const windowSchema = Type.Object(
     state: Type.Optional(
       Type.Union([Type.Literal('memory'), ComponentRef<StoreSpec>('store')], {
         description:
-          'where window state lives: memory (default), or a shared store such as { dynamodb: { table } } or { redis: { url } } (tumbling and hopping windows)',
+          'where window state lives: memory (default), or a shared store such as { dynamodb: { table } } or { redis: { url } } (tumbling, hopping and session windows; sliding windows keep state in memory), or { memory: { volatile: true } } to run memory state in Lambda',
       }),
     ),
   },
@@ -276,6 +282,8 @@ class WindowOperator {
   private readonly store: WindowStore;
   /** Window state shared by processes (DynamoDB, Redis), when the step has a `state` store. */
   private readonly shared: SharedWindowStore | undefined;
+  /** Session windows shared by processes, when a session step has a `state` store. */
+  private readonly sessions: SharedSessionStore | undefined;
   /** Claims emissions made by ticks and the end-of-input flush (no batch position to name them). */
   private readonly instance = randomUUID();
   /** Shard progress as last written to the shared store, per shard. */
@@ -343,19 +351,26 @@ class WindowOperator {
     const stateSpec = spec.state === undefined || spec.state === 'memory' ? undefined : spec.state;
     const stateStore = stateSpec ? ctx.store(stateSpec, `${node.path}/window/state`) : undefined;
     if (stateStore) {
-      if (this.kind === 'session' || this.kind === 'sliding') {
-        throw new Error(
-          `${this.kind} windows keep their state in process memory; a shared state store (${stateStore.summary}) holds tumbling and hopping windows`,
-        );
-      }
-      this.shared = stateStore.forWindows({
+      const scope = {
         namespace: `${ctx.pipelineName}/${node.name}`,
         aggregators: this.aggregators,
         lateness: this.lateness,
-      });
-      this.retention = this.shared.retention;
+      };
+      if (this.kind === 'sliding' || (this.kind === 'session' && stateStore.forSessions === undefined)) {
+        throw new ConfigError(
+          `${this.kind} windows keep their state in process memory; a shared state store (${stateStore.summary}) holds tumbling, hopping${stateStore.forSessions ? ' and session' : ''} windows`,
+        );
+      }
+      if (this.kind === 'session') {
+        this.sessions = (stateStore.forSessions as NonNullable<typeof stateStore.forSessions>)(scope);
+        this.retention = this.sessions.retention;
+      } else {
+        this.shared = stateStore.forWindows(scope);
+        this.retention = this.shared.retention;
+      }
     }
     this.bucketed = (this.kind === 'tumbling' || this.kind === 'hopping') && this.shared === undefined;
+    if (this.sessions) ctx.gauge('storedWindows', () => 0);
     this.name = node.name;
     this.late = spec.late
       ? ctx.sink(spec.late.sink, { name: `${node.name}.late`, kind: 'sink', path: `${node.path}/window/late` })
@@ -366,6 +381,16 @@ class WindowOperator {
   }
 
   link(): (next: Push) => Push {
+    if (this.sessions) {
+      const sessions = this.sessions;
+      return (next) =>
+        this.ctx.barrier(
+          { name: this.name, kind: 'window', path: '' },
+          (records, batch, push) => this.runSharedSessions(sessions, records, batch, push),
+          next,
+          (batch, push, final) => this.advanceShared(sessions, batch, push, final),
+        );
+    }
     if (this.shared) {
       const shared = this.shared;
       return (next) =>
@@ -960,6 +985,151 @@ class WindowOperator {
   }
 
   /**
+   * Sessions in a shared store: per key, the batch's gap windows merge with the key's stored
+   * sessions inside one atomic update of the key's item (the merge below runs again if another
+   * writer changed it meanwhile). Gap windows that touch a session claimed or emitted already, or
+   * that are closed and touch no open session, are late.
+   */
+  private async runSharedSessions(
+    store: SharedSessionStore,
+    records: RecordEnvelope[],
+    batch: BatchContext,
+    next: Push,
+  ): Promise<void> {
+    if (!this.synced) {
+      await this.refreshWatermark(store, [], this.ctx.scheduler.now(), false, false);
+      this.synced = true;
+    }
+    const { list } = this.preAggregate(records, batch, undefined);
+    const byKey = new Map<string, Delta[][]>();
+    const byGrain = new Map<string, Delta[]>();
+    for (const d of list) {
+      const id = `${d.key}\u0000${d.shardId}`;
+      let g = byGrain.get(id);
+      if (!g) {
+        g = [];
+        byGrain.set(id, g);
+        const groups = byKey.get(d.key);
+        if (groups) groups.push(g);
+        else byKey.set(d.key, [g]);
+      }
+      g.push(d);
+    }
+    const results = new Map<string, { late: RecordEnvelope[]; changed: StoredWindow[] }>();
+    if (byKey.size > 0) {
+      await store.update([...byKey.keys()], (key, current) => {
+        const late: RecordEnvelope[] = [];
+        const changed: StoredWindow[] = [];
+        let state = current;
+        for (const deltas of byKey.get(key) ?? [])
+          state = this.mergeSession(state, deltas, records, batch, late, changed);
+        results.set(key, { late, changed });
+        return state;
+      });
+    }
+    for (const r of results.values())
+      for (const env of r.late) if (!this.isRedelivery(env, batch)) this.sendLate(env, batch);
+    this.markSeen(records, batch);
+    if (this.updates)
+      for (const r of results.values()) for (const w of r.changed) this.emit(batch, next, w, w.start, w.end, w.acc);
+  }
+
+  /** Merges one grain's gap windows of a key into its session state (pure but for `late` and `changed`). */
+  private mergeSession(
+    state: SessionState,
+    deltas: Delta[],
+    records: RecordEnvelope[],
+    batch: BatchContext,
+    late: RecordEnvelope[],
+    changed: StoredWindow[],
+  ): SessionState {
+    const grain = (deltas[0] as Delta).shardId;
+    const key = (deltas[0] as Delta).key;
+    let minPosition = (deltas[0] as Delta).minPosition;
+    let maxPosition = (deltas[0] as Delta).maxPosition;
+    for (const d of deltas) {
+      if (comparePositions(d.minPosition, minPosition) < 0) minPosition = d.minPosition;
+      if (comparePositions(d.maxPosition, maxPosition) > 0) maxPosition = d.maxPosition;
+    }
+    const touchesAny = (w: WindowRef, ds: readonly WindowRef[]) => ds.some((d) => w.start <= d.end && w.end >= d.start);
+    let applied: string | undefined;
+    for (const w of [...state.open, ...state.claimed, ...state.emitted]) {
+      if (!touchesAny(w, deltas)) continue;
+      const p = w.positions[grain];
+      if (p !== undefined && (applied === undefined || comparePositions(p, applied) > 0)) applied = p;
+    }
+    const verdict = classify(applied, { minPosition, maxPosition });
+    if (verdict === 'duplicate') return state;
+    if (verdict === 'overlap') {
+      const floor = applied as string;
+      const newer = records.filter(
+        (env) => grainOf(env, batch) === grain && comparePositions(positionOf(env), floor) > 0,
+      );
+      const quiet = { ...batch, deadLetter: () => {} } as BatchContext;
+      const again = this.preAggregate(newer, quiet, undefined, key).list.filter((d) => d.shardId === grain);
+      return again.length > 0 ? this.mergeSession(state, again, records, batch, late, changed) : state;
+    }
+    const done = [...state.claimed, ...state.emitted];
+    const live: Delta[] = [];
+    for (const d of deltas) {
+      const hitsDone = touchesAny(d, done);
+      if (hitsDone || (this.isClosed(d.end) && !touchesAny(d, state.open))) late.push(...(d.records ?? []));
+      else live.push(d);
+    }
+    if (live.length === 0) return state;
+    const touching = state.open.filter((w) => touchesAny(w, live));
+    const rest = state.open.filter((w) => !touchesAny(w, live));
+    type Part = { start: number; end: number; acc: unknown[]; positions: Record<string, string> };
+    const parts: Part[] = [
+      ...touching.map((w) => ({ start: w.start, end: w.end, acc: w.acc, positions: w.positions })),
+      ...live.map((d) => ({ start: d.start, end: d.end, acc: d.acc, positions: {} })),
+    ].sort((a, b) => a.start - b.start);
+    const merged: StoredWindow[] = [];
+    for (const p of parts) {
+      const last = merged[merged.length - 1];
+      if (last && p.start <= last.end) {
+        last.end = Math.max(last.end, p.end);
+        last.acc = last.acc.map((a, i) => (this.aggregators[i] as Aggregator).merge(a, p.acc[i]));
+        for (const [g, pos] of Object.entries(p.positions)) {
+          const cur = last.positions[g];
+          if (cur === undefined || comparePositions(pos, cur) > 0) last.positions[g] = pos;
+        }
+      } else {
+        merged.push({
+          key,
+          keyValue: (deltas[0] as Delta).keyValue,
+          start: p.start,
+          end: p.end,
+          acc: [...p.acc],
+          positions: { ...p.positions },
+        });
+      }
+    }
+    for (const w of merged) {
+      const cur = w.positions[grain];
+      if (cur === undefined || comparePositions(maxPosition, cur) > 0) w.positions[grain] = maxPosition;
+      changed.push(w);
+    }
+    return { open: [...rest, ...merged], claimed: state.claimed, emitted: state.emitted };
+  }
+
+  /** Claims and emits the sessions the watermark has closed; they become tombstones once durable. */
+  private async emitSessions(
+    store: SharedSessionStore,
+    batch: BatchContext,
+    next: Push,
+    claimant: string,
+    now: number,
+  ): Promise<void> {
+    const due = await store.claimDue((w) => w.end + this.lateness <= this.dueWm, claimant, now);
+    if (due.length === 0) return;
+    for (const w of due) this.emit(batch, next, w, w.start, w.end, w.acc);
+    // Tombstones go once no redelivery could reach them: `retention` of event time past their end.
+    const wm = this.finiteWm;
+    batch.afterAck(() => store.emitted(due, (t) => t.end + this.lateness + this.retention <= wm));
+  }
+
+  /**
    * Shared store: applies the batch's deltas (re-aggregating only newer records where a replay
    * overlaps what was applied); records whose every window was sealed for emission meanwhile go
    * to the late output.
@@ -1059,7 +1229,7 @@ class WindowOperator {
    * batch that fails later has its window contributions applied already (its retry finds them).
    */
   private async refreshWatermark(
-    shared: SharedWindowStore,
+    shared: Pick<SharedWindowStore, 'progress'>,
     updates: StoredShardProgress[],
     now: number,
     final: boolean,
@@ -1094,7 +1264,11 @@ class WindowOperator {
             now,
           );
     if (judged > this.wm) this.wm = judged;
+    if (Number.isFinite(this.wm) && this.wm > this.finiteWm) this.finiteWm = this.wm;
   }
+
+  /** The highest finite watermark seen (the end-of-input flush moves `wm` to +∞). */
+  private finiteWm = Number.NEGATIVE_INFINITY;
 
   /** Shared store: the watermark that decides which ranges are due for emission (see refreshWatermark). */
   private dueWm = Number.NEGATIVE_INFINITY;
@@ -1104,7 +1278,7 @@ class WindowOperator {
    * shard in the store, and emits each range it closes that this step can claim.
    */
   private async advanceShared(
-    shared: SharedWindowStore,
+    shared: SharedWindowStore | SharedSessionStore,
     batch: BatchContext,
     next: Push,
     final: boolean,
@@ -1168,13 +1342,14 @@ class WindowOperator {
         this.written.set(own, u);
       });
     }
-    const due = (await shared.openRanges())
-      .filter((r) => r.end + this.lateness <= this.dueWm)
-      .sort((a, b) => a.end - b.end || a.start - b.start);
     const claimant =
       batch.shardId !== '' && batch.checkpoint !== undefined
         ? `${batch.shardId}@${batch.checkpoint}`
         : `${final ? 'flush' : 'tick'}@${this.instance}`;
+    if ('claimDue' in shared) return this.emitSessions(shared, batch, next, claimant, now);
+    const due = (await shared.openRanges())
+      .filter((r) => r.end + this.lateness <= this.dueWm)
+      .sort((a, b) => a.end - b.end || a.start - b.start);
     for (const range of due) {
       const windows = await shared.claim(range, claimant, now);
       if (windows === undefined) continue; // another consumer emits it

@@ -3,7 +3,7 @@
  * process and Lambda invocation that runs the same pipeline. Implementations live in
  * `@tributary/state`; core only defines what a window step asks of them.
  *
- * Scope: tumbling and hopping windows (aligned window ranges). Every key's window of one range
+ * Scope: tumbling and hopping windows (aligned window ranges; sessions: SharedSessionStore below). Every key's window of one range
  * `[start, end)` is stored under that range, so a range is emitted as a whole.
  *
  * Exactly-once effect (see `store.ts` for the delta model): a delta is applied at most once per
@@ -26,7 +26,7 @@
  *   `closed` and its records go to the late output: counted, never silently lost.
  */
 import type { Aggregator } from './aggregates.js';
-import type { StoredWindow, WindowDelta } from './store.js';
+import type { StoredWindow, WindowDelta, WindowRef } from './store.js';
 
 /** A window range: every key's window with these bounds. */
 export interface WindowRange {
@@ -90,6 +90,44 @@ export interface SharedWindowStore {
   emitted(range: WindowRange): Promise<void>;
 }
 
+/**
+ * Session windows in a shared store. Sessions have no fixed bounds (they grow and merge), so they
+ * are kept per key, not per range: one key's sessions live in one item, changed atomically (a
+ * compare-and-set that the step's merge function runs inside). Each session remembers, per grain
+ * (shard, or partition key), the highest position applied to it, as ranges do.
+ *
+ * Emission: a session due (its end + allowed lateness passed by the watermark) is claimed inside
+ * the same item, emitted by the claimant, and once its output is durable turned into a tombstone
+ * (its bounds and positions, kept `retention` ms of event time): a redelivered record for it is a
+ * duplicate, a new one late. A claim nobody completes can be taken over after `claimTimeout`.
+ */
+export interface SessionState {
+  /** Open sessions of the key. */
+  open: StoredWindow[];
+  /** Sessions claimed for emission (they take no more records): who claimed them and when. */
+  claimed: (StoredWindow & { by: string; at: number })[];
+  /** Tombstones of emitted sessions (bounds and positions; accumulators dropped). */
+  emitted: StoredWindow[];
+}
+
+export interface SharedSessionStore {
+  readonly retention: number;
+  /**
+   * Replaces each key's state by `fn(key, current)` atomically per key. `fn` must be pure: after
+   * a conflict with another writer it is called again with the newer state.
+   */
+  update(keys: readonly string[], fn: (key: string, current: SessionState) => SessionState): Promise<void>;
+  /**
+   * Claims every open session for which `due` holds (and claims older than the claim timeout),
+   * for `claimant`, and returns them.
+   */
+  claimDue(due: (w: StoredWindow) => boolean, claimant: string, now: number): Promise<StoredWindow[]>;
+  /** Turns claimed sessions into tombstones (their output is durable); drops tombstones `expired` says are old. */
+  emitted(sessions: readonly WindowRef[], expired: (w: StoredWindow) => boolean): Promise<void>;
+  /** Shard progress, as SharedWindowStore.progress. */
+  progress(updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]>;
+}
+
 /** What a window step tells a state store about itself. */
 export interface WindowScope {
   /** Stable name of the window step's state: `<pipeline>/<node>`. */
@@ -108,6 +146,8 @@ export interface StateStore {
   /** Describes the store for `describe()`, e.g. `dynamodb table tributary-state`. */
   readonly summary: string;
   forWindows(scope: WindowScope): SharedWindowStore;
+  /** Session windows (see SharedSessionStore); a store without it holds only tumbling and hopping windows. */
+  forSessions?(scope: WindowScope): SharedSessionStore;
   /** Closes connections the store opened itself (injected clients stay open). */
   close(): Promise<void>;
 }

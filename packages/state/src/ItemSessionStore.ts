@@ -1,0 +1,272 @@
+/**
+ * Session windows (`SharedSessionStore` in core) built on a {@link StateBackend}.
+ *
+ * Layout: every key's sessions live in one of `partitions` items, chosen by a hash of the key
+ * (`<ns>|sessions|<n>|0`: each item its own partition key in DynamoDB). An item holds, per key,
+ * its open sessions (bounds, accumulators, applied position per grain), the sessions claimed for
+ * emission and the tombstones of emitted ones. Every change is a compare-and-set on the item's
+ * version: the window step's merge runs inside it, and runs again on the newer state after a
+ * conflict — so a key's sessions change atomically whatever shards feed them.
+ *
+ * Emission scans the items for due sessions, claims them in the same compare-and-set (a late
+ * record can then not change them), and after the output is durable turns them into tombstones,
+ * which keep the positions applied: a redelivered record is recognised as a duplicate. A claim not
+ * completed within `claimTimeout` is taken over (emission is at least once after a crash).
+ */
+import type {
+  SessionState,
+  SharedSessionStore,
+  StoredShardProgress,
+  StoredWindow,
+  WindowRef,
+  WindowScope,
+} from '@tributary/core';
+import type { ItemWrite, StateBackend, VersionedItem } from './backend.js';
+import { StateStoreError } from './errors.js';
+import type { WindowStateOptions } from './ItemWindowStore.js';
+import { withRetries } from './retry.js';
+
+type Claimed = SessionState['claimed'][number];
+/** A key's entry: its value and state. */
+type Entry = { keyValue: unknown; state: SessionState };
+
+interface Item {
+  version: number;
+  keys: Map<string, Entry>;
+}
+
+/** Compact JSON: a window as [start, end, acc, positions] (claims add by, at). */
+type W = [number, number, unknown[], Record<string, string>];
+type C = [number, number, unknown[], Record<string, string>, string, number];
+
+function encode(keys: Map<string, Entry>): string {
+  const out: [string, unknown, W[], C[], W[]][] = [];
+  for (const [key, { keyValue, state }] of keys) {
+    out.push([
+      key,
+      keyValue,
+      state.open.map((w) => [w.start, w.end, w.acc, w.positions]),
+      state.claimed.map((w) => [w.start, w.end, w.acc, w.positions, w.by, w.at]),
+      state.emitted.map((w) => [w.start, w.end, [], w.positions]),
+    ]);
+  }
+  return JSON.stringify({ k: out });
+}
+
+function decode(item: VersionedItem): Item {
+  const o = JSON.parse(item.body) as { k: [string, unknown, W[], C[], W[]][] };
+  const keys = new Map<string, Entry>();
+  for (const [key, keyValue, open, claimed, emitted] of o.k) {
+    const w = ([start, end, acc, positions]: W | C): StoredWindow => ({ key, keyValue, start, end, acc, positions });
+    keys.set(key, {
+      keyValue,
+      state: {
+        open: open.map(w),
+        claimed: claimed.map((c) => ({ ...w(c), by: c[4], at: c[5] })),
+        emitted: emitted.map(w),
+      },
+    });
+  }
+  return { version: item.version, keys };
+}
+
+const EMPTY: SessionState = Object.freeze({ open: [], claimed: [], emitted: [] }) as unknown as SessionState;
+
+/** FNV-1a: a stable hash of a key's text, to pick its item. */
+function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+const MAX_CONFLICT_ROUNDS = 50;
+const same = (a: WindowRef, b: WindowRef) => a.key === b.key && a.start === b.start && a.end === b.end;
+
+export class ItemSessionStore implements SharedSessionStore {
+  readonly retention: number;
+  private readonly ns: string;
+  private readonly partitions: number;
+  private readonly ttlMs: number;
+  private readonly claimTimeout: number;
+  /** The last version this process read or wrote, per item. */
+  private readonly cache = new Map<string, Item>();
+
+  constructor(
+    private readonly backend: StateBackend,
+    scope: WindowScope,
+    private readonly options: WindowStateOptions = {},
+  ) {
+    this.ns = scope.namespace;
+    this.partitions = options.partitions ?? 16;
+    this.ttlMs = (options.ttl ?? 86_400) * 1000;
+    this.claimTimeout = options.claimTimeout ?? 300_000;
+    this.retention = this.ttlMs;
+  }
+
+  private itemId(partition: number): string {
+    return `${this.ns}|sessions|${partition}|0`;
+  }
+
+  private retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return withRetries(`${what} (${this.backend.summary})`, fn, this.options.retry);
+  }
+
+  private async load(ids: readonly string[], fresh: boolean): Promise<void> {
+    const missing = fresh ? ids : ids.filter((id) => !this.cache.has(id));
+    if (missing.length === 0) return;
+    const got = await this.retry('reading session state', () => this.backend.read(missing));
+    for (const id of missing) {
+      const item = got.get(id);
+      this.cache.set(id, item ? decode(item) : { version: 0, keys: new Map() });
+    }
+  }
+
+  /**
+   * Changes items by compare-and-set: `change` returns the new key map of an item, or undefined
+   * to leave it; it runs again on the newer version after a conflict.
+   */
+  private async changeItems(
+    ids: readonly string[],
+    fresh: boolean,
+    change: (id: string, keys: Map<string, Entry>) => Map<string, Entry> | undefined,
+  ): Promise<void> {
+    let pending = [...ids];
+    for (let round = 0; pending.length > 0; round++) {
+      if (round >= MAX_CONFLICT_ROUNDS) {
+        throw new StateStoreError(
+          `state store: ${pending.length} session item(s) kept changing under concurrent writers (${this.backend.summary}); the batch will be retried`,
+        );
+      }
+      await this.load(pending, fresh && round === 0);
+      const writes: ItemWrite[] = [];
+      const next: Map<string, Entry>[] = [];
+      for (const id of pending) {
+        const item = this.cache.get(id) as Item;
+        const keys = change(id, item.keys);
+        if (keys === undefined) continue;
+        const body = encode(keys);
+        const bytes = Buffer.byteLength(body);
+        if (bytes > this.backend.maxItemBytes) {
+          throw new StateStoreError(
+            `session state of ${keys.size} key(s) would take ${bytes} bytes in one item, over the ${this.backend.maxItemBytes}-byte limit of ${this.backend.summary}; raise \`partitions\` or bound the aggregate (e.g. collect's limit)`,
+          );
+        }
+        writes.push({ id, body, expected: item.version, expiresAt: Date.now() + this.ttlMs });
+        next.push(keys);
+      }
+      const results =
+        writes.length > 0 ? await this.retry('writing session state', () => this.backend.write(writes)) : [];
+      pending = [];
+      for (let i = 0; i < writes.length; i++) {
+        const w = writes[i] as ItemWrite;
+        if (results[i]) this.cache.set(w.id, { version: w.expected + 1, keys: next[i] as Map<string, Entry> });
+        else {
+          this.cache.delete(w.id);
+          pending.push(w.id);
+        }
+      }
+    }
+  }
+
+  async update(keys: readonly string[], fn: (key: string, current: SessionState) => SessionState): Promise<void> {
+    const byItem = new Map<string, string[]>();
+    for (const key of keys) {
+      const id = this.itemId(hash(key) % this.partitions);
+      const list = byItem.get(id);
+      if (list) list.push(key);
+      else byItem.set(id, [key]);
+    }
+    await this.changeItems([...byItem.keys()], false, (id, current) => {
+      const out = new Map(current);
+      for (const key of byItem.get(id) ?? []) {
+        const entry = current.get(key);
+        const state = fn(key, entry?.state ?? EMPTY);
+        const keyValue = entry?.keyValue ?? state.open[0]?.keyValue ?? state.claimed[0]?.keyValue ?? null;
+        if (state.open.length === 0 && state.claimed.length === 0 && state.emitted.length === 0) out.delete(key);
+        else out.set(key, { keyValue, state });
+      }
+      return out;
+    });
+  }
+
+  async claimDue(due: (w: StoredWindow) => boolean, claimant: string, now: number): Promise<StoredWindow[]> {
+    const ids = Array.from({ length: this.partitions }, (_, p) => this.itemId(p));
+    const claimed = new Map<string, StoredWindow[]>();
+    await this.changeItems(ids, true, (id, current) => {
+      const mine: StoredWindow[] = [];
+      const out = new Map(current);
+      let changed = false;
+      for (const [key, entry] of current) {
+        const { open, claimed: held, emitted } = entry.state;
+        const taking = open.filter(due);
+        // Claims of this claimant (a replayed batch emits again) or abandoned ones are taken over.
+        const retake = held.filter((c) => c.by === claimant || c.at < now - this.claimTimeout);
+        if (taking.length === 0 && retake.length === 0) continue;
+        changed = true;
+        const fresh: Claimed[] = [...taking, ...retake].map((w) => ({ ...w, by: claimant, at: now }));
+        out.set(key, {
+          keyValue: entry.keyValue,
+          state: {
+            open: open.filter((w) => !taking.includes(w)),
+            claimed: [...held.filter((c) => !retake.includes(c)), ...fresh],
+            emitted,
+          },
+        });
+        for (const w of fresh)
+          mine.push({
+            key: w.key,
+            keyValue: w.keyValue,
+            start: w.start,
+            end: w.end,
+            acc: w.acc,
+            positions: w.positions,
+          });
+      }
+      claimed.set(id, mine);
+      return changed ? out : undefined;
+    });
+    return [...claimed.values()].flat();
+  }
+
+  async emitted(sessions: readonly WindowRef[], expired: (w: StoredWindow) => boolean): Promise<void> {
+    const byItem = new Map<string, WindowRef[]>();
+    for (const s of sessions) {
+      const id = this.itemId(hash(s.key) % this.partitions);
+      const list = byItem.get(id);
+      if (list) list.push(s);
+      else byItem.set(id, [s]);
+    }
+    await this.changeItems([...byItem.keys()], false, (id, current) => {
+      const out = new Map(current);
+      for (const ref of byItem.get(id) ?? []) {
+        const entry = out.get(ref.key);
+        if (!entry) continue;
+        const done = entry.state.claimed.filter((c) => same(c, ref));
+        if (done.length === 0) continue;
+        const emitted = [
+          ...entry.state.emitted.filter((t) => !expired(t)),
+          ...done.map((c) => ({
+            key: c.key,
+            keyValue: null,
+            start: c.start,
+            end: c.end,
+            acc: [],
+            positions: c.positions,
+          })),
+        ];
+        out.set(ref.key, {
+          keyValue: entry.keyValue,
+          state: { open: entry.state.open, claimed: entry.state.claimed.filter((c) => !same(c, ref)), emitted },
+        });
+      }
+      return out;
+    });
+  }
+
+  progress(updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]> {
+    return this.retry('recording shard progress', () => this.backend.progress(this.ns, updates));
+  }
+}

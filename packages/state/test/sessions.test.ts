@@ -1,0 +1,118 @@
+// Session windows in DynamoDB (dynalite) and Redis (redis-server) against the naive reference:
+// random streams over 1 to 4 shards fed to one process or to one process per shard, batches
+// redelivered whole and re-cut, with emit: final and emit: updates; a crash before the emitted
+// output was acknowledged; and a replay of everything by a new process.
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  byWindow,
+  deliveries,
+  planArb,
+  type Rec,
+  reference,
+  shardArb,
+  toBatch,
+  windowYaml,
+} from '../../core/test/windows/reference.js';
+import {
+  type BackendName,
+  type Backends,
+  freshName,
+  processOf,
+  startBackends,
+  stateYaml,
+  yamlPipeline,
+} from './backends.js';
+
+let servers: Backends;
+beforeAll(async () => {
+  servers = await startBackends();
+});
+afterAll(async () => {
+  await servers?.close();
+});
+
+const pipelineYaml = (name: string, gap: number, emit: string, state: string) =>
+  `version: 1\nname: ${name}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n${windowYaml({ kind: 'session', gap }, emit, `\n      ${state}`)}\n`;
+
+for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
+  describe(`${backend}: session windows in the shared store`, () => {
+    it('emit: final — every session exactly once, with the reference values, over shards and processes', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom(15, 40, 90),
+          fc.integer({ min: 1, max: 4 }),
+          fc.boolean(),
+          fc.tuple(shardArb('s0'), shardArb('s1'), shardArb('s2'), shardArb('s3')),
+          fc.tuple(planArb, planArb, planArb, planArb),
+          fc.array(fc.nat({ max: 3 }), { minLength: 100, maxLength: 100 }),
+          async (gap, nShards, perShard, shards, plans, interleave) => {
+            const name = freshName();
+            const yaml = pipelineYaml(name, gap, 'final', stateYaml(servers, backend, ', partitions: 3'));
+            const procs = Array.from({ length: perShard ? nShards : 1 }, () => processOf(yamlPipeline(yaml)));
+            try {
+              for (const p of procs) for (let s = 0; s < nShards; s++) p.compiled.registerShard(`s${s}`);
+              const streams = shards.slice(0, nShards).map((rs, i) => deliveries(rs, plans[i] as never));
+              const cursors = streams.map(() => 0);
+              for (let i = 0; cursors.some((c, s) => c < (streams[s] as Rec[][]).length); i++) {
+                let s = (interleave[i % interleave.length] as number) % nShards;
+                while ((cursors[s] as number) >= (streams[s] as Rec[][]).length) s = (s + 1) % nShards;
+                const proc = procs[perShard ? s : 0] as (typeof procs)[number];
+                await proc.process(toBatch((streams[s] as Rec[][])[cursors[s] as number] as Rec[]));
+                cursors[s] = (cursors[s] as number) + 1;
+              }
+              for (const [i, p] of procs.entries()) {
+                await p.flush({ shards: perShard ? [`s${i}`] : Array.from({ length: nShards }, (_, s) => `s${s}`) });
+              }
+              const out = procs.flatMap((p) => p.out).sort(byWindow);
+              expect(out).toEqual(reference(shards.slice(0, nShards).flat(), { kind: 'session', gap }));
+              expect(procs.flatMap((p) => p.dead.values)).toEqual([]);
+              // A new process replaying every shard from the start changes nothing.
+              const replay = processOf(yamlPipeline(yaml));
+              for (let s = 0; s < nShards; s++) replay.compiled.registerShard(`s${s}`);
+              for (const rs of shards.slice(0, nShards)) if (rs.length > 0) await replay.process(toBatch(rs));
+              await replay.flush();
+              expect(replay.out).toEqual([]);
+              expect(replay.dead.values).toEqual([]);
+              await replay.close();
+            } finally {
+              for (const p of procs) await p.close();
+            }
+          },
+        ),
+        { numRuns: 25, endOnFailure: true },
+      );
+    });
+
+    it('emit: updates — the last emission of every session equals the reference', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom(15, 40),
+          fc.tuple(shardArb('s0'), shardArb('s1')),
+          fc.tuple(planArb, planArb),
+          async (gap, shards, plans) => {
+            const yaml = pipelineYaml(freshName(), gap, 'updates', stateYaml(servers, backend));
+            const proc = processOf(yamlPipeline(yaml));
+            try {
+              proc.compiled.registerShard('s0');
+              proc.compiled.registerShard('s1');
+              const streams = shards.map((rs, i) => deliveries(rs, plans[i] as never));
+              const longest = Math.max(...streams.map((s) => s.length));
+              for (let i = 0; i < longest; i++)
+                for (const s of streams) if (s[i]) await proc.process(toBatch(s[i] as Rec[]));
+              await proc.flush();
+              // Sessions merge: the last emission of each final session (by its start) is what counts.
+              const ref = reference(shards.flat(), { kind: 'session', gap });
+              const last = new Map<string, Record<string, unknown>>();
+              for (const o of proc.out) last.set(`${o.key}/${o.windowStart}/${o.windowEnd}`, o);
+              for (const r of ref) expect(last.get(`${r.key}/${r.windowStart}/${r.windowEnd}`)).toEqual(r);
+            } finally {
+              await proc.close();
+            }
+          },
+        ),
+        { numRuns: 15 },
+      );
+    });
+  });
+}
