@@ -351,13 +351,8 @@ function dynamoLedger() {
         stat.bytes += after;
         sizes.set(id, after);
         if (isPut && stat === by.progress) {
-          // The shard-progress item as last written: its size, and how much of it is per shard.
-          const body = input.Item.b.S;
-          ledger.progressShape = {
-            bytes: after,
-            body: Buffer.byteLength(body),
-            entries: Object.keys(JSON.parse(body)).length,
-          };
+          // A shard-progress item as last written (one item per shard).
+          ledger.progressShape = { bytes: after };
         }
         return out;
       } catch (err) {
@@ -531,11 +526,10 @@ async function scalingRun({ store, aggregate, shards, dyn, redisUrl }) {
  *   range, and all of its items (and its claim) share that partition key. Its load is
  *   1M events/s × (WCU charged to window items and claims ÷ events). That is a lower bound: at
  *   1,000 shards every item also carries 1,000 shard positions, and conflicts grow with S.
- * - Shard progress `<ns>|shards`: one item holding every shard's progress, written twice by every
- *   batch (compare-and-set, failed attempts included). It grows with the shard count, so its
- *   last written form is scaled to 1,000 shards: bytes = (item − JSON body) + body ÷ entries ×
- *   1,000, and WCU/s = 1M events/s × (progress writes ÷ events) × ⌈bytes ÷ 1 KB⌉. Also a lower
- *   bound: writes per batch grow with S through conflicts, and measured S < 1,000.
+ * - Shard progress `<ns>|shards`: one small item per shard (sort key `s:<shard>`), written by
+ *   its shard's consumer after each batch (and once more with the acknowledged position), all
+ *   under one partition key: WCU/s = 1M events/s × (progress writes ÷ events) × ⌈bytes ÷ 1 KB⌉,
+ *   with bytes the item as last written (it does not grow with the shard count).
  *
  * The hotter of the two is compared with DynamoDB's 1,000 WCU/s per partition (a single item can
  * never take more, whatever the partition splits).
@@ -543,7 +537,7 @@ async function scalingRun({ store, aggregate, shards, dyn, redisUrl }) {
 function capacityModel({ win, claim, prog, shape }) {
   const rate = FLEET.shards * FLEET.eventsPerShard;
   const windowKey = rate * ((win.wcu + claim.wcu) / SCALE_EVENTS);
-  const progressBytesAtFleet = shape ? shape.bytes - shape.body + (shape.body / shape.entries) * FLEET.shards : 0;
+  const progressBytesAtFleet = shape ? shape.bytes : 0;
   const progressKey = rate * (prog.attempts / SCALE_EVENTS) * wcu(progressBytesAtFleet);
   const hottest = Math.max(windowKey, progressKey);
   return {
@@ -607,7 +601,7 @@ async function shardScaling({ dyn, redisUrl }) {
         aggregate: r.aggregate,
         S: r.shards,
         'window-range key WCU/s': fmt(c.windowKeyWcuPerSec),
-        'shards item KB @1k shards': dec(c.progressBytesAtFleet / 1024, 1),
+        'progress item KB': dec(c.progressBytesAtFleet / 1024, 1),
         'shards key WCU/s': fmt(c.progressKeyWcuPerSec),
         hottest: c.hottestKey,
         [`hottest WCU/s (target <= ${fmt(T.hotKeyWcu)})`]: `${fmt(c.hottestWcuPerSec)} ${verdict(c.hottestWcuPerSec <= T.hotKeyWcu)}`,

@@ -47,6 +47,7 @@ export interface FailedBatch {
   shardId: string;
   records: KinesisStreamRecord[];
   reason: 'RetryAttemptsExhausted' | 'RecordAgeExceeded';
+  /** The error the handler threw, if it threw (a reported batch item failure carries none). */
   error?: string;
 }
 
@@ -280,7 +281,7 @@ export class LambdaSimulator {
         const lowest = failures.map((f) => f.itemIdentifier).reduce((a, b) => (MAX(a, b) === a ? b : a));
         failedFrom = records.findIndex((r) => r.kinesis.sequenceNumber === lowest);
         if (failedFrom < 0) failedFrom = 0; // an unknown identifier fails the whole batch
-        error = 'batch item failure';
+        error = undefined; // reported, not thrown: the handler's log says why
       }
     } catch (err) {
       if (this.stopped) return;

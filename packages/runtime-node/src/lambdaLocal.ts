@@ -14,7 +14,7 @@
  */
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { envelope, type Pipeline } from '@tributary/core';
+import { describeError, envelope, type Pipeline } from '@tributary/core';
 import { createHandler, LambdaSimulator } from '@tributary/runtime-lambda';
 
 export interface LambdaLocalOptions {
@@ -30,7 +30,7 @@ export interface LambdaLocalOptions {
 export interface LambdaLocalResult {
   /** One line: invocations, records in, written, dead-lettered, sent to the on-failure destination. */
   summary: string;
-  /** Records that exhausted their retries (or aged out) and went to the on-failure destination. */
+  /** Records that exhausted their retries (or aged out) and went to the on-failure destination, +1 if the final flush failed. */
   failed: number;
 }
 
@@ -126,17 +126,27 @@ export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOption
       );
     },
   });
+  let flushError: string | undefined;
   try {
     await sim.runUntilIdle();
-    const final = await compiled.flush({ shards });
-    recordsOut += final.recordsOut;
-    deadLettered += final.deadLettered;
+    try {
+      const final = await compiled.flush({ shards });
+      recordsOut += final.recordsOut;
+      deadLettered += final.deadLettered;
+    } catch (err) {
+      // The windows still open stay in the store (a later run emits them); the run failed.
+      flushError = describeError(err);
+    }
   } finally {
     await compiled.close();
     client.destroy();
   }
+  const problems = [
+    ...(failed > 0 ? ['FAILED: their retries ran out'] : []),
+    ...(flushError ? [`FAILED: the end-of-stream flush: ${flushError}`] : []),
+  ];
   return {
-    summary: `${compiled.name}: ${sim.invocations} invocations, ${recordsIn} records handled, ${recordsOut} written, ${deadLettered} dead-lettered, ${failed} sent to the on-failure destination${failed > 0 ? ' (FAILED: their retries ran out)' : ''}`,
-    failed,
+    summary: `${compiled.name}: ${sim.invocations} invocations, ${recordsIn} records handled, ${recordsOut} written, ${deadLettered} dead-lettered, ${failed} sent to the on-failure destination${problems.length > 0 ? ` (${problems.join('; ')})` : ''}`,
+    failed: failed + (flushError ? 1 : 0),
   };
 }

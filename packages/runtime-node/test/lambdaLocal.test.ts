@@ -105,6 +105,53 @@ describe('tributary lambda-local', () => {
     expect(new Map(a.map((w) => [`${w.key}/${w.windowStart}`, w.n]))).toEqual(oracle);
   });
 
+  it('a batch whose retries run out fails the run: exit status 2, the summary says so, the destination keeps the error', async () => {
+    // Window state in a DynamoDB nobody listens on: every batch fails until its retries run out.
+    await writeFile(
+      join(dir, 'down.yaml'),
+      `version: 1
+name: local-down
+source: { file: { path: events.jsonl } }
+eventTime: event.t
+deadLetter: { file: { path: ${join(dir, 'down-dead.jsonl')} } }
+steps:
+  - window:
+      key: event.user
+      tumbling: 1m
+      aggregate: { n: count() }
+      state: { dynamodb: { table: down-state, endpoint: 'http://127.0.0.1:1' } }
+  - sink: { file: { path: ${join(dir, 'down-out.jsonl')} } }
+`,
+    );
+    const r = await tributary([
+      'lambda-local',
+      join(dir, 'down.yaml'),
+      '--stream',
+      'clicks',
+      '--endpoint',
+      kinesis.endpoint,
+      '--batch-size',
+      '700',
+      '--max-retries',
+      '0',
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /local-down: 1 invocations, 0 records handled, 0 written, 0 dead-lettered, 700 sent to the on-failure destination \(FAILED: their retries ran out; FAILED: the end-of-stream flush: state store: .*ECONNREFUSED.*\)/,
+    );
+    const dead = (await readFile(join(dir, 'down-dead.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(dead).toHaveLength(700);
+    expect(dead[0]).toMatchObject({
+      reason: 'RetryAttemptsExhausted',
+      step: 'lambda',
+      shardId: 'shardId-000000000000',
+    });
+    expect(dead[0].error).toMatch(/state store: .* failed/);
+  });
+
   it('needs a stream', async () => {
     const r = await tributary(['lambda-local', join(dir, 'local.yaml')]);
     expect(r.code).toBe(64);

@@ -10,12 +10,21 @@
  * | `<ns>\|<start>\|<end>`      | `<n>`       | item n of a window range: `b` body, `v` version  |
  * | `<ns>\|<start>\|<end>`      | `claim`     | the emission claim: `by`, `at`, `done`           |
  * | `<ns>\|ranges`              | `-`         | `r`: string set of open ranges                   |
- * | `<ns>\|shards`              | `-`         | every shard's progress (`b` JSON, `v` version)   |
+ * | `<ns>\|shards`              | `s:<shard>` | one shard's progress: `b` JSON, `v` version      |
+ * | `<ns>\|shards`              | `-`         | legacy, read only: every shard's progress (`b`)  |
  *
  * Writes are conditional `PutItem`s (`attribute_not_exists(pk) OR v = :v`); a failed condition
  * is an answer (the version moved), not an error. No `TransactWriteItems` is used. Writes of a
  * batch run in parallel, at most `concurrency` at a time; reads use `BatchGetItem` (100 keys per
  * call, `UnprocessedKeys` retried), strongly consistent.
+ *
+ * Shard progress is one item per shard, so consumers of different shards never conflict. Its sort
+ * key is the shard id behind a prefix (`s:`): shard ids may be any string, even empty (not a valid
+ * key) or `-`. Reading every shard's progress is one strongly consistent `Query` on `<ns>|shards`,
+ * so that partition key still takes every read (3,000 RCU/s per partition; a `Query` is charged by
+ * the size of all it returns). Tables written before kept every shard in the one item `-` (`b`: a
+ * JSON object shard id → progress JSON); it is still read and merged in (every field forward
+ * only), and a shard's first per-shard item starts from its entry there. Nothing writes it any more.
  */
 import {
   BatchGetItemCommand,
@@ -26,7 +35,10 @@ import {
   DynamoDBClient,
   type DynamoDBClientConfig,
   GetItemCommand,
+  type GetItemCommandOutput,
   PutItemCommand,
+  QueryCommand,
+  type QueryCommandOutput,
   ResourceInUseException,
   UpdateItemCommand,
   UpdateTimeToLiveCommand,
@@ -43,7 +55,7 @@ import {
   type StateBackend,
   type VersionedItem,
 } from './backend.js';
-import { StateConfigError } from './errors.js';
+import { StateConfigError, StateStoreError } from './errors.js';
 import {
   BackendStateStore,
   checkWindowStateOptions,
@@ -53,6 +65,20 @@ import {
 
 /** DynamoDB's item limit is 400 KB including attribute names and the key; keep a margin. */
 const MAX_ITEM_BYTES = 390_000;
+/** Sort key prefix of a shard's progress item (`s:<shardId>`), and the legacy all-shards item. */
+const SHARD_SK = 's:';
+const LEGACY_SK = '-';
+/** Compare-and-set rounds for one shard's progress before giving up. */
+const MAX_PROGRESS_ROUNDS = 50;
+/** `Query` pages (1 MB each) read for a namespace's shard progress before giving up. */
+const MAX_PROGRESS_PAGES = 1000;
+
+/** A shard's progress item: its version (0: none yet) and body as stored. */
+interface ShardItem {
+  version: number;
+  body: string;
+  progress: StoredShardProgress | undefined;
+}
 
 export const dynamoDbStateSchema = Type.Object(
   {
@@ -283,46 +309,161 @@ export class DynamoDbBackend implements StateBackend {
   }
 
   /**
-   * All shards' progress is one item (`<ns>|shards`, `-`), changed by compare-and-set: a writer
-   * always sees every write that came before it (two consumers closing their shards at once:
-   * the second sees both closed).
+   * Every shard's progress is its own item (see the top of this file). The updates are written
+   * first, each by compare-and-set on its shard's item, then every shard's progress is read with
+   * one strongly consistent `Query`: of two consumers writing at once (both closing their
+   * shards), the later one's read sees both writes. `progress(ns, [])` only reads.
    */
   async progress(namespace: string, updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]> {
-    const Key = { pk: { S: `${namespace}|shards` }, sk: { S: '-' } };
-    for (let round = 0; ; round++) {
-      const res = await this.send<{ Item?: Record<string, { S?: string; N?: string }> }>(
-        new GetItemCommand({ TableName: this.table, Key, ConsistentRead: true }),
-      );
-      const version = Number(res.Item?.v?.N ?? 0);
-      const stored = new Map<string, StoredShardProgress>();
-      for (const [shardId, text] of Object.entries(JSON.parse(res.Item?.b?.S ?? '{}') as Record<string, string>)) {
-        stored.set(shardId, progressFromJson(shardId, text));
+    const byShard = new Map<string, StoredShardProgress[]>();
+    for (const u of updates) {
+      const list = byShard.get(u.shardId);
+      if (list) list.push(u);
+      else byShard.set(u.shardId, [u]);
+    }
+    await Promise.all(
+      [...byShard].map(([shardId, list]) => this.limit(() => this.writeShard(namespace, shardId, list))),
+    );
+    return this.readShards(namespace);
+  }
+
+  /**
+   * Shard progress items this process last wrote or read, per namespace and shard: a write
+   * starts from them without reading the item first (a failed condition drops the entry).
+   */
+  private readonly shardItems = new Map<string, Map<string, ShardItem>>();
+
+  private remember(namespace: string, shardId: string, item: ShardItem): void {
+    let items = this.shardItems.get(namespace);
+    if (!items) {
+      items = new Map();
+      this.shardItems.set(namespace, items);
+    }
+    const known = items.get(shardId);
+    if (!known || known.version < item.version) items.set(shardId, item);
+  }
+
+  private forget(namespace: string, shardId: string, version: number): void {
+    const items = this.shardItems.get(namespace);
+    const known = items?.get(shardId);
+    if (known && known.version <= version) items?.delete(shardId);
+  }
+
+  private shardKey(namespace: string, shardId: string): { pk: { S: string }; sk: { S: string } } {
+    return { pk: { S: `${namespace}|shards` }, sk: { S: `${SHARD_SK}${shardId}` } };
+  }
+
+  /** Merges one shard's updates (in order) into its item, by compare-and-set on the item's version. */
+  private async writeShard(namespace: string, shardId: string, updates: StoredShardProgress[]): Promise<void> {
+    let cached = this.shardItems.get(namespace)?.get(shardId);
+    for (let round = 1; ; round++) {
+      const base = cached ?? (await this.readShard(namespace, shardId));
+      let merged = base.progress;
+      for (const u of updates) merged = mergeProgress(merged, u);
+      if (!merged) return;
+      const body = progressToJson(merged);
+      if (base.progress !== undefined && body === base.body) {
+        // Nothing new. Judged on the cache, that holds for every field but `ended`: another consumer
+        // may have made the shard live again since (newer lastActivity), which an end undoes, so
+        // an update that ends the shard is judged on the item itself.
+        if (cached === undefined || !updates.some((u) => u.ended === true)) return;
+        cached = undefined;
+        continue;
       }
-      let changed = false;
-      for (const u of updates) {
-        const cur = stored.get(u.shardId);
-        const merged = mergeProgress(cur, u);
-        if (cur && progressToJson(merged) === progressToJson(cur)) continue;
-        stored.set(u.shardId, merged);
-        changed = true;
-      }
-      if (!changed) return [...stored.values()];
-      const body = JSON.stringify(Object.fromEntries([...stored].map(([id, p]) => [id, progressToJson(p)])));
+      const version = base.version;
       try {
         await this.send(
           new PutItemCommand({
             TableName: this.table,
-            Item: { ...Key, b: { S: body }, v: { N: String(version + 1) } },
+            Item: { ...this.shardKey(namespace, shardId), b: { S: body }, v: { N: String(version + 1) } },
             ConditionExpression: version === 0 ? 'attribute_not_exists(pk)' : 'v = :v',
             ...(version === 0 ? {} : { ExpressionAttributeValues: { ':v': { N: String(version) } } }),
           }),
         );
-        return [...stored.values()];
+        this.remember(namespace, shardId, { version: version + 1, body, progress: merged });
+        return;
       } catch (err) {
         if (!(err instanceof ConditionalCheckFailedException)) throw err;
-        if (round >= 50) throw new Error('shard progress kept changing under concurrent writers');
+        this.forget(namespace, shardId, version);
+        cached = undefined;
+        if (round >= MAX_PROGRESS_ROUNDS) {
+          throw new StateStoreError(
+            `progress of shard ${JSON.stringify(shardId)} in ${JSON.stringify(namespace)} kept changing under concurrent writers (${round} conditional writes failed)`,
+            { cause: err },
+          );
+        }
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 2 ** round)));
       }
     }
+  }
+
+  /** One shard's progress item, read strongly consistent; if it has none yet, its legacy entry (version 0). */
+  private async readShard(namespace: string, shardId: string): Promise<ShardItem> {
+    const res = await this.send<GetItemCommandOutput>(
+      new GetItemCommand({ TableName: this.table, Key: this.shardKey(namespace, shardId), ConsistentRead: true }),
+    );
+    const body = res.Item?.b?.S;
+    if (res.Item && body !== undefined) {
+      const item = { version: Number(res.Item.v?.N), body, progress: progressFromJson(shardId, body) };
+      this.remember(namespace, shardId, item);
+      return item;
+    }
+    const legacy = await this.send<GetItemCommandOutput>(
+      new GetItemCommand({
+        TableName: this.table,
+        Key: { pk: { S: `${namespace}|shards` }, sk: { S: LEGACY_SK } },
+        ConsistentRead: true,
+      }),
+    );
+    const entries = JSON.parse(legacy.Item?.b?.S ?? '{}') as Record<string, string>;
+    const text = Object.hasOwn(entries, shardId) ? entries[shardId] : undefined;
+    return text === undefined
+      ? { version: 0, body: '', progress: undefined }
+      : { version: 0, body: text, progress: progressFromJson(shardId, text) };
+  }
+
+  /** Every shard's progress in a namespace: one strongly consistent `Query` (paginated), legacy item merged in. */
+  private async readShards(namespace: string): Promise<StoredShardProgress[]> {
+    const out = new Map<string, StoredShardProgress>();
+    let legacy: Record<string, string> | undefined;
+    let from: QueryCommandOutput['LastEvaluatedKey'];
+    for (let page = 1; ; page++) {
+      const res: QueryCommandOutput = await this.send<QueryCommandOutput>(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': { S: `${namespace}|shards` } },
+          ConsistentRead: true,
+          ...(from ? { ExclusiveStartKey: from } : {}),
+        }),
+      );
+      for (const item of res.Items ?? []) {
+        const sk = item.sk?.S ?? '';
+        const body = item.b?.S;
+        if (body === undefined) continue;
+        if (sk === LEGACY_SK) legacy = JSON.parse(body) as Record<string, string>;
+        else if (sk.startsWith(SHARD_SK)) {
+          const shardId = sk.slice(SHARD_SK.length);
+          const progress = progressFromJson(shardId, body);
+          out.set(shardId, progress);
+          this.remember(namespace, shardId, { version: Number(item.v?.N), body, progress });
+        }
+      }
+      from = res.LastEvaluatedKey;
+      if (!from) break;
+      if (page >= MAX_PROGRESS_PAGES) {
+        throw new StateStoreError(
+          `shard progress of ${JSON.stringify(namespace)} still had more after ${page} Query pages`,
+        );
+      }
+    }
+    // The previous layout's single item: each entry merged with the shard's own item, forward only.
+    for (const [shardId, text] of Object.entries(legacy ?? {})) {
+      const own = out.get(shardId);
+      const old = progressFromJson(shardId, text);
+      out.set(shardId, own ? mergeProgress(old, own) : old);
+    }
+    return [...out.values()];
   }
 
   async claim(
@@ -403,7 +544,7 @@ export const dynamoDbStore: StoreDefinition<DynamoDbStateSpec> = register({
   category: 'store',
   schema: dynamoDbStateSchema,
   description:
-    'Window state in a DynamoDB table (tumbling and hopping windows), shared by every process and Lambda invocation of the pipeline: one conditional write per window item touched by a batch, exactly once per (shard, sequence number); windows fed by several shards are emitted once, by the consumer that claims them. Create the table with `tributary state init` or `createTable: true`.',
+    'Window state in a DynamoDB table (tumbling, hopping and session windows), shared by every process and Lambda invocation of the pipeline: one conditional write per window item touched by a batch, exactly once per (shard, sequence number); windows fed by several shards are emitted once, by the consumer that claims them. Create the table with `tributary state init` or `createTable: true`.',
   summary: (spec) => `dynamodb table ${spec.table}`,
   create: (spec) => dynamoDbState(spec),
 });
