@@ -522,10 +522,11 @@ async function scalingRun({ store, aggregate, shards, dyn, redisUrl }) {
  * The hottest partition key of today's layout at FLEET (1,000 shards × 1,000 events/s = 1M
  * events/s), from what one scenario measured:
  *
- * - Window range `<ns>|<start>|<end>`: with tumbling windows every live event lands in the current
- *   range, and all of its items (and its claim) share that partition key. Its load is
- *   1M events/s × (WCU charged to window items and claims ÷ events). That is a lower bound: at
- *   1,000 shards every item also carries 1,000 shard positions, and conflicts grow with S.
+ * - Window partial `<ns>|<start>|<end>|<shard>`: each shard writes its own items of the current
+ *   range (and the emitter seals them once), so one such key takes one shard's events:
+ *   1,000 events/s × (WCU charged to window items ÷ events). The claim `<ns>|<start>|<end>` is
+ *   written a few times per range, not per event (counted with the window items here, an upper
+ *   bound).
  * - Shard progress `<ns>|shards`: one small item per shard (sort key `s:<shard>`), written by
  *   its shard's consumer after each batch (and once more with the acknowledged position), all
  *   under one partition key: WCU/s = 1M events/s × (progress writes ÷ events) × ⌈bytes ÷ 1 KB⌉,
@@ -536,7 +537,7 @@ async function scalingRun({ store, aggregate, shards, dyn, redisUrl }) {
  */
 function capacityModel({ win, claim, prog, shape }) {
   const rate = FLEET.shards * FLEET.eventsPerShard;
-  const windowKey = rate * ((win.wcu + claim.wcu) / SCALE_EVENTS);
+  const windowKey = FLEET.eventsPerShard * ((win.wcu + claim.wcu) / SCALE_EVENTS);
   const progressBytesAtFleet = shape ? shape.bytes : 0;
   const progressKey = rate * (prog.attempts / SCALE_EVENTS) * wcu(progressBytesAtFleet);
   const hottest = Math.max(windowKey, progressKey);
@@ -544,7 +545,7 @@ function capacityModel({ win, claim, prog, shape }) {
     windowKeyWcuPerSec: windowKey,
     progressBytesAtFleet,
     progressKeyWcuPerSec: progressKey,
-    hottestKey: windowKey >= progressKey ? '<ns>|<start>|<end>' : '<ns>|shards',
+    hottestKey: windowKey >= progressKey ? '<ns>|<start>|<end>|<shard>' : '<ns>|shards',
     hottestWcuPerSec: hottest,
     overLimit: hottest / PARTITION_WCU,
   };
@@ -600,7 +601,7 @@ async function shardScaling({ dyn, redisUrl }) {
       return {
         aggregate: r.aggregate,
         S: r.shards,
-        'window-range key WCU/s': fmt(c.windowKeyWcuPerSec),
+        'window partial key WCU/s': fmt(c.windowKeyWcuPerSec),
         'progress item KB': dec(c.progressBytesAtFleet / 1024, 1),
         'shards key WCU/s': fmt(c.progressKeyWcuPerSec),
         hottest: c.hottestKey,

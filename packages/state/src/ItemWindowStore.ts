@@ -1,18 +1,24 @@
 /**
  * The shared window contract (`SharedWindowStore` in core) built on a {@link StateBackend}.
  *
- * Layout: the windows of one range `[start, end)` are spread over `partitions` items by a hash
- * of their key. An item holds, for its keys, the partial accumulators, and for every shard that
- * contributed, the highest position applied (records of a shard are applied in order, so one
- * position per item and shard gives the exactly-once check). A batch costs one conditional
- * write per item it touches — not one per record, nor one per key.
+ * Layout: each shard writes its own partial state of a window range `[start, end)`, spread over
+ * `partitions` items by a hash of the key (`<ns>|<start>|<end>|<shard>|<n>`: in DynamoDB the
+ * partition key spreads with the shards). An item holds, for its keys, the partial accumulators,
+ * and per grain (the shard, or a partition key when only a key's records are in order) the
+ * highest position applied. A batch costs one conditional write per item it touches — not one
+ * per record, nor one per key — and, since only the shard's own consumer writes its items, the
+ * write needs no read first and does not conflict with other shards' writers.
  *
- * Every write is a compare-and-set on the item's version: read (or take the version this
- * process wrote last), merge in memory with the window step's own aggregators (so every
- * aggregate, including count_distinct, collect and custom ones, merges exactly as in memory),
- * write if the version has not moved; on a conflict (another shard's consumer wrote meanwhile)
- * read again and redo. A write whose response was lost and that is retried comes back as a
- * conflict, is read again and is then seen as already applied: nothing is added twice.
+ * Every write is a compare-and-set on the item's version: merge in memory with the window step's
+ * own aggregators (so every aggregate, including count_distinct, collect and custom ones, merges
+ * exactly as in memory), write if the version has not moved; on a conflict (an emitter sealed
+ * it, or a second consumer of the shard wrote) read again and redo. A write whose response was
+ * lost and that is retried comes back as a conflict, is read again and is then seen as already
+ * applied: nothing is added twice.
+ *
+ * Emission: the emitter claims the range, lists the shards (a writer lists its shard before it
+ * writes, and asks whether the range is claimed before it creates state for it), seals every
+ * shard's items (creating empty sealed ones), and merges the partial windows of each key.
  */
 import {
   type Aggregator,
@@ -38,7 +44,7 @@ import { type RetryOptions, withRetries } from './retry.js';
 
 /** Options every shared store takes. */
 export interface WindowStateOptions {
-  /** Items per window range (keys are spread over them by hash). Default 16. */
+  /** Items per window range and shard (keys are spread over them by hash). Default 4 (sessions: items in all, default 16). */
   partitions?: number;
   /** Seconds state is kept after its window closes (sealed state and claims: after their last write), via TTL. Default 86400. */
   ttl?: number;
@@ -99,7 +105,11 @@ export const windowStateFields = {
     Type.Integer({ minimum: 1, description: 'seconds state is kept after its window closes, by TTL (default 86400)' }),
   ),
   partitions: Type.Optional(
-    Type.Integer({ minimum: 1, maximum: 1000, description: 'items per window range (default 16)' }),
+    Type.Integer({
+      minimum: 1,
+      maximum: 1000,
+      description: 'items per window range and shard (sessions: items in all; default 4 and 16)',
+    }),
   ),
   claimTimeout: Type.Optional(
     Type.Integer({
@@ -153,6 +163,10 @@ export class ItemWindowStore implements SharedWindowStore {
   private readonly knownRanges = new Set<string>();
   /** The highest end of an emitted range, as last read (loaded before the first apply). */
   private emittedUpTo: number | undefined;
+  /** Writers (shards) this process has put in the store's shard list. */
+  private readonly listed = new Set<string>();
+  /** Ranges found unclaimed before this process first wrote state for them. */
+  private readonly writable = new Set<string>();
 
   constructor(
     private readonly backend: StateBackend,
@@ -162,15 +176,21 @@ export class ItemWindowStore implements SharedWindowStore {
     checkWindowStateOptions(options);
     this.ns = scope.namespace;
     this.aggregators = scope.aggregators;
-    this.partitions = options.partitions ?? 16;
+    this.partitions = options.partitions ?? 4;
     this.ttlMs = (options.ttl ?? 86_400) * 1000;
     this.claimTimeout = options.claimTimeout ?? 300_000;
     this.retention = this.ttlMs;
     this.lateness = scope.lateness;
   }
 
-  private itemId(range: WindowRange, partition: number): string {
-    return `${this.ns}|${range.start}|${range.end}|${partition}`;
+  /** Item `partition` of `writer`'s (a shard's) partial state of a range. */
+  private itemId(range: WindowRange, writer: string, partition: number): string {
+    return `${this.ns}|${range.start}|${range.end}|${writer}|${partition}`;
+  }
+
+  /** The id prefix of every item of a range. */
+  private rangePrefix(range: WindowRange): string {
+    return `${this.ns}|${range.start}|${range.end}|`;
   }
 
   /**
@@ -189,15 +209,30 @@ export class ItemWindowStore implements SharedWindowStore {
     return withRetries(`${what} (${this.backend.summary})`, fn, this.options.retry);
   }
 
-  async apply(deltas: readonly WindowDelta[]): Promise<SharedApplyOutcome[]> {
+  async apply(deltas: readonly WindowDelta[], writer?: string): Promise<SharedApplyOutcome[]> {
     const outcomes = new Array<SharedApplyOutcome>(deltas.length);
     if (deltas.length === 0) return outcomes;
     if (this.emittedUpTo === undefined) await this.openRanges();
+    const shard = writer ?? (deltas[0] as WindowDelta).shardId;
+    // The writer's shard is in the store's shard list before any of its state is: an emitter
+    // lists the shards after claiming a range, and seals every listed shard's items.
+    if (!this.listed.has(shard)) {
+      await this.progress([
+        {
+          shardId: shard,
+          maxEventTime: Number.NEGATIVE_INFINITY,
+          sourceWatermark: Number.NEGATIVE_INFINITY,
+          lastActivity: Number.NEGATIVE_INFINITY,
+          closed: false,
+        },
+      ]);
+      this.listed.add(shard);
+    }
     const groups = new Map<string, Group>();
     for (let i = 0; i < deltas.length; i++) {
       const d = deltas[i] as WindowDelta;
       const range = { start: d.start, end: d.end };
-      const id = this.itemId(range, hash(d.key) % this.partitions);
+      const id = this.itemId(range, shard, hash(d.key) % this.partitions);
       let g = groups.get(id);
       if (!g) {
         g = { id, range, parts: new Map() };
@@ -231,6 +266,18 @@ export class ItemWindowStore implements SharedWindowStore {
         );
       }
       await this.load(pending.map((g) => g.id));
+      // A range with no state of this writer yet may have been claimed (and sealed) without it:
+      // ask before creating any (its items would be read by nobody).
+      const fresh = new Set<string>();
+      for (const g of pending) {
+        const item = this.cache.get(g.id);
+        if (item && item.version === 0 && !this.writable.has(rangeId(g.range))) fresh.add(rangeId(g.range));
+      }
+      const claimed = new Set<string>();
+      for (const r of fresh) {
+        if (await this.retry('reading a window claim', () => this.backend.claimed(this.ns, r))) claimed.add(r);
+        else this.writable.add(r);
+      }
       const writes: ItemWrite[] = [];
       const bodies: ItemBody[] = [];
       const writing: { g: Group; parts: Part[] }[] = [];
@@ -244,7 +291,9 @@ export class ItemWindowStore implements SharedWindowStore {
         }
         // A range emitted before whose state has expired (TTL) must not be filled again: it would
         // be emitted a second time, with only the new records.
-        const gone = item.version === 0 && g.range.end <= (this.emittedUpTo ?? Number.NEGATIVE_INFINITY);
+        const gone =
+          item.version === 0 &&
+          (g.range.end <= (this.emittedUpTo ?? Number.NEGATIVE_INFINITY) || claimed.has(rangeId(g.range)));
         const w = new Map(item.body.w);
         const p = new Map(item.body.p);
         const applying: Part[] = [];
@@ -352,20 +401,39 @@ export class ItemWindowStore implements SharedWindowStore {
       return undefined;
     }
     if (verdict === 'held') return undefined;
-    const bodies = await this.seal(range);
-    const windows: StoredWindow[] = [];
+    // Every shard that may hold state of the range is listed by now (writers list themselves
+    // before writing, and ask for the claim before creating state): seal all their items.
+    const writers = (await this.progress([])).map((p) => p.shardId);
+    const bodies = await this.seal(range, writers);
+    // A key fed by several shards has a partial window in each: merge them.
+    const byKey = new Map<string, StoredWindow>();
     for (const body of bodies) {
-      const positions = Object.fromEntries(body.p);
       for (const [key, [keyValue, acc]] of body.w) {
-        windows.push({ key, keyValue, start: range.start, end: range.end, acc, positions });
+        const cur = byKey.get(key);
+        if (!cur) {
+          byKey.set(key, {
+            key,
+            keyValue,
+            start: range.start,
+            end: range.end,
+            acc: acc.slice(),
+            positions: Object.fromEntries(body.p),
+          });
+          continue;
+        }
+        cur.acc = cur.acc.map((a, k) => (this.aggregators[k] as Aggregator).merge(a, acc[k]));
+        for (const [g, pos] of body.p) cur.positions[g] = pos;
       }
     }
-    return windows;
+    return [...byKey.values()];
   }
 
-  /** Seals every item of a range (creating empty sealed ones), so no delta lands after emission. */
-  private async seal(range: WindowRange): Promise<ItemBody[]> {
-    const ids = Array.from({ length: this.partitions }, (_, p) => this.itemId(range, p));
+  /**
+   * Seals every item of a range of every writer (creating empty sealed ones), so no delta lands
+   * after emission.
+   */
+  private async seal(range: WindowRange, writers: readonly string[]): Promise<ItemBody[]> {
+    const ids = writers.flatMap((w) => Array.from({ length: this.partitions }, (_, p) => this.itemId(range, w, p)));
     const sealed = new Map<string, ItemBody>();
     let pending = ids;
     for (let round = 0; pending.length > 0; round++) {
@@ -415,8 +483,10 @@ export class ItemWindowStore implements SharedWindowStore {
    * claim then removes it again.
    */
   private forget(range: WindowRange): void {
-    for (let p = 0; p < this.partitions; p++) this.cache.delete(this.itemId(range, p));
+    const prefix = this.rangePrefix(range);
+    for (const id of this.cache.keys()) if (id.startsWith(prefix)) this.cache.delete(id);
     this.knownRanges.delete(rangeId(range));
+    this.writable.delete(rangeId(range));
   }
 
   /** Number of items cached (for tests). */

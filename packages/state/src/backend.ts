@@ -54,6 +54,12 @@ export interface StateBackend {
     expiredBefore: number,
     expiresAt: number,
   ): Promise<'won' | 'held' | 'done'>;
+  /**
+   * Whether a range has been claimed for emission (held, taken over or done): a writer asks before
+   * it creates new state for a range, since an emitter reads only the state that exists when it
+   * seals the range.
+   */
+  claimed(namespace: string, rangeId: string): Promise<boolean>;
   /** Marks a claimed range as emitted for good: it can never be claimed again. */
   completeClaim(namespace: string, rangeId: string, expiresAt: number): Promise<void>;
   close(): Promise<void>;

@@ -502,6 +502,18 @@ export class DynamoDbBackend implements StateBackend {
     return res.Item?.done ? 'done' : 'held';
   }
 
+  async claimed(namespace: string, rangeId: string): Promise<boolean> {
+    const [start, end] = rangeId.split(':');
+    const res = await this.send<{ Item?: Record<string, unknown> }>(
+      new GetItemCommand({
+        TableName: this.table,
+        Key: { pk: { S: `${namespace}|${start}|${end}` }, sk: { S: 'claim' } },
+        ConsistentRead: true,
+      }),
+    );
+    return res.Item !== undefined;
+  }
+
   async completeClaim(namespace: string, rangeId: string, expiresAt: number): Promise<void> {
     const [start, end] = rangeId.split(':');
     await this.send(

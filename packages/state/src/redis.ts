@@ -464,6 +464,12 @@ export class RedisBackend implements StateBackend {
     return r;
   }
 
+  async claimed(namespace: string, rangeId: string): Promise<boolean> {
+    const [start, end] = rangeId.split(':');
+    this.calls++;
+    return (await this.client.exists(`${this.tag(namespace)}|${start}|${end}|claim`)) > 0;
+  }
+
   async completeClaim(namespace: string, rangeId: string, expiresAt: number): Promise<void> {
     const [start, end] = rangeId.split(':');
     const key = `${this.tag(namespace)}|${start}|${end}|claim`;

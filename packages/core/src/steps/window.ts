@@ -1161,7 +1161,7 @@ class WindowOperator {
           `${this.name}: window state kept moving under this batch of ${batch.shardId} (another consumer of the shard?); the batch will be retried`,
         );
       }
-      const outcomes = await shared.apply(list);
+      const outcomes = await shared.apply(list, batch.shardId);
       let floors: Map<string, string> | undefined;
       for (let i = 0; i < outcomes.length; i++) {
         const o = outcomes[i] as SharedApplyOutcome;

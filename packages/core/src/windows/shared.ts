@@ -73,10 +73,11 @@ export interface SharedWindowStore {
    */
   readonly retention: number;
   /**
-   * Applies one batch's deltas (all of one shard), each at most once per (shard, position).
+   * Applies one batch's deltas (all read from one shard, `writer`), each at most once per (grain,
+   * position).
    * Resolves when every applied delta is durable; outcomes are in delta order.
    */
-  apply(deltas: readonly WindowDelta[]): Promise<SharedApplyOutcome[]>;
+  apply(deltas: readonly WindowDelta[], writer?: string): Promise<SharedApplyOutcome[]>;
   /** Writes the given shards' progress (monotonic: never moves back) and returns every shard's. */
   progress(updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]>;
   /** Ranges with state that have not been emitted yet. */
