@@ -192,7 +192,12 @@ export class ItemSessionStore implements SharedSessionStore {
     });
   }
 
-  async claimDue(due: (w: StoredWindow) => boolean, claimant: string, now: number): Promise<StoredWindow[]> {
+  async claimDue(
+    due: (w: StoredWindow) => boolean,
+    claimants: readonly string[],
+    now: number,
+  ): Promise<StoredWindow[]> {
+    const claimant = claimants[0] as string;
     const ids = Array.from({ length: this.partitions }, (_, p) => this.itemId(p));
     const claimed = new Map<string, StoredWindow[]>();
     await this.changeItems(ids, true, (id, current) => {
@@ -203,7 +208,7 @@ export class ItemSessionStore implements SharedSessionStore {
         const { open, claimed: held, emitted } = entry.state;
         const taking = open.filter(due);
         // Claims of this claimant (a replayed batch emits again) or abandoned ones are taken over.
-        const retake = held.filter((c) => c.by === claimant || c.at < now - this.claimTimeout);
+        const retake = held.filter((c) => claimants.includes(c.by) || c.at < now - this.claimTimeout);
         if (taking.length === 0 && retake.length === 0) continue;
         changed = true;
         const fresh: Claimed[] = [...taking, ...retake].map((w) => ({ ...w, by: claimant, at: now }));

@@ -209,11 +209,11 @@ export class ItemWindowStore implements SharedWindowStore {
     return withRetries(`${what} (${this.backend.summary})`, fn, this.options.retry);
   }
 
-  async apply(deltas: readonly WindowDelta[], writer?: string): Promise<SharedApplyOutcome[]> {
+  async apply(deltas: readonly WindowDelta[], writer: string): Promise<SharedApplyOutcome[]> {
     const outcomes = new Array<SharedApplyOutcome>(deltas.length);
     if (deltas.length === 0) return outcomes;
     if (this.emittedUpTo === undefined) await this.openRanges();
-    const shard = writer ?? (deltas[0] as WindowDelta).shardId;
+    const shard = writer;
     // The writer's shard is in the store's shard list before any of its state is: an emitter
     // lists the shards after claiming a range, and seals every listed shard's items.
     if (!this.listed.has(shard)) {
@@ -324,8 +324,7 @@ export class ItemWindowStore implements SharedWindowStore {
         const text = encode(body);
         const bytes = Buffer.byteLength(text);
         if (bytes > this.backend.maxItemBytes) {
-          const keys = applying.reduce((n, part) => n + part.deltas.length, 0);
-          const reason = `window state for ${keys} key(s) of window [${g.range.start}, ${g.range.end}) would take ${bytes} bytes, over the ${this.backend.maxItemBytes}-byte item limit of ${this.backend.summary}; raise \`partitions\` or bound the aggregate (e.g. collect's limit)`;
+          const reason = `window state for ${w.size} key(s) and ${p.size} applied position(s) of window [${g.range.start}, ${g.range.end}) would take ${bytes} bytes, over the ${this.backend.maxItemBytes}-byte item limit of ${this.backend.summary}; raise \`partitions\` (more keys), bound the aggregate (e.g. collect's limit), or — with partition-key ordering, where every partition key keeps its own position — use the window key as the partition key`;
           for (const part of applying) for (const { i } of part.deltas) outcomes[i] = { status: 'rejected', reason };
           continue;
         }
@@ -373,8 +372,10 @@ export class ItemWindowStore implements SharedWindowStore {
     }
   }
 
-  progress(updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]> {
-    return this.retry('recording shard progress', () => this.backend.progress(this.ns, updates));
+  async progress(updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]> {
+    const all = await this.retry('recording shard progress', () => this.backend.progress(this.ns, updates));
+    for (const p of all) this.listed.add(p.shardId);
+    return all;
   }
 
   async openRanges(): Promise<WindowRange[]> {

@@ -4,7 +4,16 @@
 // the last one ended. Each case failed before the fix (`Invalid time value`, every record late).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { byWindow, type Rec, reference, toBatch } from '../../core/test/windows/reference.js';
-import { type BackendName, type Backends, freshName, startBackends, windowProcess } from './backends.js';
+import {
+  type BackendName,
+  type Backends,
+  freshName,
+  processOf,
+  startBackends,
+  stateYaml,
+  windowProcess,
+  yamlPipeline,
+} from './backends.js';
 
 let servers: Backends;
 beforeAll(async () => {
@@ -73,5 +82,43 @@ for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
       }
       expect(second.dead.values.filter((d) => d.reason !== 'late')).toEqual([]);
     });
+  });
+}
+
+/** A sink that fails its first `failures` writes (an output that is down for a while). */
+function flakySink(failures: number) {
+  const values: Record<string, unknown>[] = [];
+  let calls = 0;
+  return {
+    values,
+    sink: {
+      async write(records: readonly { value: unknown }[]) {
+        if (++calls <= failures) throw new Error('output unavailable');
+        for (const r of records) values.push(r.value as Record<string, unknown>);
+      },
+      async close() {},
+    },
+  };
+}
+
+for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
+  describe(`${backend}: an emission whose batch failed is not left claimed`, () => {
+    for (const how of ['the shard’s next batch', 'the end of input'] as const) {
+      it(`a batch that fails after claiming a window, never retried (its retries ran out): ${how} emits it, once`, async () => {
+        const out = flakySink(1);
+        const yaml = `version: 1\nname: ${freshName()}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n  - window:\n      key: event.k\n      tumbling: 100\n      aggregate: { n: count() }\n      ${stateYaml(servers, backend)}\n  - sink: { ref: out }\n`;
+        const proc = processOf(yamlPipeline(yaml, { out: out.sink }));
+        proc.compiled.registerShard('s0');
+        await proc.process(toBatch([rec(1, 1000), rec(2, 1050)]));
+        // The watermark passes [1000, 1100): this batch claims it, and its output fails.
+        await expect(proc.process(toBatch([rec(3, 1300)]))).rejects.toThrow('output unavailable');
+        if (how === 'the shard’s next batch') await proc.process(toBatch([rec(4, 1500)]));
+        await proc.flush();
+        await proc.close();
+        const windows = out.values.map((o) => [o.windowStart, o.n]);
+        expect(windows.filter(([start]) => start === 1000)).toEqual([[1000, 2]]);
+        expect(new Set(windows.map(([start]) => start)).size).toBe(windows.length); // each window once
+      });
+    }
   });
 }

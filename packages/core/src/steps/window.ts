@@ -1118,10 +1118,10 @@ class WindowOperator {
     store: SharedSessionStore,
     batch: BatchContext,
     next: Push,
-    claimant: string,
+    claimants: readonly string[],
     now: number,
   ): Promise<void> {
-    const due = await store.claimDue((w) => w.end + this.lateness <= this.dueWm, claimant, now);
+    const due = await store.claimDue((w) => w.end + this.lateness <= this.dueWm, claimants, now);
     if (due.length === 0) return;
     for (const w of due) this.emit(batch, next, w, w.start, w.end, w.acc);
     // Tombstones go once no redelivery could reach them: `retention` of event time past their end.
@@ -1237,6 +1237,7 @@ class WindowOperator {
   ): Promise<void> {
     const all = await shared.progress(updates);
     for (const u of updates) this.written.set(u.shardId, u);
+    this.stored = new Map(all.map((p) => [p.shardId, p]));
     // What any consumer acknowledged on a shard is handled: a redelivery of it is a duplicate.
     for (const p of all) if (p.applied !== undefined) this.noteSeen(p.shardId, p.applied);
     const ended = this.ctx.watermarks.ended;
@@ -1266,6 +1267,9 @@ class WindowOperator {
     if (judged > this.wm) this.wm = judged;
     if (Number.isFinite(this.wm) && this.wm > this.finiteWm) this.finiteWm = this.wm;
   }
+
+  /** Every shard's progress as last read from the shared store. */
+  private stored = new Map<string, StoredShardProgress>();
 
   /** The highest finite watermark seen (the end-of-input flush moves `wm` to +∞). */
   private finiteWm = Number.NEGATIVE_INFINITY;
@@ -1297,6 +1301,20 @@ class WindowOperator {
       if (!p) continue;
       const last = this.written.get(shardId);
       const applied = this.acked.get(shardId);
+      const known = this.stored.get(shardId);
+      if (
+        last === undefined &&
+        known !== undefined &&
+        !known.ended &&
+        !known.closed &&
+        p.maxEventTime === Number.NEGATIVE_INFINITY &&
+        p.sourceWatermark === Number.NEGATIVE_INFINITY
+      ) {
+        // Registered here, nothing read from it yet, and already in the store: nothing to add
+        // (every process registers every shard; writing them all would cost shards² writes).
+        this.written.set(shardId, known);
+        continue;
+      }
       if (
         last === undefined ||
         last.maxEventTime !== p.maxEventTime ||
@@ -1342,16 +1360,26 @@ class WindowOperator {
         this.written.set(own, u);
       });
     }
+    // A batch claims in its shard's name: the shard's next batch (its retry, or the one after a
+    // batch whose retries ran out) takes over an emission it left unfinished. Where a shard's
+    // batches run at once (partition-key ordering), each batch claims in its own name.
     const claimant =
-      batch.shardId !== '' && batch.checkpoint !== undefined
-        ? `${batch.shardId}@${batch.checkpoint}`
-        : `${final ? 'flush' : 'tick'}@${this.instance}`;
-    if ('claimDue' in shared) return this.emitSessions(shared, batch, next, claimant, now);
+      batch.shardId === ''
+        ? `${final ? 'flush' : 'tick'}@${this.instance}`
+        : batch.ordering === 'partitionKey' && batch.checkpoint !== undefined
+          ? `${batch.shardId}@${batch.checkpoint}`
+          : `shard:${batch.shardId}`;
+    // At the end of the input, the shards that ended here are this process's: it finishes what
+    // their batches claimed and left.
+    const mine = final ? [...marks.ended.keys()].map((id) => `shard:${id}`) : [];
+    if ('claimDue' in shared) return this.emitSessions(shared, batch, next, [claimant, ...mine], now);
     const due = (await shared.openRanges())
       .filter((r) => r.end + this.lateness <= this.dueWm)
       .sort((a, b) => a.end - b.end || a.start - b.start);
     for (const range of due) {
-      const windows = await shared.claim(range, claimant, now);
+      let windows = await shared.claim(range, claimant, now);
+      for (let i = 0; windows === undefined && i < mine.length; i++)
+        windows = await shared.claim(range, mine[i] as string, now);
       if (windows === undefined) continue; // another consumer emits it
       const emission = this.emission(range.end, batch);
       for (const w of windows) this.emit(batch, next, w, w.start, w.end, w.acc, emission);

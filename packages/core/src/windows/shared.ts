@@ -77,7 +77,7 @@ export interface SharedWindowStore {
    * position).
    * Resolves when every applied delta is durable; outcomes are in delta order.
    */
-  apply(deltas: readonly WindowDelta[], writer?: string): Promise<SharedApplyOutcome[]>;
+  apply(deltas: readonly WindowDelta[], writer: string): Promise<SharedApplyOutcome[]>;
   /** Writes the given shards' progress (monotonic: never moves back) and returns every shard's. */
   progress(updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]>;
   /** Ranges with state that have not been emitted yet. */
@@ -119,10 +119,10 @@ export interface SharedSessionStore {
    */
   update(keys: readonly string[], fn: (key: string, current: SessionState) => SessionState): Promise<void>;
   /**
-   * Claims every open session for which `due` holds (and claims older than the claim timeout),
-   * for `claimant`, and returns them.
+   * Claims every open session for which `due` holds, for `claimants[0]`, and takes over the
+   * claims held by any of `claimants` or older than the claim timeout; returns them all.
    */
-  claimDue(due: (w: StoredWindow) => boolean, claimant: string, now: number): Promise<StoredWindow[]>;
+  claimDue(due: (w: StoredWindow) => boolean, claimants: readonly string[], now: number): Promise<StoredWindow[]>;
   /** Turns claimed sessions into tombstones (their output is durable); drops tombstones `expired` says are old. */
   emitted(sessions: readonly WindowRef[], expired: (w: StoredWindow) => boolean): Promise<void>;
   /** Shard progress, as SharedWindowStore.progress. */
