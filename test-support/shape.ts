@@ -130,3 +130,34 @@ export function oracleWindows(
   }
   return m;
 }
+
+/**
+ * Per (user, session start): count and sum of the events, session windows with this gap: a
+ * key's events sorted by time, a session ends `gap` after its last event, and an event at or
+ * before the current session's end joins it (sessions that touch merge).
+ */
+export function oracleSessions(events: readonly ShapeEvent[], gap: number): Map<string, { n: number; s: number }> {
+  const byUser = new Map<string, ShapeEvent[]>();
+  for (const e of events) byUser.set(e.user, [...(byUser.get(e.user) ?? []), e]);
+  const m = new Map<string, { n: number; s: number }>();
+  for (const [user, es] of byUser) {
+    const sorted = [...es].sort((a, b) => a.ts - b.ts);
+    let start = 0;
+    let end = Number.NEGATIVE_INFINITY;
+    let cur: { n: number; s: number } | undefined;
+    for (const e of sorted) {
+      if (cur && e.ts <= end) {
+        end = Math.max(end, e.ts + gap);
+        cur.n++;
+        cur.s += e.amount;
+      } else {
+        if (cur) m.set(`${user}/${start}`, cur);
+        start = e.ts;
+        end = e.ts + gap;
+        cur = { n: 1, s: e.amount };
+      }
+    }
+    if (cur) m.set(`${user}/${start}`, cur);
+  }
+  return m;
+}
