@@ -5,6 +5,22 @@
 // The naive DynamoDB writer runs on the first 10k events (100k awaited calls would take minutes
 // here); its calls and time per event are scaled to the whole input, and the table says so.
 //
+// Session windows, the same comparison: the same keys (same generator and seed), but spread over
+// four 1-minute bursts with 30 s pauses between them, counted per key in `session: { gap: 10s }`
+// windows — every key has a session per burst at least (the pauses exceed the gap) and the
+// ordinary keys (~2.7 s between their events) more, where their own gaps exceed 10 s.
+// (a) naive: per event, one awaited atomic read-modify-write of the key's session list (sessions as
+// [start, end, n]; the event's [t, t + gap] merges every session it touches, as the window does):
+// DynamoDB, a strongly consistent GetItem and a PutItem conditional on the version read (2 calls;
+// DynamoDB has no server-side merge); Redis, one EVALSHA of a small Lua script doing GET, merge, SET
+// on the server (1 call: the fewest a read-modify-write can take, and atomic, like the CAS above;
+// GET + SET would be 2 calls and unsafe with a second writer). Neither naive writer deduplicates a
+// redelivered event, which Tributary does. (b) Tributary: the window step with `state:` on the
+// store (ItemSessionStore: one compare-and-set item per group of keys). The naive DynamoDB session
+// writer runs on the first 10k events and is scaled like the one above. Both variants are checked
+// against an oracle computed from the input (the sessions of packages/core/test/windows/reference.ts,
+// reimplemented below); the session rows are judged by the same targets as the tumbling ones.
+//
 // Then (c) shard scaling, the measurement for the window-state redesign: S = 1, 4, 16, 64 shards
 // writing one namespace at once through today's layout, with a recorder on the clients —
 // conflicts, failed batches, items written, DynamoDB WCU/RCU per event against the naive writer,
@@ -16,6 +32,7 @@ import {
   ConditionalCheckFailedException,
   GetItemCommand,
   PutItemCommand,
+  QueryCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { compile, count, fileSource, pipeline, sum } from '@tributary/core';
@@ -27,25 +44,119 @@ import { fmt, random, table } from './lib.mjs';
 export const name = 'state';
 
 const WINDOW = 60_000;
+const T0 = 1_700_000_000_000;
+/** Session windows: a session ends after SESSION_GAP without an event of its key. */
+const SESSION_GAP = 10_000;
+/** The session input: SESSION_BURSTS bursts of SESSION_BURST ms, SESSION_PAUSE ms apart. */
+const SESSION_BURSTS = 4;
+const SESSION_BURST = 60_000;
+const SESSION_PAUSE = 30_000;
 
-function makeEvents(records, keys, seed) {
+/** Tumbling input: event times spread evenly over 2.5 minutes (3 windows). */
+const tumblingTime = (i, records) => T0 + Math.floor((i / records) * 150_000);
+/** Session input: event times spread evenly over the bursts, none in the pauses. */
+function sessionTime(i, records) {
+  const active = Math.floor((i / records) * SESSION_BURSTS * SESSION_BURST);
+  return T0 + active + Math.floor(active / SESSION_BURST) * SESSION_PAUSE;
+}
+
+function makeEvents(records, keys, seed, time = tumblingTime) {
   const rand = random(seed);
   const events = new Array(records);
   for (let i = 0; i < records; i++) {
     const k = rand() < 0.1 ? 'hot' : `k${Math.floor(rand() * keys)}`;
-    events[i] = { k, t: 1_700_000_000_000 + Math.floor((i / records) * 150_000) }; // 2.5 minutes: 3 windows
+    events[i] = { k, t: time(i, records) };
   }
   return events;
 }
 
-/** Counts per `key|windowStart`, from the input: the oracle both variants are checked against. */
+/** Counts per `key|windowStart|windowEnd`, from the input: the oracle both variants are checked against. */
 function expectedCounts(events) {
   const m = new Map();
   for (const e of events) {
-    const id = `${e.k}|${e.t - (e.t % WINDOW)}`;
+    const start = e.t - (e.t % WINDOW);
+    const id = `${e.k}|${start}|${start + WINDOW}`;
     m.set(id, (m.get(id) ?? 0) + 1);
   }
   return m;
+}
+
+/**
+ * Session counts per `key|windowStart|windowEnd`, from the input (the session case of
+ * `reference()` in packages/core/test/windows/reference.ts): per key, events in time order; an
+ * event at or before the current session's end (last + gap) joins it and moves its end to t + gap,
+ * a later one starts a new session [t, t + gap).
+ */
+function expectedSessions(events, gap) {
+  const byKey = new Map();
+  for (const e of events) {
+    const list = byKey.get(e.k);
+    if (list) list.push(e);
+    else byKey.set(e.k, [e]);
+  }
+  const m = new Map();
+  for (const [k, es] of byKey) {
+    const sessions = [];
+    let cur;
+    for (const e of [...es].sort((a, b) => a.t - b.t)) {
+      if (cur && e.t <= cur.end) {
+        cur.end = Math.max(cur.end, e.t + gap);
+        cur.n++;
+      } else {
+        cur = { start: e.t, end: e.t + gap, n: 1 };
+        sessions.push(cur);
+      }
+    }
+    for (const s of sessions) m.set(`${k}|${s.start}|${s.end}`, s.n);
+  }
+  return m;
+}
+
+/**
+ * The naive writer's merge: a key's sessions as [start, end, n]; the event's [t, t + gap] takes in
+ * every session it touches (closed intervals, as in the oracle). Order of the list is irrelevant.
+ */
+function mergeSession(sessions, t, gap) {
+  let [start, end, n] = [t, t + gap, 1];
+  const out = [];
+  for (const s of sessions) {
+    if (s[0] <= t + gap && t <= s[1]) {
+      start = Math.min(start, s[0]);
+      end = Math.max(end, s[1]);
+      n += s[2];
+    } else out.push(s);
+  }
+  out.push([start, end, n]);
+  return out;
+}
+
+/** The same merge on the Redis server: KEYS[1] holds `start,end,n;...`; ARGV: t, gap. */
+const NAIVE_SESSION_LUA = `
+local t = tonumber(ARGV[1])
+local gap = tonumber(ARGV[2])
+local s, e, n = t, t + gap, 1
+local out = {}
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  for a, b, c in string.gmatch(cur, '(%d+),(%d+),(%d+)') do
+    local na, nb = tonumber(a), tonumber(b)
+    if na <= t + gap and t <= nb then
+      if na < s then s = na end
+      if nb > e then e = nb end
+      n = n + tonumber(c)
+    else
+      out[#out + 1] = a .. ',' .. b .. ',' .. c
+    end
+  end
+end
+out[#out + 1] = string.format('%d,%d,%d', s, e, n)
+redis.call('SET', KEYS[1], table.concat(out, ';'))
+return n
+`;
+
+/** A key's naive session list as oracle entries. */
+function addSessions(m, k, sessions) {
+  for (const [start, end, n] of sessions) m.set(`${k}|${start}|${end}`, n);
 }
 
 function sameCounts(a, b) {
@@ -54,18 +165,22 @@ function sameCounts(a, b) {
   return true;
 }
 
-async function tributary(events, batchSize, state, pipelineName) {
+async function tributary(events, batchSize, state, pipelineName, window = { tumbling: WINDOW }) {
   const counts = new Map();
+  let emissions = 0;
   const sink = {
     async write(records) {
-      for (const r of records) counts.set(`${r.value.key}|${r.value.windowStart}`, r.value.n);
+      for (const r of records) {
+        emissions++;
+        counts.set(`${r.value.key}|${r.value.windowStart}|${r.value.windowEnd}`, r.value.n);
+      }
     },
     async close() {},
   };
   const p = pipeline(pipelineName)
     .source(fileSource({ path: '-' }))
     .eventTime((e) => e.t)
-    .window({ key: (e) => e.k, tumbling: WINDOW, aggregate: { n: count() }, state })
+    .window({ key: (e) => e.k, ...window, aggregate: { n: count() }, state })
     .sink(sink)
     .build();
   const c = compile(p, { deadLetter: sink });
@@ -83,7 +198,70 @@ async function tributary(events, batchSize, state, pipelineName) {
   const ms = performance.now() - t0;
   const calls = state.backend.calls;
   await c.close();
-  return { ms, calls, counts, batches: Math.ceil(events.length / batchSize) };
+  return { ms, calls, counts, emissions, batches: Math.ceil(events.length / batchSize) };
+}
+
+/** The naive DynamoDB session writer: per event, GetItem + PutItem conditional on the version. */
+async function naiveSessionsDynamo(client, table, events, gap) {
+  let calls = 0;
+  const t0 = performance.now();
+  for (const e of events) {
+    const Key = { pk: { S: 'naive-sessions' }, sk: { S: e.k } };
+    for (;;) {
+      calls++;
+      const { Item } = await client.send(new GetItemCommand({ TableName: table, Key, ConsistentRead: true }));
+      const version = Item ? Number(Item.v.N) : 0;
+      const sessions = mergeSession(Item ? JSON.parse(Item.s.S) : [], e.t, gap);
+      calls++;
+      try {
+        await client.send(
+          new PutItemCommand({
+            TableName: table,
+            Item: { ...Key, s: { S: JSON.stringify(sessions) }, v: { N: String(version + 1) } },
+            ...(version === 0
+              ? { ConditionExpression: 'attribute_not_exists(pk)' }
+              : { ConditionExpression: 'v = :v', ExpressionAttributeValues: { ':v': { N: String(version) } } }),
+          }),
+        );
+        break;
+      } catch (err) {
+        if (!(err instanceof ConditionalCheckFailedException)) throw err; // another writer: read again
+      }
+    }
+  }
+  const ms = performance.now() - t0;
+  // Read back what it wrote, for the oracle.
+  const stored = new Map();
+  let ExclusiveStartKey;
+  do {
+    const res = await client.send(
+      new QueryCommand({
+        TableName: table,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': { S: 'naive-sessions' } },
+        ConsistentRead: true,
+        ExclusiveStartKey,
+      }),
+    );
+    for (const item of res.Items ?? []) addSessions(stored, item.sk.S, JSON.parse(item.s.S));
+    ExclusiveStartKey = res.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+  return { ms, calls, stored };
+}
+
+/** The naive Redis session writer: per event, one EVALSHA of NAIVE_SESSION_LUA. */
+async function naiveSessionsRedis(redis, events, gap) {
+  redis.defineCommand('naiveSession', { numberOfKeys: 1, lua: NAIVE_SESSION_LUA });
+  const t0 = performance.now();
+  for (const e of events) await redis.naiveSession(`naive-session|${e.k}`, e.t, gap);
+  const ms = performance.now() - t0;
+  const keys = [...new Set(events.map((e) => e.k))];
+  const texts = await redis.mget(...keys.map((k) => `naive-session|${k}`));
+  const stored = new Map();
+  keys.forEach((k, i) => {
+    addSessions(stored, k, texts[i] ? texts[i].split(';').map((s) => s.split(',').map(Number)) : []);
+  });
+  return { ms, calls: events.length, stored };
 }
 
 export async function run({
@@ -91,18 +269,77 @@ export async function run({
   keys = 1_000,
   batchSize = 10_000,
   naiveDynamo = 10_000,
+  naiveDynamoSessions = 10_000,
   scaling = true,
 } = {}) {
   const events = makeEvents(records, keys, 7);
   const expected = expectedCounts(events);
+  // The same keys in the same order, spread over the session bursts.
+  const sessionEvents = makeEvents(records, keys, 7, sessionTime);
+  const expectedSess = expectedSessions(sessionEvents, SESSION_GAP);
   const dyn = await startDynalite();
   const redisServer = await startRedis();
   const rows = [];
-  const summary = { records, keys, batchSize, targets: { fewerCalls: 100, lessTime: 20 }, stores: {} };
+  const summary = {
+    records,
+    keys,
+    batchSize,
+    targets: { fewerCalls: 100, lessTime: 20 },
+    session: {
+      gap: SESSION_GAP,
+      bursts: SESSION_BURSTS,
+      burstMs: SESSION_BURST,
+      pauseMs: SESSION_PAUSE,
+      sessions: expectedSess.size,
+      naiveDynamoEvents: Math.min(naiveDynamoSessions, records),
+    },
+    stores: {},
+  };
   let pass = true;
   let scaled;
+  const report = ({ store, window, expected: want, naive, naiveVariant, trib }) => {
+    const fewerCalls = naive.calls / trib.calls;
+    const lessTime = naive.ms / trib.ms;
+    // Every window emitted once (emit: final), with the oracle's count.
+    const correct = sameCounts(trib.counts, want) && trib.emissions === want.size;
+    summary.stores[window === 'tumbling 1m' ? store : `${store} session`] = {
+      naiveCalls: naive.calls,
+      tributaryCalls: trib.calls,
+      callsPerBatch: trib.calls / trib.batches,
+      naiveMs: Math.round(naive.ms),
+      tributaryMs: Math.round(trib.ms),
+      fewerCalls,
+      lessTime,
+      windows: want.size,
+      emissions: trib.emissions,
+      correct,
+    };
+    if (fewerCalls < 100 || lessTime < 20 || !correct) pass = false;
+    rows.push(
+      {
+        store,
+        window,
+        variant: naiveVariant,
+        calls: fmt(naive.calls),
+        'wall ms': fmt(naive.ms),
+        'calls/batch': '-',
+        ratio: '1x',
+      },
+      {
+        store,
+        window,
+        variant: 'tributary window (batched, exactly once)',
+        calls: fmt(trib.calls),
+        'wall ms': fmt(trib.ms),
+        'calls/batch': (trib.calls / trib.batches).toFixed(1),
+        ratio: `${fmt(fewerCalls)}x fewer calls, ${lessTime.toFixed(0)}x less time${correct ? '' : ' (WRONG COUNTS)'}`,
+      },
+    );
+  };
+  const scaledNote = (n) => (n < records ? ` (first ${fmt(n)} events, scaled)` : '');
+  const sessionWindow = `session gap ${SESSION_GAP / 1000}s`;
   try {
-    // ---- DynamoDB ----
+    // ---- DynamoDB, tumbling ----
     const client = dynamoDbClient({ endpoint: dyn.endpoint });
     await createStateTable(client, 'bench-state');
     const sample = events.slice(0, Math.min(naiveDynamo, records));
@@ -118,11 +355,40 @@ export async function run({
       );
     }
     const naiveDynMs = ((performance.now() - t0) / sample.length) * records;
-    client.destroy();
     const dynState = dynamoDbState({ table: 'bench-state', endpoint: dyn.endpoint });
     const dynTrib = await tributary(events, batchSize, dynState, 'bench-dynamodb');
+    report({
+      store: 'dynamodb',
+      window: 'tumbling 1m',
+      expected,
+      naive: { calls: records, ms: naiveDynMs },
+      naiveVariant: `naive: one awaited UpdateItem ADD per event${scaledNote(sample.length)}`,
+      trib: dynTrib,
+    });
 
-    // ---- Redis ----
+    // ---- DynamoDB, sessions ----
+    const sessionSample = sessionEvents.slice(0, Math.min(naiveDynamoSessions, records));
+    const naiveDynSess = await naiveSessionsDynamo(client, 'bench-state', sessionSample, SESSION_GAP);
+    client.destroy();
+    if (!sameCounts(naiveDynSess.stored, expectedSessions(sessionSample, SESSION_GAP)))
+      throw new Error('the naive DynamoDB session writer kept wrong sessions');
+    const dynSessState = dynamoDbState({ table: 'bench-state', endpoint: dyn.endpoint });
+    const dynSessTrib = await tributary(sessionEvents, batchSize, dynSessState, 'bench-dynamodb-sessions', {
+      session: { gap: SESSION_GAP },
+    });
+    report({
+      store: 'dynamodb',
+      window: sessionWindow,
+      expected: expectedSess,
+      naive: {
+        calls: (naiveDynSess.calls / sessionSample.length) * records,
+        ms: (naiveDynSess.ms / sessionSample.length) * records,
+      },
+      naiveVariant: `naive: awaited GetItem + conditional PutItem per event${scaledNote(sessionSample.length)}`,
+      trib: dynSessTrib,
+    });
+
+    // ---- Redis, tumbling ----
     const redis = new Redis(redisServer.url);
     t0 = performance.now();
     for (const e of events) await redis.incr(`naive|${e.t - (e.t % WINDOW)}|${e.k}`);
@@ -133,52 +399,35 @@ export async function run({
       const [k, start] = id.split('|');
       naiveCounts.set(id, Number(await redis.get(`naive|${start}|${k}`)));
     }
-    redis.disconnect();
+    if (!sameCounts(naiveCounts, expected)) throw new Error('the naive Redis writer counted wrong');
     const redisState_ = redisState({ url: redisServer.url });
     const redisTrib = await tributary(events, batchSize, redisState_, 'bench-redis');
+    report({
+      store: 'redis',
+      window: 'tumbling 1m',
+      expected,
+      naive: { calls: records, ms: naiveRedisMs },
+      naiveVariant: 'naive: one awaited INCR per event',
+      trib: redisTrib,
+    });
 
-    const report = (store, naive, trib, naiveNote) => {
-      const fewerCalls = naive.calls / trib.calls;
-      const lessTime = naive.ms / trib.ms;
-      const correct = sameCounts(trib.counts, expected);
-      summary.stores[store] = {
-        naiveCalls: naive.calls,
-        tributaryCalls: trib.calls,
-        callsPerBatch: trib.calls / trib.batches,
-        naiveMs: Math.round(naive.ms),
-        tributaryMs: Math.round(trib.ms),
-        fewerCalls,
-        lessTime,
-        correct,
-      };
-      if (fewerCalls < 100 || lessTime < 20 || !correct) pass = false;
-      rows.push(
-        {
-          store,
-          variant: `naive: one awaited call per event${naiveNote}`,
-          calls: fmt(naive.calls),
-          'wall ms': fmt(naive.ms),
-          'calls/batch': '-',
-          ratio: '1x',
-        },
-        {
-          store,
-          variant: 'tributary window (batched, exactly once)',
-          calls: fmt(trib.calls),
-          'wall ms': fmt(trib.ms),
-          'calls/batch': (trib.calls / trib.batches).toFixed(1),
-          ratio: `${fmt(fewerCalls)}x fewer calls, ${lessTime.toFixed(0)}x less time${correct ? '' : ' (WRONG COUNTS)'}`,
-        },
-      );
-    };
-    report(
-      'dynamodb',
-      { calls: records, ms: naiveDynMs },
-      dynTrib,
-      sample.length < records ? ` (first ${fmt(sample.length)} events, scaled)` : '',
-    );
-    if (!sameCounts(naiveCounts, expected)) throw new Error('the naive Redis writer counted wrong');
-    report('redis', { calls: records, ms: naiveRedisMs }, redisTrib, '');
+    // ---- Redis, sessions ----
+    const naiveRedisSess = await naiveSessionsRedis(redis, sessionEvents, SESSION_GAP);
+    redis.disconnect();
+    if (!sameCounts(naiveRedisSess.stored, expectedSess))
+      throw new Error('the naive Redis session writer kept wrong sessions');
+    const redisSessState = redisState({ url: redisServer.url });
+    const redisSessTrib = await tributary(sessionEvents, batchSize, redisSessState, 'bench-redis-sessions', {
+      session: { gap: SESSION_GAP },
+    });
+    report({
+      store: 'redis',
+      window: sessionWindow,
+      expected: expectedSess,
+      naive: naiveRedisSess,
+      naiveVariant: 'naive: one awaited EVALSHA (Lua: GET, merge, SET) per event',
+      trib: redisSessTrib,
+    });
 
     // ---- Shard scaling (reported, not judged) ----
     if (scaling) scaled = await shardScaling({ dyn, redisUrl: redisServer.url });
@@ -191,8 +440,15 @@ export async function run({
   const line = Object.entries(summary.stores)
     .map(([s, r]) => `${s}: ${fmt(r.fewerCalls)}x fewer calls, ${r.lessTime.toFixed(0)}x less time`)
     .join('; ');
+  const sessionKeys = new Set(sessionEvents.map((e) => e.k)).size;
+  const hotSessions = [...expectedSess.keys()].filter((id) => id.startsWith('hot|')).length;
+  const prefix = Math.min(naiveDynamoSessions, records);
+  const sessionsNote = [
+    `sessions: ${fmt(records)} events over ${SESSION_BURSTS} bursts of ${SESSION_BURST / 1000} s, ${SESSION_PAUSE / 1000} s apart: ${fmt(expectedSess.size)} sessions (oracle) of ${fmt(sessionKeys)} keys, ${hotSessions} of them the hot key's; both naive writers and both tributary runs match the oracle.`,
+    `A "scaled" naive row ran on the first ${fmt(prefix)} events (${fmt((sessionEvents[prefix - 1].t - sessionEvents[0].t) / 1000)} s of event time) and reports its calls and time per event x ${fmt(records)}; its session lists are shorter there than later, but stay far below 1 KB either way.`,
+  ].join('\n');
   return {
-    text: `${table(rows, ['store', 'variant', 'calls', 'wall ms', 'calls/batch', 'ratio'])}${scaled ? `\n\n${scaled.text}` : ''}\n\n${line} (targets >= 100x and >= 20x): ${pass ? 'PASS' : 'FAIL'}`,
+    text: `${table(rows, ['store', 'window', 'variant', 'calls', 'wall ms', 'calls/batch', 'ratio'])}\n\n${sessionsNote}${scaled ? `\n\n${scaled.text}` : ''}\n\n${line} (targets >= 100x and >= 20x): ${pass ? 'PASS' : 'FAIL'}`,
     summary,
   };
 }
