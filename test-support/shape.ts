@@ -161,3 +161,17 @@ export function oracleSessions(events: readonly ShapeEvent[], gap: number): Map<
   }
   return m;
 }
+
+/** Per (user, window start): sliding windows, one per distinct event time t of a user, over [t − size, t]. */
+export function oracleSliding(events: readonly ShapeEvent[], size: number): Map<string, { n: number; s: number }> {
+  const byUser = new Map<string, ShapeEvent[]>();
+  for (const e of events) byUser.set(e.user, [...(byUser.get(e.user) ?? []), e]);
+  const m = new Map<string, { n: number; s: number }>();
+  for (const [user, es] of byUser) {
+    for (const t of new Set(es.map((e) => e.ts))) {
+      const inside = es.filter((e) => e.ts >= t - size && e.ts <= t);
+      m.set(`${user}/${t - size}`, { n: inside.length, s: inside.reduce((a, e) => a + e.amount, 0) });
+    }
+  }
+  return m;
+}

@@ -1,7 +1,7 @@
 // A property over the real shape: generated streams through kinesalite and the Lambda event
 // source, with 1, 2, 4 or 8 shards, keyed or random partition keys, batch sizes from 1 to 500,
-// ParallelizationFactor 1 or 4 (a container per lane, recycled), tumbling, hopping and session
-// windows in DynamoDB or Redis; the event source is killed after a random invocation and
+// ParallelizationFactor 1 or 4 (a container per lane, recycled), tumbling, hopping, session and
+// sliding windows in DynamoDB or Redis; the event source is killed after a random invocation and
 // restarted from its checkpoints with new containers; then the whole stream is replayed from the
 // start. Every record must end in exactly one place (a window whose totals equal an oracle
 // recomputed from the input, or the late output), and the replay must change nothing.
@@ -18,6 +18,7 @@ import {
   generate,
   kinesisClient,
   oracleSessions,
+  oracleSliding,
   oracleWindows,
   type ShapeEvent,
   streamOf,
@@ -40,7 +41,7 @@ afterAll(async () => {
 });
 
 type Out = { key: string; windowStart: number; windowEnd: number; n: number; s: number };
-type Kind = 'tumbling' | 'hopping' | 'session';
+type Kind = 'tumbling' | 'hopping' | 'session' | 'sliding';
 const SIZE = 10_000;
 const EVERY = 5_000;
 const GAP = 3_000;
@@ -60,7 +61,9 @@ function build(name: string, kind: Kind, store: StateStore, s: Sinks) {
       ? { tumbling: SIZE }
       : kind === 'hopping'
         ? { hopping: { size: SIZE, every: EVERY } }
-        : { session: { gap: GAP } };
+        : kind === 'sliding'
+          ? { sliding: GAP }
+          : { session: { gap: GAP } };
   return pipeline(name)
     .source(fileSource<ShapeEvent>({ path: '-' }))
     .eventTime((e) => e.ts)
@@ -145,7 +148,9 @@ function expectExact(c: Case, events: ShapeEvent[], s: Sinks) {
   const oracle =
     c.kind === 'session'
       ? oracleSessions(fresh, GAP)
-      : oracleWindows(fresh, { size: SIZE, ...(c.kind === 'hopping' ? { every: EVERY } : {}) });
+      : c.kind === 'sliding'
+        ? oracleSliding(fresh, GAP)
+        : oracleWindows(fresh, { size: SIZE, ...(c.kind === 'hopping' ? { every: EVERY } : {}) });
   const got = new Map<string, { n: number; s: number }>();
   const old = new Map<string, number>();
   for (const o of s.out.values) {
@@ -182,7 +187,7 @@ describe('windows on the real shape, as a property', () => {
           batchSize: fc.constantFrom(1, 13, 100, 500),
           parallelization: fc.constantFrom(1, 1, 4),
           state: fc.constantFrom('dynamodb' as const, 'redis' as const),
-          kind: fc.constantFrom('tumbling' as const, 'hopping' as const, 'session' as const),
+          kind: fc.constantFrom('tumbling' as const, 'hopping' as const, 'session' as const, 'sliding' as const),
           killAfter: fc.integer({ min: 0, max: 12 }),
           seed: fc.integer({ min: 1, max: 1_000_000 }),
         }),

@@ -47,7 +47,7 @@ function encode(keys: Map<string, Entry>): string {
       keyValue,
       state.open.map((w) => [w.start, w.end, w.acc, w.positions]),
       state.claimed.map((w) => [w.start, w.end, w.acc, w.positions, w.by, w.at]),
-      state.emitted.map((w) => [w.start, w.end, [], w.positions]),
+      state.emitted.map((w) => [w.start, w.end, w.acc, w.positions]),
     ]);
   }
   return JSON.stringify({ k: out });
@@ -196,39 +196,39 @@ export class ItemSessionStore implements SharedSessionStore {
     due: (w: StoredWindow) => boolean,
     claimants: readonly string[],
     now: number,
-  ): Promise<StoredWindow[]> {
+  ): Promise<{ window: StoredWindow; state: SessionState }[]> {
     const claimant = claimants[0] as string;
     const ids = Array.from({ length: this.partitions }, (_, p) => this.itemId(p));
-    const claimed = new Map<string, StoredWindow[]>();
+    const claimed = new Map<string, { window: StoredWindow; state: SessionState }[]>();
     await this.changeItems(ids, true, (id, current) => {
-      const mine: StoredWindow[] = [];
+      const mine: { window: StoredWindow; state: SessionState }[] = [];
       const out = new Map(current);
       let changed = false;
       for (const [key, entry] of current) {
         const { open, claimed: held, emitted } = entry.state;
         const taking = open.filter(due);
-        // Claims of this claimant (a replayed batch emits again) or abandoned ones are taken over.
+        // Claims of these claimants (a replayed batch emits again) or abandoned ones are taken over.
         const retake = held.filter((c) => claimants.includes(c.by) || c.at < now - this.claimTimeout);
         if (taking.length === 0 && retake.length === 0) continue;
         changed = true;
         const fresh: Claimed[] = [...taking, ...retake].map((w) => ({ ...w, by: claimant, at: now }));
-        out.set(key, {
-          keyValue: entry.keyValue,
-          state: {
-            open: open.filter((w) => !taking.includes(w)),
-            claimed: [...held.filter((c) => !retake.includes(c)), ...fresh],
-            emitted,
-          },
-        });
-        for (const w of fresh)
-          mine.push({
+        const state: SessionState = {
+          open: open.filter((w) => !taking.includes(w)),
+          claimed: [...held.filter((c) => !retake.includes(c)), ...fresh],
+          emitted,
+        };
+        out.set(key, { keyValue: entry.keyValue, state });
+        for (const w of fresh) {
+          const window = {
             key: w.key,
             keyValue: w.keyValue,
             start: w.start,
             end: w.end,
             acc: w.acc,
             positions: w.positions,
-          });
+          };
+          mine.push({ window, state });
+        }
       }
       claimed.set(id, mine);
       return changed ? out : undefined;
@@ -236,7 +236,11 @@ export class ItemSessionStore implements SharedSessionStore {
     return [...claimed.values()].flat();
   }
 
-  async emitted(sessions: readonly WindowRef[], expired: (w: StoredWindow) => boolean): Promise<void> {
+  async emitted(
+    sessions: readonly WindowRef[],
+    expired: (w: StoredWindow) => boolean,
+    keep?: (w: StoredWindow) => boolean,
+  ): Promise<void> {
     const byItem = new Map<string, WindowRef[]>();
     for (const s of sessions) {
       const id = this.itemId(hash(s.key) % this.partitions);
@@ -244,6 +248,9 @@ export class ItemSessionStore implements SharedSessionStore {
       if (list) list.push(s);
       else byItem.set(id, [s]);
     }
+    // A tombstone keeps its accumulators while `keep` says so (sliding points), else only bounds and positions.
+    const tombstone = (w: StoredWindow): StoredWindow =>
+      keep?.(w) && w.acc.length > 0 ? w : { ...w, keyValue: null, acc: [] };
     await this.changeItems([...byItem.keys()], false, (id, current) => {
       const out = new Map(current);
       for (const ref of byItem.get(id) ?? []) {
@@ -252,15 +259,17 @@ export class ItemSessionStore implements SharedSessionStore {
         const done = entry.state.claimed.filter((c) => same(c, ref));
         if (done.length === 0) continue;
         const emitted = [
-          ...entry.state.emitted.filter((t) => !expired(t)),
-          ...done.map((c) => ({
-            key: c.key,
-            keyValue: null,
-            start: c.start,
-            end: c.end,
-            acc: [],
-            positions: c.positions,
-          })),
+          ...entry.state.emitted.filter((t) => !expired(t)).map(tombstone),
+          ...done.map((c) =>
+            tombstone({
+              key: c.key,
+              keyValue: c.keyValue,
+              start: c.start,
+              end: c.end,
+              acc: c.acc,
+              positions: c.positions,
+            }),
+          ),
         ];
         out.set(ref.key, {
           keyValue: entry.keyValue,

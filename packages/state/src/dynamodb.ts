@@ -556,7 +556,7 @@ export const dynamoDbStore: StoreDefinition<DynamoDbStateSpec> = register({
   category: 'store',
   schema: dynamoDbStateSchema,
   description:
-    'Window state in a DynamoDB table (tumbling, hopping and session windows), shared by every process and Lambda invocation of the pipeline: one conditional write per window item touched by a batch, exactly once per (shard, sequence number); windows fed by several shards are emitted once, by the consumer that claims them. Create the table with `tributary state init` or `createTable: true`.',
+    'Window state in a DynamoDB table (every window kind), shared by every process and Lambda invocation of the pipeline: one conditional write per window item touched by a batch, exactly once per (shard, sequence number); windows fed by several shards are emitted once, by the consumer that claims them. Create the table with `tributary state init` or `createTable: true`.',
   summary: (spec) => `dynamodb table ${spec.table}`,
   create: (spec) => dynamoDbState(spec),
 });

@@ -532,7 +532,7 @@ export const redisStore: StoreDefinition<RedisStateSpec> = register({
   category: 'store',
   schema: redisStateSchema,
   description:
-    'Window state in Redis or ElastiCache (tumbling, hopping and session windows), shared by every process and Lambda invocation of the pipeline: each batch is one pipelined round trip of Lua compare-and-set scripts (EVALSHA), exactly once per (shard, sequence number); windows fed by several shards are emitted once, by the consumer that claims them. Use persistence (AOF) so acknowledged state survives a restart.',
+    'Window state in Redis or ElastiCache (every window kind), shared by every process and Lambda invocation of the pipeline: each batch is one pipelined round trip of Lua compare-and-set scripts (EVALSHA), exactly once per (shard, sequence number); windows fed by several shards are emitted once, by the consumer that claims them. Use persistence (AOF) so acknowledged state survives a restart.',
   summary: (spec) => (spec.url ? `redis ${spec.url.replace(/\/\/[^@/]*@/, '//')}` : `redis cluster`),
   create: (spec) => redisState(spec),
 });

@@ -32,15 +32,25 @@ afterAll(async () => {
   await servers?.close();
 });
 
-const pipelineYaml = (name: string, gap: number, emit: string, state: string) =>
-  `version: 1\nname: ${name}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n${windowYaml({ kind: 'session', gap }, emit, `\n      ${state}`)}\n`;
+type Keyed = { kind: 'session'; gap: number } | { kind: 'sliding'; size: number };
+const keyedKind = (kind: 'session' | 'sliding', n: number): Keyed =>
+  kind === 'session' ? { kind, gap: n } : { kind, size: n };
 
-for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
-  describe(`${backend}: session windows in the shared store`, () => {
-    it('emit: final — every session exactly once, with the reference values, over shards and processes', async () => {
+const pipelineYaml = (name: string, w: Keyed, emit: string, state: string) =>
+  `version: 1\nname: ${name}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n${windowYaml(w, emit, `\n      ${state}`)}\n`;
+
+for (const [backend, kind] of [
+  ['dynamodb', 'session'],
+  ['redis', 'session'],
+  ['dynamodb', 'sliding'],
+  ['redis', 'sliding'],
+] as [BackendName, 'session' | 'sliding'][]) {
+  const sizes = kind === 'session' ? [15, 40, 90] : [30, 80];
+  describe(`${backend}: ${kind} windows in the shared store`, () => {
+    it(`emit: final — every ${kind} window exactly once, with the reference values, over shards and processes`, async () => {
       await fc.assert(
         fc.asyncProperty(
-          fc.constantFrom(15, 40, 90),
+          fc.constantFrom(...sizes),
           fc.integer({ min: 1, max: 4 }),
           fc.boolean(),
           fc.tuple(shardArb('s0'), shardArb('s1'), shardArb('s2'), shardArb('s3')),
@@ -48,7 +58,12 @@ for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
           fc.array(fc.nat({ max: 3 }), { minLength: 100, maxLength: 100 }),
           async (gap, nShards, perShard, shards, plans, interleave) => {
             const name = freshName();
-            const yaml = pipelineYaml(name, gap, 'final', stateYaml(servers, backend, ', partitions: 3'));
+            const yaml = pipelineYaml(
+              name,
+              keyedKind(kind, gap),
+              'final',
+              stateYaml(servers, backend, ', partitions: 3'),
+            );
             const procs = Array.from({ length: perShard ? nShards : 1 }, () => processOf(yamlPipeline(yaml)));
             try {
               for (const p of procs) for (let s = 0; s < nShards; s++) p.compiled.registerShard(`s${s}`);
@@ -65,7 +80,7 @@ for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
                 await p.flush({ shards: perShard ? [`s${i}`] : Array.from({ length: nShards }, (_, s) => `s${s}`) });
               }
               const out = procs.flatMap((p) => p.out).sort(byWindow);
-              expect(out).toEqual(reference(shards.slice(0, nShards).flat(), { kind: 'session', gap }));
+              expect(out).toEqual(reference(shards.slice(0, nShards).flat(), keyedKind(kind, gap)));
               expect(procs.flatMap((p) => p.dead.values)).toEqual([]);
               // A new process replaying every shard from the start changes nothing.
               const replay = processOf(yamlPipeline(yaml));
@@ -84,14 +99,14 @@ for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
       );
     });
 
-    it('emit: updates — the last emission of every session equals the reference', async () => {
+    it(`emit: updates — the last emission of every ${kind} window equals the reference`, async () => {
       await fc.assert(
         fc.asyncProperty(
-          fc.constantFrom(15, 40),
+          fc.constantFrom(...sizes.slice(0, 2)),
           fc.tuple(shardArb('s0'), shardArb('s1')),
           fc.tuple(planArb, planArb),
           async (gap, shards, plans) => {
-            const yaml = pipelineYaml(freshName(), gap, 'updates', stateYaml(servers, backend));
+            const yaml = pipelineYaml(freshName(), keyedKind(kind, gap), 'updates', stateYaml(servers, backend));
             const proc = processOf(yamlPipeline(yaml));
             try {
               proc.compiled.registerShard('s0');
@@ -102,7 +117,7 @@ for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
                 for (const s of streams) if (s[i]) await proc.process(toBatch(s[i] as Rec[]));
               await proc.flush();
               // Sessions merge: the last emission of each final session (by its start) is what counts.
-              const ref = reference(shards.flat(), { kind: 'session', gap });
+              const ref = reference(shards.flat(), keyedKind(kind, gap));
               const last = new Map<string, Record<string, unknown>>();
               for (const o of proc.out) last.set(`${o.key}/${o.windowStart}/${o.windowEnd}`, o);
               for (const r of ref) expect(last.get(`${r.key}/${r.windowStart}/${r.windowEnd}`)).toEqual(r);

@@ -39,6 +39,7 @@ import { MergingWindows } from '../windows/MergingWindows.js';
 import { RESERVED_FIELDS, windowRecordFactory } from '../windows/output.js';
 import { SharedRangeWindows } from '../windows/SharedRangeWindows.js';
 import { SharedSessionWindows } from '../windows/SharedSessionWindows.js';
+import { SharedSlidingWindows } from '../windows/SharedSlidingWindows.js';
 import type { WindowKind, WindowOperator, WindowSettings } from '../windows/WindowOperator.js';
 
 export const X_AGGREGATE = 'x-aggregate';
@@ -116,7 +117,7 @@ export const windowSchema = Type.Object(
     state: Type.Optional(
       Type.Union([Type.Literal('memory'), ComponentRef<StoreSpec>('store')], {
         description:
-          'where window state lives: memory (default), or a shared store such as { dynamodb: { table } } or { redis: { url } } (tumbling, hopping and session windows; sliding windows keep state in memory), or { memory: { volatile: true } } to run memory state in Lambda',
+          'where window state lives: memory (default), or a shared store such as { dynamodb: { table } } or { redis: { url } } (every window kind), or { memory: { volatile: true } } to run memory state in Lambda',
       }),
     ),
   },
@@ -239,18 +240,16 @@ function windowOperator(spec: WindowSpec, node: NodeInfo, ctx: CompileContext): 
     aggregators,
     lateness,
   };
-  if (kind === 'sliding' || (kind === 'session' && stateStore.forSessions === undefined)) {
+  if ((kind === 'session' || kind === 'sliding') && stateStore.forSessions === undefined) {
     throw new ConfigError(
-      `${kind} windows keep their state in process memory; a shared state store (${stateStore.summary}) holds tumbling, hopping${stateStore.forSessions ? ' and session' : ''} windows`,
+      `${kind} windows keep their state in process memory; a shared state store (${stateStore.summary}) holds tumbling and hopping windows`,
     );
   }
-  if (kind === 'session') {
-    return new SharedSessionWindows(
-      settings,
-      node,
-      ctx,
-      (stateStore.forSessions as NonNullable<typeof stateStore.forSessions>)(scope),
-    );
+  if (kind === 'session' || kind === 'sliding') {
+    const keyed = (stateStore.forSessions as NonNullable<typeof stateStore.forSessions>)(scope);
+    return kind === 'session'
+      ? new SharedSessionWindows(settings, node, ctx, keyed)
+      : new SharedSlidingWindows(settings, node, ctx, keyed);
   }
   return new SharedRangeWindows(settings, node, ctx, stateStore.forWindows(scope));
 }

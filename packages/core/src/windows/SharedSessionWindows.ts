@@ -172,7 +172,7 @@ export class SharedSessionWindows extends SharedStoreWindows {
   ): Promise<void> {
     const store = this.sessions;
     const claimants = [claimant, ...mine];
-    const due = await store.claimDue((w) => w.end + this.lateness <= this.dueWm, claimants, now);
+    const due = (await store.claimDue((w) => w.end + this.lateness <= this.dueWm, claimants, now)).map((c) => c.window);
     if (due.length === 0) return;
     for (const w of due) this.emit(batch, next, w, w.start, w.end, w.acc);
     // Tombstones go once no redelivery could reach them: `retention` of event time past their end.

@@ -122,9 +122,21 @@ export interface SharedSessionStore {
    * Claims every open session for which `due` holds, for `claimants[0]`, and takes over the
    * claims held by any of `claimants` or older than the claim timeout; returns them all.
    */
-  claimDue(due: (w: StoredWindow) => boolean, claimants: readonly string[], now: number): Promise<StoredWindow[]>;
-  /** Turns claimed sessions into tombstones (their output is durable); drops tombstones `expired` says are old. */
-  emitted(sessions: readonly WindowRef[], expired: (w: StoredWindow) => boolean): Promise<void>;
+  claimDue(
+    due: (w: StoredWindow) => boolean,
+    claimants: readonly string[],
+    now: number,
+  ): Promise<{ window: StoredWindow; state: SessionState }[]>;
+  /**
+   * Turns claimed windows into tombstones (their output is durable); drops tombstones `expired`
+   * says are old. Tombstones keep their accumulators while `keep` holds (sliding windows read
+   * fired points until every window over them has fired), else only bounds and positions.
+   */
+  emitted(
+    windows: readonly WindowRef[],
+    expired: (w: StoredWindow) => boolean,
+    keep?: (w: StoredWindow) => boolean,
+  ): Promise<void>;
   /** Shard progress, as SharedWindowStore.progress. */
   progress(updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]>;
 }
@@ -147,7 +159,7 @@ export interface StateStore {
   /** Describes the store for `describe()`, e.g. `dynamodb table tributary-state`. */
   readonly summary: string;
   forWindows(scope: WindowScope): SharedWindowStore;
-  /** Session windows (see SharedSessionStore); a store without it holds only tumbling and hopping windows. */
+  /** Session and sliding windows (see SharedSessionStore); a store without it holds only tumbling and hopping windows. */
   forSessions?(scope: WindowScope): SharedSessionStore;
   /** Closes connections the store opened itself (injected clients stay open). */
   close(): Promise<void>;

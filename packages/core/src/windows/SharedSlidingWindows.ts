@@ -1,0 +1,194 @@
+/**
+ * Sliding windows in a shared store (DynamoDB, Redis). A sliding window is one per record time t
+ * of a key, looking back: `[t − size, t]`. The key's state (one item of the keyed store, as for
+ * sessions) holds a *point* per record time: the accumulators of the key's records at exactly t
+ * and, per grain, the highest position applied. A point's window is due when the watermark passes
+ * t + 1 + allowed lateness; it is claimed inside the key's item, emitted with the accumulators of
+ * every point in `[t − size, t]`, and kept — accumulators included — until every window over it
+ * has fired (t + size + 1 + lateness), then as a tombstone (positions) for `retention`.
+ *
+ * A record for a time at or before a fired point of its key is late (the window over it was
+ * emitted without it); a redelivered record is a duplicate of its point.
+ */
+import type { BatchContext, CompileContext, NodeInfo, Push } from '../compile/types.js';
+import { keyText, type RecordEnvelope } from '../envelope.js';
+import { type Aggregator, comparePositions } from './aggregates.js';
+import { SharedStoreWindows } from './SharedStoreWindows.js';
+import type { SessionState, SharedSessionStore } from './shared.js';
+import { classify, type StoredWindow } from './store.js';
+import { type Delta, FAILED, grainOf, positionOf, type WindowSettings } from './WindowOperator.js';
+
+export class SharedSlidingWindows extends SharedStoreWindows {
+  private readonly points: SharedSessionStore;
+
+  constructor(settings: WindowSettings, node: NodeInfo, ctx: CompileContext, points: SharedSessionStore) {
+    ctx.gauge('storedWindows', () => 0);
+    super(settings, node, ctx, points.retention);
+    this.points = points;
+  }
+
+  link(): (next: Push) => Push {
+    const points = this.points;
+    return (next) =>
+      this.ctx.barrier(
+        { name: this.name, kind: 'window', path: '' },
+        (records, batch, push) => this.runShared(points, records, batch, push),
+        next,
+        (batch, push, final) => this.advanceShared(points, batch, push, final),
+      );
+  }
+
+  private async runShared(
+    store: SharedSessionStore,
+    records: RecordEnvelope[],
+    batch: BatchContext,
+    next: Push,
+  ): Promise<void> {
+    if (!this.synced) {
+      await this.refreshWatermark(store, [], this.ctx.scheduler.now(), false, false);
+      this.synced = true;
+    }
+    const first = this.preAggregate(records, batch, undefined);
+    for (const env of first.late) this.sendLate(env, batch);
+    const byKey = new Map<string, Delta[]>();
+    for (const d of first.list) {
+      const list = byKey.get(d.key);
+      if (list) list.push(d);
+      else byKey.set(d.key, [d]);
+    }
+    const results = new Map<string, { late: RecordEnvelope[]; changed: StoredWindow[] }>();
+    if (byKey.size > 0) {
+      await store.update([...byKey.keys()], (key, current) => {
+        const late: RecordEnvelope[] = [];
+        const changed: StoredWindow[] = [];
+        let state = current;
+        for (const d of byKey.get(key) ?? []) state = this.mergePoint(state, d, records, batch, late, changed);
+        results.set(key, { late, changed: this.updates ? this.affected(state, changed) : [] });
+        return state;
+      });
+    }
+    for (const r of results.values())
+      for (const env of r.late) if (!this.isRedelivery(env, batch)) this.sendLate(env, batch);
+    this.markSeen(records, batch);
+    if (this.updates)
+      for (const r of results.values()) for (const w of r.changed) this.emit(batch, next, w, w.start, w.end, w.acc);
+  }
+
+  /** Adds one delta (the records of a key at one time, of one grain) to its point. */
+  private mergePoint(
+    state: SessionState,
+    d: Delta,
+    records: RecordEnvelope[],
+    batch: BatchContext,
+    late: RecordEnvelope[],
+    changed: StoredWindow[],
+  ): SessionState {
+    const grain = d.shardId;
+    const t = d.start;
+    const at = (w: StoredWindow) => w.start === t;
+    const open = state.open.find(at);
+    const done = state.claimed.find(at) ?? state.emitted.find(at);
+    const applied = (open ?? done)?.positions[grain];
+    const verdict = classify(applied, d);
+    if (verdict === 'duplicate') return state;
+    if (verdict === 'overlap') {
+      const floor = applied as string;
+      const newer = records.filter(
+        (env) => env.eventTime === t && grainOf(env, batch) === grain && comparePositions(positionOf(env), floor) > 0,
+      );
+      const quiet = { ...batch, deadLetter: () => {} } as BatchContext;
+      const again = this.preAggregate(newer, quiet, undefined, d.key).list.filter(
+        (x) => x.shardId === grain && x.start === t,
+      );
+      return again.length > 0 ? this.mergePoint(state, again[0] as Delta, records, batch, late, changed) : state;
+    }
+    // A window at or after t has fired: the window over this record was emitted without it.
+    const fired = [...state.claimed, ...state.emitted].some((w) => w.start >= t);
+    if (fired || done !== undefined) {
+      late.push(...(d.records ?? this.recordsOf(records, d, batch)));
+      return state;
+    }
+    const point: StoredWindow = open
+      ? {
+          ...open,
+          acc: open.acc.map((a, i) => (this.aggregators[i] as Aggregator).merge(a, d.acc[i])),
+          positions: { ...open.positions, [grain]: d.maxPosition },
+        }
+      : {
+          key: d.key,
+          keyValue: d.keyValue,
+          start: t,
+          end: t + 1,
+          acc: [...d.acc],
+          positions: { [grain]: d.maxPosition },
+        };
+    changed.push(point);
+    return { open: [...state.open.filter((w) => !at(w)), point], claimed: state.claimed, emitted: state.emitted };
+  }
+
+  private keyTextOf(env: RecordEnvelope, batch: BatchContext): string | undefined {
+    const key = this.readKey(env, batch);
+    return key === FAILED ? undefined : keyText(key);
+  }
+
+  /** The records a delta holds (deltas of non-session kinds do not keep them). */
+  private recordsOf(records: RecordEnvelope[], d: Delta, batch: BatchContext): RecordEnvelope[] {
+    const quiet = { ...batch, deadLetter: () => {} } as BatchContext;
+    return records.filter(
+      (env) =>
+        env.eventTime === d.start &&
+        grainOf(env, batch) === d.shardId &&
+        this.keyTextOf(env, quiet) === d.key &&
+        comparePositions(positionOf(env), d.minPosition) >= 0 &&
+        comparePositions(positionOf(env), d.maxPosition) <= 0,
+    );
+  }
+
+  /** emit: updates — the open windows whose look-back covers a changed point, with their values now. */
+  private affected(state: SessionState, changed: StoredWindow[]): StoredWindow[] {
+    const out = new Map<number, StoredWindow>();
+    for (const c of changed) {
+      for (const p of state.open) {
+        if (p.start < c.start || p.start > c.start + this.size || out.has(p.start)) continue;
+        out.set(p.start, { ...p, start: p.start - this.size, end: p.start + 1, acc: this.lookBack(state, p.start) });
+      }
+    }
+    return [...out.values()];
+  }
+
+  /** The accumulators of the window of point t: every point of the key in [t − size, t]. */
+  private lookBack(state: SessionState, t: number): unknown[] {
+    let acc = this.aggregators.map((a) => a.init());
+    for (const w of [...state.open, ...state.claimed, ...state.emitted]) {
+      if (w.start < t - this.size || w.start > t || w.acc.length === 0) continue;
+      acc = acc.map((a, i) => (this.aggregators[i] as Aggregator).merge(a, w.acc[i]));
+    }
+    return acc;
+  }
+
+  protected async emitDue(
+    batch: BatchContext,
+    next: Push,
+    claimant: string,
+    mine: readonly string[],
+    now: number,
+  ): Promise<void> {
+    const store = this.points;
+    const due = await store.claimDue((w) => w.end + this.lateness <= this.dueWm, [claimant, ...mine], now);
+    if (due.length === 0) return;
+    for (const { window: p, state } of due) {
+      const w = { ...p, start: p.start - this.size, end: p.start + 1 };
+      this.emit(batch, next, w, w.start, w.end, this.lookBack(state, p.start));
+    }
+    const wm = this.finiteWm;
+    const reach = this.size + 1 + this.lateness;
+    batch.afterAck(() =>
+      store.emitted(
+        due.map((c) => c.window),
+        (t) => t.start + reach + this.retention <= wm,
+        // A fired point is read by every window up to size after it.
+        (t) => t.start + reach > wm,
+      ),
+    );
+  }
+}
