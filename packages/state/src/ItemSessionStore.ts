@@ -132,6 +132,8 @@ export class ItemSessionStore implements SharedSessionStore {
     ids: readonly string[],
     fresh: boolean,
     change: (id: string, keys: Map<string, Entry>) => Map<string, Entry> | undefined,
+    /** Called instead of failing when an item would outgrow the limit: the item is left as it is. */
+    tooBig?: (id: string, reason: string) => void,
   ): Promise<void> {
     let pending = [...ids];
     for (let round = 0; pending.length > 0; round++) {
@@ -150,9 +152,10 @@ export class ItemSessionStore implements SharedSessionStore {
         const body = encode(keys);
         const bytes = Buffer.byteLength(body);
         if (bytes > this.backend.maxItemBytes) {
-          throw new StateStoreError(
-            `session state of ${keys.size} key(s) would take ${bytes} bytes in one item, over the ${this.backend.maxItemBytes}-byte limit of ${this.backend.summary}; raise \`partitions\` or bound the aggregate (e.g. collect's limit)`,
-          );
+          const reason = `window state of ${keys.size} key(s) would take ${bytes} bytes in one item, over the ${this.backend.maxItemBytes}-byte limit of ${this.backend.summary}; raise \`partitions\` or bound the aggregate (e.g. collect's limit)`;
+          if (!tooBig) throw new StateStoreError(`state store: ${reason}`);
+          tooBig(id, reason);
+          continue;
         }
         writes.push({ id, body, expected: item.version, expiresAt: Date.now() + this.ttlMs });
         next.push(keys);
@@ -171,7 +174,11 @@ export class ItemSessionStore implements SharedSessionStore {
     }
   }
 
-  async update(keys: readonly string[], fn: (key: string, current: SessionState) => SessionState): Promise<void> {
+  async update(
+    keys: readonly string[],
+    fn: (key: string, current: SessionState) => SessionState,
+  ): Promise<Map<string, string>> {
+    const rejected = new Map<string, string>();
     const byItem = new Map<string, string[]>();
     for (const key of keys) {
       const id = this.itemId(hash(key) % this.partitions);
@@ -179,17 +186,25 @@ export class ItemSessionStore implements SharedSessionStore {
       if (list) list.push(key);
       else byItem.set(id, [key]);
     }
-    await this.changeItems([...byItem.keys()], false, (id, current) => {
-      const out = new Map(current);
-      for (const key of byItem.get(id) ?? []) {
-        const entry = current.get(key);
-        const state = fn(key, entry?.state ?? EMPTY);
-        const keyValue = entry?.keyValue ?? state.open[0]?.keyValue ?? state.claimed[0]?.keyValue ?? null;
-        if (state.open.length === 0 && state.claimed.length === 0 && state.emitted.length === 0) out.delete(key);
-        else out.set(key, { keyValue, state });
-      }
-      return out;
-    });
+    await this.changeItems(
+      [...byItem.keys()],
+      false,
+      (id, current) => {
+        const out = new Map(current);
+        for (const key of byItem.get(id) ?? []) {
+          const entry = current.get(key);
+          const state = fn(key, entry?.state ?? EMPTY);
+          const keyValue = entry?.keyValue ?? state.open[0]?.keyValue ?? state.claimed[0]?.keyValue ?? null;
+          if (state.open.length === 0 && state.claimed.length === 0 && state.emitted.length === 0) out.delete(key);
+          else out.set(key, { keyValue, state });
+        }
+        return out;
+      },
+      (id, reason) => {
+        for (const key of byItem.get(id) ?? []) rejected.set(key, reason);
+      },
+    );
+    return rejected;
   }
 
   async claimDue(

@@ -131,3 +131,45 @@ for (const [backend, kind] of [
     });
   });
 }
+
+describe('dynamodb: a key whose sessions outgrow their item', () => {
+  it('has its records dead-lettered with reason state; the batch and every other item go on', async () => {
+    const yaml = `version: 1\nname: ${freshName()}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n  - window:\n      key: event.k\n      session: { gap: 1000 }\n      aggregate: { n: count(), all: 'collect(event.pad, 10000)' }\n      ${stateYaml(servers, 'dynamodb', ', partitions: 64')}\n`;
+    const proc = processOf(yamlPipeline(yaml));
+    proc.compiled.registerShard('s0');
+    const pad = 'x'.repeat(20_000);
+    let seq = 0;
+    const batchOf = (rs: { k: string; t: number }[]) => ({
+      shardId: 's0',
+      records: rs.map((r) => ({
+        value: { ...r, pad: r.k === 'big' ? pad : 'y' },
+        partitionKey: r.k,
+        sequenceNumber: String(++seq),
+        arrivalTime: 0,
+      })),
+    });
+    const all: { k: string; t: number }[] = [];
+    // 30 batches: the key `big` gains 20 KB per record (its item fills up), `small` stays small.
+    for (let b = 0; b < 30; b++) {
+      const rs = [
+        { k: 'big', t: 1000 + b * 10 },
+        { k: 'small', t: 1000 + b * 10 },
+      ];
+      all.push(...rs);
+      await proc.process(batchOf(rs)); // never throws: the store's refusal is routed, not raised
+    }
+    await proc.flush();
+    await proc.close();
+    const dead = proc.dead.values;
+    expect(dead.length).toBeGreaterThan(0);
+    for (const d of dead) {
+      expect(d.reason).toBe('state');
+      expect(d.error).toMatch(/over the 390000-byte limit/);
+    }
+    const counted = proc.out.reduce((n, o) => n + (o.n as number), 0);
+    expect(counted + dead.length).toBe(all.length); // every record in exactly one place
+    const small = proc.out.filter((o) => o.key === 'small');
+    const smallDead = dead.filter((d) => d.partitionKey === 'small').length;
+    expect(small.reduce((n, o) => n + (o.n as number), 0) + smallDead).toBe(30);
+  });
+});

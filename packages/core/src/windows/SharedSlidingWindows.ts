@@ -58,7 +58,7 @@ export class SharedSlidingWindows extends SharedStoreWindows {
     }
     const results = new Map<string, { late: RecordEnvelope[]; changed: StoredWindow[] }>();
     if (byKey.size > 0) {
-      await store.update([...byKey.keys()], (key, current) => {
+      const rejected = await store.update([...byKey.keys()], (key, current) => {
         const late: RecordEnvelope[] = [];
         const changed: StoredWindow[] = [];
         let state = current;
@@ -66,6 +66,8 @@ export class SharedSlidingWindows extends SharedStoreWindows {
         results.set(key, { late, changed: this.updates ? this.affected(state, changed) : [] });
         return state;
       });
+      for (const key of rejected.keys()) results.delete(key);
+      this.deadLetterKeys(records, batch, rejected);
     }
     for (const r of results.values())
       for (const env of r.late) if (!this.isRedelivery(env, batch)) this.sendLate(env, batch);

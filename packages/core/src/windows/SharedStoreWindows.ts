@@ -5,8 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { BatchContext, CompileContext, NodeInfo, Push } from '../compile/types.js';
+import { keyText, type RecordEnvelope } from '../envelope.js';
 import type { SharedWindowStore, StoredShardProgress } from './shared.js';
-import { WindowOperator, type WindowSettings } from './WindowOperator.js';
+import { FAILED, WindowOperator, type WindowSettings } from './WindowOperator.js';
 import { lowestWatermark } from './watermarks.js';
 
 export abstract class SharedStoreWindows extends WindowOperator {
@@ -193,5 +194,21 @@ export abstract class SharedStoreWindows extends WindowOperator {
     // their batches claimed and left.
     const mine = final ? [...marks.ended.keys()].map((id) => `shard:${id}`) : [];
     return this.emitDue(batch, next, claimant, mine, now);
+  }
+
+  /** Records of keys whose state the store could not take go to the dead-letter output with its reason. */
+  protected deadLetterKeys(
+    records: RecordEnvelope[],
+    batch: BatchContext,
+    rejected: ReadonlyMap<string, string>,
+  ): void {
+    if (rejected.size === 0) return;
+    const quiet = { ...batch, deadLetter: () => {} } as BatchContext;
+    for (const env of records) {
+      const key = this.readKey(env, quiet);
+      if (key === FAILED) continue;
+      const reason = rejected.get(keyText(key));
+      if (reason !== undefined && !this.isRedelivery(env, batch)) batch.deadLetter(env, this.name, 'state', reason);
+    }
   }
 }

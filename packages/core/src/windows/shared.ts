@@ -115,9 +115,14 @@ export interface SharedSessionStore {
   readonly retention: number;
   /**
    * Replaces each key's state by `fn(key, current)` atomically per key. `fn` must be pure: after
-   * a conflict with another writer it is called again with the newer state.
+   * a conflict with another writer it is called again with the newer state. Resolves with the
+   * keys whose change the store could not take (their item would outgrow its limit), each with
+   * the reason; those keys are left as they were.
    */
-  update(keys: readonly string[], fn: (key: string, current: SessionState) => SessionState): Promise<void>;
+  update(
+    keys: readonly string[],
+    fn: (key: string, current: SessionState) => SessionState,
+  ): Promise<ReadonlyMap<string, string>>;
   /**
    * Claims every open session for which `due` holds, for `claimants[0]`, and takes over the
    * claims held by any of `claimants` or older than the claim timeout; returns them all.
