@@ -1,5 +1,5 @@
 // A property over the real shape: generated streams through kinesalite and the Lambda event
-// source, with 1, 2, 4 or 8 shards, keyed or random partition keys, batch sizes from 1 to 500,
+// source, with 1, 2, 4 or 8 shards, keyed or random partition keys, batch sizes from 1 to 10,000,
 // ParallelizationFactor 1 or 4 (a container per lane, recycled), tumbling, hopping, session and
 // sliding windows in DynamoDB or Redis; the event source is killed after a random invocation and
 // restarted from its checkpoints with new containers; then the whole stream is replayed from the
@@ -184,7 +184,7 @@ describe('windows on the real shape, as a property', () => {
         fc.record({
           shards: fc.constantFrom(1, 2, 4, 8),
           partitionKey: fc.constantFrom('keyed' as const, 'random' as const),
-          batchSize: fc.constantFrom(1, 13, 100, 500),
+          batchSize: fc.constantFrom(1, 13, 100, 500, 10_000),
           parallelization: fc.constantFrom(1, 1, 4),
           state: fc.constantFrom('dynamodb' as const, 'redis' as const),
           kind: fc.constantFrom('tumbling' as const, 'hopping' as const, 'session' as const, 'sliding' as const),
