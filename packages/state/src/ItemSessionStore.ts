@@ -13,13 +13,14 @@
  * which keep the positions applied: a redelivered record is recognised as a duplicate. A claim not
  * completed within `claimTimeout` is taken over (emission is at least once after a crash).
  */
-import type {
-  SessionState,
-  SharedSessionStore,
-  StoredShardProgress,
-  StoredWindow,
-  WindowRef,
-  WindowScope,
+import {
+  comparePositions,
+  type SessionState,
+  type SharedSessionStore,
+  type StoredShardProgress,
+  type StoredWindow,
+  type WindowRef,
+  type WindowScope,
 } from '@tributary/core';
 import type { ItemWrite, StateBackend, VersionedItem } from './backend.js';
 import { StateStoreError } from './errors.js';
@@ -83,6 +84,35 @@ function hash(s: string): number {
 }
 
 const MAX_CONFLICT_ROUNDS = 50;
+
+/**
+ * A key's tombstones without accumulators merged into one: the span of its emitted windows and,
+ * per grain, the highest position applied to any of them. A key's records of one grain come in
+ * order, so a record at or below that position was handled (a duplicate), and a record touching
+ * the span is older than a window already emitted (late) — the same answers the separate
+ * tombstones gave, in constant space per key. Tombstones that keep accumulators stay apart.
+ */
+function compact(tombstones: StoredWindow[]): StoredWindow[] {
+  const kept: StoredWindow[] = [];
+  let summary: StoredWindow | undefined;
+  for (const t of tombstones) {
+    if (t.acc.length > 0) {
+      kept.push(t);
+      continue;
+    }
+    if (!summary) {
+      summary = { ...t, positions: { ...t.positions } };
+      continue;
+    }
+    summary.start = Math.min(summary.start, t.start);
+    summary.end = Math.max(summary.end, t.end);
+    for (const [g, pos] of Object.entries(t.positions)) {
+      const cur = summary.positions[g];
+      if (cur === undefined || comparePositions(pos, cur) > 0) summary.positions[g] = pos;
+    }
+  }
+  return summary ? [...kept, summary] : kept;
+}
 const same = (a: WindowRef, b: WindowRef) => a.key === b.key && a.start === b.start && a.end === b.end;
 
 export class ItemSessionStore implements SharedSessionStore {
@@ -273,7 +303,7 @@ export class ItemSessionStore implements SharedSessionStore {
         if (!entry) continue;
         const done = entry.state.claimed.filter((c) => same(c, ref));
         if (done.length === 0) continue;
-        const emitted = [
+        const emitted = compact([
           ...entry.state.emitted.filter((t) => !expired(t)).map(tombstone),
           ...done.map((c) =>
             tombstone({
@@ -285,7 +315,7 @@ export class ItemSessionStore implements SharedSessionStore {
               positions: c.positions,
             }),
           ),
-        ];
+        ]);
         out.set(ref.key, {
           keyValue: entry.keyValue,
           state: { open: entry.state.open, claimed: entry.state.claimed.filter((c) => !same(c, ref)), emitted },

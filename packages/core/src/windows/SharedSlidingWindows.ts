@@ -90,7 +90,14 @@ export class SharedSlidingWindows extends SharedStoreWindows {
     const at = (w: StoredWindow) => w.start === t;
     const open = state.open.find(at);
     const done = state.claimed.find(at) ?? state.emitted.find(at);
-    const applied = (open ?? done)?.positions[grain];
+    let applied = (open ?? done)?.positions[grain];
+    // Fired points whose accumulators were dropped are merged into one tombstone per key (its
+    // positions the highest applied): a grain's records come in order, so one at or below it is
+    // a redelivery. (Records of this batch are all above it: it holds earlier batches only.)
+    for (const w of state.emitted) {
+      const p = w.acc.length === 0 ? w.positions[grain] : undefined;
+      if (p !== undefined && (applied === undefined || comparePositions(p, applied) > 0)) applied = p;
+    }
     const verdict = classify(applied, d);
     if (verdict === 'duplicate') return state;
     if (verdict === 'overlap') {
@@ -104,9 +111,13 @@ export class SharedSlidingWindows extends SharedStoreWindows {
       );
       return again.length > 0 ? this.mergePoint(state, again[0] as Delta, records, batch, late, changed) : state;
     }
-    // A window at or after t has fired: the window over this record was emitted without it.
-    const fired = [...state.claimed, ...state.emitted].some((w) => w.start >= t);
-    if (fired || done !== undefined) {
+    // Late when the window of a point at or after t has fired (it was emitted without this
+    // record), or when this record's own look-back reaches a point whose accumulators were
+    // dropped (its window could not be computed): both decided by the store, whatever this
+    // process's view of the watermark.
+    const fired = [...state.claimed, ...state.emitted].some((w) => w.end > t);
+    const dropped = state.emitted.some((w) => w.acc.length === 0 && w.end > t - this.size);
+    if (fired || dropped || done !== undefined) {
       late.push(...(d.records ?? this.recordsOf(records, d, batch)));
       return state;
     }
