@@ -557,7 +557,7 @@ const rcu = (bytes) => Math.max(1, Math.ceil(bytes / 4096));
 
 /** What a state item is, from its key (see the layout table in packages/state/src/dynamodb.ts). */
 function itemClass(pk, sk) {
-  if (pk.endsWith('|shards')) return 'progress';
+  if (/\|shards(\|\d+)?$/.test(pk)) return 'progress';
   if (pk.endsWith('|ranges')) return 'ranges';
   return sk === 'claim' ? 'claim' : 'window';
 }
@@ -783,10 +783,10 @@ async function scalingRun({ store, aggregate, shards, dyn, redisUrl }) {
  *   1,000 events/s × (WCU charged to window items ÷ events). The claim `<ns>|<start>|<end>` is
  *   written a few times per range, not per event (counted with the window items here, an upper
  *   bound).
- * - Shard progress `<ns>|shards`: one small item per shard (sort key `s:<shard>`), written by
- *   its shard's consumer after each batch (and once more with the acknowledged position), all
- *   under one partition key: WCU/s = 1M events/s × (progress writes ÷ events) × ⌈bytes ÷ 1 KB⌉,
- *   with bytes the item as last written (it does not grow with the shard count).
+ * - Shard progress `<ns>|shards|<n>`: one small item per shard (sort key `s:<shard>`), written by
+ *   its shard's consumer after each batch (and once more with the acknowledged position), spread
+ *   over 16 partition keys: WCU/s per key = 1M events/s × (progress writes ÷ events) ×
+ *   ⌈bytes ÷ 1 KB⌉ ÷ 16, with bytes the item as last written (it does not grow with the shards).
  *
  * The hotter of the two is compared with DynamoDB's 1,000 WCU/s per partition (a single item can
  * never take more, whatever the partition splits).
@@ -795,13 +795,15 @@ function capacityModel({ win, claim, prog, shape }) {
   const rate = FLEET.shards * FLEET.eventsPerShard;
   const windowKey = FLEET.eventsPerShard * ((win.wcu + claim.wcu) / SCALE_EVENTS);
   const progressBytesAtFleet = shape ? shape.bytes : 0;
-  const progressKey = rate * (prog.attempts / SCALE_EVENTS) * wcu(progressBytesAtFleet);
+  // Shard-progress items spread over 16 partition keys (`progressPartitions: 16`, as a fleet of
+  // hundreds of shards should set it; the default, 1, puts them all under `<ns>|shards`).
+  const progressKey = (rate * (prog.attempts / SCALE_EVENTS) * wcu(progressBytesAtFleet)) / 16;
   const hottest = Math.max(windowKey, progressKey);
   return {
     windowKeyWcuPerSec: windowKey,
     progressBytesAtFleet,
     progressKeyWcuPerSec: progressKey,
-    hottestKey: windowKey >= progressKey ? '<ns>|<start>|<end>|<shard>' : '<ns>|shards',
+    hottestKey: windowKey >= progressKey ? '<ns>|<start>|<end>|<shard>' : '<ns>|shards|<n>',
     hottestWcuPerSec: hottest,
     overLimit: hottest / PARTITION_WCU,
   };
@@ -859,7 +861,7 @@ async function shardScaling({ dyn, redisUrl }) {
         S: r.shards,
         'window partial key WCU/s': fmt(c.windowKeyWcuPerSec),
         'progress item KB': dec(c.progressBytesAtFleet / 1024, 1),
-        'shards key WCU/s': fmt(c.progressKeyWcuPerSec),
+        'progress key WCU/s (progressPartitions 16)': fmt(c.progressKeyWcuPerSec),
         hottest: c.hottestKey,
         [`hottest WCU/s (target <= ${fmt(T.hotKeyWcu)})`]: `${fmt(c.hottestWcuPerSec)} ${verdict(c.hottestWcuPerSec <= T.hotKeyWcu)}`,
         'x limit': `${dec(c.overLimit, 1)}x`,

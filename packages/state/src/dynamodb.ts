@@ -10,7 +10,7 @@
  * | `<ns>\|<start>\|<end>`      | `<n>`       | item n of a window range: `b` body, `v` version  |
  * | `<ns>\|<start>\|<end>`      | `claim`     | the emission claim: `by`, `at`, `done`           |
  * | `<ns>\|ranges`              | `-`         | `r`: string set of open ranges                   |
- * | `<ns>\|shards`              | `s:<shard>` | one shard's progress: `b` JSON, `v` version      |
+ * | `<ns>\|shards[\|<n>]`        | `s:<shard>` | one shard's progress: `b` JSON, `v` version      |
  * | `<ns>\|shards`              | `-`         | legacy, read only: every shard's progress (`b`)  |
  *
  * Writes are conditional `PutItem`s (`attribute_not_exists(pk) OR v = :v`); a failed condition
@@ -20,9 +20,10 @@
  *
  * Shard progress is one item per shard, so consumers of different shards never conflict. Its sort
  * key is the shard id behind a prefix (`s:`): shard ids may be any string, even empty (not a valid
- * key) or `-`. Reading every shard's progress is one strongly consistent `Query` on `<ns>|shards`,
- * so that partition key still takes every read (3,000 RCU/s per partition; a `Query` is charged by
- * the size of all it returns). Tables written before kept every shard in the one item `-` (`b`: a
+ * key) or `-`. They share the partition key `<ns>|shards`, or with `progressPartitions` above 1
+ * are spread over `<ns>|shards|<n>` by a hash of the shard id, so no partition key takes every
+ * shard's writes; reading every shard's progress is one strongly consistent `Query` per partition
+ * key, in parallel (a `Query` is charged by the size of all it returns). Tables written before kept every shard in the one item `-` (`b`: a
  * JSON object shard id → progress JSON); it is still read and merged in (every field forward
  * only), and a shard's first per-shard item starts from its entry there. Nothing writes it any more.
  */
@@ -67,6 +68,19 @@ import {
 const MAX_ITEM_BYTES = 390_000;
 /** Sort key prefix of a shard's progress item (`s:<shardId>`), and the legacy all-shards item. */
 const SHARD_SK = 's:';
+/**
+ * The partition key of a shard's progress item: `<ns>|shards`, or with `partitions` above 1
+ * `<ns>|shards|<n>` by a hash of the shard id, so that no partition key takes every shard's writes.
+ */
+function progressPartition(namespace: string, shardId: string, partitions: number): string {
+  if (partitions === 1) return `${namespace}|shards`;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < shardId.length; i++) {
+    h ^= shardId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return `${namespace}|shards|${(h >>> 0) % partitions}`;
+}
 const LEGACY_SK = '-';
 /** Compare-and-set rounds for one shard's progress before giving up. */
 const MAX_PROGRESS_ROUNDS = 50;
@@ -92,6 +106,14 @@ export const dynamoDbStateSchema = Type.Object(
     createTable: Type.Optional(
       Type.Boolean({ description: 'create the table (with TTL) if it does not exist (default false)' }),
     ),
+    progressPartitions: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 64,
+        description:
+          'partition keys the shards’ progress items are spread over (default 1; 16 or more for hundreds of shards)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -107,6 +129,13 @@ export interface DynamoDbStateOptions extends WindowStateOptions {
   concurrency?: number;
   /** Create the table if it does not exist (default false). */
   createTable?: boolean;
+  /**
+   * Partition keys the shards' progress items are spread over (default 1: one `Query` reads them
+   * all). Every shard writes its progress after each batch: with hundreds of shards one partition
+   * key would take more than DynamoDB's 1,000 WCU/s, so spread them (16 or more); a read then
+   * costs one `Query` per partition key.
+   */
+  progressPartitions?: number;
 }
 
 declare module '@tributary/core' {
@@ -190,6 +219,7 @@ export class DynamoDbBackend implements StateBackend {
     private readonly owned: boolean,
     concurrency = 16,
     createTable = false,
+    private readonly progressPartitions = 1,
   ) {
     this.summary = `dynamodb table ${table}`;
     this.limit = pLimit(concurrency);
@@ -350,7 +380,10 @@ export class DynamoDbBackend implements StateBackend {
   }
 
   private shardKey(namespace: string, shardId: string): { pk: { S: string }; sk: { S: string } } {
-    return { pk: { S: `${namespace}|shards` }, sk: { S: `${SHARD_SK}${shardId}` } };
+    return {
+      pk: { S: progressPartition(namespace, shardId, this.progressPartitions) },
+      sk: { S: `${SHARD_SK}${shardId}` },
+    };
   }
 
   /** Merges one shard's updates (in order) into its item, by compare-and-set on the item's version. */
@@ -422,22 +455,22 @@ export class DynamoDbBackend implements StateBackend {
       : { version: 0, body: text, progress: progressFromJson(shardId, text) };
   }
 
-  /** Every shard's progress in a namespace: one strongly consistent `Query` (paginated), legacy item merged in. */
+  /**
+   * Every shard's progress in a namespace: one strongly consistent `Query` (paginated) per
+   * progress partition, in parallel, and the previous layout's item merged in.
+   */
   private async readShards(namespace: string): Promise<StoredShardProgress[]> {
     const out = new Map<string, StoredShardProgress>();
     let legacy: Record<string, string> | undefined;
-    let from: QueryCommandOutput['LastEvaluatedKey'];
-    for (let page = 1; ; page++) {
-      const res: QueryCommandOutput = await this.send<QueryCommandOutput>(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': { S: `${namespace}|shards` } },
-          ConsistentRead: true,
-          ...(from ? { ExclusiveStartKey: from } : {}),
-        }),
-      );
-      for (const item of res.Items ?? []) {
+    // The shards' items, and the previous layout's item under `<ns>|shards`.
+    const n = this.progressPartitions;
+    const pks = [
+      `${namespace}|shards`,
+      ...(n === 1 ? [] : Array.from({ length: n }, (_, i) => `${namespace}|shards|${i}`)),
+    ];
+    const pages = await Promise.all(pks.map((pk) => this.queryAll(pk)));
+    for (const items of pages) {
+      for (const item of items) {
         const sk = item.sk?.S ?? '';
         const body = item.b?.S;
         if (body === undefined) continue;
@@ -449,13 +482,6 @@ export class DynamoDbBackend implements StateBackend {
           this.remember(namespace, shardId, { version: Number(item.v?.N), body, progress });
         }
       }
-      from = res.LastEvaluatedKey;
-      if (!from) break;
-      if (page >= MAX_PROGRESS_PAGES) {
-        throw new StateStoreError(
-          `shard progress of ${JSON.stringify(namespace)} still had more after ${page} Query pages`,
-        );
-      }
     }
     // The previous layout's single item: each entry merged with the shard's own item, forward only.
     for (const [shardId, text] of Object.entries(legacy ?? {})) {
@@ -464,6 +490,31 @@ export class DynamoDbBackend implements StateBackend {
       out.set(shardId, own ? mergeProgress(old, own) : old);
     }
     return [...out.values()];
+  }
+
+  /** Every item of one partition key (strongly consistent, paginated, bounded). */
+  private async queryAll(pk: string): Promise<NonNullable<QueryCommandOutput['Items']>> {
+    const items: NonNullable<QueryCommandOutput['Items']> = [];
+    let from: QueryCommandOutput['LastEvaluatedKey'];
+    for (let page = 1; ; page++) {
+      const res: QueryCommandOutput = await this.send<QueryCommandOutput>(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': { S: pk } },
+          ConsistentRead: true,
+          ...(from ? { ExclusiveStartKey: from } : {}),
+        }),
+      );
+      items.push(...(res.Items ?? []));
+      from = res.LastEvaluatedKey;
+      if (!from) return items;
+      if (page >= MAX_PROGRESS_PAGES) {
+        throw new StateStoreError(
+          `shard progress under ${JSON.stringify(pk)} still had more after ${page} Query pages`,
+        );
+      }
+    }
   }
 
   async claim(
@@ -544,9 +595,13 @@ export function dynamoDbState(options: DynamoDbStateOptions): BackendStateStore<
   if (c !== undefined && !(Number.isInteger(c) && c >= 1 && c <= 256)) {
     throw new StateConfigError(`Expected \`concurrency\` to be an integer from 1 to 256, got ${String(c)}`);
   }
+  const pp = options.progressPartitions;
+  if (pp !== undefined && !(Number.isInteger(pp) && pp >= 1 && pp <= 64)) {
+    throw new StateConfigError(`Expected \`progressPartitions\` to be an integer from 1 to 64, got ${String(pp)}`);
+  }
   const client = options.client ?? dynamoDbClient(options);
   return new BackendStateStore(
-    new DynamoDbBackend(client, options.table, !options.client, c, options.createTable),
+    new DynamoDbBackend(client, options.table, !options.client, c, options.createTable, pp),
     options,
   );
 }

@@ -52,6 +52,9 @@ describe('state store options', () => {
     expect(() => dynamoDbState({ table: 'ok-table', partitions: 0 })).toThrow(
       'Expected `partitions` to be an integer from 1 to 1000, got 0',
     );
+    expect(() => dynamoDbState({ table: 'ok-table', progressPartitions: 65 })).toThrow(
+      'Expected `progressPartitions` to be an integer from 1 to 64, got 65',
+    );
     expect(() => redisState({})).toThrow(
       'Expected exactly one of `url`, `cluster` or `client` for the redis state store',
     );

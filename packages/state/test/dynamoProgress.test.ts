@@ -1,7 +1,7 @@
 // Shard progress in DynamoDB, one item per shard (against dynalite): writers of different shards
 // never conflict, every field only moves forward, shard ids of any text round-trip, and a table
 // written by the previous layout (every shard in one item) is read and merged.
-import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import type { StoredShardProgress } from '@tributary/core';
 import { createStateTable, DynamoDbBackend, dynamoDbClient } from '@tributary/state';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 /** A "process": its own client and backend, with a count of the calls it made by command and of failed conditions. */
-function processOf() {
+function processOf(progressPartitions = 1) {
   const client = dynamoDbClient({ endpoint: dyn.endpoint });
   const counts = { conflicts: 0, byCommand: {} as Record<string, number> };
   const send = client.send.bind(client) as (command: unknown) => Promise<unknown>;
@@ -38,7 +38,7 @@ function processOf() {
       throw err;
     }
   }) as never;
-  return { backend: new DynamoDbBackend(client, TABLE, true), counts };
+  return { backend: new DynamoDbBackend(client, TABLE, true, 16, false, progressPartitions), counts };
 }
 
 /** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
@@ -258,5 +258,35 @@ describe('DynamoDB shard progress', () => {
       byShard([s0After, s1, progress('s2', { maxEventTime: 800, lastActivity: 90 }), s3]),
     );
     await Promise.all([a.backend.close(), b.backend.close()]);
+  });
+
+  it('with progressPartitions, spreads the shards over that many partition keys and reads them all', async () => {
+    const ns = freshNs();
+    const writer = processOf(8);
+    const shards = Array.from({ length: 40 }, (_, i) => `shardId-${String(i).padStart(12, '0')}`);
+    await writer.backend.progress(
+      ns,
+      shards.map((s, i) => progress(s, { maxEventTime: i, lastActivity: i })),
+    );
+    const reader = processOf(8);
+    const all = await reader.backend.progress(ns, []);
+    expect(byShard(all)).toEqual(byShard(shards.map((s, i) => progress(s, { maxEventTime: i, lastActivity: i }))));
+    expect(reader.counts.byCommand).toEqual({ QueryCommand: 9 }); // 8 partitions and the legacy key
+    // The items really are under several partition keys (none holds every shard).
+    const perKey = await Promise.all(
+      Array.from({ length: 8 }, async (_, n) => {
+        const r = await admin.send(
+          new QueryCommand({
+            TableName: TABLE,
+            KeyConditionExpression: 'pk = :pk',
+            ExpressionAttributeValues: { ':pk': { S: `${ns}|shards|${n}` } },
+          }),
+        );
+        return r.Items?.length ?? 0;
+      }),
+    );
+    expect(perKey.reduce((a, b) => a + b, 0)).toBe(40);
+    expect(Math.max(...perKey)).toBeLessThan(40);
+    await Promise.all([writer.backend.close(), reader.backend.close()]);
   });
 });
