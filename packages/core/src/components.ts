@@ -13,3 +13,4 @@ import './sinks/memory.js';
 import './lookups/static.js';
 import './stores/memory.js';
 import './steps/window.js';
+import './windows/sharedOperators.js';

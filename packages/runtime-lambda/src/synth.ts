@@ -85,6 +85,8 @@ function componentImports(spec: PipelineSpec): string[] {
         if (parent === 'state') {
           core('store', k);
           if (STORE_MODULES[k]) out.add(STORE_MODULES[k] as string);
+          // Window state in a shared store: the window step's operators for it.
+          if (k !== 'memory') out.add(join(coreDist(), 'windows/sharedOperators.js'));
         }
         if (parent === 'lookup') {
           core('lookup', k);

@@ -18,7 +18,7 @@ import { loadPipelineFile } from '@tributary/core';
 import '@tributary/sinks';
 import { synth, template } from '@tributary/runtime-lambda/synth';
 import { describe, expect, it } from 'vitest';
-import { startKinesalite } from '../../../test-support/servers.mjs';
+import { startKinesalite, startRedis } from '../../../test-support/servers.mjs';
 
 type Prop = {
   Required?: boolean;
@@ -282,6 +282,49 @@ steps:
     } finally {
       client.destroy();
       await kinesis.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a bundle with window state in Redis carries the shared-store operators and counts sessions exactly, once per redelivery', async () => {
+    const root = join(import.meta.dirname, '..', '..', '..', '.tributary');
+    await mkdir(root, { recursive: true });
+    const dir = await mkdtemp(join(root, 'synth-shared-'));
+    const redis = await startRedis();
+    try {
+      const out = join(dir, 'sessions.jsonl');
+      await writeFile(
+        join(dir, 'pipeline.yaml'),
+        `version: 1
+name: synth-sessions
+source: { file: { path: in.jsonl } }
+eventTime: event.ts
+steps:
+  - window: { key: event.user, session: { gap: 30s }, aggregate: { n: count() }, state: { redis: { url: ${JSON.stringify(redis.url)} } } }
+  - sink: { file: { path: ${JSON.stringify(out)} } }
+`,
+      );
+      const r = await synth(await loadPipelineFile(join(dir, 'pipeline.yaml')), { outDir: join(dir, 'dist') });
+      const handler = await bundledHandler(r.bundle);
+      const base = 1_800_000_000_000;
+      // Per user: a session of 5 events 10 s apart, then one event 10 minutes later closes it.
+      const events = [0, 1, 2].flatMap((u) => [
+        ...Array.from({ length: 5 }, (_, i) => ({ user: `u${u}`, ts: base + i * 10_000 })),
+      ]);
+      events.push({ user: 'u0', ts: base + 600_000 });
+      expect(await handler(kinesisEvent(events))).toEqual({ batchItemFailures: [] });
+      expect(await handler(kinesisEvent(events))).toEqual({ batchItemFailures: [] }); // a redelivery
+      const sessions = (await readFile(out, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { key: string; windowStart: number; n: number });
+      expect(sessions.map((w) => [w.key, w.windowStart, w.n]).sort()).toEqual([
+        ['u0', base, 5],
+        ['u1', base, 5],
+        ['u2', base, 5],
+      ]);
+    } finally {
+      await redis.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

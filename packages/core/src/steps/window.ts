@@ -37,9 +37,7 @@ import {
 import { BucketedWindows } from '../windows/BucketedWindows.js';
 import { MergingWindows } from '../windows/MergingWindows.js';
 import { RESERVED_FIELDS, windowRecordFactory } from '../windows/output.js';
-import { SharedRangeWindows } from '../windows/SharedRangeWindows.js';
-import { SharedSessionWindows } from '../windows/SharedSessionWindows.js';
-import { SharedSlidingWindows } from '../windows/SharedSlidingWindows.js';
+import { sharedWindowOperators } from '../windows/sharedWindows.js';
 import type { WindowKind, WindowOperator, WindowSettings } from '../windows/WindowOperator.js';
 
 export const X_AGGREGATE = 'x-aggregate';
@@ -245,11 +243,17 @@ function windowOperator(spec: WindowSpec, node: NodeInfo, ctx: CompileContext): 
       `${kind} windows keep their state in process memory; a shared state store (${stateStore.summary}) holds tumbling and hopping windows`,
     );
   }
+  const shared = sharedWindowOperators();
+  if (!shared) {
+    throw new ConfigError(
+      `window state in ${stateStore.summary} needs the shared-store window operators (import @tributary/core, or bundle its windows/sharedOperators.js)`,
+    );
+  }
   if (kind === 'session' || kind === 'sliding') {
     const keyed = (stateStore.forSessions as NonNullable<typeof stateStore.forSessions>)(scope);
     return kind === 'session'
-      ? new SharedSessionWindows(settings, node, ctx, keyed)
-      : new SharedSlidingWindows(settings, node, ctx, keyed);
+      ? shared.sessions(settings, node, ctx, keyed)
+      : shared.sliding(settings, node, ctx, keyed);
   }
-  return new SharedRangeWindows(settings, node, ctx, stateStore.forWindows(scope));
+  return shared.ranges(settings, node, ctx, stateStore.forWindows(scope));
 }
