@@ -534,6 +534,43 @@ describe('lambda handler: DynamoDB Streams records are mapped to their shard', (
     expect(byKey(out.values)).toEqual(ddbOracle(all));
   });
 
+  it('a container per shard, polled concurrently, batches cut at random and redelivered: window totals exact, each window once', async () => {
+    const all = changes();
+    const out = new MemorySink<{ key: string; n: number; s: number }>();
+    const seen: RecordEnvelope[] = [];
+    const p = ddbPipeline(`ddb-containers-${process.pid}`, out, seen);
+    const container = () => createHandler(p, { describeDynamoDbStream: async () => SHARDS, log: () => {} });
+    let seed = 42;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    const event = (cs: Change[]) => ({ Records: cs.map(streamRecord) });
+    const handlers: ReturnType<typeof createHandler>[] = [];
+    await Promise.all(
+      SHARDS.map(async (shard) => {
+        const h = container();
+        handlers.push(h);
+        const mine = all.filter((c) => c.shard === shard.shardId);
+        for (let from = 0; from < mine.length; ) {
+          const to = Math.min(mine.length, from + 1 + Math.floor(rnd() * 6));
+          await new Promise((r) => setTimeout(r, Math.floor(rnd() * 4)));
+          expect(await h(event(mine.slice(from, to)))).toEqual({ batchItemFailures: [] });
+          // Sometimes delivered again, cut differently (from earlier in the shard).
+          if (rnd() < 0.3)
+            expect(await h(event(mine.slice(Math.max(0, from - 2), to)))).toEqual({ batchItemFailures: [] });
+          from = to;
+        }
+      }),
+    );
+    // A last container ends every shard's input.
+    const last = container();
+    handlers.push(last);
+    await (await last.ready).flush({ shards: SHARDS.map((x) => x.shardId) });
+    for (const h of handlers) await (await h.ready).close();
+    expect(byKey(out.values)).toEqual(ddbOracle(all));
+  });
+
   it('a number in no known shard describes the stream again (once a minute); a failed describe falls back to the stream, with a warning', async () => {
     const all = changes();
     const newest = all.filter((x) => x.shard === SHARDS[2]?.shardId);
