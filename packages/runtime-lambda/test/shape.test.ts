@@ -47,12 +47,16 @@ afterAll(async () => {
 });
 
 type Out = { key: string; windowStart: number; windowEnd: number; n: number; s: number };
-type StateName = 'memory' | 'dynamodb' | 'redis';
+/** `dynamodb-spread`: DynamoDB with the shards' progress spread over 4 partition keys. */
+type StateName = 'memory' | 'dynamodb' | 'dynamodb-spread' | 'redis';
 type Window = { size: number; every?: number };
 
 let runs = 0;
 function store(state: StateName): StateStore | undefined {
   if (state === 'dynamodb') return dynamoDbState({ table: 'shape-state', endpoint: dynamo.endpoint });
+  if (state === 'dynamodb-spread') {
+    return dynamoDbState({ table: 'shape-state', endpoint: dynamo.endpoint, progressPartitions: 4 });
+  }
   if (state === 'redis') return redisState({ url: redis.url });
   return undefined;
 }
@@ -184,6 +188,7 @@ describe('windows on the real shape: 4 shards through the Lambda event source', 
     { state: 'dynamodb', partitionKey: 'random', containers: 'one', w: { size: 10_000 } },
     { state: 'dynamodb', partitionKey: 'random', containers: 'per-shard', w: { size: 10_000, every: 5_000 } },
     { state: 'dynamodb', partitionKey: 'keyed', containers: 'per-shard', w: { size: 10_000 } },
+    { state: 'dynamodb-spread', partitionKey: 'random', containers: 'per-shard', w: { size: 10_000 } },
     { state: 'redis', partitionKey: 'random', containers: 'one', w: { size: 10_000, every: 5_000 } },
     { state: 'redis', partitionKey: 'random', containers: 'per-shard', w: { size: 10_000 } },
     { state: 'redis', partitionKey: 'keyed', containers: 'one', w: { size: 10_000 } },
