@@ -3,86 +3,33 @@
  * merged inside an atomic update of it; a due session is claimed inside the same item, and
  * becomes a tombstone once its output is durable (see `shared.ts`).
  */
-import type { BatchContext, CompileContext, NodeInfo, Push } from '../compile/types.js';
+import type { BatchContext, Push } from '../compile/types.js';
 import type { RecordEnvelope } from '../envelope.js';
 import { type Aggregator, comparePositions } from './aggregates.js';
-import { SharedStoreWindows } from './SharedStoreWindows.js';
-import type { SessionState, SharedSessionStore } from './shared.js';
+import { SharedKeyedWindows } from './SharedKeyedWindows.js';
+import type { SessionState } from './shared.js';
 import { classify, type StoredWindow, type WindowRef } from './store.js';
-import { type Delta, grainOf, positionOf, type WindowSettings } from './WindowOperator.js';
+import { type Delta, grainOf, positionOf } from './WindowOperator.js';
 
-export class SharedSessionWindows extends SharedStoreWindows {
-  /** Session windows shared by processes. */
-  private readonly sessions: SharedSessionStore;
-
-  constructor(settings: WindowSettings, node: NodeInfo, ctx: CompileContext, sessions: SharedSessionStore) {
-    // Registered before the base's gauges, as it always was: `stats()` lists its gauges in this order.
-    ctx.gauge('storedWindows', () => 0);
-    super(settings, node, ctx, sessions.retention);
-    this.sessions = sessions;
-  }
-
-  link(): (next: Push) => Push {
-    const sessions = this.sessions;
-    return (next) =>
-      this.ctx.barrier(
-        { name: this.name, kind: 'window', path: '' },
-        (records, batch, push) => this.runSharedSessions(sessions, records, batch, push),
-        next,
-        (batch, push, final) => this.advanceShared(sessions, batch, push, final),
-      );
-  }
-
-  /**
-   * Sessions in a shared store: per key, the batch's gap windows merge with the key's stored
-   * sessions inside one atomic update of the key's item (the merge below runs again if another
-   * writer changed it meanwhile). Gap windows that touch a session claimed or emitted already, or
-   * that are closed and touch no open session, are late.
-   */
-  private async runSharedSessions(
-    store: SharedSessionStore,
+export class SharedSessionWindows extends SharedKeyedWindows {
+  /** A key's gap windows of this batch, per grain (with `shard` ordering, one grain: the batch's shard). */
+  protected mergeKey(
+    state: SessionState,
+    deltas: Delta[],
     records: RecordEnvelope[],
     batch: BatchContext,
-    next: Push,
-  ): Promise<void> {
-    if (!this.synced) {
-      await this.refreshWatermark(store, [], this.ctx.scheduler.now(), false, false);
-      this.synced = true;
-    }
-    const { list } = this.preAggregate(records, batch, undefined);
-    const byKey = new Map<string, Delta[][]>();
+    late: RecordEnvelope[],
+    changed: StoredWindow[],
+  ): SessionState {
     const byGrain = new Map<string, Delta[]>();
-    for (const d of list) {
-      const id = `${d.key}\u0000${d.shardId}`;
-      let g = byGrain.get(id);
-      if (!g) {
-        g = [];
-        byGrain.set(id, g);
-        const groups = byKey.get(d.key);
-        if (groups) groups.push(g);
-        else byKey.set(d.key, [g]);
-      }
-      g.push(d);
+    for (const d of deltas) {
+      const g = byGrain.get(d.shardId);
+      if (g) g.push(d);
+      else byGrain.set(d.shardId, [d]);
     }
-    const results = new Map<string, { late: RecordEnvelope[]; changed: StoredWindow[] }>();
-    if (byKey.size > 0) {
-      const rejected = await store.update([...byKey.keys()], (key, current) => {
-        const late: RecordEnvelope[] = [];
-        const changed: StoredWindow[] = [];
-        let state = current;
-        for (const deltas of byKey.get(key) ?? [])
-          state = this.mergeSession(state, deltas, records, batch, late, changed);
-        results.set(key, { late, changed });
-        return state;
-      });
-      for (const key of rejected.keys()) results.delete(key);
-      this.deadLetterKeys(records, batch, rejected);
-    }
-    for (const r of results.values())
-      for (const env of r.late) if (!this.isRedelivery(env, batch)) this.sendLate(env, batch);
-    this.markSeen(records, batch);
-    if (this.updates)
-      for (const r of results.values()) for (const w of r.changed) this.emit(batch, next, w, w.start, w.end, w.acc);
+    let next = state;
+    for (const group of byGrain.values()) next = this.mergeSession(next, group, records, batch, late, changed);
+    return next;
   }
 
   /** Merges one grain's gap windows of a key into its session state (pure but for `late` and `changed`). */
@@ -172,7 +119,7 @@ export class SharedSessionWindows extends SharedStoreWindows {
     mine: readonly string[],
     now: number,
   ): Promise<void> {
-    const store = this.sessions;
+    const store = this.keyed;
     const claimants = [claimant, ...mine];
     const due = (await store.claimDue((w) => w.end + this.lateness <= this.dueWm, claimants, now)).map((c) => c.window);
     if (due.length === 0) return;

@@ -10,70 +10,29 @@
  * A record for a time at or before a fired point of its key is late (the window over it was
  * emitted without it); a redelivered record is a duplicate of its point.
  */
-import type { BatchContext, CompileContext, NodeInfo, Push } from '../compile/types.js';
+import type { BatchContext, Push } from '../compile/types.js';
 import { keyText, type RecordEnvelope } from '../envelope.js';
 import { type Aggregator, comparePositions } from './aggregates.js';
-import { SharedStoreWindows } from './SharedStoreWindows.js';
-import type { SessionState, SharedSessionStore } from './shared.js';
+import { SharedKeyedWindows } from './SharedKeyedWindows.js';
+import type { SessionState } from './shared.js';
 import { classify, type StoredWindow } from './store.js';
-import { type Delta, FAILED, grainOf, positionOf, type WindowSettings } from './WindowOperator.js';
+import { type Delta, FAILED, grainOf, positionOf } from './WindowOperator.js';
 
-export class SharedSlidingWindows extends SharedStoreWindows {
-  private readonly points: SharedSessionStore;
-
-  constructor(settings: WindowSettings, node: NodeInfo, ctx: CompileContext, points: SharedSessionStore) {
-    ctx.gauge('storedWindows', () => 0);
-    super(settings, node, ctx, points.retention);
-    this.points = points;
-  }
-
-  link(): (next: Push) => Push {
-    const points = this.points;
-    return (next) =>
-      this.ctx.barrier(
-        { name: this.name, kind: 'window', path: '' },
-        (records, batch, push) => this.runShared(points, records, batch, push),
-        next,
-        (batch, push, final) => this.advanceShared(points, batch, push, final),
-      );
-  }
-
-  private async runShared(
-    store: SharedSessionStore,
+export class SharedSlidingWindows extends SharedKeyedWindows {
+  /** A key's points of this batch, one at a time; with `emit: updates`, the open windows they change. */
+  protected mergeKey(
+    state: SessionState,
+    deltas: Delta[],
     records: RecordEnvelope[],
     batch: BatchContext,
-    next: Push,
-  ): Promise<void> {
-    if (!this.synced) {
-      await this.refreshWatermark(store, [], this.ctx.scheduler.now(), false, false);
-      this.synced = true;
-    }
-    const first = this.preAggregate(records, batch, undefined);
-    for (const env of first.late) this.sendLate(env, batch);
-    const byKey = new Map<string, Delta[]>();
-    for (const d of first.list) {
-      const list = byKey.get(d.key);
-      if (list) list.push(d);
-      else byKey.set(d.key, [d]);
-    }
-    const results = new Map<string, { late: RecordEnvelope[]; changed: StoredWindow[] }>();
-    if (byKey.size > 0) {
-      const rejected = await store.update([...byKey.keys()], (key, current) => {
-        const late: RecordEnvelope[] = [];
-        const changed: StoredWindow[] = [];
-        let state = current;
-        for (const d of byKey.get(key) ?? []) state = this.mergePoint(state, d, records, batch, late, changed);
-        results.set(key, { late, changed: this.updates ? this.affected(state, changed) : [] });
-        return state;
-      });
-      for (const key of rejected.keys()) results.delete(key);
-      this.deadLetterKeys(records, batch, rejected);
-    }
-    for (const r of results.values())
-      for (const env of r.late) if (!this.isRedelivery(env, batch)) this.sendLate(env, batch);
-    this.markSeen(records, batch);
-    if (this.updates)
-      for (const r of results.values()) for (const w of r.changed) this.emit(batch, next, w, w.start, w.end, w.acc);
+    late: RecordEnvelope[],
+    changed: StoredWindow[],
+  ): SessionState {
+    const points: StoredWindow[] = [];
+    let next = state;
+    for (const d of deltas) next = this.mergePoint(next, d, records, batch, late, points);
+    if (this.updates) changed.push(...this.affected(next, points));
+    return next;
   }
 
   /** Adds one delta (the records of a key at one time, of one grain) to its point. */
@@ -186,7 +145,7 @@ export class SharedSlidingWindows extends SharedStoreWindows {
     mine: readonly string[],
     now: number,
   ): Promise<void> {
-    const store = this.points;
+    const store = this.keyed;
     const due = await store.claimDue((w) => w.end + this.lateness <= this.dueWm, [claimant, ...mine], now);
     if (due.length === 0) return;
     for (const { window: p, state } of due) {
