@@ -441,6 +441,14 @@ export class DynamoDbBackend implements StateBackend {
       this.remember(namespace, shardId, item);
       return item;
     }
+    if (this.progressPartitions > 1) {
+      // No item under its partition yet: start from what any earlier layout holds of the shard
+      // (an item under `<ns>|shards`, the single legacy item), so nothing written before is lost.
+      const before = (await this.readShards(namespace)).find((p) => p.shardId === shardId);
+      return before === undefined
+        ? { version: 0, body: '', progress: undefined }
+        : { version: 0, body: progressToJson(before), progress: before };
+    }
     const legacy = await this.send<GetItemCommandOutput>(
       new GetItemCommand({
         TableName: this.table,
@@ -478,8 +486,13 @@ export class DynamoDbBackend implements StateBackend {
         else if (sk.startsWith(SHARD_SK)) {
           const shardId = sk.slice(SHARD_SK.length);
           const progress = progressFromJson(shardId, body);
-          out.set(shardId, progress);
-          this.remember(namespace, shardId, { version: Number(item.v?.N), body, progress });
+          // A shard may have an item under `<ns>|shards` from before `progressPartitions` was
+          // raised, and one under its partition now: both count, forward only.
+          const seen = out.get(shardId);
+          out.set(shardId, seen ? mergeProgress(seen, progress) : progress);
+          if (item.pk?.S === this.shardKey(namespace, shardId).pk.S) {
+            this.remember(namespace, shardId, { version: Number(item.v?.N), body, progress });
+          }
         }
       }
     }

@@ -289,4 +289,21 @@ describe('DynamoDB shard progress', () => {
     expect(Math.max(...perKey)).toBeLessThan(40);
     await Promise.all([writer.backend.close(), reader.backend.close()]);
   });
+
+  it('raising progressPartitions on a table keeps every shard’s progress written before (forward merged)', async () => {
+    const ns = freshNs();
+    const before = processOf(1);
+    await before.backend.progress(ns, [progress('s0', { maxEventTime: 50, lastActivity: 1, applied: '100' })]);
+    const after = processOf(8);
+    expect(byShard(await after.backend.progress(ns, [])).get('s0')).toEqual(
+      progress('s0', { maxEventTime: 50, lastActivity: 1, applied: '100' }),
+    );
+    // Its first write under the new layout starts from the old item: the acknowledged position stays.
+    await after.backend.progress(ns, [progress('s0', { maxEventTime: 60, lastActivity: 2 })]);
+    const reader = processOf(8);
+    expect(byShard(await reader.backend.progress(ns, [])).get('s0')).toEqual(
+      progress('s0', { maxEventTime: 60, lastActivity: 2, applied: '100' }),
+    );
+    await Promise.all([before.backend.close(), after.backend.close(), reader.backend.close()]);
+  });
 });
