@@ -9,6 +9,8 @@ import {
   type PutRecordsResultEntry,
 } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { createStateTable, dynamoDbClient } from '@tributary/state';
+import { type RedisServer, startDynalite, startKinesalite, startRedis } from './servers.mjs';
 
 export interface ShapeEvent {
   user: string;
@@ -174,4 +176,31 @@ export function oracleSliding(events: readonly ShapeEvent[], size: number): Map<
     }
   }
   return m;
+}
+
+/** The emulators a real-shape test runs on: kinesalite, dynalite (with a state table) and redis-server. */
+export interface ShapeServers {
+  kinesis: { endpoint: string; close: () => Promise<void> };
+  dynamo: { endpoint: string; close: () => Promise<void> };
+  redis: RedisServer;
+  client: KinesisClient;
+  close(): Promise<void>;
+}
+
+export async function startShapeServers(stateTable: string): Promise<ShapeServers> {
+  const [kinesis, dynamo, redis] = await Promise.all([startKinesalite(), startDynalite(), startRedis()]);
+  const client = kinesisClient(kinesis.endpoint);
+  const d = dynamoDbClient({ endpoint: dynamo.endpoint });
+  await createStateTable(d, stateTable);
+  d.destroy();
+  return {
+    kinesis,
+    dynamo,
+    redis,
+    client,
+    close: async () => {
+      client.destroy();
+      await Promise.all([kinesis.close(), dynamo.close(), redis.close()]);
+    },
+  };
 }

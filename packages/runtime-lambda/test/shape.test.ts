@@ -16,34 +16,30 @@ import {
   sum,
 } from '@tributary/core';
 import { createHandler, LambdaSimulator, MemoryCheckpoints } from '@tributary/runtime-lambda';
-import { createStateTable, dynamoDbClient, dynamoDbState, redisState } from '@tributary/state';
+import { dynamoDbState, redisState } from '@tributary/state';
 import type { KinesisStreamEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, startDynalite, startKinesalite, startRedis } from '../../../test-support/servers.mjs';
 import {
   generate,
-  kinesisClient,
   oracleWindows,
   prng,
   type ShapeEvent,
+  type ShapeServers,
+  startShapeServers,
   streamOf,
   T0,
 } from '../../../test-support/shape.js';
 
-let kinesis: { endpoint: string; close: () => Promise<void> };
-let dynamo: { endpoint: string; close: () => Promise<void> };
-let redis: RedisServer;
-let client: ReturnType<typeof kinesisClient>;
+let servers: ShapeServers;
+let dynamo: ShapeServers['dynamo'];
+let redis: ShapeServers['redis'];
+let client: ShapeServers['client'];
 beforeAll(async () => {
-  [kinesis, dynamo, redis] = await Promise.all([startKinesalite(), startDynalite(), startRedis()]);
-  client = kinesisClient(kinesis.endpoint);
-  const d = dynamoDbClient({ endpoint: dynamo.endpoint });
-  await createStateTable(d, 'shape-state');
-  d.destroy();
+  servers = await startShapeServers('shape-state');
+  ({ dynamo, redis, client } = servers);
 });
 afterAll(async () => {
-  client?.destroy();
-  await Promise.all([kinesis?.close(), dynamo?.close(), redis?.close()]);
+  await servers?.close();
 });
 
 type Out = { key: string; windowStart: number; windowEnd: number; n: number; s: number };

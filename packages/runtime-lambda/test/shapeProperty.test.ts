@@ -10,34 +10,30 @@
 import { DeleteStreamCommand } from '@aws-sdk/client-kinesis';
 import { count, type DeadLetterRecord, fileSource, MemorySink, pipeline, type StateStore, sum } from '@tributary/core';
 import { createHandler, LambdaSimulator, MemoryCheckpoints } from '@tributary/runtime-lambda';
-import { createStateTable, dynamoDbClient, dynamoDbState, redisState } from '@tributary/state';
+import { dynamoDbState, redisState } from '@tributary/state';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, startDynalite, startKinesalite, startRedis } from '../../../test-support/servers.mjs';
 import {
   generate,
-  kinesisClient,
   oracleSessions,
   oracleSliding,
   oracleWindows,
   type ShapeEvent,
+  type ShapeServers,
+  startShapeServers,
   streamOf,
 } from '../../../test-support/shape.js';
 
-let kinesis: { endpoint: string; close: () => Promise<void> };
-let dynamo: { endpoint: string; close: () => Promise<void> };
-let redis: RedisServer;
-let client: ReturnType<typeof kinesisClient>;
+let servers: ShapeServers;
+let dynamo: ShapeServers['dynamo'];
+let redis: ShapeServers['redis'];
+let client: ShapeServers['client'];
 beforeAll(async () => {
-  [kinesis, dynamo, redis] = await Promise.all([startKinesalite(), startDynalite(), startRedis()]);
-  client = kinesisClient(kinesis.endpoint);
-  const d = dynamoDbClient({ endpoint: dynamo.endpoint });
-  await createStateTable(d, 'prop-state');
-  d.destroy();
+  servers = await startShapeServers('prop-state');
+  ({ dynamo, redis, client } = servers);
 });
 afterAll(async () => {
-  client?.destroy();
-  await Promise.all([kinesis?.close(), dynamo?.close(), redis?.close()]);
+  await servers?.close();
 });
 
 type Out = { key: string; windowStart: number; windowEnd: number; n: number; s: number };

@@ -24,6 +24,7 @@ import {
 } from '@tributary/core';
 import type { ItemWrite, StateBackend, VersionedItem } from './backend.js';
 import { StateStoreError } from './errors.js';
+import { textHash } from './hash.js';
 import type { WindowStateOptions } from './ItemWindowStore.js';
 import { withRetries } from './retry.js';
 
@@ -72,16 +73,6 @@ function decode(item: VersionedItem): Item {
 }
 
 const EMPTY: SessionState = Object.freeze({ open: [], claimed: [], emitted: [] }) as unknown as SessionState;
-
-/** FNV-1a: a stable hash of a key's text, to pick its item. */
-function hash(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
 
 const MAX_CONFLICT_ROUNDS = 50;
 
@@ -211,7 +202,7 @@ export class ItemSessionStore implements SharedSessionStore {
     const rejected = new Map<string, string>();
     const byItem = new Map<string, string[]>();
     for (const key of keys) {
-      const id = this.itemId(hash(key) % this.partitions);
+      const id = this.itemId(textHash(key) % this.partitions);
       const list = byItem.get(id);
       if (list) list.push(key);
       else byItem.set(id, [key]);
@@ -288,7 +279,7 @@ export class ItemSessionStore implements SharedSessionStore {
   ): Promise<void> {
     const byItem = new Map<string, WindowRef[]>();
     for (const s of sessions) {
-      const id = this.itemId(hash(s.key) % this.partitions);
+      const id = this.itemId(textHash(s.key) % this.partitions);
       const list = byItem.get(id);
       if (list) list.push(s);
       else byItem.set(id, [s]);

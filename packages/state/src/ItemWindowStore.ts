@@ -39,6 +39,7 @@ import {
 import Type from 'typebox';
 import type { ItemWrite, StateBackend, VersionedItem } from './backend.js';
 import { StateConfigError, StateStoreError } from './errors.js';
+import { textHash } from './hash.js';
 import { ItemSessionStore } from './ItemSessionStore.js';
 import { type RetryOptions, withRetries } from './retry.js';
 
@@ -80,16 +81,6 @@ function decode(item: VersionedItem): CachedItem {
   const w = new Map<string, [unknown, unknown[]]>();
   for (const [k, kv, acc] of o.w) w.set(k, [kv, acc]);
   return { version: item.version, body: { w, p: new Map(o.p), s: o.s === true } };
-}
-
-/** FNV-1a: a stable hash of a key's text, to pick its item. */
-function hash(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
 }
 
 const rangeId = (r: WindowRange) => `${r.start}:${r.end}`;
@@ -232,7 +223,7 @@ export class ItemWindowStore implements SharedWindowStore {
     for (let i = 0; i < deltas.length; i++) {
       const d = deltas[i] as WindowDelta;
       const range = { start: d.start, end: d.end };
-      const id = this.itemId(range, shard, hash(d.key) % this.partitions);
+      const id = this.itemId(range, shard, textHash(d.key) % this.partitions);
       let g = groups.get(id);
       if (!g) {
         g = { id, range, parts: new Map() };

@@ -57,6 +57,7 @@ import {
   type VersionedItem,
 } from './backend.js';
 import { StateConfigError, StateStoreError } from './errors.js';
+import { textHash } from './hash.js';
 import {
   BackendStateStore,
   checkWindowStateOptions,
@@ -74,12 +75,7 @@ const SHARD_SK = 's:';
  */
 function progressPartition(namespace: string, shardId: string, partitions: number): string {
   if (partitions === 1) return `${namespace}|shards`;
-  let h = 0x811c9dc5;
-  for (let i = 0; i < shardId.length; i++) {
-    h ^= shardId.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return `${namespace}|shards|${(h >>> 0) % partitions}`;
+  return `${namespace}|shards|${textHash(shardId) % partitions}`;
 }
 const LEGACY_SK = '-';
 /** Compare-and-set rounds for one shard's progress before giving up. */

@@ -10,6 +10,7 @@
  * What they share lives here: reading a record's key and aggregate inputs, assigning it to
  * windows, pre-aggregating a batch into deltas, late handling, and emission.
  */
+import { MAX_EVENT_TIME } from '../compile/eventTime.js';
 import { evaluationReason } from '../compile/reason.js';
 import type { BatchContext, CompileContext, NodeInfo, Push } from '../compile/types.js';
 import { type Emission, emitted, keyText, type RecordEnvelope } from '../envelope.js';
@@ -46,7 +47,7 @@ export const FAILED = Symbol('failed');
 
 /** A time for messages: ISO-8601 when it is a date, else the number itself (−∞, +∞, out of range). */
 function timeText(t: number): string {
-  return Number.isFinite(t) && Math.abs(t) <= 8.64e15 ? new Date(t).toISOString() : String(t);
+  return Number.isFinite(t) && Math.abs(t) <= MAX_EVENT_TIME ? new Date(t).toISOString() : String(t);
 }
 
 /**
