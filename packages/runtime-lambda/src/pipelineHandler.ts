@@ -229,7 +229,12 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
     const shards = new StreamShards({
       listShards: options.listShards ?? kinesisShardLister(),
       describeDynamoDbStream: options.describeDynamoDbStream ?? dynamoDbStreamDescriber(),
-      ...(registersShards ? { register: (shardId: string) => compiled.registerShard(shardId) } : {}),
+      ...(registersShards
+        ? {
+            register: (shardId: string) => compiled.registerShard(shardId),
+            close: (shardId: string) => compiled.closeShard(shardId),
+          }
+        : {}),
       log,
       now,
     });

@@ -29,6 +29,8 @@ export interface StreamShard {
   shardId: string;
   /** Whether the shard has ended (resharding): it has an ending sequence number. */
   closed: boolean;
+  /** The shard(s) it was split or merged from (`ParentShardId`, `AdjacentParentShardId`). */
+  parents?: string[];
 }
 
 /** One shard of a DynamoDB stream: its sequence number range (`end` absent while it is open). */
@@ -36,6 +38,8 @@ export interface DynamoDbStreamShard {
   shardId: string;
   start: string;
   end?: string;
+  /** The shard it follows (`ParentShardId`). */
+  parent?: string;
 }
 
 /** Every shard of a Kinesis stream (open and closed), by stream ARN. */
@@ -84,7 +88,11 @@ export function kinesisShardLister(client?: KinesisClient): ListShards {
     do {
       const res = await kinesis.send(new ListShardsCommand(token ? { NextToken: token } : first));
       for (const s of res.Shards ?? []) {
-        if (s.ShardId) shards.push({ shardId: s.ShardId, closed: !!s.SequenceNumberRange?.EndingSequenceNumber });
+        if (!s.ShardId) continue;
+        const shard: StreamShard = { shardId: s.ShardId, closed: !!s.SequenceNumberRange?.EndingSequenceNumber };
+        const parents = [s.ParentShardId, s.AdjacentParentShardId].filter((id): id is string => !!id);
+        if (parents.length > 0) shard.parents = parents;
+        shards.push(shard);
       }
       token = res.NextToken;
     } while (token);
@@ -129,6 +137,7 @@ export function dynamoDbStreamDescriber(client?: DynamoDBStreamsClient): Describ
         const shard: DynamoDbStreamShard = { shardId: s.ShardId, start };
         const end = s.SequenceNumberRange?.EndingSequenceNumber;
         if (end) shard.end = end;
+        if (s.ParentShardId) shard.parent = s.ParentShardId;
         shards.push(shard);
       }
       after = d?.LastEvaluatedShardId;
@@ -142,6 +151,12 @@ export interface StreamShardsOptions {
   describeDynamoDbStream: DescribeDynamoDbStream;
   /** Called once for each open shard listed (not given: shards are listed but not registered). */
   register?: (shardId: string) => void;
+  /**
+   * Called once for each closed shard whose child has delivered a batch: Lambda (like the KCL)
+   * starts a child shard only once its parents are read to their end, so a parent stops holding
+   * windows back then rather than after its idle timeout.
+   */
+  close?: (shardId: string) => void;
   log: (line: string) => void;
   /** Processing time (ms), for the rate limits. */
   now: () => number;
@@ -156,6 +171,10 @@ interface StreamState {
   listed: boolean;
   /** Every shard listed, open or closed. */
   known: Set<string>;
+  /** Closed shards listed. */
+  closed: Set<string>;
+  /** Each listed shard's parents. */
+  parents: Map<string, string[]>;
   /** DynamoDB: the shards' ranges, by starting sequence number. */
   ranges: DynamoDbStreamShard[];
   /** Failed listings in a row, and the time before which none is tried again. */
@@ -183,7 +202,17 @@ export class StreamShards {
   private state(streamArn: string, kind: StreamState['kind']): StreamState {
     let s = this.streams.get(streamArn);
     if (!s) {
-      s = { kind, listed: false, known: new Set(), ranges: [], failures: 0, retryAt: 0, relisted: new Map() };
+      s = {
+        kind,
+        listed: false,
+        known: new Set(),
+        closed: new Set(),
+        parents: new Map(),
+        ranges: [],
+        failures: 0,
+        retryAt: 0,
+        relisted: new Map(),
+      };
       this.streams.set(streamArn, s);
     }
     return s;
@@ -208,7 +237,23 @@ export class StreamShards {
       // Not in a list read just now: read it again a minute later at the earliest.
       if (listed !== 'fresh') await this.list(s, streamArn, requestId);
     }
+    this.closeParentsOf(s, shardIds);
   }
+
+  /** The closed parents of shards that deliver are read to their end: they are closed here. */
+  private closeParentsOf(s: StreamState, shardIds: Iterable<string | undefined>): void {
+    if (!this.options.close) return;
+    for (const shardId of shardIds) {
+      if (shardId === undefined) continue;
+      for (const parent of s.parents.get(shardId) ?? []) {
+        if (!s.closed.has(parent) || this.closedHere.has(parent)) continue;
+        this.closedHere.add(parent);
+        this.options.close(parent);
+      }
+    }
+  }
+
+  private readonly closedHere = new Set<string>();
 
   /**
    * The shard of each DynamoDB Streams record (by sequence number), `undefined` where it cannot
@@ -228,6 +273,7 @@ export class StreamShards {
     if (unmapped && this.mayRelist(s, UNMAPPED) && listed !== 'fresh' && (await this.list(s, streamArn, requestId))) {
       shards = sequenceNumbers.map((n) => (n === undefined ? undefined : shardOf(s.ranges, n)));
     }
+    this.closeParentsOf(s, new Set(shards));
     return shards;
   }
 
@@ -263,14 +309,18 @@ export class StreamShards {
           const shards = await this.options.listShards(streamArn);
           for (const shard of shards) {
             s.known.add(shard.shardId);
-            if (!shard.closed) this.register(shard.shardId);
+            if (shard.parents) s.parents.set(shard.shardId, shard.parents);
+            if (shard.closed) s.closed.add(shard.shardId);
+            else this.register(shard.shardId);
           }
         } else {
           const shards = await this.options.describeDynamoDbStream(streamArn);
           s.ranges = [...shards].sort((a, b) => compareSequenceNumbers(a.start, b.start));
           for (const shard of shards) {
             s.known.add(shard.shardId);
-            if (shard.end === undefined) this.register(shard.shardId);
+            if (shard.parent) s.parents.set(shard.shardId, [shard.parent]);
+            if (shard.end !== undefined) s.closed.add(shard.shardId);
+            else this.register(shard.shardId);
           }
         }
         s.listed = true;

@@ -290,6 +290,45 @@ describe('lambda handler: every Kinesis shard is known before windows close', ()
     expect(sorted(out.values)).toEqual(oracle([...before, ...ahead, ...behind]));
   });
 
+  it("a child shard's first batch closes its parent: the parent, read to its end, no longer holds windows back (no idle wait)", async () => {
+    const stream = 'resharded-close';
+    const [parent] = await createStream(stream, 1);
+    const before = clicks(30, 0, 3000, 0);
+    await putInto(stream, parent?.hashKey as string, before);
+    const scheduler = new VirtualTimeScheduler();
+    const out = new MemorySink<Total>();
+    const late = new MemorySink<Click>();
+    const handler = createHandler(windowPipeline('resharded-close', out, late), {
+      listShards: kinesisShardLister(client),
+      scheduler,
+      log: () => {},
+    });
+    await handler(await eventOf(stream, parent?.shardId as string));
+    await client.send(
+      new SplitShardCommand({
+        StreamName: stream,
+        ShardToSplit: parent?.shardId as string,
+        NewStartingHashKey: (2n ** 127n).toString(),
+      }),
+    );
+    const [first, second] = (await shardsOf(stream)).filter((s) => s.open) as [Shard, Shard];
+    const a = clicks(30, 3000, 9000, 1);
+    const b = clicks(30, 3000, 9000, 2);
+    await putInto(stream, first.hashKey, a);
+    await putInto(stream, second.hashKey, b);
+    // No processing time passes: only closing the parent lets its watermark (~2.9 s) go.
+    await handler(await eventOf(stream, first.shardId));
+    await handler(await eventOf(stream, second.shardId));
+    const lowest = Math.min(...[...a, ...b].map((e) => e.t));
+    const highest = Math.min(Math.max(...a.map((e) => e.t)), Math.max(...b.map((e) => e.t)));
+    const closed = oracle([...before, ...a, ...b]).filter((w) => w.windowStart + 1000 <= highest);
+    expect(closed.some((w) => w.windowStart >= lowest)).toBe(true);
+    expect(sorted(out.values)).toEqual(closed);
+    await (await handler.ready).flush();
+    expect(late.values).toEqual([]);
+    expect(sorted(out.values)).toEqual(oracle([...before, ...a, ...b]));
+  });
+
   it('lists again at most once a minute for the same unknown shard', async () => {
     const scheduler = new VirtualTimeScheduler();
     const lister = counted(
