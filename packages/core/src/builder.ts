@@ -67,6 +67,8 @@ export type WindowOptions<T, K, A extends Record<string, Agg<T, unknown>>> = Ste
   idleTimeout?: Duration;
   aggregate: A;
   emit?: 'final' | 'updates';
+  /** The stream's partition key is the window key: windows close on their own shard's watermark. */
+  keyIsPartitionKey?: boolean;
   late?: SinkSpec | Sink;
   /** Where window state lives: `'memory'` (default), a store such as `dynamoDbState({...})`, or its spec. */
   state?: 'memory' | StoreSpec | StateStore;

@@ -51,7 +51,7 @@ const sinks = (): Sinks => ({ out: new MemorySink(), late: new MemorySink(), dea
 
 let runs = 0;
 
-function build(name: string, kind: Kind, store: StateStore, s: Sinks) {
+function build(name: string, kind: Kind, store: StateStore, s: Sinks, perShard: boolean) {
   const shape =
     kind === 'tumbling'
       ? { tumbling: SIZE }
@@ -67,6 +67,7 @@ function build(name: string, kind: Kind, store: StateStore, s: Sinks) {
       key: (e) => e.user,
       ...shape,
       outOfOrderness: 1000,
+      keyIsPartitionKey: perShard,
       aggregate: { n: count(), s: sum((e) => e.amount) },
       late: s.late,
       state: store,
@@ -84,6 +85,8 @@ interface Case {
   kind: Kind;
   killAfter: number;
   seed: number;
+  /** With keyed partition keys: `keyIsPartitionKey` (each shard's windows on its own watermark). */
+  perShard: boolean;
 }
 
 /** Runs the stream through the simulator: killed after `killAfter` invocations (0: never), then restarted. */
@@ -92,7 +95,7 @@ async function deliver(c: Case, name: string, stream: string, shards: string[], 
     c.state === 'dynamodb'
       ? dynamoDbState({ table: 'prop-state', endpoint: dynamo.endpoint })
       : redisState({ url: redis.url });
-  const p = build(name, c.kind, store, s);
+  const p = build(name, c.kind, store, s, c.perShard && c.partitionKey === 'keyed');
   const handlers: ReturnType<typeof createHandler>[] = [];
   const container = () => {
     const h = createHandler(p, {
@@ -186,6 +189,7 @@ describe('windows on the real shape, as a property', () => {
           kind: fc.constantFrom('tumbling' as const, 'hopping' as const, 'session' as const, 'sliding' as const),
           killAfter: fc.integer({ min: 0, max: 12 }),
           seed: fc.integer({ min: 1, max: 1_000_000 }),
+          perShard: fc.boolean(),
         }),
         async (c) => {
           const n = c.batchSize === 1 ? 120 : 600;

@@ -9,7 +9,7 @@ import type { DeadLetterReason, DeadLetterRecord, Ordering, RecordEnvelope, Sour
 import type { CompiledExpression, ExpressionSource, FunctionResolver } from '../expression.js';
 import type { ComponentDefinition } from '../registry.js';
 import type { StateStore } from '../windows/shared.js';
-import type { Watermarks } from '../windows/watermarks.js';
+import type { WatermarkView } from '../windows/watermarks.js';
 
 /** Per-record function of a fused segment; `batch` carries the per-batch buffers. */
 export type Push = (env: RecordEnvelope, batch: BatchContext) => void;
@@ -112,7 +112,7 @@ export interface CompileContext extends ResourceContext {
   /** The pipeline's name (state namespaces start with it). */
   pipelineName: string;
   /** Per-shard event-time progress, updated from every decoded record. */
-  watermarks: Watermarks;
+  watermarks: WatermarkView;
   /** Asks the runtime to call the pipeline's `tick()` at least this often (ms) while it runs. */
   requestTicks(intervalMs: number): void;
   /** Registers a gauge reported by `CompiledPipeline.stats()` (summed over nodes of the same name). */

@@ -37,6 +37,8 @@ import {
 import { BucketedWindows } from '../windows/BucketedWindows.js';
 import { MergingWindows } from '../windows/MergingWindows.js';
 import { RESERVED_FIELDS, windowRecordFactory } from '../windows/output.js';
+import { type LinkedWindows, PerShardWindows } from '../windows/PerShardWindows.js';
+import type { StateStore } from '../windows/shared.js';
 import { sharedWindowOperators } from '../windows/sharedWindows.js';
 import type { WindowKind, WindowOperator, WindowSettings } from '../windows/WindowOperator.js';
 
@@ -112,6 +114,12 @@ export const windowSchema = Type.Object(
         { additionalProperties: false, description: 'where too-late records go (default: the dead-letter output)' },
       ),
     ),
+    keyIsPartitionKey: Type.Optional(
+      Type.Boolean({
+        description:
+          "the stream's partition key is the window key, so each shard holds all of a key's records: windows close on their own shard's watermark (per-partition stream time, as in Kafka Streams) instead of the lowest over every shard (default false)",
+      }),
+    ),
     state: Type.Optional(
       Type.Union([Type.Literal('memory'), ComponentRef<StoreSpec>('store')], {
         description:
@@ -171,7 +179,7 @@ export const windowStep: StepDefinition<WindowSpec> = register({
         : kind === 'session'
           ? `gap ${spec.session?.gap}`
           : String(spec[kind]);
-    return `${kind} ${size}${spec.key ? ` by ${showExpression(spec.key)}` : ''}: ${Object.keys(spec.aggregate).join(', ')} (${spec.emit ?? 'final'})`;
+    return `${kind} ${size}${spec.key ? ` by ${showExpression(spec.key)}` : ''}: ${Object.keys(spec.aggregate).join(', ')} (${spec.emit ?? 'final'}${spec.keyIsPartitionKey ? ', per shard' : ''})`;
   },
   compile(spec, node, ctx) {
     return windowOperator(spec, node, ctx).link();
@@ -186,7 +194,7 @@ function kindOf(spec: WindowSpec): WindowKind {
  * The operator that runs the spec's windows (see `windows/WindowOperator.ts`): by kind, and by
  * where their state lives.
  */
-function windowOperator(spec: WindowSpec, node: NodeInfo, ctx: CompileContext): WindowOperator {
+function windowOperator(spec: WindowSpec, node: NodeInfo, ctx: CompileContext): LinkedWindows {
   const kind = kindOf(spec);
   const size = durationMs(
     kind === 'hopping'
@@ -228,16 +236,35 @@ function windowOperator(spec: WindowSpec, node: NodeInfo, ctx: CompileContext): 
   };
   const stateSpec = spec.state === undefined || spec.state === 'memory' ? undefined : spec.state;
   const stateStore = stateSpec ? ctx.store(stateSpec, `${node.path}/window/state`) : undefined;
+  const namespace = `${ctx.pipelineName}/${node.name}`;
+  if (spec.keyIsPartitionKey) {
+    // One operator per shard, each on its shard's watermark (and its own state namespace).
+    return new PerShardWindows(
+      node,
+      ctx,
+      (shardCtx, shardId) => operatorFor(settings, node, shardCtx, stateStore, `${namespace}@${shardId}`),
+      spec.late?.sink,
+      Math.min(Math.max(idle / 4, 100), 10_000),
+    );
+  }
+  return operatorFor(settings, node, ctx, stateStore, namespace);
+}
+
+/** The operator for the settings, by window kind and by where the state lives. */
+function operatorFor(
+  settings: WindowSettings,
+  node: NodeInfo,
+  ctx: CompileContext,
+  stateStore: StateStore | undefined,
+  namespace: string,
+): WindowOperator {
+  const { kind, lateness, aggregators } = settings;
   if (!stateStore) {
     return kind === 'tumbling' || kind === 'hopping'
       ? new BucketedWindows(settings, node, ctx)
       : new MergingWindows(settings, node, ctx);
   }
-  const scope = {
-    namespace: `${ctx.pipelineName}/${node.name}`,
-    aggregators,
-    lateness,
-  };
+  const scope = { namespace, aggregators, lateness };
   if ((kind === 'session' || kind === 'sliding') && stateStore.forSessions === undefined) {
     throw new ConfigError(
       `${kind} windows keep their state in process memory; a shared state store (${stateStore.summary}) holds tumbling and hopping windows`,

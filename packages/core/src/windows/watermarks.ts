@@ -18,7 +18,43 @@ export interface ShardProgress {
   lastActivity: number;
 }
 
-export class Watermarks {
+/** What a window step reads of the shards' progress (see CompileContext.watermarks). */
+export interface WatermarkView {
+  readonly shardIds: string[];
+  /** Shards whose input ended in this process, with their progress at the end. */
+  readonly ended: ReadonlyMap<string, ShardProgress | undefined>;
+  /** Shards closed in this process. */
+  readonly closed: ReadonlySet<string>;
+  progress(shardId: string): Readonly<ShardProgress> | undefined;
+  watermark(outOfOrderness: number, idleTimeout: number, now: number): number;
+}
+
+/**
+ * One shard's part of `marks`: a window step whose key is the partition key runs one operator
+ * per shard, each closing windows on its own shard's watermark (per-partition stream time).
+ */
+export function shardWatermarks(marks: WatermarkView, shardId: string): WatermarkView {
+  return {
+    get shardIds() {
+      return marks.progress(shardId) ? [shardId] : [];
+    },
+    get ended() {
+      return marks.ended.has(shardId) ? new Map([[shardId, marks.ended.get(shardId)]]) : new Map();
+    },
+    get closed() {
+      return marks.closed.has(shardId) ? new Set([shardId]) : new Set<string>();
+    },
+    progress: (id) => (id === shardId ? marks.progress(id) : undefined),
+    watermark(outOfOrderness, idleTimeout, now) {
+      const p = marks.progress(shardId);
+      // A closed shard delivers nothing more: every window of its keys is complete.
+      if (!p && marks.closed.has(shardId)) return Number.POSITIVE_INFINITY;
+      return lowestWatermark(p ? [p] : [], outOfOrderness, idleTimeout, now);
+    },
+  };
+}
+
+export class Watermarks implements WatermarkView {
   private readonly shards = new Map<string, ShardProgress>();
 
   observe(shardId: string, maxEventTime: number, now: number, sourceWatermark?: number): void {

@@ -1,0 +1,146 @@
+/**
+ * Per-partition stream time (as in Kafka Streams), for a window step whose key is the stream's
+ * partition key (`keyIsPartitionKey: true`): each shard then holds every record of its keys, so
+ * a window can close on its own shard's watermark instead of waiting for the slowest shard of
+ * the stream. One window operator runs per shard and sees only that shard's progress; with a
+ * shared store it keeps its state under its own namespace (`<ns>@<shard>`), so a batch reads and
+ * writes one shard's progress, not every shard's.
+ *
+ * The operators are the usual ones (see WindowOperator.ts), each created on its shard's first
+ * batch with a context that hands it its shard's watermarks and captures what it would register
+ * (its barrier, gauges, ticks); the late output is the step's one sink.
+ */
+import type { BarrierAdvance, BarrierRun, BatchContext, CompileContext, NodeInfo, Push } from '../compile/types.js';
+import { shardWatermarks } from './watermarks.js';
+
+/** What the window step links: an operator, or this router over one operator per shard. */
+export interface LinkedWindows {
+  link(): (next: Push) => Push;
+}
+
+interface ShardOperator {
+  run: BarrierRun | undefined;
+  advance: BarrierAdvance | undefined;
+  /** The operator's own push (records added inline); undefined: records go through the barrier. */
+  inline: Push | undefined;
+  gauges: Map<string, () => number>;
+}
+
+/** What a shard operator's barrier returns: its records go into the step's one barrier. */
+const BUFFERED: Push = () => {};
+
+export class PerShardWindows implements LinkedWindows {
+  private readonly shards = new Map<string, ShardOperator>();
+  private next: Push | undefined;
+  private readonly latePush: Push | undefined;
+  private lastId: string | undefined;
+  private last: ShardOperator | undefined;
+
+  constructor(
+    private readonly node: NodeInfo,
+    private readonly ctx: CompileContext,
+    /** Creates the operator of one shard, given a context that sees only that shard. */
+    private readonly create: (ctx: CompileContext, shardId: string) => LinkedWindows,
+    late: object | undefined,
+    tickInterval: number,
+  ) {
+    this.latePush =
+      late === undefined
+        ? undefined
+        : ctx.sink(late, { name: `${node.name}.late`, kind: 'sink', path: `${node.path}/window/late` });
+    ctx.requestTicks(tickInterval);
+    // A configuration the operators refuse fails here, when the pipeline is compiled, not at
+    // the first batch.
+    this.build('');
+    for (const name of ['openWindows', 'storedWindows']) {
+      ctx.gauge(name, () => {
+        let n = 0;
+        for (const op of this.shards.values()) n += op.gauges.get(name)?.() ?? 0;
+        return n;
+      });
+    }
+  }
+
+  link(): (next: Push) => Push {
+    return (next) => {
+      this.next = next;
+      const buffer = this.ctx.barrier(
+        { name: this.node.name, kind: 'window', path: '' },
+        async (records, batch, push) => {
+          await this.operatorOf(batch.shardId).run?.(records, batch, push);
+        },
+        next,
+        (batch, push, final) => this.advance(batch, push, final),
+      );
+      return (env, batch) => {
+        const op = this.operatorOf(batch.shardId);
+        if (op.inline) op.inline(env, batch);
+        else buffer(env, batch);
+      };
+    };
+  }
+
+  /**
+   * After a shard's batch, its operator moves on; on a tick or the end-of-input flush every
+   * shard's does — at the end of an input also those of shards that ended here and have no
+   * operator yet (a shared store may hold their windows from an earlier run).
+   */
+  private async advance(batch: BatchContext, push: Push, final: boolean): Promise<void> {
+    const marks = this.ctx.watermarks;
+    if (batch.shardId !== '') {
+      await this.operatorOf(batch.shardId).advance?.(batch, push, final);
+    } else {
+      if (final) for (const id of [...marks.ended.keys(), ...marks.shardIds]) this.operatorOf(id);
+      for (const op of [...this.shards.values()]) await op.advance?.(batch, push, final);
+    }
+    // A shard closed (resharded) since: its operator, created if need be, emits what the shard
+    // left open (with a shared store, also marks the shard closed in its namespace).
+    for (const id of marks.closed) {
+      if (this.closedDone.has(id)) continue;
+      this.closedDone.add(id);
+      batch.afterFailure(() => this.closedDone.delete(id));
+      if (batch.shardId !== id) await this.operatorOf(id).advance?.(batch, push, final);
+    }
+  }
+
+  /** Closed shards whose operator has advanced since they closed. */
+  private readonly closedDone = new Set<string>();
+
+  private operatorOf(shardId: string): ShardOperator {
+    if (shardId === this.lastId && this.last) return this.last;
+    let op = this.shards.get(shardId);
+    if (!op) {
+      op = this.build(shardId);
+      this.shards.set(shardId, op);
+    }
+    this.lastId = shardId;
+    this.last = op;
+    return op;
+  }
+
+  /** A shard's operator, linked in front of the step's next push. */
+  private build(shardId: string): ShardOperator {
+    const captured: ShardOperator = { run: undefined, advance: undefined, inline: undefined, gauges: new Map() };
+    const late = this.latePush;
+    const ctx: CompileContext = {
+      ...this.ctx,
+      watermarks: shardWatermarks(this.ctx.watermarks, shardId),
+      barrier: (_node, run, _next, advance) => {
+        captured.run = run;
+        captured.advance = advance;
+        return BUFFERED;
+      },
+      sink: () => {
+        if (!late) throw new Error(`${this.node.name}: a shard's window operator asked for a sink the step has not`);
+        return late;
+      },
+      requestTicks: () => {},
+      gauge: (name, read) => {
+        captured.gauges.set(name, read);
+      },
+    };
+    const push = this.create(ctx, shardId).link()(this.next ?? BUFFERED);
+    captured.inline = push === BUFFERED ? undefined : push;
+    return captured;
+  }
+}
