@@ -3,12 +3,21 @@
  * side-effect free, compiled once per pipeline. The current record is `event`. User text is
  * never passed to `eval`, `new Function` or `vm`.
  *
+ * Compilation parses and type-checks: an unknown identifier (`process`, `globalThis`; only
+ * `event` and the variables of macros such as `filter(x, …)` exist), an unknown function, or a
+ * regular-expression literal that RE2 refuses is an error before any record is read.
+ * Regular expressions (`matches`) run on RE2, in linear time (see `regex.ts`).
+ *
+ * Records are plain JSON: a field may be called `constructor`, `__proto__`, `toString`, …; such
+ * objects reach CEL as maps, so every field reads as written and none reaches JavaScript.
+ *
  * JSON numbers reach CEL as doubles, while CEL literals such as `2` are ints; mixed arithmetic
  * (`event.amount * 2`, `event.n % 2`) is therefore defined here and yields a double. Results are normalised back
  * to plain JSON values: CEL ints become numbers (strings when beyond 2^53).
  */
-import { Environment } from '@marcbachmann/cel-js';
+import { type ASTNode, Environment } from '@marcbachmann/cel-js';
 import { ExpressionError } from './errors.js';
+import { regexMatches, regexProblem } from './regex.js';
 
 /** A compiled expression: the record's value in, a plain value out. */
 export type CompiledExpression = (event: unknown) => unknown;
@@ -37,8 +46,15 @@ function createEnvironment(): Environment {
   }
   // CEL defines % for ints only; JSON numbers are doubles, so give them JavaScript's remainder.
   env.registerOperator('double % double', (a: number, b: number) => a % b);
+  // The library's `string.matches` backtracks (JavaScript RegExp) and cannot be replaced, so
+  // calls to it are renamed to this RE2 overload at compilation (see `useRe2`).
+  env.registerFunction(`string.${RE2_MATCHES}(string): bool`, regexMatches);
+  env.registerFunction('matches(string, string): bool', regexMatches);
   return env;
 }
+
+/** Internal name of the RE2 `matches` (CEL identifiers may not be reserved, so it is unlikely). */
+const RE2_MATCHES = '__tributary_re2_matches';
 
 let shared: Environment | undefined;
 function environment(): Environment {
@@ -52,34 +68,139 @@ interface CelFailure {
   message: string;
 }
 
-/** Parses CEL text; throws {@link ExpressionError} with the offset of the problem. */
+/** The library's messages name the RE2 overload by its internal name; users wrote `matches`. */
+function celMessage(e: CelFailure): string {
+  return (e.summary ?? e.message).split(RE2_MATCHES).join('matches');
+}
+
+/**
+ * Routes every `x.matches(re)` of a parsed expression to the RE2 overload, and checks each
+ * pattern written as a literal. Runs before type-checking, which binds the calls.
+ */
+function useRe2(root: ASTNode): void {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      for (const x of v) if (typeof x === 'object' && x !== null) stack.push(x);
+      continue;
+    }
+    if (typeof v !== 'object' || v === null || !('op' in v)) continue;
+    const node = v as ASTNode;
+    if (node.op === 'value' || node.op === 'id') continue;
+    let pattern: ASTNode | undefined;
+    if (node.op === 'rcall' && node.args[0] === 'matches' && node.args[2].length === 1) {
+      // The AST is the library's documented structure; the call's name is the first argument.
+      (node.args as unknown as unknown[])[0] = RE2_MATCHES;
+      pattern = node.args[2][0];
+    } else if (node.op === 'call' && node.args[0] === 'matches' && node.args[1].length === 2) {
+      pattern = node.args[1][1];
+    }
+    if (pattern?.op === 'value' && typeof pattern.args === 'string') {
+      const problem = regexProblem(pattern.args);
+      if (problem !== undefined) throw new ExpressionError(problem, pattern.start);
+    }
+    stack.push(node.args);
+  }
+}
+
+/** Parses and type-checks CEL text; throws {@link ExpressionError} with the offset of the problem. */
 export function compileCel(text: string): CompiledExpression {
   if (text.length > MAX_EXPRESSION_LENGTH) {
     throw new ExpressionError(`expression is longer than ${MAX_EXPRESSION_LENGTH} characters`, 0);
   }
   if (text.trim() === '') throw new ExpressionError('expression is empty', 0);
-  let program: (ctx: Record<string, unknown>) => unknown;
+  let parsed: ReturnType<Environment['parse']>;
   try {
-    program = environment().parse(text) as unknown as (ctx: Record<string, unknown>) => unknown;
+    parsed = environment().parse(text);
   } catch (err) {
     const e = err as CelFailure;
-    throw new ExpressionError(`expression does not parse: ${e.summary ?? e.message}`, e.range?.start, {
-      cause: err,
-    });
+    throw new ExpressionError(`expression does not parse: ${celMessage(e)}`, e.range?.start, { cause: err });
   }
+  useRe2(parsed.ast);
+  // Type-checking finds unknown identifiers and functions, and anything else that would fail for
+  // every record; the checked program then evaluates without re-checking per record.
+  const checked = parsed.check();
+  if (!checked.valid) {
+    const e = checked.error as unknown as CelFailure;
+    throw new ExpressionError(`expression is invalid: ${celMessage(e)}`, e.range?.start, { cause: e });
+  }
+  const program = parsed as unknown as (ctx: Record<string, unknown>) => unknown;
   // One context object per compiled expression: evaluation is synchronous, so reuse is safe.
   const ctx: Record<string, unknown> = { event: undefined };
   return (event) => {
-    ctx.event = event;
     try {
+      ctx.event = celValue(event);
       return toPlain(program(ctx));
     } catch (err) {
+      if (err instanceof RangeError) {
+        throw new ExpressionError(`record is nested too deeply to evaluate \`${text}\``, undefined, { cause: err });
+      }
       const e = err as CelFailure;
-      throw new ExpressionError(`${e.summary ?? e.message} in \`${text}\``, e.range?.start, { cause: err });
+      throw new ExpressionError(`${celMessage(e)} in \`${text}\``, e.range?.start, { cause: err });
     } finally {
       ctx.event = undefined;
     }
   };
+}
+
+/**
+ * Prepares a record for CEL. The library tells maps from other objects by their `constructor`,
+ * which an own field of that name hides (`{"constructor": "x"}` would be "Unsupported type"), so
+ * such objects — and the objects and arrays holding them — are given to CEL as `Map`s (copies;
+ * the record is not changed). Anything else is passed as it is, at the cost of one walk.
+ */
+function celValue(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null) return v;
+  if (Array.isArray(v)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i];
+      if (typeof x !== 'object' || x === null) continue;
+      const y = celValue(x);
+      if (y !== x) {
+        out ??= v.slice();
+        out[i] = y;
+      }
+    }
+    return out ?? v;
+  }
+  const c = (v as { constructor?: unknown }).constructor;
+  if (c === Map) {
+    let out: Map<unknown, unknown> | undefined;
+    for (const [k, x] of v as Map<unknown, unknown>) {
+      const y = celValue(x);
+      if (y !== x) {
+        out ??= new Map(v as Map<unknown, unknown>);
+        out.set(k, y);
+      }
+    }
+    return out ?? v;
+  }
+  const plain = c === Object || c === undefined;
+  // A non-function `constructor` is a field (or a prototype built from data): the object is data.
+  if (!plain && typeof c === 'function') return v; // Date, Uint8Array, Set, class instances
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  let m: Map<string, unknown> | undefined = plain ? undefined : new Map();
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    const x = o[k];
+    const y = typeof x === 'object' && x !== null ? celValue(x) : x;
+    if (m === undefined && y !== x) {
+      m = new Map();
+      for (let j = 0; j < i; j++) m.set(keys[j] as string, o[keys[j] as string]);
+    }
+    m?.set(k, y);
+  }
+  return m ?? v;
+}
+
+/** Sets an own data property, also for the key `__proto__` (plain assignment would set the prototype). */
+function setField(o: Record<string, unknown>, k: string, v: unknown): void {
+  if (k === '__proto__')
+    Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+  else o[k] = v;
 }
 
 /** Converts CEL results (bigint, Map, Optional) into plain JSON-friendly values. */
@@ -102,7 +223,7 @@ export function toPlain(v: unknown): unknown {
       }
       if (v instanceof Map) {
         const o: Record<string, unknown> = {};
-        for (const [k, x] of v) o[String(k)] = toPlain(x);
+        for (const [k, x] of v) setField(o, String(k), toPlain(x));
         return o;
       }
       const o = v as Record<string, unknown>;
@@ -111,7 +232,7 @@ export function toPlain(v: unknown): unknown {
         const p = toPlain(o[k]);
         if (p !== o[k]) {
           out ??= { ...o };
-          out[k] = p;
+          setField(out, k, p);
         }
       }
       return out ?? v;
