@@ -231,6 +231,7 @@ export class StepsBuilder<T> {
 export class PipelineBuilder<T> extends StepsBuilder<T> {
   private sourceSpec: SourceSpec | undefined;
   private eventTimeSpec: ExpressionSource | undefined;
+  private maxFutureSkew: Duration | undefined;
   private deadLetterSpec: SinkSpec | undefined;
   private description: string | undefined;
   private fieldTypes: Record<string, string> | undefined;
@@ -258,9 +259,14 @@ export class PipelineBuilder<T> extends StepsBuilder<T> {
     return this;
   }
 
-  /** Event time of each record: epoch ms, an ISO-8601 string or a Date. */
-  eventTime(f: ((event: T) => number | string | Date) | string): this {
+  /**
+   * Event time of each record: epoch ms, an ISO-8601 string or a Date. `maxFutureSkew` bounds how
+   * far ahead of its arrival time it may be (default: no bound); a record further ahead is
+   * dead-lettered (reason `event-time`) before it moves any watermark.
+   */
+  eventTime(f: ((event: T) => number | string | Date) | string, options: { maxFutureSkew?: Duration } = {}): this {
     this.eventTimeSpec = this.expr('eventTime', f);
+    this.maxFutureSkew = options.maxFutureSkew;
     return this;
   }
 
@@ -306,6 +312,7 @@ export class PipelineBuilder<T> extends StepsBuilder<T> {
     };
     if (this.description !== undefined) spec.description = this.description;
     if (this.eventTimeSpec !== undefined) spec.eventTime = this.eventTimeSpec;
+    if (this.maxFutureSkew !== undefined) spec.maxFutureSkew = this.maxFutureSkew;
     if (this.deadLetterSpec !== undefined) spec.deadLetter = this.deadLetterSpec;
     if (this.fieldTypes !== undefined) spec.fields = { ...this.fieldTypes };
     return { spec, bindings: new Map(this.bindings.map), baseDir: options.baseDir ?? process.cwd() };

@@ -213,6 +213,24 @@ export interface DeadLetterRecord {
   time: string;
 }
 
+/**
+ * Why a record went to the dead-letter output:
+ *
+ * - `decode`: the record has no data, is over {@link MAX_RECORD_BYTES}, is not UTF-8 (`data` is
+ *   then base64), is not JSON, or nests arrays and objects more than 512 levels deep;
+ * - `schema`: it does not match the pipeline's declared `fields`;
+ * - `event-time`: its event time is not a time (not epoch ms or ISO-8601, outside ±8.64e15 ms), or
+ *   is more than the pipeline's `maxFutureSkew` ahead of its arrival time;
+ * - `expression`: a CEL expression failed on it, or yielded a value of the wrong type: a window
+ *   key that is not a string, number, boolean or null; an input of `sum`, `avg`, `min` or `max`
+ *   that is not a number or null (the message names the aggregate);
+ * - `function`: a user function (`fn:` or a TypeScript callback) threw;
+ * - `lookup`, `missing-lookup`: an `enrich` lookup failed, or had no entry for the key;
+ * - `sink`: a sink could never write it (too large, refused by the destination as invalid, or a
+ *   value with no JSON form: circular, nested too deeply);
+ * - `late`: it arrived after its window closed (when the window step has no late output);
+ * - `state`: the window state store refused it (a limit of the store).
+ */
 export type DeadLetterReason =
   | 'decode'
   | 'schema'

@@ -9,7 +9,7 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import type { StaticLookupSpec } from './lookups/static.js';
 import { type ComponentCategory, definitions } from './registry.js';
-import { ComponentRef, Expression, X_FIELD_TYPE, X_UNION } from './schema.js';
+import { ComponentRef, DurationSchema, Expression, X_FIELD_TYPE, X_UNION } from './schema.js';
 import type { FileSinkSpec } from './sinks/file.js';
 import type { StdoutSinkSpec } from './sinks/stdout.js';
 import type { FileSourceSpec } from './sources/file.js';
@@ -75,6 +75,11 @@ export const pipelineRootSchema = Type.Object(
       }),
     ),
     eventTime: Type.Optional(Expression('yields the event time: epoch ms, or an ISO-8601 string')),
+    maxFutureSkew: Type.Optional(
+      DurationSchema(
+        "with `eventTime`: how far ahead of its arrival time a record's event time may be (default: no bound). A record further ahead is dead-lettered (reason `event-time`) before it moves any watermark: one far-future record (a clock or parsing error, year 9999) would otherwise close every open window and send what follows to the late output",
+      ),
+    ),
     steps: Type.Array(ComponentRef<StepSpec>('step'), { description: 'the steps, in order' }),
     deadLetter: Type.Optional(ComponentRef<SinkSpec>('sink')),
   },

@@ -20,11 +20,11 @@ import {
   Subject,
   takeUntil,
 } from 'rxjs';
+import { parseDuration } from '../duration.js';
 import {
   type DeadLetterReason,
   type DeadLetterRecord,
   envelope,
-  MAX_RECORD_BYTES,
   type Ordering,
   type RecordEnvelope,
   type SourceBatch,
@@ -34,9 +34,11 @@ import {
 import { ConfigError, describeError, ExpressionError, PipelineValidationError, TributaryError } from '../errors.js';
 import { type CompiledExpression, compileExpression, type ExpressionSource } from '../expression.js';
 import { definition, installedSpecCheck, kindOf } from '../registry.js';
+import { jsonSafe } from '../sinks/json.js';
 import type { PipelineSpec, SinkSpec, StepSpec } from '../spec.js';
 import type { StateStore } from '../windows/shared.js';
 import { Watermarks } from '../windows/watermarks.js';
+import { decodeRecord, payloadText } from './decode.js';
 import { MAX_EVENT_TIME, parseEventTime } from './eventTime.js';
 import { compileFieldCheck } from './fields.js';
 import type {
@@ -148,7 +150,7 @@ class Batch implements BatchContext {
     const rec: DeadLetterRecord = {
       reason,
       step,
-      error: typeof error === 'string' ? error : describeError(error),
+      error: errorText(error),
       shardId: env.shardId,
       sequenceNumber: env.sequenceNumber,
       partitionKey: env.partitionKey,
@@ -158,7 +160,9 @@ class Batch implements BatchContext {
     };
     if (env.subSequenceNumber !== undefined) rec.subSequenceNumber = env.subSequenceNumber;
     if (src.line !== undefined) rec.line = src.line;
-    if (env.value !== undefined) rec.value = env.value;
+    // A value the dead-letter output could not write (circular, too deep, bigints) is replaced
+    // by a form it can: the dead-letter writer is never crashed by the record it reports.
+    if (env.value !== undefined) rec.value = jsonSafe(env.value);
     this.deadLetters.push(withValue(env, rec));
   }
   afterAck(fn: () => Promise<void>): void {
@@ -175,23 +179,19 @@ class Batch implements BatchContext {
   }
 }
 
-const decoder = new TextDecoder('utf-8', { fatal: true });
-
-/** The payload as text for the dead-letter output (base64 when it is not UTF-8). */
-function payloadText(src: SourceRecord): unknown {
-  if (src.data === undefined) return src.value;
-  if (typeof src.data === 'string') return src.data;
-  try {
-    return decoder.decode(src.data);
-  } catch {
-    return Buffer.from(src.data).toString('base64');
-  }
+/** An epoch-ms time for messages: ISO-8601 when it is a date, else the number. */
+function timeText(t: number): string {
+  return Number.isFinite(t) && Math.abs(t) <= MAX_EVENT_TIME ? new Date(t).toISOString() : String(t);
 }
 
-function byteLength(data: string | Uint8Array): number {
-  // A UTF-8 string is at most 3 bytes per UTF-16 unit; only measure when it could exceed the cap.
-  if (typeof data !== 'string') return data.byteLength;
-  return data.length * 3 <= MAX_RECORD_BYTES ? data.length : Buffer.byteLength(data);
+/** The dead letter's `error`: the text, or a thrown value's message (never throwing itself). */
+function errorText(error: unknown): string {
+  if (typeof error === 'string') return error;
+  try {
+    return describeError(error);
+  } catch {
+    return 'an error that cannot be described';
+  }
 }
 
 export class CompiledPipeline {
@@ -209,6 +209,8 @@ export class CompiledPipeline {
   private readonly deadLetterSink: Sink;
   private readonly tailSlot: number | undefined;
   private readonly eventTime: CompiledExpression | undefined;
+  /** `maxFutureSkew` in ms: +∞ when the pipeline sets none. */
+  private readonly maxFutureSkew: number;
   private readonly checkFields: ((v: unknown) => string | undefined) | undefined;
   private readonly pipeline: Pipeline;
   /** Per-shard event-time progress shared by the stateful steps. */
@@ -372,6 +374,13 @@ export class CompiledPipeline {
     }
     currentPath = '/eventTime';
     this.eventTime = pipeline.spec.eventTime === undefined ? undefined : ctx.expression(pipeline.spec.eventTime);
+    currentPath = '/maxFutureSkew';
+    const skew = pipeline.spec.maxFutureSkew;
+    this.maxFutureSkew = skew === undefined ? Number.POSITIVE_INFINITY : (parseDuration(skew) ?? Number.NaN);
+    if (Number.isNaN(this.maxFutureSkew))
+      fail(currentPath, `expected a duration such as 30s, 5m or 1h, got ${JSON.stringify(skew)}`);
+    if (skew !== undefined && this.eventTime === undefined)
+      fail(currentPath, '`maxFutureSkew` bounds the `eventTime` of records; this pipeline has no `eventTime`');
     this.checkFields = pipeline.spec.fields ? compileFieldCheck(pipeline.spec.fields) : undefined;
     this.head = compileSteps(pipeline.spec.steps, '/steps', tail);
     this.deadLetterSink = options.deadLetter ?? createSink(pipeline.spec.deadLetter ?? { stderr: {} }, '/deadLetter');
@@ -417,8 +426,14 @@ export class CompiledPipeline {
 
   /** Opens sinks and lookups that need it (files, connections) before the first record. */
   async open(): Promise<void> {
-    const all = [...this.sinkSlots.map((s) => s.sink), this.deadLetterSink, ...this.lookups];
-    await Promise.all(all.map((r) => (r as { open?: () => Promise<void> }).open?.()));
+    const all = [...new Set([...this.sinkSlots.map((s) => s.sink), this.deadLetterSink]), ...this.lookups];
+    const opened = await Promise.allSettled(all.map((r) => (r as { open?: () => Promise<void> }).open?.()));
+    const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      // What did open (file locks, connections) is released: the run ends before it began.
+      await this.close().catch(() => {});
+      throw failed.reason;
+    }
   }
 
   async close(): Promise<void> {
@@ -482,44 +497,18 @@ export class CompiledPipeline {
     const head = this.head;
     const eventTime = this.eventTime;
     const checkFields = this.checkFields;
+    const maxFutureSkew = this.maxFutureSkew;
     const shardId = input.shardId;
     let maxEventTime = Number.NEGATIVE_INFINITY;
     let minEventTime = Number.POSITIVE_INFINITY;
     for (let i = 0; i < records.length; i++) {
       const src = records[i] as SourceRecord;
       let value: unknown;
-      if (src.value !== undefined) value = src.value;
-      else {
-        const data = src.data;
-        if (data === undefined) {
-          batch.deadLetter(
-            envelope(src, shardId, undefined, src.arrivalTime),
-            'source',
-            'decode',
-            'record has no data',
-          );
-          continue;
-        }
-        if (byteLength(data) > MAX_RECORD_BYTES) {
-          batch.deadLetter(
-            envelope(src, shardId, undefined, src.arrivalTime),
-            'source',
-            'decode',
-            `record exceeds ${MAX_RECORD_BYTES} bytes`,
-          );
-          continue;
-        }
-        try {
-          value = JSON.parse(typeof data === 'string' ? data : decoder.decode(data));
-        } catch (err) {
-          batch.deadLetter(
-            envelope(src, shardId, undefined, src.arrivalTime),
-            'source',
-            'decode',
-            `not valid JSON: ${describeError(err)}`,
-          );
-          continue;
-        }
+      try {
+        value = decodeRecord(src);
+      } catch (err) {
+        batch.deadLetter(envelope(src, shardId, undefined, src.arrivalTime), 'source', 'decode', err);
+        continue;
       }
       if (checkFields !== undefined) {
         const problem = checkFields(value);
@@ -543,6 +532,15 @@ export class CompiledPipeline {
             'eventTime',
             'event-time',
             problem ?? 'event time is not epoch milliseconds or an ISO-8601 timestamp within ±8.64e15 ms',
+          );
+          continue;
+        }
+        if (t - src.arrivalTime > maxFutureSkew) {
+          batch.deadLetter(
+            envelope(src, shardId, value, src.arrivalTime),
+            'eventTime',
+            'event-time',
+            `event time ${new Date(t).toISOString()} is more than maxFutureSkew (${String(this.spec.maxFutureSkew)}) ahead of its arrival time ${timeText(src.arrivalTime)}`,
           );
           continue;
         }

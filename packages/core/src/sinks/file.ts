@@ -1,10 +1,11 @@
-import { type FileHandle, mkdir, open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
-import type { Sink, SinkDefinition } from '../compile/types.js';
+import type { Sink, SinkContext, SinkDefinition } from '../compile/types.js';
 import type { RecordEnvelope } from '../envelope.js';
 import { register } from '../registry.js';
-import { toJsonLine } from './json.js';
+import { lockOutput, makeDirectory, OutputError } from './fileLock.js';
+import { jsonLines } from './json.js';
 
 export const fileSinkSchema = Type.Object(
   {
@@ -18,10 +19,17 @@ export const fileSinkSchema = Type.Object(
 );
 export type FileSinkSpec = Static<typeof fileSinkSchema>;
 
-/** Writes JSON Lines; batches are written in order, one write call per batch. */
+/**
+ * Writes JSON Lines; batches are written in order, one write call per batch. The file is locked
+ * while the sink is open (`<path>.lock`, see `lockOutput`): a second run writing the same file is
+ * refused with an {@link OutputError}. A record that has no JSON form is dead-lettered (reason
+ * `sink`); without a dead-letter output to send it to (the sink is itself one), a writable form
+ * of it is written instead (see `jsonSafe`).
+ */
 export class FileSink implements Sink {
   readonly path: string;
   private handle: Promise<FileHandle> | undefined;
+  private unlock: (() => Promise<void>) | undefined;
   private tail: Promise<void> = Promise.resolve();
   constructor(
     path: string,
@@ -31,20 +39,32 @@ export class FileSink implements Sink {
   }
 
   private file(): Promise<FileHandle> {
-    this.handle ??= mkdir(dirname(this.path), { recursive: true }).then(() =>
-      open(this.path, this.options.append ? 'a' : 'w'),
-    );
+    this.handle ??= this.openFile();
     return this.handle;
+  }
+
+  private async openFile(): Promise<FileHandle> {
+    await makeDirectory(dirname(this.path));
+    // Locked before the file is opened: opening it replaces its content.
+    const unlock = await lockOutput(this.path);
+    try {
+      const fh = await open(this.path, this.options.append ? 'a' : 'w');
+      this.unlock = unlock;
+      return fh;
+    } catch (err) {
+      await unlock();
+      throw new OutputError(`cannot open output ${this.path}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   async open(): Promise<void> {
     await this.file();
   }
 
-  write(records: readonly RecordEnvelope[]): Promise<void> {
+  write(records: readonly RecordEnvelope[], context?: SinkContext): Promise<void> {
     if (records.length === 0) return this.tail;
-    let text = '';
-    for (const r of records) text += `${toJsonLine(r.value)}\n`;
+    const text = jsonLines(records, context);
+    if (text === '') return this.tail;
     const done = this.tail.then(async () => {
       const fh = await this.file();
       await fh.write(text);
@@ -55,9 +75,20 @@ export class FileSink implements Sink {
   }
 
   async close(): Promise<void> {
-    await this.tail;
-    if (this.handle) await (await this.handle).close();
-    this.handle = undefined;
+    try {
+      await this.tail;
+    } finally {
+      const handle = this.handle;
+      this.handle = undefined;
+      try {
+        const fh = await handle?.catch(() => undefined); // a file that failed to open has nothing to close
+        await fh?.close();
+      } finally {
+        const unlock = this.unlock;
+        this.unlock = undefined;
+        await unlock?.();
+      }
+    }
   }
 }
 
@@ -66,7 +97,7 @@ export const fileSink: SinkDefinition<FileSinkSpec> = register({
   category: 'sink',
   schema: fileSinkSchema,
   description:
-    'Writes each record as one line of JSON. The file is replaced when the pipeline starts unless `append` is set; with `sync` each batch is fsynced before it is acknowledged.',
+    'Writes each record as one line of JSON. The file is replaced when the pipeline starts unless `append` is set; with `sync` each batch is fsynced before it is acknowledged. While the pipeline runs the file is locked (`<path>.lock`, holding the pid): a second run writing the same file is refused; a lock left by a process that is no longer running is taken over.',
   summary: (spec) => spec.path,
   create(spec, ctx) {
     const path = isAbsolute(spec.path) ? spec.path : resolve(ctx.baseDir, spec.path);

@@ -1,8 +1,8 @@
 import Type, { type Static } from 'typebox';
-import type { Sink, SinkDefinition } from '../compile/types.js';
+import type { Sink, SinkContext, SinkDefinition } from '../compile/types.js';
 import type { RecordEnvelope } from '../envelope.js';
 import { register } from '../registry.js';
-import { toJsonLine } from './json.js';
+import { jsonLines, toJsonLine } from './json.js';
 
 export const stdoutSinkSchema = Type.Object(
   { pretty: Type.Optional(Type.Boolean({ description: 'indent each record (default false: one line each)' })) },
@@ -10,21 +10,31 @@ export const stdoutSinkSchema = Type.Object(
 );
 export type StdoutSinkSpec = Static<typeof stdoutSinkSchema>;
 
-/** Writes JSON Lines to a stream, waiting for it to drain. */
+/**
+ * Writes JSON Lines to a stream, waiting for it to drain. A record with no JSON form is
+ * dead-lettered (reason `sink`), or written in a writable form when there is no dead-letter
+ * output to send it to (the sink is itself one).
+ */
 export class StreamSink implements Sink {
   constructor(
     private readonly stream: NodeJS.WritableStream,
     private readonly pretty = false,
   ) {}
-  write(records: readonly RecordEnvelope[]): Promise<void> {
+  write(records: readonly RecordEnvelope[], context?: SinkContext): Promise<void> {
     if (records.length === 0) return Promise.resolve();
-    let text = '';
-    for (const r of records) text += `${this.pretty ? JSON.stringify(r.value, null, 2) : toJsonLine(r.value)}\n`;
+    const text = jsonLines(records, context, this.pretty ? prettyJson : toJsonLine);
+    if (text === '') return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.stream.write(text, (err) => (err ? reject(err) : resolve()));
     });
   }
   async close(): Promise<void> {}
+}
+
+/** Indented JSON text (throws, as toJsonLine does, when the value has no JSON form). */
+function prettyJson(value: unknown): string {
+  const line = toJsonLine(value); // checks the value can be written
+  return line === 'null' ? line : (JSON.stringify(JSON.parse(line), null, 2) ?? 'null');
 }
 
 export const stdoutSink: SinkDefinition<StdoutSinkSpec> = register({

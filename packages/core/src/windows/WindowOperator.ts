@@ -171,7 +171,10 @@ export abstract class WindowOperator {
     return FAILED;
   }
 
-  /** Fills `this.values` with the record's aggregate inputs; false if one failed (dead-lettered). */
+  /**
+   * Fills `this.values` with the record's aggregate inputs; false if one failed or is of a type
+   * its aggregate does not take (the record is dead-lettered).
+   */
   protected readInputs(env: RecordEnvelope, batch: BatchContext): boolean {
     const inputs = this.inputs;
     const values = this.values;
@@ -185,6 +188,17 @@ export abstract class WindowOperator {
         values[i] = input(env.value);
       } catch (err) {
         batch.deadLetter(env, this.name, evaluationReason(err), err);
+        return false;
+      }
+      // A value of the wrong type for its aggregate (text given to sum): the record is not added anywhere.
+      const problem = this.aggregators[i]?.check?.(values[i]);
+      if (problem !== undefined) {
+        batch.deadLetter(
+          env,
+          this.name,
+          'expression',
+          `aggregate \`${(this.aggs[i] as CompiledAggregate).name}\`: ${problem}`,
+        );
         return false;
       }
     }

@@ -15,6 +15,12 @@ export interface Stamp {
 
 /** A mergeable aggregate. `A` is the accumulator (JSON), `R` the result. */
 export interface Aggregator<A = unknown, V = unknown, R = unknown> {
+  /**
+   * Checks an input before the record is added anywhere: `undefined` if the aggregate takes it,
+   * else why not (e.g. `sum needs a number, got string "abc"`); the window step then dead-letters
+   * the whole record (reason `expression`, naming the aggregate) rather than skip the value.
+   */
+  check?(value: unknown): string | undefined;
   init(): A;
   add(acc: A, value: V, stamp: Stamp): A;
   merge(a: A, b: A): A;
@@ -63,9 +69,7 @@ export function comparePositions(a: string, b: string): number {
 }
 
 type Comparable = number | string;
-function isComparable(v: unknown): v is Comparable {
-  return (typeof v === 'number' && !Number.isNaN(v)) || typeof v === 'string';
-}
+/** Accumulators hold numbers; strings only in state written before min/max took numbers only. */
 function less(a: Comparable, b: Comparable): boolean {
   if (typeof a === typeof b) return a < b;
   return typeof a === 'number'; // numbers sort before strings
@@ -74,6 +78,26 @@ function less(a: Comparable, b: Comparable): boolean {
 /** Values of count_distinct are told apart by their JSON text (so 1 and "1" differ). */
 function distinctKey(v: unknown): string {
   return JSON.stringify(v) ?? 'null';
+}
+
+/** A short description of a value for messages: its type, and its text when short. */
+export function describeValue(v: unknown): string {
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return v === null ? 'null' : 'an object';
+  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  if (typeof v === 'number') return String(v);
+  return `${typeof v} ${String(v)}`;
+}
+
+/**
+ * The input check of sum, avg, min and max: a finite number, or null / absent (skipped, as SQL
+ * skips NULL); anything else (text, booleans, arrays, objects, NaN, ±Infinity) is refused.
+ */
+function numberInput(op: string): (v: unknown) => string | undefined {
+  return (v) =>
+    v === null || v === undefined || (typeof v === 'number' && Number.isFinite(v))
+      ? undefined
+      : `${op} needs a number (or null, which is skipped), got ${describeValue(v)}`;
 }
 
 type Timed = { t: number; s: string; p: string; v: unknown };
@@ -89,16 +113,19 @@ export const count: Aggregator<number, unknown, number> = {
 };
 
 export const sum: Aggregator<number, unknown, number> = {
+  check: numberInput('sum'),
   init: () => 0,
   add: (a, v) => (typeof v === 'number' ? a + v : a),
   merge: (a, b) => a + b,
   result: (a) => a,
 };
 
+/** min and max take numbers only (see `numberInput`): text would compare by UTF-16 code units, and a window's values could not be kept from mixing. */
 function extreme(pickLess: boolean): Aggregator<Comparable | null, unknown, Comparable | null> {
   return {
+    check: numberInput(pickLess ? 'min' : 'max'),
     init: () => null,
-    add: (a, v) => (!isComparable(v) ? a : a === null || (pickLess ? less(v, a) : less(a, v)) ? v : a),
+    add: (a, v) => (typeof v !== 'number' ? a : a === null || (pickLess ? less(v, a) : less(a, v)) ? v : a),
     merge: (a, b) => (a === null ? b : b === null ? a : (pickLess ? less(b, a) : less(a, b)) ? b : a),
     result: (a) => a,
   };
@@ -107,6 +134,7 @@ export const min = extreme(true);
 export const max = extreme(false);
 
 export const avg: Aggregator<{ sum: number; count: number }, unknown, number | null> = {
+  check: numberInput('avg'),
   init: () => ({ sum: 0, count: 0 }),
   add: (a, v) => (typeof v === 'number' ? { sum: a.sum + v, count: a.count + 1 } : a),
   merge: (a, b) => ({ sum: a.sum + b.sum, count: a.count + b.count }),
