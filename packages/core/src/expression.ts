@@ -126,11 +126,12 @@ export function compileCel(text: string): CompiledExpression {
     throw new ExpressionError(`expression is invalid: ${celMessage(e)}`, e.range?.start, { cause: e });
   }
   const program = parsed as unknown as (ctx: Record<string, unknown>) => unknown;
+  const reach = eventPaths(parsed.ast);
   // One context object per compiled expression: evaluation is synchronous, so reuse is safe.
   const ctx: Record<string, unknown> = { event: undefined };
   return (event) => {
     try {
-      ctx.event = celValue(event);
+      ctx.event = typeof event === 'object' && event !== null && reachesHidden(event, reach) ? celValue(event) : event;
       return toPlain(program(ctx));
     } catch (err) {
       if (err instanceof RangeError) {
@@ -142,6 +143,116 @@ export function compileCel(text: string): CompiledExpression {
       ctx.event = undefined;
     }
   };
+}
+
+type FieldPath = readonly (string | number)[];
+
+/** The key a field selection reads when it is a literal (`.a`, `["a"]`, `[0]`). */
+function literalKey(node: ASTNode): string | number | undefined {
+  switch (node.op) {
+    case '.':
+    case '.?':
+      return node.args[1];
+    case '[]':
+    case '[?]': {
+      const i = node.args[1];
+      if (i.op !== 'value') return undefined;
+      if (typeof i.args === 'string') return i.args;
+      if (typeof i.args === 'bigint') return Number(i.args);
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** `event.a[0].b` as `['a', 0, 'b']`; undefined when `node` is not such a chain. */
+function fieldPath(node: ASTNode): FieldPath | undefined {
+  if (node.op === 'id') return node.args === 'event' ? [] : undefined;
+  const k = literalKey(node);
+  if (k === undefined) return undefined;
+  const base = fieldPath((node.args as readonly unknown[])[0] as ASTNode);
+  return base && [...base, k];
+}
+
+/**
+ * What of the record an expression can reach: for each chain of literal field selections from
+ * `event`, its path. CEL looks at each object along a path by itself and may look anywhere below
+ * the end (the end is compared, iterated, measured, …); nothing else of the record is reached.
+ */
+function eventPaths(root: ASTNode): FieldPath[] {
+  const paths = new Map<string, FieldPath>();
+  const visit = (v: unknown): void => {
+    if (Array.isArray(v)) {
+      for (const x of v) visit(x);
+      return;
+    }
+    if (typeof v !== 'object' || v === null || !('op' in v)) return;
+    const node = v as ASTNode;
+    if (node.op === 'value') return;
+    const p = fieldPath(node);
+    if (p !== undefined) {
+      paths.set(JSON.stringify(p), p);
+      return;
+    }
+    visit(node.args);
+  };
+  visit(root);
+  // A path whose prefix is also a path adds nothing: the prefix's end is searched entirely.
+  const all = [...paths.values()];
+  return all.filter((p) => !all.some((q) => q !== p && q.length < p.length && q.every((k, i) => p[i] === k)));
+}
+
+/** True when CEL, reading `paths` of `event`, could meet an object whose `constructor` is hidden. */
+function reachesHidden(event: object, paths: readonly FieldPath[]): boolean {
+  for (const path of paths) {
+    let v: unknown = event;
+    let i = 0;
+    for (; i < path.length; i++) {
+      if (typeof v !== 'object' || v === null) break;
+      const c = (v as { constructor?: unknown }).constructor;
+      if (c !== undefined && typeof c !== 'function') return true;
+      v = field(v, path[i] as string | number);
+    }
+    if (i === path.length && typeof v === 'object' && v !== null && hidesConstructor(v)) return true;
+  }
+  return false;
+}
+
+function field(v: object, k: string | number): unknown {
+  if (Array.isArray(v)) return typeof k === 'number' ? v[k] : undefined;
+  if (v instanceof Map) return v.get(k);
+  const key = String(k);
+  return Object.hasOwn(v, key) ? (v as Record<string, unknown>)[key] : undefined;
+}
+
+/**
+ * True when an object in `v` has a `constructor` that is not a function (a field of that name),
+ * which CEL cannot handle as a plain object. Walks the record without allocating.
+ */
+function hidesConstructor(v: object): boolean {
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x: unknown = v[i];
+      if (typeof x === 'object' && x !== null && hidesConstructor(x)) return true;
+    }
+    return false;
+  }
+  const c = (v as { constructor?: unknown }).constructor;
+  if (c === Object || c === undefined) {
+    for (const k in v) {
+      const x = (v as Record<string, unknown>)[k];
+      if (typeof x === 'object' && x !== null && hidesConstructor(x)) return true;
+    }
+    return false;
+  }
+  if (c === Map) {
+    for (const x of (v as Map<unknown, unknown>).values()) {
+      if (typeof x === 'object' && x !== null && hidesConstructor(x)) return true;
+    }
+    return false;
+  }
+  return typeof c !== 'function';
 }
 
 /**

@@ -102,6 +102,27 @@ describe('records with fields named like JavaScript internals', () => {
     });
   }
 
+  it('reads such objects however the expression reaches them', () => {
+    const r = JSON.parse(
+      '{"k": "n", "n": {"a": 1, "constructor": "x"}, "l": [{"a": 1, "constructor": {"b": 2}}, {"a": 2}], "deep": {"x": [{"y": {"constructor": 0, "z": 9}}]}}',
+    );
+    // Optional selection swallows errors: before, this silently gave the default.
+    expect(compileCel('event.n.?a.orValue(7)')(r)).toBe(1);
+    expect(compileCel('event.?n.?a.orValue(7)')(r)).toBe(1);
+    expect(compileCel('event[event.k].a')(r)).toBe(1);
+    expect(compileCel('event.l.exists(x, x.a == 2)')(r)).toBe(true);
+    expect(compileCel('event.l.filter(x, has(x.constructor)).map(x, x.constructor.b)')(r)).toEqual([2]);
+    expect(compileCel('event.l[0].constructor.b')(r)).toBe(2);
+    expect(compileCel('event.deep.x[0].y.z')(r)).toBe(9);
+    expect(compileCel('event["deep"]["x"][0]["y"]["constructor"]')(r)).toBe(0);
+    expect(compileCel('event.n == event.n')(r)).toBe(true);
+    expect(compileCel('event.n == {"a": 1}')(r)).toBe(false); // it has two fields
+    expect(compileCel('size(event.deep.x[0].y)')(r)).toBe(2);
+    expect(compileCel('type(event.n) == map')(r)).toBe(true);
+    expect(compileCel('[event.n][0].a')(r)).toBe(1);
+    expect(compileCel('event.k')(r)).toBe('n'); // parts not reached are not looked at
+  });
+
   it('does not reach JavaScript through fields that are absent', () => {
     for (const name of names) {
       expect(() => compileCel(`event.${name}`)({ a: 1 })).toThrow(`No such key: ${name}`);

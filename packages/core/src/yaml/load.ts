@@ -11,6 +11,14 @@ import type { Pipeline } from '../compile/compile.js';
 import { describeError, PipelineValidationError, type ValidationIssue } from '../errors.js';
 import type { PipelineSpec } from '../spec.js';
 import { escapePointer, parsePointer, validateSpec } from '../validate.js';
+import {
+  type FunctionModuleOptions,
+  locateModule,
+  type ModuleExports,
+  type ModuleLocation,
+  moduleExports,
+  projectFolder,
+} from './modules.js';
 
 export const MAX_PIPELINE_BYTES = 1024 * 1024;
 export const MAX_ALIASES = 100;
@@ -149,15 +157,25 @@ export function functionRefs(value: unknown, path = ''): { ref: string; path: st
   return Object.entries(o).flatMap(([k, v]) => functionRefs(v, `${path}/${escapePointer(k)}`));
 }
 
-/** Imports the modules named by function references; returns the bindings and any problems. */
+/**
+ * Checks the modules named by function references and, unless `importModules` is false, imports
+ * them to bind the functions. Modules outside the pipeline's project folder are refused unless
+ * `allowOutsideProject` (see `modules.ts`). Returns the bindings and any problems.
+ */
 export async function resolveFunctions(
   spec: unknown,
   baseDir: string,
+  options: FunctionModuleOptions = {},
 ): Promise<{ bindings: Map<string, unknown>; issues: ValidationIssue[] }> {
   const bindings = new Map<string, unknown>();
   const issues: ValidationIssue[] = [];
+  const refs = functionRefs(spec);
+  if (refs.length === 0) return { bindings, issues };
+  const project = await projectFolder(baseDir);
+  const located = new Map<string, Promise<ModuleLocation>>();
   const modules = new Map<string, Promise<Record<string, unknown>>>();
-  for (const { ref, path } of functionRefs(spec)) {
+  const lexed = new Map<string, Promise<ModuleExports>>();
+  for (const { ref, path } of refs) {
     const hash = ref.lastIndexOf('#');
     const modulePath = ref.slice(0, hash);
     const exportName = ref.slice(hash + 1);
@@ -165,7 +183,36 @@ export async function resolveFunctions(
       issues.push({ path, message: `function \`${ref}\` names no module; use ./file.js#${exportName}` });
       continue;
     }
-    const url = pathToFileURL(resolve(baseDir, modulePath)).href;
+    let where = located.get(modulePath);
+    if (!where) {
+      where = locateModule(modulePath, baseDir, project, options);
+      located.set(modulePath, where);
+    }
+    const location = await where;
+    if ('problem' in location) {
+      issues.push({ path, message: location.problem });
+      continue;
+    }
+    if (options.importModules === false) {
+      let exports = lexed.get(location.file);
+      if (!exports) {
+        exports = moduleExports(location.file);
+        lexed.set(location.file, exports);
+      }
+      try {
+        const { names, open } = await exports;
+        if (!names.has(exportName) && !open) {
+          issues.push({
+            path,
+            message: `module \`${modulePath}\` has no export \`${exportName}\`${exportList(names)}`,
+          });
+        }
+      } catch (err) {
+        issues.push({ path, message: `cannot check module \`${modulePath}\`: ${describeError(err)}` });
+      }
+      continue;
+    }
+    const url = pathToFileURL(location.file).href;
     let mod = modules.get(url);
     if (!mod) {
       mod = import(url) as Promise<Record<string, unknown>>;
@@ -183,9 +230,23 @@ export async function resolveFunctions(
   return { bindings, issues };
 }
 
-/** Every problem with a pipeline file (syntax, schema, expressions, functions), located. */
+function exportList(names: Set<string>): string {
+  if (names.size === 0) return ' (it exports nothing)';
+  const shown = [...names].slice(0, 10).map((n) => `\`${n}\``);
+  return ` (it exports ${shown.join(', ')}${names.size > 10 ? ', …' : ''})`;
+}
+
+/** Options of {@link checkPipelineFile} and {@link loadPipelineFile}. */
+export type PipelineFileOptions = FunctionModuleOptions;
+
+/**
+ * Every problem with a pipeline file (syntax, schema, expressions, functions), located. With
+ * `importModules: false` (what `validate` wants) no user code runs: `fn:` modules are only read
+ * and lexed, and the pipeline returned has no function bindings.
+ */
 export async function checkPipelineFile(
   path: string,
+  options: PipelineFileOptions = {},
 ): Promise<{ pipeline: Pipeline | undefined; issues: ValidationIssue[] }> {
   const file = path;
   let text: string;
@@ -200,7 +261,7 @@ export async function checkPipelineFile(
   const parsed = parsePipelineYaml(text, file);
   if (!parsed.spec) return { pipeline: undefined, issues: parsed.issues };
   const baseDir = dirname(resolve(path));
-  const { bindings, issues } = await resolveFunctions(parsed.spec, baseDir);
+  const { bindings, issues } = await resolveFunctions(parsed.spec, baseDir, options);
   if (issues.length > 0) {
     const relocated = parsePipelineLocations(text, file, issues);
     return { pipeline: undefined, issues: relocated };
@@ -214,9 +275,15 @@ function parsePipelineLocations(text: string, file: string, issues: ValidationIs
   return issues.map((i) => locate(i, doc, lineCounter, file));
 }
 
-/** Loads a pipeline file; throws {@link PipelineValidationError} listing every problem. */
-export async function loadPipelineFile(path: string): Promise<Pipeline> {
-  const { pipeline, issues } = await checkPipelineFile(path);
+/**
+ * Loads a pipeline file to run it (its `fn:` modules are imported); throws
+ * {@link PipelineValidationError} listing every problem.
+ */
+export async function loadPipelineFile(
+  path: string,
+  options: Omit<PipelineFileOptions, 'importModules'> = {},
+): Promise<Pipeline> {
+  const { pipeline, issues } = await checkPipelineFile(path, { ...options, importModules: true });
   if (!pipeline) throw new PipelineValidationError(issues);
   return pipeline;
 }
