@@ -1,12 +1,20 @@
 /**
  * Issue 12, validation: expressions that would fail every record are refused with file, line and
- * column; `fn:` modules are checked without running them, and only inside the project folder.
+ * column; `fn:` modules are checked without running them, and only inside the project folder; a
+ * hostile record through a pipeline is evaluated or dead-lettered, and the rest goes on.
  */
 import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkPipelineFile, loadPipelineFile, PipelineValidationError, parsePipelineYaml } from '@tributary/core';
+import {
+  checkPipelineFile,
+  loadPipelineFile,
+  PipelineValidationError,
+  parsePipelineYaml,
+  testPipeline,
+} from '@tributary/core';
 import { describe, expect, it } from 'vitest';
+import { stepsPipeline } from './helpers.js';
 
 const head = 'version: 1\nname: t\nsource: { file: { path: in.jsonl } }\n';
 const lines = (text: string) =>
@@ -44,6 +52,26 @@ describe('validation refuses expressions that cannot work', () => {
     expect(found).toHaveLength(2);
     expect(found[0]).toMatch(/^p\.yaml:6:\d+: expression is invalid: Unknown variable: env$/);
     expect(found[1]).toMatch(/^p\.yaml:7:\d+: expression is invalid: Unknown variable: self$/);
+  });
+});
+
+describe('hostile records through a pipeline', () => {
+  it('evaluates a backtracking pattern, dead-letters a bad record pattern, and handles the rest', async () => {
+    const p = stepsPipeline(
+      `  - filter: 'event.s.matches("^(a+)+$") || event.s.matches(event.p)'\n  - map: '{"s": event.s, "c": event.constructor}'\n`,
+    );
+    const run = await testPipeline(p, [
+      { s: `${'a'.repeat(40)}!`, p: '!$', constructor: 1 },
+      { s: 'b', p: '(', constructor: 2 },
+      { s: 'aaaa', p: 'x', constructor: { toString: 3 } },
+      { s: 'c', p: 'x', constructor: 4 },
+    ]);
+    expect(run.output).toEqual([
+      { s: `${'a'.repeat(40)}!`, c: 1 },
+      { s: 'aaaa', c: { toString: 3 } },
+    ]);
+    expect(run.deadLetters.map((d) => [d.sequenceNumber, d.reason])).toEqual([['2', 'expression']]);
+    expect(run.deadLetters[0]?.error).toContain('invalid regular expression "("');
   });
 });
 
