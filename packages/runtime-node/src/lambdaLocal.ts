@@ -9,6 +9,10 @@
  * other consumer's shard still feeds is emitted; with a shared store the shards are marked
  * ended, not closed, so a later run over more of the stream goes on from their progress.
  *
+ * `signal` stops the run (SIGINT in the CLI): the invocations in flight finish, nothing more is
+ * polled, and the run ends as at the end of the stream — open windows are flushed, the outputs
+ * closed — with the summary marked interrupted.
+ *
  * Failed records go to the pipeline's dead-letter output (the on-failure destination) with the
  * error the handler logged for them; any such record makes the run a failure (`failed > 0`).
  */
@@ -25,6 +29,8 @@ export interface LambdaLocalOptions {
   maxRetries?: number;
   parallelization?: number;
   log?: (line: string) => void;
+  /** Stops the run after the invocations in flight; its reason (e.g. `SIGINT`) is named in the summary. */
+  signal?: AbortSignal;
 }
 
 export interface LambdaLocalResult {
@@ -32,6 +38,8 @@ export interface LambdaLocalResult {
   summary: string;
   /** Records that exhausted their retries (or aged out) and went to the on-failure destination, +1 if the final flush failed. */
   failed: number;
+  /** Whether `signal` stopped the run before the stream was idle. */
+  interrupted: boolean;
 }
 
 export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOptions): Promise<LambdaLocalResult> {
@@ -126,6 +134,9 @@ export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOption
       );
     },
   });
+  const stop = () => sim.stop();
+  options.signal?.addEventListener('abort', stop, { once: true });
+  if (options.signal?.aborted) sim.stop();
   let flushError: string | undefined;
   try {
     await sim.runUntilIdle();
@@ -138,15 +149,18 @@ export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOption
       flushError = describeError(err);
     }
   } finally {
+    options.signal?.removeEventListener('abort', stop);
     await compiled.close();
     client.destroy();
   }
+  const interrupted = options.signal?.aborted === true;
   const problems = [
     ...(failed > 0 ? ['FAILED: their retries ran out'] : []),
     ...(flushError ? [`FAILED: the end-of-stream flush: ${flushError}`] : []),
   ];
   return {
-    summary: `${compiled.name}: ${sim.invocations} invocations, ${recordsIn} records handled, ${recordsOut} written, ${deadLettered} dead-lettered, ${failed} sent to the on-failure destination${problems.length > 0 ? ` (${problems.join('; ')})` : ''}`,
+    summary: `${compiled.name}: ${interrupted ? `interrupted by ${String(options.signal?.reason ?? 'a signal')}: ` : ''}${sim.invocations} invocations, ${recordsIn} records handled, ${recordsOut} written, ${deadLettered} dead-lettered, ${failed} sent to the on-failure destination${problems.length > 0 ? ` (${problems.join('; ')})` : ''}`,
     failed: failed + (flushError ? 1 : 0),
+    interrupted,
   };
 }

@@ -3,6 +3,10 @@
  * server) are retried with jittered exponential backoff; anything else, or a failure that
  * outlasts the retries, becomes a {@link StateStoreError} and fails the batch (so the runtime
  * retries the batch — nothing is dropped).
+ *
+ * The back-end's error is kept, untouched, as the `cause`: SDK errors may be frozen or carry
+ * non-configurable properties (the AWS SDK defines `$response` so; it is not enumerable, so it
+ * is not printed either), and translating an error must never throw in its place.
  */
 import { isTransient } from '@tributary/core';
 import pRetry from 'p-retry';
@@ -17,7 +21,43 @@ export interface RetryOptions {
   maxDelay?: number;
 }
 
-/** Runs `fn`, retrying transient failures; `what` names the call in the error. */
+/** Reads a property of a thrown value without trusting it (a getter may throw, a proxy may lie). */
+function field(err: unknown, key: string): string | undefined {
+  if ((typeof err !== 'object' && typeof err !== 'function') || err === null) return undefined;
+  try {
+    const v = (err as Record<string, unknown>)[key];
+    return typeof v === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `String(err)` that cannot throw (an object without a usable `toString`). */
+function text(err: unknown): string {
+  try {
+    return String(err);
+  } catch {
+    return Object.prototype.toString.call(err);
+  }
+}
+
+/**
+ * What a failure means, in the store's words. `what` names the call and, by the stores'
+ * convention, the resource: `read (dynamodb table t)`, `dynamodb lookup t`.
+ */
+export function storeFailureMessage(what: string, err: unknown): string {
+  const name = field(err, 'name');
+  const message = (field(err, 'message') ?? text(err)).split('\n')[0];
+  const raw = `${name ? `${name}: ` : ''}${message}`;
+  if (name === 'ResourceNotFoundException') {
+    // Not retryable: the table is gone (deleted, or another region or account) — say which.
+    const table = /dynamodb (?:table|lookup) ([^\s)]+)/.exec(what)?.[1];
+    return `state store: ${what} failed: ${table === undefined ? 'the table' : `table ${table}`} not found (deleted?): ${raw}`;
+  }
+  return `state store: ${what} failed: ${raw}`;
+}
+
+/** Runs `fn`, retrying transient failures; `what` names the call (and its table) in the error. */
 export async function withRetries<T>(what: string, fn: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
   try {
     return await pRetry(fn, {
@@ -29,12 +69,6 @@ export async function withRetries<T>(what: string, fn: () => Promise<T>, options
       shouldRetry: ({ error }) => isTransient(error),
     });
   } catch (err) {
-    const cause = err;
-    // The SDK attaches the raw HTTP response; it says nothing the message does not, and is huge.
-    if (typeof cause === 'object' && cause !== null && '$response' in cause)
-      delete (cause as { $response?: unknown }).$response;
-    const name = (cause as { name?: string }).name;
-    const message = (cause as { message?: string }).message ?? String(cause);
-    throw new StateStoreError(`state store: ${what} failed: ${name ? `${name}: ` : ''}${message}`, { cause });
+    throw new StateStoreError(storeFailureMessage(what, err), { cause: err });
   }
 }
