@@ -19,6 +19,7 @@ import {
   failureOf,
   recordId,
 } from './BatchSink.js';
+import { recordJson } from './json.js';
 
 export const httpSinkSchema = Type.Object(
   {
@@ -74,7 +75,7 @@ export class HttpSink extends BatchSink<string> {
   }
 
   protected encode(env: RecordEnvelope): Encoded<string> | EntryFailure {
-    const json = JSON.stringify(this.valueOf(env));
+    const json = recordJson(this.valueOf(env));
     const bytes = Buffer.byteLength(json) + 1;
     if (bytes > this.maxBytesPerCall) {
       return {

@@ -22,6 +22,7 @@ import {
 import Type, { type Static } from 'typebox';
 import { awsClientConfig, awsFields, batchSinkFields } from './aws.js';
 import { BatchSink, type BatchSinkOptions, type Encoded, type EntryFailure } from './BatchSink.js';
+import { recordJson } from './json.js';
 import { aggregate, hashKeyOf, userRecordSize } from './kpl.js';
 
 export const kinesisSinkSchema = Type.Object(
@@ -87,7 +88,7 @@ export class KinesisSink extends BatchSink<PutRecordsRequestEntry> {
   }
 
   protected encode(env: RecordEnvelope): Encoded<PutRecordsRequestEntry> | EntryFailure {
-    const data = Buffer.from(JSON.stringify(this.valueOf(env)));
+    const data = Buffer.from(recordJson(this.valueOf(env)));
     let key: string;
     try {
       key = this.sinkOptions.partitionKey?.(env) ?? (env.key === undefined ? env.partitionKey : String(env.key));

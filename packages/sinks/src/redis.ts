@@ -17,6 +17,7 @@ import { Redis } from 'ioredis';
 import Type, { type Static } from 'typebox';
 import { batchSinkFields } from './aws.js';
 import { BatchSink, type BatchSinkOptions, type Encoded, type EntryFailure, failureOf } from './BatchSink.js';
+import { recordJson } from './json.js';
 
 export const redisSinkSchema = Type.Object(
   {
@@ -74,7 +75,7 @@ export class RedisSink extends BatchSink<Command> {
   protected encode(env: RecordEnvelope): Encoded<Command> | EntryFailure {
     const o = this.sinkOptions;
     const value = this.valueOf(env);
-    const json = JSON.stringify(value);
+    const json = recordJson(value);
     let cmd: Command;
     try {
       const key = String(o.key(env.value));

@@ -17,6 +17,7 @@ import {
   type EntryFailure,
   recordId,
 } from './BatchSink.js';
+import { recordJson } from './json.js';
 
 export const sqsSinkSchema = Type.Object(
   {
@@ -62,7 +63,7 @@ export class SqsSink extends BatchSink<SendMessageBatchRequestEntry> {
   }
 
   protected encode(env: RecordEnvelope): Encoded<SendMessageBatchRequestEntry> | EntryFailure {
-    const body = JSON.stringify(this.valueOf(env));
+    const body = recordJson(this.valueOf(env));
     const id = recordId(env);
     const bytes = Buffer.byteLength(body) + 64 + id.length; // the body plus the id attribute
     if (bytes > MAX_MESSAGE) {

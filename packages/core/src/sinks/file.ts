@@ -75,8 +75,9 @@ export class FileSink implements Sink {
   }
 
   async close(): Promise<void> {
+    // A failed write was reported to its caller already (the batch failed); close releases the file.
     try {
-      await this.tail;
+      await this.tail.catch(() => {});
     } finally {
       const handle = this.handle;
       this.handle = undefined;
