@@ -5,7 +5,8 @@
  * sub-sequence number (their index). A record whose MD5 does not match, or that does not parse,
  * is not an aggregate: it is passed on whole (as the KCL does). User records whose partition key
  * hashes outside the shard's hash range (when it is known) are dropped, as the KCL drops them:
- * after resharding they belong to another shard.
+ * after resharding they belong to another shard; one whose explicit hash key is not a number
+ * cannot be placed and is kept (it was delivered to this shard), never dropped unseen.
  */
 import { createHash } from 'node:crypto';
 
@@ -119,7 +120,12 @@ export function deaggregate(
   }
   if (!hashRange) return users;
   return users.filter((u) => {
-    const h = hashKeyOf(u);
+    let h: bigint;
+    try {
+      h = hashKeyOf(u);
+    } catch {
+      return true;
+    }
     return h >= hashRange.start && h <= hashRange.end;
   });
 }

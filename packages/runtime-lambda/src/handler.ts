@@ -6,7 +6,17 @@
  *   first invocation, or at module load with `await handler.ready`), clients and caches reused.
  * - Kinesis: base64 decoded, KPL aggregates de-aggregated (MD5 checked, sub-sequence numbers
  *   kept, user records outside the shard's hash range dropped when `hashRange` is given).
- *   DynamoDB Streams: the record's keys and images, unmarshalled.
+ *   DynamoDB Streams: the record's keys and images as plain JSON (`dynamoDbImage.ts`): sets as
+ *   arrays, `B`/`BS` as base64 text, `N` as a number when a JS number holds it exactly, else its
+ *   exact decimal text.
+ * - Bad input (`eventRecords.ts`): a record that cannot be read — a Kinesis record without
+ *   `data`, `eventID` or a decimal sequence number, `kinesis: null`, a DynamoDB Streams record
+ *   with an unknown attribute type, a malformed `N` or `B`, maps/lists nested deeper than
+ *   `MAX_NESTING` (512) — goes to the dead-letter output (reason `decode`, step `source`, with its
+ *   shard, sequence number if known, and the record as JSON text); the rest of the event goes on,
+ *   and the record is not reported in `batchItemFailures`. An event that is not a Kinesis or
+ *   DynamoDB Streams event (SQS, S3, SNS, no `Records`, not an object: a misconfigured trigger)
+ *   is refused with a `LambdaEventError` naming what it got; nothing is written.
  * - The event's records are processed in order, in chunks of `chunkSize`; each chunk is
  *   acknowledged by its sinks and state before the next starts. A chunk that fails (a sink or
  *   store that retrying can fix) ends the invocation with `{ batchItemFailures: [{ itemIdentifier:
@@ -28,6 +38,8 @@
 import { loadPipelineFile, type Pipeline } from '@tributary/core';
 import { createPipelineHandler, type Handler, type HandlerOptions } from './pipelineHandler.js';
 
+export { MAX_NESTING } from './dynamoDbImage.js';
+export { LambdaEventError } from './errors.js';
 export type { BatchItemFailure, Handler, HandlerOptions, HandlerResponse } from './pipelineHandler.js';
 
 /** The Lambda handler of a pipeline, or of a pipeline file (loaded and validated at init). */

@@ -3,19 +3,29 @@
  * the pipeline file loader so a synthesised bundle, whose spec is inline and validated, carries
  * neither the YAML parser nor the validator.
  */
-import { unmarshall } from '@aws-sdk/util-dynamodb';
 import {
   type BatchResult,
   type CompiledPipeline,
   type CompileOptions,
   compile,
+  type DeadLetterRecord,
   describeError,
+  envelope,
+  type Ordering,
   type Pipeline,
   type SourceBatch,
   type SourceRecord,
 } from '@tributary/core';
 import type { Context, DynamoDBRecord, KinesisStreamRecord } from 'aws-lambda';
-import { deaggregate } from './deaggregate.js';
+import {
+  type Decoded,
+  decodeDynamoDbRecord,
+  decodeKinesisRecord,
+  dynamoDbSequenceNumber,
+  kinesisEventShard,
+  type RejectedRecord,
+} from './eventRecords.js';
+import { type EventShape, eventShape } from './eventShape.js';
 import { checkLambdaWindowState } from './memoryState.js';
 import {
   type DescribeDynamoDbStream,
@@ -93,54 +103,45 @@ interface Chunk {
   batch: SourceBatch;
   /** The event record each source record came from: its sequence number is what Lambda retries from. */
   firstItem: string;
+  /** Records of the chunk that could not be decoded: dead-lettered with it. */
+  rejected: RejectedRecord[];
 }
 
-/** Kinesis event records → source batches per shard, in order, de-aggregated. */
-function kinesisChunks(records: KinesisStreamRecord[], options: HandlerOptions, chunkSize: number): Chunk[] {
-  const chunks: Chunk[] = [];
-  const ordering = parallelization(options) > 1 ? ('partitionKey' as const) : ('shard' as const);
-  let current: { shardId: string; records: SourceRecord[]; firstItem: string; count: number } | undefined;
-  for (const r of records) {
-    const k = r.kinesis;
-    // Records of one invocation nearly always share a shard: compare the prefix before slicing it.
-    const id = r.eventID;
-    const shardId =
-      current !== undefined && id.startsWith(current.shardId) && id.charCodeAt(current.shardId.length) === 58
-        ? current.shardId
-        : id.slice(0, id.indexOf(':')) || 'shardId-unknown';
-    if (!current || current.shardId !== shardId || current.count >= chunkSize) {
-      if (current)
-        chunks.push({
-          batch: { shardId: current.shardId, records: current.records, ordering },
-          firstItem: current.firstItem,
-        });
-      current = { shardId, records: [], firstItem: k.sequenceNumber, count: 0 };
-    }
-    current.count++;
-    const arrivalTime = Math.round(k.approximateArrivalTimestamp * 1000);
-    const data = Buffer.from(k.data, 'base64');
-    if (!isAggregate(data)) {
-      current.records.push({ data, partitionKey: k.partitionKey, sequenceNumber: k.sequenceNumber, arrivalTime });
-      continue;
-    }
-    for (const u of deaggregate(data, k.partitionKey, options.hashRange?.(shardId))) {
-      const src: SourceRecord = {
-        data: u.data,
-        partitionKey: u.partitionKey,
-        sequenceNumber: k.sequenceNumber,
-        arrivalTime,
+/** Records of one shard, in event order, cut into chunks of at most `chunkSize` event records. */
+class Chunker {
+  readonly chunks: Chunk[] = [];
+  private current: Chunk | undefined;
+  private count = 0;
+  constructor(
+    private readonly chunkSize: number,
+    private readonly ordering: Ordering,
+  ) {}
+  add(d: Decoded): void {
+    let c = this.current;
+    if (!c || c.batch.shardId !== d.shardId || this.count >= this.chunkSize) {
+      c = {
+        batch: { shardId: d.shardId, records: [], ordering: this.ordering },
+        firstItem: d.sequenceNumber,
+        rejected: [],
       };
-      if (u.subSequenceNumber !== undefined) src.subSequenceNumber = u.subSequenceNumber;
-      current.records.push(src);
+      this.chunks.push(c);
+      this.current = c;
+      this.count = 0;
     }
+    this.count++;
+    if ('rejected' in d) c.rejected.push(d.rejected);
+    else for (const r of d.records) (c.batch.records as SourceRecord[]).push(r);
   }
-  if (current) {
-    chunks.push({
-      batch: { shardId: current.shardId, records: current.records, ordering },
-      firstItem: current.firstItem,
-    });
-  }
-  return chunks;
+}
+
+/** Kinesis event records → source batches per shard, in order, de-aggregated; malformed records rejected. */
+function kinesisChunks(records: readonly unknown[], options: HandlerOptions, chunkSize: number): Chunk[] {
+  const chunker = new Chunker(chunkSize, parallelization(options) > 1 ? 'partitionKey' : 'shard');
+  const eventShard = kinesisEventShard(records);
+  records.forEach((r, i) => {
+    chunker.add(decodeKinesisRecord(r, i, eventShard, options.hashRange));
+  });
+  return chunker.chunks;
 }
 
 /** The ParallelizationFactor the handler runs under (see HandlerOptions.parallelizationFactor). */
@@ -149,45 +150,59 @@ function parallelization(options: HandlerOptions): number {
   return Number.isFinite(n) ? n : 1;
 }
 
-/** Whether data starts with the KPL magic bytes (checked without slicing: this runs per record). */
-function isAggregate(data: Buffer): boolean {
-  return data.length > 20 && data[0] === 0xf3 && data[1] === 0x89 && data[2] === 0x9a && data[3] === 0xc2;
-}
-
 /** What stands for a DynamoDB Streams record's shard when its real shard is not known. */
-function fallbackShard(r: DynamoDBRecord): string {
-  return (r.eventSourceARN ?? 'dynamodb').split('/stream/')[0] || 'dynamodb';
+function fallbackShard(arn: unknown): string {
+  return (typeof arn === 'string' ? arn : 'dynamodb').split('/stream/')[0] || 'dynamodb';
 }
 
 /**
  * DynamoDB Streams event records → source batches: consecutive records of one shard (`shardIds`,
- * by record; the fallback where undefined) form a chunk.
+ * by record; the fallback where undefined) form a chunk; malformed records are rejected.
  */
 function dynamoChunks(
-  records: DynamoDBRecord[],
+  records: readonly unknown[],
   shardIds: readonly (string | undefined)[],
+  eventArn: string | undefined,
   chunkSize: number,
 ): Chunk[] {
-  const chunks: Chunk[] = [];
-  const image = (x: unknown) => (x ? unmarshall(x as never) : undefined);
-  let current: { shardId: string; records: SourceRecord[]; ordering: 'partitionKey' } | undefined;
+  // DynamoDB Streams keeps each item's records in order (a record's shard is only inferred).
+  const chunker = new Chunker(chunkSize, 'partitionKey');
   records.forEach((r, i) => {
-    const d = r.dynamodb ?? {};
-    const shardId = shardIds[i] ?? fallbackShard(r);
-    if (!current || current.shardId !== shardId || current.records.length >= chunkSize) {
-      // DynamoDB Streams keeps each item's records in order (a record's shard is only inferred).
-      current = { shardId, records: [], ordering: 'partitionKey' as const };
-      chunks.push({ firstItem: d.SequenceNumber ?? '', batch: current });
-    }
-    const keys = image(d.Keys);
-    current.records.push({
-      value: { eventName: r.eventName, keys, newImage: image(d.NewImage), oldImage: image(d.OldImage) },
-      partitionKey: JSON.stringify(keys ?? null),
-      sequenceNumber: d.SequenceNumber ?? '0',
-      arrivalTime: Math.round((d.ApproximateCreationDateTime ?? 0) * 1000),
-    });
+    const arn = arnOf(r) ?? eventArn;
+    chunker.add(decodeDynamoDbRecord(r, i, shardIds[i] ?? fallbackShard(arn)));
   });
-  return chunks;
+  return chunker.chunks;
+}
+
+/** The dead letters of records the handler could not decode (reason `decode`, step `source`). */
+function deadLettersOf(rejected: readonly RejectedRecord[], pipeline: string, now: number) {
+  const time = new Date(now).toISOString();
+  return rejected.map((r) => {
+    const dead: DeadLetterRecord = {
+      reason: 'decode',
+      step: 'source',
+      error: r.error,
+      shardId: r.shardId,
+      sequenceNumber: r.sequenceNumber,
+      partitionKey: r.partitionKey,
+      data: r.data,
+      pipeline,
+      time,
+    };
+    const source: SourceRecord = {
+      data: r.data,
+      partitionKey: r.partitionKey,
+      sequenceNumber: r.sequenceNumber,
+      arrivalTime: r.arrivalTime,
+    };
+    return envelope(source, r.shardId, dead, r.arrivalTime);
+  });
+}
+
+/** The `eventSourceARN` of an event record, if it gives one. */
+function arnOf(r: unknown): string | undefined {
+  const arn = (r as { eventSourceARN?: unknown } | null)?.eventSourceARN;
+  return typeof arn === 'string' && arn !== '' ? arn : undefined;
 }
 
 /** The stream ARN of a Kinesis event record (an enhanced fan-out consumer's ARN names its stream). */
@@ -195,13 +210,6 @@ function kinesisStreamArn(eventSourceArn: string | undefined): string | undefine
   if (!eventSourceArn) return undefined;
   const consumer = eventSourceArn.indexOf('/consumer/');
   return consumer < 0 ? eventSourceArn : eventSourceArn.slice(0, consumer);
-}
-
-function isTick(event: Event): boolean {
-  return (
-    !event.Records &&
-    (event.source === 'aws.events' || event['detail-type'] === 'Scheduled Event' || event.tributary === 'tick')
-  );
 }
 
 /**
@@ -247,8 +255,16 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
 
   const handler = async (event: Event, context?: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId'>) => {
     const t0 = Date.now();
-    const { compiled, shards, registersShards, listAtInit } = await init;
     const requestId = context?.awsRequestId;
+    let shape: EventShape;
+    try {
+      // A misconfigured trigger (an SQS, S3 or SNS event, not an event at all): refused, nothing written.
+      shape = eventShape(event);
+    } catch (err) {
+      log(JSON.stringify({ level: 'error', msg: 'event refused', error: describeError(err), requestId }));
+      throw err;
+    }
+    const { compiled, shards, registersShards, listAtInit } = await init;
     // A listing at init that failed is tried again (after its back-off).
     if (listAtInit) await shards.init(initArn as string, requestId);
     const totals = { recordsIn: 0, recordsOut: 0, deadLettered: 0, filtered: 0, late: 0 };
@@ -260,43 +276,39 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
     };
     const failures: BatchItemFailure[] = [];
     let oldest = Number.POSITIVE_INFINITY;
-    let kind = 'tick';
-    if (isTick(event)) add(await compiled.tick());
-    else {
-      const records = event.Records ?? [];
-      const first = records[0];
-      kind = first && 'kinesis' in first ? 'kinesis' : 'dynamodb';
+    const kind = shape.kind;
+    if (shape.kind === 'tick') add(await compiled.tick());
+    else if (shape.kind !== 'empty') {
+      const records = shape.records;
+      const eventArn = records.map(arnOf).find((a) => a !== undefined);
       let chunks: Chunk[];
-      if (kind === 'kinesis') {
-        chunks = kinesisChunks(records as KinesisStreamRecord[], options, chunkSize);
-        const arn = kinesisStreamArn(first?.eventSourceARN);
+      if (shape.kind === 'kinesis') {
+        chunks = kinesisChunks(records, options, chunkSize);
+        const arn = kinesisStreamArn(eventArn);
         if (registersShards && arn) {
-          await shards.beforeKinesisBatches(arn, new Set(chunks.map((c) => c.batch.shardId)), requestId);
+          // Only shards that delivered records (a malformed record does not name a shard to wait for).
+          const delivering = new Set(chunks.filter((c) => c.batch.records.length > 0).map((c) => c.batch.shardId));
+          await shards.beforeKinesisBatches(arn, delivering, requestId);
         }
       } else {
-        const items = records as DynamoDBRecord[];
-        const arn = first?.eventSourceARN;
-        const shardIds = arn
-          ? await shards.dynamoDbShardsOf(
-              arn,
-              items.map((r) => r.dynamodb?.SequenceNumber),
-              requestId,
-            )
-          : items.map(() => undefined);
-        const unmapped = shardIds.filter((id) => id === undefined).length;
+        const sequenceNumbers = records.map(dynamoDbSequenceNumber);
+        const shardIds = eventArn
+          ? await shards.dynamoDbShardsOf(eventArn, sequenceNumbers, requestId)
+          : records.map(() => undefined);
+        const unmapped = shardIds.filter((id, i) => id === undefined && sequenceNumbers[i] !== undefined).length;
         if (unmapped > 0) {
           log(
             JSON.stringify({
               level: 'warn',
               msg: 'the shard of some records is not known: the stream ARN stands for it; exactly-once across shards is not guaranteed for this batch',
-              stream: arn,
+              stream: eventArn,
               records: unmapped,
-              from: items[shardIds.indexOf(undefined)]?.dynamodb?.SequenceNumber,
+              from: sequenceNumbers.find((n, i) => n !== undefined && shardIds[i] === undefined),
               requestId,
             }),
           );
         }
-        chunks = dynamoChunks(items, shardIds, chunkSize);
+        chunks = dynamoChunks(records, shardIds, eventArn, chunkSize);
       }
       for (const c of chunks) {
         for (const r of c.batch.records) if (r.arrivalTime > 0 && r.arrivalTime < oldest) oldest = r.arrivalTime;
@@ -313,7 +325,13 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
           break;
         }
         try {
-          add(await compiled.process(c.batch));
+          // A chunk of malformed records only is not a batch of its shard (which may not be known).
+          if (c.batch.records.length > 0) add(await compiled.process(c.batch));
+          if (c.rejected.length > 0) {
+            await compiled.deadLetterOutput.write(deadLettersOf(c.rejected, compiled.name, now()));
+            totals.recordsIn += c.rejected.length;
+            totals.deadLettered += c.rejected.length;
+          }
         } catch (err) {
           failures.push({ itemIdentifier: c.firstItem });
           log(
@@ -330,11 +348,11 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
         }
       }
     }
-    const now = Date.now();
+    const end = Date.now();
     log(
       JSON.stringify({
         _aws: {
-          Timestamp: now,
+          Timestamp: end,
           CloudWatchMetrics: [
             {
               Namespace: namespace,
@@ -357,8 +375,8 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
         RecordsOut: totals.recordsOut,
         DeadLettered: totals.deadLettered,
         Filtered: totals.filtered,
-        IteratorAge: oldest === Number.POSITIVE_INFINITY ? 0 : Math.max(0, now - oldest),
-        Duration: now - t0,
+        IteratorAge: oldest === Number.POSITIVE_INFINITY ? 0 : Math.max(0, end - oldest),
+        Duration: end - t0,
         FailedBatches: failures.length,
         ...compiled.stats(),
       }),
