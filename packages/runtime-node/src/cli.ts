@@ -119,16 +119,18 @@ export function errorText(err: unknown, verbose = false): string {
 function stopOnSignals(io: Io, quiet: boolean) {
   const controller = new AbortController();
   let received: StopSignal | undefined;
+  // On a terminal, leave the progress line first.
+  const nl = io.err.isTTY === true ? '\n' : '';
   const listeners = (Object.keys(STOP_SIGNALS) as StopSignal[]).map((sig) => {
     const listener = () => {
       if (received !== undefined) {
-        io.err.write(`\ntributary: ${sig} again: exiting now (outputs may end in a partial line)\n`);
+        io.err.write(`${nl}tributary: ${sig} again: exiting now (outputs may end in a partial line)\n`);
         process.exit(STOP_SIGNALS[sig]);
       }
       received = sig;
       if (!quiet)
         io.err.write(
-          `\ntributary: ${sig}: finishing the batch in progress and closing the outputs (again to exit now)\n`,
+          `${nl}tributary: ${sig}: finishing the batch in progress and closing the outputs (again to exit now)\n`,
         );
       controller.abort(sig);
     };
@@ -159,7 +161,6 @@ function stoppable(source: Source, signal: AbortSignal) {
     w?.();
   };
   const STOP = Symbol('stop');
-  const stopped = new Promise<typeof STOP>((r) => signal.addEventListener('abort', () => r(STOP), { once: true }));
   signal.addEventListener('abort', nudge, { once: true });
   return {
     source: {
@@ -171,9 +172,7 @@ function stoppable(source: Source, signal: AbortSignal) {
             while (inFlight >= 2 && !signal.aborted && !ended) await new Promise<void>((r) => (wake = r));
             if (signal.aborted || ended) return;
             reading = true;
-            const read = it.next();
-            read.catch(() => {}); // abandoned on a signal: its failure has no one to tell
-            const next = await Promise.race([read, stopped]);
+            const next = await readOrStop(it, signal, STOP);
             if (next === STOP) return;
             reading = false;
             if (next.done || signal.aborted) return;
@@ -199,6 +198,24 @@ function stoppable(source: Source, signal: AbortSignal) {
       nudge();
     },
   };
+}
+
+/** The next batch, or `stop` if `signal` aborts first (the read is then abandoned, its outcome ignored). */
+function readOrStop<T, S>(it: AsyncIterator<T>, signal: AbortSignal, stop: S): Promise<IteratorResult<T> | S> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(stop);
+    signal.addEventListener('abort', onAbort, { once: true });
+    it.next().then(
+      (r) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(r);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 /** A problem with the file source's input that Node would report without the path (a directory). */
