@@ -67,6 +67,8 @@ describe('hostile input: far-future event times', () => {
       .sink(out)
       .build();
     expect(p.spec.maxFutureSkew).toBe('5m');
+    expect(compile(p).describe()).toContain('event time   fn ');
+    expect(compile(p).describe()).toContain('(at most 5m ahead of arrival)');
     const run = await testPipeline(p, [{ t: now }, { t: now + 6 * 60_000 }], { arrivalTime: now });
     expect(run.deadLetters.map((d) => [d.sequenceNumber, d.reason])).toEqual([['2', 'event-time']]);
   });

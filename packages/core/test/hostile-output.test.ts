@@ -86,7 +86,9 @@ deadLetter: { file: { path: dead.jsonl } }
     await expect(sink.open()).rejects.toThrow(/cannot create directory \/proc\/nope/);
     const dir = await mkdtemp(join(tmpdir(), 'trib-notdir-'));
     await writeFile(join(dir, 'file'), '');
-    await expect(new FileSink(join(dir, 'file', 'sub', 'x.jsonl')).open()).rejects.toThrow(/cannot use directory .*not a directory/);
+    await expect(new FileSink(join(dir, 'file', 'sub', 'x.jsonl')).open()).rejects.toThrow(
+      /cannot use directory .*not a directory/,
+    );
     const nested = new FileSink(join(dir, 'a', 'b', 'c', 'x.jsonl'));
     await nested.write([rec(1)]);
     await nested.close();

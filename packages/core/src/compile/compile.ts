@@ -726,7 +726,9 @@ export class CompiledPipeline {
     const spec = this.spec;
     const lines = [`pipeline ${spec.name}`, `  source       ${kindOf(spec.source)} ${sourceSummary(spec)}`];
     if (spec.eventTime !== undefined)
-      lines.push(`  event time   ${typeof spec.eventTime === 'string' ? spec.eventTime : `fn ${spec.eventTime.fn}`}`);
+      lines.push(
+        `  event time   ${typeof spec.eventTime === 'string' ? spec.eventTime : `fn ${spec.eventTime.fn}`}${spec.maxFutureSkew === undefined ? '' : ` (at most ${String(spec.maxFutureSkew)} ahead of arrival)`}`,
+      );
     for (const n of this.nodes) {
       const indent = '  '.repeat(n.depth);
       lines.push(`${indent}${n.name.padEnd(Math.max(12, n.name.length + 1))} ${n.kind.padEnd(8)} ${n.summary}`);
