@@ -24,9 +24,10 @@
 // Then (c) shard scaling, the measurement for the window-state redesign: S = 1, 4, 16, 64 shards
 // writing one namespace at once through today's layout, with a recorder on the clients —
 // conflicts, failed batches, items written, DynamoDB WCU/RCU per event against the naive writer,
-// exactness against an oracle, and a capacity model of the hottest partition key at 1,000 shards
-// (see "Shard scaling" below). Its targets are reported, not enforced: PASS/FAIL and the exit
-// status stay those of (a) against (b).
+// exactness against an oracle — and (d) the capacity model (bench/capacity.mjs): a table to size a
+// DynamoDB table or a Redis server for 1 to 1,000 shards, computed from the per-key, per-item,
+// per-batch and per-range costs these runs measured (see "Shard scaling" below). Their targets
+// are reported, not enforced: PASS/FAIL and the exit status stay those of (a) against (b).
 import {
   BatchGetItemCommand,
   ConditionalCheckFailedException,
@@ -39,6 +40,18 @@ import { compile, count, fileSource, pipeline, sum } from '@tributary/core';
 import { createStateTable, dynamoDbClient, dynamoDbState, redisState } from '@tributary/state';
 import { Redis } from 'ioredis';
 import { startDynalite, startRedis } from '../test-support/servers.mjs';
+import {
+  calibration,
+  FLEET,
+  GRID,
+  modelCheck,
+  PARTITION_RCU,
+  PARTITION_WCU,
+  sizing,
+  sizingMarkdown,
+  sizingNotes,
+  sizingTable,
+} from './capacity.mjs';
 import { fmt, random, table } from './lib.mjs';
 
 export const name = 'state';
@@ -460,8 +473,9 @@ export async function run({
 // share one state namespace; each pipeline registers every shard. Every shard processes its own
 // 500-record batches in order; the S shards run concurrently. Events are dealt round-robin to the
 // shards, in event-time order, over three 1-minute tumbling windows of 10k keys each (every key
-// once per window), so every shard feeds every window. Aggregates: count, and count + sum
-// (DynamoDB only, see SCALE_PLAN). A batch that fails is delivered again (as Lambda retries it),
+// once per window), so every shard feeds every window; the PER_SHARD_PLAN runs deal each key to one
+// shard instead and declare `keyIsPartitionKey: true`. Aggregates: count, and count + sum
+// (see SCALE_PLAN). A batch that fails is delivered again (as Lambda retries it),
 // up to SCALE_ATTEMPTS times; its failed attempts are counted. At the end one pipeline's flush() ends
 // every shard and emits what is still open; the emitted windows (from whichever pipeline claimed
 // them) are checked against an oracle recomputed from the input.
@@ -469,8 +483,17 @@ export async function run({
 // Recorders: DynamoDB — every pipeline's injected DynamoDBClient has its `send` wrapped; the
 // wrapper classifies each request by the item it touches (window item, claim, open-ranges item,
 // shard-progress item), counts ConditionalCheckFailedException answers (conflicts) and charges
-// capacity by DynamoDB's rules (see "DynamoDB capacity" below). Redis — each store's backend `write` is
-// wrapped (a CAS answering false is a conflict) and `backend.calls` counts round trips.
+// capacity by DynamoDB's rules (see "DynamoDB capacity" below), writes and reads alike; it also
+// keeps the steady state's requests apart (those of each shard's batches after its first, flush
+// left out) and the make-up of the window items written. Redis — each store's backend `write` is
+// wrapped (a CAS answering false is a conflict), `backend.calls` counts round trips, `progress`
+// calls are counted, and after the run the window items' MEMORY USAGE and the progress hash are
+// read from the server.
+//
+// The capacity model (bench/capacity.mjs) takes its inputs from the CALIBRATION runs, prints the
+// sizing table (also saved, with its Markdown, under `scaling.sizing` in bench/results/state.json),
+// a check of the model against the runs' measured window-item capacity, and the redesign's
+// capacity targets at 1,000 shards x 1,000 events/s.
 //
 // The targets (SCALE_TARGETS) are what the redesign aims for; today's layout is expected to miss
 // some. They are printed with the measured value and PASS/FAIL, and never fail the benchmark.
@@ -480,6 +503,8 @@ const SCALE_BATCH = 500;
 const SCALE_KEYS = 10_000;
 /** Events per run: three windows of 10k. At S = 64 a shard gets 469 events, i.e. one batch. */
 const SCALE_EVENTS = 30_000;
+/** Window ranges the input covers (three one-minute windows). */
+const SCALE_RANGES = 3;
 const SCALE_ATTEMPTS = 5;
 /** Minute-aligned, so the input covers exactly three windows. */
 const SCALE_T0 = Math.floor(1_700_000_000_000 / WINDOW) * WINDOW;
@@ -489,31 +514,48 @@ const AGGREGATES = {
 };
 /**
  * Which aggregates each store runs. count+sum only makes items bigger, which matters for
- * DynamoDB's capacity units; Redis has none, and its S = 64 run alone takes ~30 s here (CPU spent
- * re-reading items after conflicts), so Redis runs count only, to keep the bench near 2 minutes.
+ * DynamoDB's capacity units and for Redis memory; the capacity model (bench/capacity.mjs) is
+ * calibrated on the count+sum runs of CALIBRATION.shards shards.
  */
-const SCALE_PLAN = { dynamodb: ['count', 'count+sum'], redis: ['count'] };
-const SCALE_TARGETS = { conflictsPerBatch: 1, failedAttempts: 0, wcuPerEvent: 1, hotKeyWcu: 1_000 };
-/** The fleet of the capacity model: shards × events per second per shard. */
-const FLEET = { shards: 1_000, eventsPerShard: 1_000 };
+const SCALE_PLAN = { dynamodb: ['count', 'count+sum'], redis: ['count', 'count+sum'] };
+/**
+ * Runs with `keyIsPartitionKey: true` (each key's events on one shard; each shard's windows in a
+ * namespace of their own), on both stores: the capacity model's inputs for that layout.
+ */
+const PER_SHARD_PLAN = { aggregate: 'count+sum', shards: [16, 64] };
+/**
+ * The runs the capacity model takes its inputs from: the most shards at which every shard still
+ * has batches after its first (the steady state; at 64 each shard has one batch).
+ */
+const CALIBRATION = { aggregate: 'count+sum', shards: 16 };
+const SCALE_TARGETS = {
+  conflictsPerBatch: 1,
+  failedAttempts: 0,
+  wcuPerEvent: 1,
+  hotKeyWcu: PARTITION_WCU,
+  hotKeyRcu: PARTITION_RCU,
+};
 /** The naive writer's cost: one UpdateItem ADD of an item under 1 KB per event. */
 const NAIVE_WCU_PER_EVENT = 1;
-/** DynamoDB's write throughput per partition (and per item), WCU/s. */
-const PARTITION_WCU = 1_000;
 
 const shardName = (s) => `shardId-${String(s).padStart(12, '0')}`;
 
-/** The input of one scaling run, dealt to `shards` shards: per shard, its events in order. */
-function spreadEvents(shards) {
+/**
+ * The input of one scaling run, dealt to `shards` shards: per shard, its events in order. Dealt
+ * round-robin (every shard feeds every window of every key: a random partition key), or `byKey`
+ * (a key's events all on one shard: the partition key is the window key).
+ */
+function spreadEvents(shards, byKey = false) {
   const perShard = Array.from({ length: shards }, () => []);
   for (let i = 0; i < SCALE_EVENTS; i++) {
     // 7919 is prime to 10k: any 10k consecutive events hold every key once.
+    const key = (i * 7919) % SCALE_KEYS;
     const e = {
-      k: `k${(i * 7919) % SCALE_KEYS}`,
+      k: `k${key}`,
       v: (i % 7) + 1,
       t: SCALE_T0 + Math.floor((i / SCALE_EVENTS) * 3 * WINDOW),
     };
-    perShard[i % shards].push(e);
+    perShard[(byKey ? key : i) % shards].push(e);
   }
   return perShard;
 }
@@ -538,7 +580,8 @@ function expectedTotals(perShard) {
 // digits + 1; booleans 1). A write costs 1 WCU per started KB of the larger of the item before
 // and after it; a write whose condition fails still costs 1 WCU per started KB of the item as it
 // stands (1 at least). A strongly consistent read costs 1 RCU per started 4 KB of each item
-// returned (BatchGetItem: keys not found are not charged here), and a GetItem at least 1.
+// returned, 1 for an item not found (GetItem and BatchGetItem alike); a Query 1 RCU per started 4 KB
+// of all the items it returns together, 1 at least.
 function numberBytes(text) {
   const digits = text.replace(/^-/, '').replace('.', '').replace(/^0+/, '').replace(/0+$/, '');
   return 1 + Math.ceil(Math.max(digits.length, 1) / 2);
@@ -562,16 +605,38 @@ function itemClass(pk, sk) {
   return sk === 'claim' ? 'claim' : 'window';
 }
 
-/** A recorder shared by every client of one scenario: the table as far as capacity goes. */
-function dynamoLedger() {
+/** Per item class: writes (attempts, of them UpdateItem `ADD`s, succeeded, failed conditions, WCU, bytes) and reads (requests, RCU). */
+const classStat = () => ({ attempts: 0, adds: 0, written: 0, conflicts: 0, wcu: 0, bytes: 0, reads: 0, rcu: 0 });
+
+/**
+ * A recorder shared by every client of one scenario: the table as far as capacity goes. Besides
+ * the totals per item class (`by`), it keeps the requests of the steady state (`steady`: those of
+ * a shard's batches after its first, so start-up registrations are left out, and the end-of-input
+ * flush is left out too; `phase` says which shards are past their first batch and whether the flush
+ * runs) and the make-up of the window items written (key entries and their bytes).
+ */
+function dynamoLedger(phase) {
   const sizes = new Map(); // `pk|sk` → bytes of the item as last written
   const by = {};
   const of = (c) => {
-    by[c] ??= { attempts: 0, written: 0, conflicts: 0, wcu: 0, bytes: 0 };
+    by[c] ??= classStat();
     return by[c];
   };
-  const ledger = { by, calls: 0, rcu: 0 };
-  ledger.wrap = (client) => {
+  const steady = {};
+  const window = { items: 0, bytes: 0, entries: 0, entryBytes: 0, keyChars: 0 };
+  const ledger = { by, steady, window, calls: 0, rcu: 0 };
+  /** Counts a steady-state request of shard `s` (`what`: writes, queries, gets, batchGets). */
+  const note = (s, c, what) => {
+    if (phase.flushing || !phase.warm.has(s)) return;
+    steady[c] ??= { writes: 0, queries: 0, gets: 0, batchGets: 0 };
+    steady[c][what]++;
+  };
+  const read = (c, units) => {
+    of(c).reads++;
+    of(c).rcu += units;
+    ledger.rcu += units;
+  };
+  ledger.wrap = (client, s) => {
     const send = client.send.bind(client);
     client.send = async (command, ...rest) => {
       ledger.calls++;
@@ -580,15 +645,39 @@ function dynamoLedger() {
       const isUpdate = command instanceof UpdateItemCommand;
       if (!isPut && !isUpdate) {
         const out = await send(command, ...rest);
-        if (command instanceof GetItemCommand) ledger.rcu += rcu(out.Item ? itemBytes(out.Item) : 0);
-        else if (command instanceof BatchGetItemCommand)
+        if (command instanceof GetItemCommand) {
+          const c = itemClass(input.Key.pk.S, input.Key.sk.S);
+          note(s, c, 'gets');
+          read(c, rcu(out.Item ? itemBytes(out.Item) : 0)); // an item not found: 1 RCU all the same
+        } else if (command instanceof BatchGetItemCommand) {
+          const found = new Set();
           for (const items of Object.values(out.Responses ?? {}))
-            for (const item of items) ledger.rcu += rcu(itemBytes(item));
+            for (const item of items) {
+              found.add(`${item.pk.S}|${item.sk.S}`);
+              read(itemClass(item.pk.S, item.sk.S), rcu(itemBytes(item)));
+            }
+          const unprocessed = new Set(
+            Object.values(out.UnprocessedKeys ?? {}).flatMap((r) => (r.Keys ?? []).map((k) => `${k.pk.S}|${k.sk.S}`)),
+          );
+          for (const { Keys } of Object.values(input.RequestItems))
+            for (const k of Keys) {
+              const id = `${k.pk.S}|${k.sk.S}`;
+              note(s, itemClass(k.pk.S, k.sk.S), 'batchGets');
+              if (!found.has(id) && !unprocessed.has(id)) read(itemClass(k.pk.S, k.sk.S), 1);
+            }
+        } else if (command instanceof QueryCommand) {
+          // Charged by the size of all it returns, rounded up to 4 KB once (1 RCU at least).
+          const c = itemClass(input.ExpressionAttributeValues[':pk'].S, '');
+          note(s, c, 'queries');
+          read(c, rcu((out.Items ?? []).reduce((n, item) => n + itemBytes(item), 0)));
+        }
         return out;
       }
       const key = isPut ? { pk: input.Item.pk, sk: input.Item.sk } : input.Key;
       const id = `${key.pk.S}|${key.sk.S}`;
-      const stat = of(itemClass(key.pk.S, key.sk.S));
+      const cls = itemClass(key.pk.S, key.sk.S);
+      const stat = of(cls);
+      note(s, cls, 'writes');
       const before = sizes.get(id) ?? 0;
       // UpdateItem: the item after it, estimated as the larger of before and key + values set
       // (these items — claims, the open-ranges set — stay far below 1 KB: 1 WCU each).
@@ -600,15 +689,25 @@ function dynamoLedger() {
               Object.values(input.ExpressionAttributeValues ?? {}).reduce((n, v) => n + 4 + valueBytes(v), 0),
           );
       stat.attempts++;
+      if (isUpdate && input.UpdateExpression.startsWith('ADD ')) stat.adds++; // a range recorded as open
       try {
         const out = await send(command, ...rest);
         stat.written++;
         stat.wcu += wcu(Math.max(before, after));
         stat.bytes += after;
         sizes.set(id, after);
-        if (isPut && stat === by.progress) {
-          // A shard-progress item as last written (one item per shard).
-          ledger.progressShape = { bytes: after };
+        if (isPut && cls === 'window') {
+          // The make-up of a window item a writer wrote: its key entries (`w` of the body) and the rest.
+          const body = JSON.parse(input.Item.b.S);
+          if (!body.s && body.w.length > 0) {
+            window.items++;
+            window.bytes += after;
+            window.entries += body.w.length;
+            for (const entry of body.w) {
+              window.entryBytes += Buffer.byteLength(JSON.stringify(entry)) + 1; // and its comma
+              window.keyChars += entry[0].length;
+            }
+          }
         }
         return out;
       } catch (err) {
@@ -644,8 +743,8 @@ function windowSink() {
 }
 
 /** One scenario: S shards through S pipelines on one store kind; returns what was measured. */
-async function scalingRun({ store, aggregate, shards, dyn, redisUrl }) {
-  const perShard = spreadEvents(shards);
+async function scalingRun({ store, aggregate, shards, dyn, redisUrl, keyIsPartitionKey = false }) {
+  const perShard = spreadEvents(shards, keyIsPartitionKey);
   const expected = expectedTotals(perShard);
   const sink = windowSink();
   let deadLettered = 0;
@@ -655,15 +754,17 @@ async function scalingRun({ store, aggregate, shards, dyn, redisUrl }) {
     },
     async close() {},
   };
-  const name = `scale-${store}-${aggregate.replace('+', '-')}-${shards}`;
+  const name = `scale-${store}-${aggregate.replace('+', '-')}-${shards}${keyIsPartitionKey ? '-pk' : ''}`;
   const ids = perShard.map((_, s) => shardName(s));
-  const ledger = store === 'dynamodb' ? dynamoLedger() : undefined;
+  /** Shards past their first batch, and whether the end-of-input flush runs: the steady state is between. */
+  const phase = { warm: new Set(), flushing: false };
+  const ledger = store === 'dynamodb' ? dynamoLedger(phase) : undefined;
   const clients = [];
-  const redisStat = { written: 0, conflicts: 0 };
+  const redisStat = { written: 0, conflicts: 0, progressCalls: 0 };
   const stores = [];
-  const makeState = () => {
+  const makeState = (s) => {
     if (ledger) {
-      const client = ledger.wrap(dynamoDbClient({ endpoint: dyn.endpoint }));
+      const client = ledger.wrap(dynamoDbClient({ endpoint: dyn.endpoint }), s);
       clients.push(client);
       return dynamoDbState({ table: 'bench-state', client });
     }
@@ -678,15 +779,20 @@ async function scalingRun({ store, aggregate, shards, dyn, redisUrl }) {
       }
       return results;
     };
+    const progress = backend.progress.bind(backend);
+    backend.progress = (...args) => {
+      if (!phase.flushing && phase.warm.has(s)) redisStat.progressCalls++;
+      return progress(...args);
+    };
     return state;
   };
-  const compiled = perShard.map(() => {
-    const state = makeState();
+  const compiled = perShard.map((_, s) => {
+    const state = makeState(s);
     stores.push(state);
     const p = pipeline(name)
       .source(fileSource({ path: '-' }))
       .eventTime((e) => e.t)
-      .window({ key: (e) => e.k, tumbling: WINDOW, aggregate: AGGREGATES[aggregate](), state })
+      .window({ key: (e) => e.k, tumbling: WINDOW, aggregate: AGGREGATES[aggregate](), state, keyIsPartitionKey })
       .sink(sink)
       .build();
     const c = compile(p, { deadLetter });
@@ -694,6 +800,7 @@ async function scalingRun({ store, aggregate, shards, dyn, redisUrl }) {
     return c;
   });
   let batches = 0;
+  let steadyBatches = 0;
   let failedAttempts = 0;
   let dropped = 0;
   const errors = new Map();
@@ -716,13 +823,16 @@ async function scalingRun({ store, aggregate, shards, dyn, redisUrl }) {
     perShard.map(async (events, s) => {
       for (let i = 0; i < events.length; i += SCALE_BATCH) {
         batches++;
+        if (i > 0) steadyBatches++;
         const records = events
           .slice(i, i + SCALE_BATCH)
           .map((value, j) => ({ value, partitionKey: value.k, sequenceNumber: String(i + j + 1), arrivalTime: 0 }));
         if (!(await attempt(() => compiled[s].process({ shardId: ids[s], records })))) dropped++;
+        phase.warm.add(s);
       }
     }),
   );
+  phase.flushing = true;
   const flushed = await attempt(() => compiled[0].flush());
   const ms = performance.now() - t0;
   const calls = ledger ? ledger.calls : stores.reduce((n, st) => n + st.backend.calls, 0);
@@ -738,9 +848,12 @@ async function scalingRun({ store, aggregate, shards, dyn, redisUrl }) {
   const result = {
     store,
     aggregate,
+    keyIsPartitionKey,
     shards,
     events: SCALE_EVENTS,
     batches,
+    steadyBatches,
+    ranges: SCALE_RANGES,
     ms: Math.round(ms),
     calls,
     failedAttempts,
@@ -751,11 +864,20 @@ async function scalingRun({ store, aggregate, shards, dyn, redisUrl }) {
     exact,
     errors: Object.fromEntries(errors),
   };
-  if (!ledger) return { ...result, conflicts: redisStat.conflicts, itemsWritten: redisStat.written };
+  if (!ledger) {
+    return {
+      ...result,
+      conflicts: redisStat.conflicts,
+      itemsWritten: redisStat.written,
+      progressCalls: redisStat.progressCalls,
+      ...(await redisFootprint(redisUrl, name)),
+    };
+  }
   const b = ledger.by;
-  const zero = { attempts: 0, written: 0, conflicts: 0, wcu: 0, bytes: 0 };
-  const [win, claim, prog, ranges] = ['window', 'claim', 'progress', 'ranges'].map((c) => b[c] ?? zero);
+  const [win, claim, prog, ranges] = ['window', 'claim', 'progress', 'ranges'].map((c) => b[c] ?? classStat());
   const totalWcu = win.wcu + claim.wcu + prog.wcu + ranges.wcu;
+  const steadyOf = (c) => ({ writes: 0, queries: 0, gets: 0, batchGets: 0, ...ledger.steady[c] });
+  const totalsOf = (c) => ({ writes: c.attempts, adds: c.adds, gets: c.reads, wcu: c.wcu, rcu: c.rcu });
   return {
     ...result,
     conflicts: win.conflicts + claim.conflicts + prog.conflicts + ranges.conflicts,
@@ -767,46 +889,50 @@ async function scalingRun({ store, aggregate, shards, dyn, redisUrl }) {
     wcu: totalWcu,
     wcuBy: { window: win.wcu, claim: claim.wcu, progress: prog.wcu, ranges: ranges.wcu },
     rcu: ledger.rcu,
+    rcuBy: { window: win.rcu, claim: claim.rcu, progress: prog.rcu, ranges: ranges.rcu },
     wcuPerEvent: totalWcu / SCALE_EVENTS,
     rcuPerEvent: ledger.rcu / SCALE_EVENTS,
-    progressShape: ledger.progressShape,
-    capacity: capacityModel({ win, claim, prog, shape: ledger.progressShape }),
+    windowItems: ledger.window,
+    steady: Object.fromEntries(['window', 'claim', 'progress', 'ranges'].map((c) => [c, steadyOf(c)])),
+    totals: { window: totalsOf(win), claim: totalsOf(claim), progress: totalsOf(prog), ranges: totalsOf(ranges) },
   };
 }
 
 /**
- * The hottest partition key of today's layout at FLEET (1,000 shards × 1,000 events/s = 1M
- * events/s), from what one scenario measured:
- *
- * - Window partial `<ns>|<start>|<end>|<shard>`: each shard writes its own items of the current
- *   range (and the emitter seals them once), so one such key takes one shard's events:
- *   1,000 events/s × (WCU charged to window items ÷ events). The claim `<ns>|<start>|<end>` is
- *   written a few times per range, not per event (counted with the window items here, an upper
- *   bound).
- * - Shard progress `<ns>|shards|<n>`: one small item per shard (sort key `s:<shard>`), written by
- *   its shard's consumer after each batch (and once more with the acknowledged position), spread
- *   over 16 partition keys: WCU/s per key = 1M events/s × (progress writes ÷ events) ×
- *   ⌈bytes ÷ 1 KB⌉ ÷ 16, with bytes the item as last written (it does not grow with the shards).
- *
- * The hotter of the two is compared with DynamoDB's 1,000 WCU/s per partition (a single item can
- * never take more, whatever the partition splits).
+ * What a Redis run left on the server: its window items' memory (MEMORY USAGE, every sample) and
+ * key entries, and the bytes per shard of its progress hash (field and value).
  */
-function capacityModel({ win, claim, prog, shape }) {
-  const rate = FLEET.shards * FLEET.eventsPerShard;
-  const windowKey = FLEET.eventsPerShard * ((win.wcu + claim.wcu) / SCALE_EVENTS);
-  const progressBytesAtFleet = shape ? shape.bytes : 0;
-  // Shard-progress items spread over 16 partition keys (`progressPartitions: 16`, as a fleet of
-  // hundreds of shards should set it; the default, 1, puts them all under `<ns>|shards`).
-  const progressKey = (rate * (prog.attempts / SCALE_EVENTS) * wcu(progressBytesAtFleet)) / 16;
-  const hottest = Math.max(windowKey, progressKey);
-  return {
-    windowKeyWcuPerSec: windowKey,
-    progressBytesAtFleet,
-    progressKeyWcuPerSec: progressKey,
-    hottestKey: windowKey >= progressKey ? '<ns>|<start>|<end>|<shard>' : '<ns>|shards|<n>',
-    hottestWcuPerSec: hottest,
-    overLimit: hottest / PARTITION_WCU,
-  };
+async function redisFootprint(url, pipelineName) {
+  const redis = new Redis(url);
+  try {
+    const keys = [];
+    let cursor = '0';
+    do {
+      const [next, found] = await redis.scan(cursor, 'MATCH', `*${pipelineName}/*`, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...found);
+    } while (cursor !== '0');
+    const memory = { items: 0, usage: 0, entries: 0, entryBytes: 0 };
+    let progressEntryBytes = 0;
+    for (const key of keys) {
+      if (/\|\d+\|\d+\|[^|]*\|\d+$/.test(key)) {
+        const body = JSON.parse(await redis.hget(key, 'b'));
+        if (body.w.length === 0) continue;
+        memory.items++;
+        memory.usage += await redis.memory('USAGE', key, 'SAMPLES', 0);
+        memory.entries += body.w.length;
+        for (const entry of body.w) memory.entryBytes += Buffer.byteLength(JSON.stringify(entry)) + 1;
+      } else if (key.endsWith('|shards')) {
+        const all = await redis.hgetall(key);
+        const n = Object.keys(all).length;
+        const bytes = Object.entries(all).reduce((t, [f, v]) => t + Buffer.byteLength(f) + Buffer.byteLength(v), 0);
+        progressEntryBytes = n ? bytes / n : 0;
+      }
+    }
+    return { memory, progressEntryBytes };
+  } finally {
+    redis.disconnect();
+  }
 }
 
 const verdict = (ok) => (ok ? 'PASS' : 'FAIL');
@@ -824,13 +950,21 @@ async function shardScaling({ dyn, redisUrl }) {
       }
     }
   }
+  for (const store of Object.keys(SCALE_PLAN)) {
+    for (const shards of PER_SHARD_PLAN.shards) {
+      const { aggregate } = PER_SHARD_PLAN;
+      const r = await scalingRun({ store, aggregate, shards, dyn, redisUrl, keyIsPartitionKey: true });
+      if (process.env.BENCH_TRACE) console.error(`${store} ${aggregate} per shard S=${shards}: ${r.ms} ms`, r.errors);
+      results.push(r);
+    }
+  }
   const T = SCALE_TARGETS;
   const rows = results.map((r) => {
     const perBatch = r.conflicts / r.batches;
     const ddb = r.store === 'dynamodb';
     return {
       store: r.store,
-      aggregate: r.aggregate,
+      aggregate: `${r.aggregate}${r.keyIsPartitionKey ? ', keyIsPartitionKey' : ''}`,
       S: r.shards,
       'events/batches': `${fmt(r.events)}/${r.batches}`,
       'calls/batch': dec(r.calls / r.batches, 1),
@@ -852,33 +986,94 @@ async function shardScaling({ dyn, redisUrl }) {
     };
   });
   const columns = Object.keys(rows[0]);
-  const capRows = results
-    .filter((r) => r.store === 'dynamodb')
-    .map((r) => {
-      const c = r.capacity;
-      return {
-        aggregate: r.aggregate,
-        S: r.shards,
-        'window partial key WCU/s': fmt(c.windowKeyWcuPerSec),
-        'progress item KB': dec(c.progressBytesAtFleet / 1024, 1),
-        'progress key WCU/s (progressPartitions 16)': fmt(c.progressKeyWcuPerSec),
-        hottest: c.hottestKey,
-        [`hottest WCU/s (target <= ${fmt(T.hotKeyWcu)})`]: `${fmt(c.hottestWcuPerSec)} ${verdict(c.hottestWcuPerSec <= T.hotKeyWcu)}`,
-        'x limit': `${dec(c.overLimit, 1)}x`,
-      };
-    });
+  // The capacity model, from the calibration runs (see bench/capacity.mjs).
+  const pick = (store, keyIsPartitionKey) =>
+    results.find(
+      (r) =>
+        r.store === store &&
+        r.aggregate === CALIBRATION.aggregate &&
+        r.shards === CALIBRATION.shards &&
+        r.keyIsPartitionKey === keyIsPartitionKey,
+    );
+  const inputs = calibration({ dynamo: pick('dynamodb', false), redis: pick('redis', false), ranges: SCALE_RANGES });
+  // The same costs measured with `keyIsPartitionKey: true` (a namespace per shard).
+  inputs.perShard = calibration({ dynamo: pick('dynamodb', true), redis: pick('redis', true), ranges: SCALE_RANGES });
+  const assumptions = { windowSeconds: WINDOW / 1000, batchSize: SCALE_BATCH };
+  const sized = sizing(inputs, assumptions);
+  const checks = results
+    .filter(
+      (r) =>
+        r.store === 'dynamodb' && r.aggregate === CALIBRATION.aggregate && (SCALE_KEYS / r.shards) % SCALE_BATCH === 0,
+    )
+    .map((r) =>
+      modelCheck(inputs, r, { keys: SCALE_KEYS, batchSize: SCALE_BATCH, ranges: SCALE_RANGES, partitions: 4 }),
+    );
+  const checkRows = checks.map((m) => ({
+    S: m.shards,
+    'window-item WCU predicted': fmt(m.predictedWcu),
+    measured: fmt(m.measuredWcu),
+    'window-item RCU predicted': fmt(m.predictedRcu),
+    'measured ': fmt(m.measuredRcu),
+  }));
+  // The redesign's capacity targets at FLEET, for each number of keys and either partitioning.
+  const fleet = sized
+    .filter(
+      (r) =>
+        r.shards === FLEET.shards &&
+        r.eventsPerShard === FLEET.eventsPerShard &&
+        FLEET.keysPerWindow.includes(r.keysPerWindow),
+    )
+    .map((r) => ({
+      keysPerWindow: r.keysPerWindow,
+      partitionKey: r.partitionKey,
+      itemsFit: r.itemsFit,
+      hotWcu: r.hotWcu,
+      hotWcuKey: r.hotWcuKey,
+      hotRcu: r.hotRcu,
+      hotRcuKey: r.hotRcuKey,
+      pass: r.itemsFit && r.hotWcu <= T.hotKeyWcu && r.hotRcu <= T.hotKeyRcu,
+    }));
+  const fleetLines = fleet.map(
+    (f) =>
+      `  ${fmt(f.keysPerWindow)} keys per window, partition key ${f.partitionKey}: items ${f.itemsFit ? 'fit' : 'DO NOT fit'} in 400 KB; hottest key ${fmt(f.hotWcu)} WCU/s (${f.hotWcuKey}; target <= ${fmt(T.hotKeyWcu)}: ${verdict(f.hotWcu <= T.hotKeyWcu)}), ${fmt(f.hotRcu)} RCU/s (${f.hotRcuKey}; target <= ${fmt(T.hotKeyRcu)}: ${verdict(f.hotRcu <= T.hotKeyRcu)}) -> ${verdict(f.pass)}`,
+  );
   const text = [
-    `shard scaling: S pipelines (one per shard) write one namespace at once; ${fmt(SCALE_EVENTS)} events per run, ${SCALE_BATCH}-record batches, ${fmt(SCALE_KEYS)} keys x 3 one-minute windows (at S = 64 each shard has ${Math.ceil(SCALE_EVENTS / 64)} events: one batch); a failed batch is retried up to ${SCALE_ATTEMPTS - 1} times; redis runs count only`,
+    `shard scaling: S pipelines (one per shard) write one namespace at once; ${fmt(SCALE_EVENTS)} events per run, ${SCALE_BATCH}-record batches, ${fmt(SCALE_KEYS)} keys x ${SCALE_RANGES} one-minute windows (at S = 64 each shard has ${Math.ceil(SCALE_EVENTS / 64)} events: one batch); a failed batch is retried up to ${SCALE_ATTEMPTS - 1} times`,
     '',
     table(rows, columns),
     '',
-    'conflicts: failed conditional writes (dynamodb: ConditionalCheckFailedException on window items / the shard-progress item / claims and the open-ranges item; redis: CAS script answered 0). failed attempts: process() rejections, each retried. WCU, RCU: by DynamoDB rules (1 WCU per started KB written, failed conditions included; 1 RCU per started 4 KB read, strongly consistent). win item KB: mean window item written.',
+    'conflicts: failed conditional writes (dynamodb: ConditionalCheckFailedException on window items / the shard-progress item / claims and the open-ranges item; redis: CAS script answered 0). failed attempts: process() rejections, each retried. WCU, RCU: by DynamoDB rules (1 WCU per started KB written, failed conditions included; 1 RCU per started 4 KB of each item read, strongly consistent, 1 for an item not found; a Query 1 RCU per started 4 KB of all it returns). win item KB: mean window item written.',
     '',
-    `capacity model (dynamodb): hottest partition key at ${fmt(FLEET.shards)} shards x ${fmt(FLEET.eventsPerShard)} events/s, from the measured WCU/event and item sizes, against ${fmt(PARTITION_WCU)} WCU/s per partition`,
+    `sizing a table (capacity model, bench/capacity.mjs): computed from the ${CALIBRATION.aggregate} runs at ${CALIBRATION.shards} shards above; DynamoDB limits ${fmt(PARTITION_WCU)} WCU/s and ${fmt(PARTITION_RCU)} RCU/s per partition key, 400 KB per item`,
     '',
-    table(capRows, Object.keys(capRows[0])),
+    sizingTable(sized),
+    '',
+    sizingNotes(inputs, assumptions),
+    '',
+    `model check: the window-item capacity the model predicts for the ${CALIBRATION.aggregate} runs (every key once per window; partitions 4) against what the ledger charged`,
+    '',
+    table(checkRows, Object.keys(checkRows[0] ?? { S: 0 })),
+    '',
+    `capacity targets at ${fmt(FLEET.shards)} shards x ${fmt(FLEET.eventsPerShard)} events/s (no item over 400 KB, no partition key over ${fmt(T.hotKeyWcu)} WCU/s or ${fmt(T.hotKeyRcu)} RCU/s):`,
+    ...fleetLines,
     '',
     'scaling targets are those of the redesign: reported, not enforced (they do not change PASS/FAIL below)',
   ].join('\n');
-  return { text, summary: { targets: SCALE_TARGETS, fleet: FLEET, results } };
+  return {
+    text,
+    summary: {
+      targets: SCALE_TARGETS,
+      results,
+      sizing: {
+        grid: GRID,
+        assumptions,
+        inputs,
+        rows: sized,
+        markdown: sizingMarkdown(sized),
+        notes: sizingNotes(inputs, assumptions),
+        modelCheck: checks,
+        fleet: { ...FLEET, checks: fleet },
+      },
+    },
+  };
 }
