@@ -30,6 +30,8 @@ export {
   loadPipelineFile,
   MAX_ALIASES,
   MAX_PIPELINE_BYTES,
+  type PipelineFileOptions,
   parsePipelineYaml,
   resolveFunctions,
 } from './yaml/load.js';
+export type { FunctionModuleOptions } from './yaml/modules.js';

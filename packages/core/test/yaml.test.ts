@@ -48,7 +48,9 @@ extra: 1
         '8:27: expected string, got integer',
         '10:5: a step has exactly one kind, found `keyBy` and `map`',
         '11:14: unknown field type `strnig` (did you mean `string`?); expected one of string, number, integer, boolean, object, array, timestamp, any (append ? for optional)',
-        '12:1: unknown option `extra`; expected one of version, name, description, source, fields, eventTime, steps, deadLetter',
+        '12:1: unknown option `extra`; expected one of version, name, description, source, fields, eventTime, maxFutureSkew, steps, deadLetter',
+        '9:12: expression is invalid: Unknown variable: a',
+        '10:10: expression is invalid: Unknown variable: b',
       ].sort(),
     );
     expect(formatIssue(issues.find((i) => i.line === 5)!)).toBe(

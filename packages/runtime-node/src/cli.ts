@@ -25,6 +25,7 @@ import {
   describeError,
   formatIssue,
   type Pipeline,
+  type PipelineFileOptions,
   PipelineValidationError,
   pipelineSchema,
   type RunSummary,
@@ -62,6 +63,9 @@ run options:
 
 every command:
   --verbose             print the stack of an error (also: TRIBUTARY_DEBUG=1)
+  --allow-outside-project
+                        accept fn: modules outside the pipeline's project folder (the nearest
+                        folder with a package.json at or above the pipeline file)
 
 Exit status: 0 ok, 1 invalid pipeline, 2 the run failed, 3 dead letters with --fail-on-dead-letter,
 64 usage, 70 internal error (a bug), 130/143 interrupted by SIGINT/SIGTERM.`;
@@ -237,9 +241,14 @@ interface Io {
   err: NodeJS.WritableStream & { isTTY?: boolean };
 }
 
-async function load(file: string, io: Io, verbose: boolean): Promise<Pipeline | undefined> {
+async function load(
+  file: string,
+  io: Io,
+  verbose: boolean,
+  modules: PipelineFileOptions,
+): Promise<Pipeline | undefined> {
   try {
-    const { pipeline, issues } = await checkPipelineFile(file);
+    const { pipeline, issues } = await checkPipelineFile(file, modules);
     for (const issue of issues) io.err.write(`${formatIssue(issue)}\n`);
     return pipeline;
   } catch (err) {
@@ -284,6 +293,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
         out: { type: 'string' },
         'bundle-sdk': { type: 'boolean' },
         verbose: { type: 'boolean' },
+        'allow-outside-project': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -293,6 +303,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
   }
   const { values, positionals } = parsed;
   const verbose = values.verbose === true || debugWanted();
+  const modules: PipelineFileOptions = { allowOutsideProject: values['allow-outside-project'] === true };
   if (values.help || command === undefined || command === 'help' || command === '--help' || command === '-h') {
     (command === undefined ? io.err : io.out).write(`${USAGE}\n`);
     return command === undefined ? EXIT.usage : EXIT.ok;
@@ -310,7 +321,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
         io.err.write(`state needs: state init <pipeline.yaml>\n\n${USAGE}\n`);
         return EXIT.usage;
       }
-      const loaded = await load(file, io, verbose);
+      const loaded = await load(file, io, verbose, modules);
       if (!loaded) return EXIT.invalid;
       try {
         for (const line of await initState(loaded.spec)) io.out.write(`${line}\n`);
@@ -326,7 +337,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
         io.err.write(`synth needs a pipeline file and --runtime lambda\n\n${USAGE}\n`);
         return EXIT.usage;
       }
-      const loaded = await load(file, io, verbose);
+      const loaded = await load(file, io, verbose, modules);
       if (!loaded) return EXIT.invalid;
       try {
         const { synth } = await import('@tributary/runtime-lambda/synth');
@@ -350,7 +361,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
         io.err.write(`lambda-local needs a pipeline file and --stream <name>\n\n${USAGE}\n`);
         return EXIT.usage;
       }
-      const loaded = await load(file, io, verbose);
+      const loaded = await load(file, io, verbose, modules);
       if (!loaded) return EXIT.invalid;
       const stop = stopOnSignals(io, false);
       try {
@@ -382,7 +393,8 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
       }
       let ok = true;
       for (const file of positionals) {
-        const pipeline = await load(file, io, verbose);
+        // Validation never runs user code: `fn:` modules are lexed for their exports, not imported.
+        const pipeline = await load(file, io, verbose, { ...modules, importModules: false });
         if (pipeline) io.err.write(`${file}: ok\n`);
         else ok = false;
       }
@@ -395,7 +407,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
         io.err.write(`${command} needs exactly one pipeline file\n\n${USAGE}\n`);
         return EXIT.usage;
       }
-      const loaded = await load(file, io, verbose);
+      const loaded = await load(file, io, verbose, modules);
       if (!loaded) return EXIT.invalid;
       let pipeline: Pipeline;
       try {
