@@ -15,6 +15,7 @@
  */
 import {
   comparePositions,
+  type ProgressOptions,
   type SessionState,
   type SharedSessionStore,
   type StoredShardProgress,
@@ -316,7 +317,7 @@ export class ItemSessionStore implements SharedSessionStore {
     });
   }
 
-  progress(updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]> {
-    return this.retry('recording shard progress', () => this.backend.progress(this.ns, updates));
+  progress(updates: readonly StoredShardProgress[], options?: ProgressOptions): Promise<StoredShardProgress[]> {
+    return this.retry('recording shard progress', () => this.backend.progress(this.ns, updates, options));
   }
 }

@@ -25,6 +25,7 @@ import {
   classify,
   comparePositions,
   type PipelineSpec,
+  type ProgressOptions,
   type SharedApplyOutcome,
   type SharedWindowStore,
   type StateStore,
@@ -363,8 +364,8 @@ export class ItemWindowStore implements SharedWindowStore {
     }
   }
 
-  async progress(updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]> {
-    const all = await this.retry('recording shard progress', () => this.backend.progress(this.ns, updates));
+  async progress(updates: readonly StoredShardProgress[], options?: ProgressOptions): Promise<StoredShardProgress[]> {
+    const all = await this.retry('recording shard progress', () => this.backend.progress(this.ns, updates, options));
     for (const p of all) this.listed.add(p.shardId);
     return all;
   }

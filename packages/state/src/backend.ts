@@ -2,7 +2,7 @@
  * What a window state store needs from a database: a handful of primitives that DynamoDB and
  * Redis both provide atomically. {@link ItemWindowStore} builds the window contract on them.
  */
-import { comparePositions, type StoredShardProgress } from '@tributary/core';
+import { comparePositions, type ProgressOptions, type StoredShardProgress } from '@tributary/core';
 
 /** A stored item: a version (1 for a new item, +1 per write) and its body. */
 export interface VersionedItem {
@@ -38,9 +38,14 @@ export interface StateBackend {
   finishRange(namespace: string, id: string, end: number): Promise<void>;
   /**
    * Merges shard progress into the namespace's (each field only moves forward; closed stays
-   * closed) atomically per shard, and returns every shard's progress.
+   * closed) atomically per shard, and returns every shard's progress (with `read: false` it may
+   * return nothing: only the write is wanted).
    */
-  progress(namespace: string, updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]>;
+  progress(
+    namespace: string,
+    updates: readonly StoredShardProgress[],
+    options?: ProgressOptions,
+  ): Promise<StoredShardProgress[]>;
   /**
    * Claims a range for `claimant`: `won` if nobody holds it, `claimant` already does, or the
    * holder's claim is older than `expiredBefore` (epoch ms); `held` if another claimant holds it;

@@ -45,7 +45,7 @@ import {
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { register, type StoreDefinition, type StoredShardProgress } from '@tributary/core';
+import { type ProgressOptions, register, type StoreDefinition, type StoredShardProgress } from '@tributary/core';
 import pLimit from 'p-limit';
 import Type, { type Static } from 'typebox';
 import {
@@ -338,9 +338,15 @@ export class DynamoDbBackend implements StateBackend {
    * Every shard's progress is its own item (see the top of this file). The updates are written
    * first, each by compare-and-set on its shard's item, then every shard's progress is read with
    * one strongly consistent `Query`: of two consumers writing at once (both closing their
-   * shards), the later one's read sees both writes. `progress(ns, [])` only reads.
+   * shards), the later one's read sees both writes. `progress(ns, [])` only reads; with
+   * `read: false` nothing is read back (a batch's acknowledged position: every shard's progress
+   * was read for the batch already, and reading it again per batch would double the read cost).
    */
-  async progress(namespace: string, updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]> {
+  async progress(
+    namespace: string,
+    updates: readonly StoredShardProgress[],
+    options?: ProgressOptions,
+  ): Promise<StoredShardProgress[]> {
     const byShard = new Map<string, StoredShardProgress[]>();
     for (const u of updates) {
       const list = byShard.get(u.shardId);
@@ -350,7 +356,7 @@ export class DynamoDbBackend implements StateBackend {
     await Promise.all(
       [...byShard].map(([shardId, list]) => this.limit(() => this.writeShard(namespace, shardId, list))),
     );
-    return this.readShards(namespace);
+    return options?.read === false ? [] : this.readShards(namespace);
   }
 
   /**

@@ -177,7 +177,7 @@ export abstract class SharedStoreWindows extends WindowOperator {
         const last = this.written.get(own);
         if (applied === undefined || last === undefined || last.applied === applied) return;
         const u = { ...last, applied };
-        await shared.progress([u]);
+        await shared.progress([u], { read: false });
         this.written.set(own, u);
       });
     }

@@ -78,8 +78,11 @@ export interface SharedWindowStore {
    * Resolves when every applied delta is durable; outcomes are in delta order.
    */
   apply(deltas: readonly WindowDelta[], writer: string): Promise<SharedApplyOutcome[]>;
-  /** Writes the given shards' progress (monotonic: never moves back) and returns every shard's. */
-  progress(updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]>;
+  /**
+   * Writes the given shards' progress (monotonic: never moves back) and returns every shard's
+   * (with `read: false`, only writes: the result may then be empty).
+   */
+  progress(updates: readonly StoredShardProgress[], options?: ProgressOptions): Promise<StoredShardProgress[]>;
   /** Ranges with state that have not been emitted yet. */
   openRanges(): Promise<WindowRange[]>;
   /**
@@ -143,7 +146,13 @@ export interface SharedSessionStore {
     keep?: (w: StoredWindow) => boolean,
   ): Promise<void>;
   /** Shard progress, as SharedWindowStore.progress. */
-  progress(updates: readonly StoredShardProgress[]): Promise<StoredShardProgress[]>;
+  progress(updates: readonly StoredShardProgress[], options?: ProgressOptions): Promise<StoredShardProgress[]>;
+}
+
+/** How a progress write is made. */
+export interface ProgressOptions {
+  /** Read every shard's progress back (default true); false: only write (one shard's acknowledged position). */
+  read?: boolean;
 }
 
 /** What a window step tells a state store about itself. */
