@@ -12,13 +12,13 @@
  * - a role whose data statements name the stream, table and queue ARNs (never `"Resource": "*"`
  *   for a data action; only the CloudWatch Logs statements use the function's log group ARN).
  */
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { COMPONENT_MODULES, kindOf, type Pipeline, type PipelineSpec } from '@tributary/core';
 import { STATE_TABLE_KEYS, stateStoresOf } from '@tributary/state';
-import { build, type Plugin } from 'esbuild';
+import { build, type Metafile, type Plugin } from 'esbuild';
 import { checkLambdaWindowState } from './memoryState.js';
 
 export interface SynthOptions {
@@ -39,6 +39,8 @@ export interface SynthResult {
   templateBody: Record<string, unknown>;
   /** Files the pipeline reads at start (static lookup tables), copied beside the bundle. */
   files: string[];
+  /** esbuild's account of the bundle: every module in it and its bytes (see esbuild's analyzeMetafile). */
+  metafile: Metafile;
 }
 
 const SINK_MODULES: Record<string, string> = {
@@ -57,14 +59,100 @@ const LOOKUP_MODULES: Record<string, string> = { dynamodb: '@tributary/state/dyn
 
 /** Core's own dist folder (its component modules are imported from there by path). */
 const coreDist = () => dirname(createRequire(import.meta.url).resolve('@tributary/core'));
+/** This package's dist folder, as the bundle imports it. */
+const lambdaDist = () => dirname(createRequire(import.meta.url).resolve('@tributary/runtime-lambda/handler'));
+/** The folder of one of Tributary's packages (its entry is in `dist`, or in `src` where tests resolve sources). */
+const packageRoot = (pkg: string) => dirname(dirname(createRequire(import.meta.url).resolve(pkg)));
+/** The folders holding a package's modules as a bundle may resolve them: built (`dist`) or source (`src`). */
+const moduleDirs = (pkg: string) => ['dist', 'src'].map((d) => join(packageRoot(pkg), d));
+
+/** Whether a window step's `state` keeps it in process memory (none, `memory`, `{ memory: {…} }`). */
+const inMemory = (state: unknown) =>
+  state === undefined || state === 'memory' || (typeof state === 'object' && state !== null && 'memory' in state);
+
+/** What of a spec decides which optional modules its bundle carries (see OPTIONAL_MODULES). */
+interface SpecUses {
+  /** Its window steps' options. */
+  windows: Record<string, unknown>[];
+  /** Its sinks (dead-letter and late outputs too): kind and options. */
+  sinks: { kind: string; options: Record<string, unknown> }[];
+  /** Its JSON text (every expression is in it). */
+  text: string;
+}
+
+/**
+ * Modules of Tributary's packages (by package and file) that run only for some pipelines, with
+ * the names they export: a bundle replaces those its pipeline does not need by stubs that throw
+ * (see `replaced`). The shared-store window operators are bundled only with a shared store (see
+ * componentImports).
+ */
+const OPTIONAL_MODULES: {
+  pkg: string;
+  module: string;
+  exports: string[];
+  /** What needs it, for the stub's message. */
+  neededBy: string;
+  needed(uses: SpecUses): boolean;
+}[] = [
+  // Core's window step imports each of its operators.
+  {
+    pkg: '@tributary/core',
+    module: 'windows/BucketedWindows.js',
+    exports: ['BucketedWindows'],
+    neededBy: 'a tumbling or hopping window in memory',
+    needed: (u) => u.windows.some((w) => inMemory(w.state) && (w.tumbling !== undefined || w.hopping !== undefined)),
+  },
+  {
+    pkg: '@tributary/core',
+    module: 'windows/MergingWindows.js',
+    exports: ['MergingWindows'],
+    neededBy: 'a session or sliding window in memory',
+    needed: (u) => u.windows.some((w) => inMemory(w.state) && (w.session !== undefined || w.sliding !== undefined)),
+  },
+  {
+    pkg: '@tributary/core',
+    module: 'windows/PerShardWindows.js',
+    exports: ['PerShardWindows'],
+    neededBy: 'a window with keyIsPartitionKey',
+    needed: (u) => u.windows.some((w) => Boolean(w.keyIsPartitionKey)),
+  },
+  // CEL's `matches` runs on RE2 (re2js, and a cache of compiled patterns: about 55 KB gzipped),
+  // which nothing else reaches.
+  {
+    pkg: '@tributary/core',
+    module: 'regex.js',
+    exports: ['regexMatches', 'regexProblem'],
+    neededBy: 'an expression using matches',
+    needed: (u) => u.text.includes('matches'),
+  },
+  // The function's event source is the template's Kinesis stream: no DynamoDB Streams records
+  // reach it to decode (one that did would be dead-lettered, saying so).
+  {
+    pkg: '@tributary/runtime-lambda',
+    module: 'dynamoDbImage.js',
+    exports: ['imageValue'],
+    neededBy: 'a DynamoDB Streams event source',
+    needed: () => false,
+  },
+  // The KPL encoder of the Kinesis sink.
+  {
+    pkg: '@tributary/sinks',
+    module: 'kpl.js',
+    exports: ['aggregate', 'hashKeyOf', 'userRecordSize'],
+    neededBy: 'a kinesis sink with aggregate',
+    needed: (u) => u.sinks.some((x) => x.kind === 'kinesis' && Boolean(x.options.aggregate)),
+  },
+];
 
 /**
  * The modules registering the components a spec uses: core's own (by path, from
  * COMPONENT_MODULES) and the sinks, stores and lookups of the other packages. Nothing else is
- * registered in the bundle, so it holds only what the pipeline can run.
+ * registered in the bundle, so it holds only what the pipeline can run. Also what decides the
+ * optional modules it needs (see OPTIONAL_MODULES).
  */
-function componentImports(spec: PipelineSpec): string[] {
+function componentImports(spec: PipelineSpec): { imports: string[]; uses: SpecUses } {
   const out = new Set<string>();
+  const uses: SpecUses = { windows: [], sinks: [], text: JSON.stringify(spec) };
   const core = (category: keyof typeof COMPONENT_MODULES, kind: string) => {
     const file = COMPONENT_MODULES[category][kind];
     if (file) out.add(join(coreDist(), file));
@@ -73,7 +161,11 @@ function componentImports(spec: PipelineSpec): string[] {
     if (Array.isArray(node)) {
       // The elements of a `steps` list are steps: their kind is their one key besides `name`.
       for (const n of node) {
-        if (parent === 'steps' && n !== null && typeof n === 'object') core('step', kindOf(n));
+        if (parent === 'steps' && n !== null && typeof n === 'object') {
+          const kind = kindOf(n);
+          core('step', kind);
+          if (kind === 'window') uses.windows.push((n as { window: Record<string, unknown> }).window);
+        }
         visit(n, parent);
       }
     } else if (node !== null && typeof node === 'object') {
@@ -81,6 +173,10 @@ function componentImports(spec: PipelineSpec): string[] {
         if (parent === 'sink' || parent === 'deadLetter') {
           core('sink', k);
           if (SINK_MODULES[k]) out.add(SINK_MODULES[k] as string);
+          uses.sinks.push({
+            kind: k,
+            options: v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : {},
+          });
         }
         if (parent === 'state') {
           core('store', k);
@@ -100,7 +196,7 @@ function componentImports(spec: PipelineSpec): string[] {
   // The default dead-letter output is stderr; window state is in memory unless a store is named.
   visit({ deadLetter: spec.deadLetter ?? { stderr: {} } }, undefined);
   core('store', 'memory');
-  return [...out];
+  return { imports: [...out], uses };
 }
 
 /**
@@ -152,7 +248,7 @@ function entrySource(pipeline: Pipeline, spec: PipelineSpec, components: string[
   }
   const imports = [...modules].map(([file, alias]) => `import * as ${alias} from ${JSON.stringify(file)};`);
   return [
-    `import { createPipelineHandler } from ${JSON.stringify(join(dirname(createRequire(import.meta.url).resolve('@tributary/runtime-lambda/handler')), 'pipelineHandler.js'))};`,
+    `import { createPipelineHandler } from ${JSON.stringify(join(lambdaDist(), 'pipelineHandler.js'))};`,
     // Only the components the pipeline names are bundled (each registers itself).
     ...components.map((k) => `import ${JSON.stringify(k)};`),
     ...imports,
@@ -318,9 +414,9 @@ export function template(spec: PipelineSpec, options: Omit<SynthOptions, 'outDir
  * - the YAML parser (the spec is inline) and the JSON Schema validator (the spec was validated at
  *   synth, and the handler compiles with `validated: true`): a stub that throws if it is used;
  * - the JSON Schema builder (typebox): components describe their options with it when they are
- *   loaded, and only validation reads those schemas; its stub accepts any use and builds nothing;
- * - packages of components the pipeline does not use (the enrich step's cache): a throwing stub.
- * Together more than a third of the bundle, and its start-up time.
+ *   loaded, and only validation reads those schemas; its stub accepts any use and builds nothing.
+ * Together more than a third of the bundle, and its start-up time. (lru-cache, once left out
+ * without an enrich step, is not: core's expressions keep their compiled record patterns in one.)
  */
 function leaveOut(packages: string[], inert: string[]): Plugin {
   const pattern = (names: string[]) =>
@@ -342,6 +438,89 @@ function leaveOut(packages: string[], inert: string[]): Plugin {
         contents:
           "const inert = new Proxy(function () {}, { get: (_, k) => (k === '__esModule' ? false : inert), apply: () => inert, construct: () => inert }); module.exports = inert;",
       }));
+    },
+  };
+}
+
+/** A module of Tributary's own that a bundle replaces (see `replaced`). */
+interface Replacement {
+  /** Its absolute paths (built and source). */
+  files: string[];
+  /** What the bundle holds instead: a module exporting the same names. */
+  contents: string;
+}
+
+/** The module every stub of `throwing` imports its error from. */
+const LEFT_OUT = 'tributary:left-out';
+
+/**
+ * The stub of a module exporting `names` (classes or functions) for a bundle whose pipeline does
+ * not need them: each throws, saying what does, if it is ever constructed or called.
+ */
+function throwing(files: string[], names: readonly string[], neededBy: string): Replacement {
+  const stub = (name: string) =>
+    `export function ${name}() { leftOut(${JSON.stringify(name)}, ${JSON.stringify(neededBy)}); }`;
+  return { files, contents: [`import { leftOut } from ${JSON.stringify(LEFT_OUT)};`, ...names.map(stub)].join('\n') };
+}
+
+/**
+ * An esbuild plugin replacing modules of Tributary's own packages by the given contents. A module
+ * importing a name the replacement does not export fails the build, not the function.
+ */
+function replaced(modules: readonly Replacement[]): Plugin {
+  const byFile = new Map(modules.flatMap((m) => m.files.map((f) => [f, m] as const)));
+  const names = [...new Set([...byFile.keys()].map((f) => basename(f).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))];
+  return {
+    name: 'tributary-replaced',
+    setup(b) {
+      if (modules.length === 0) return;
+      b.onResolve({ filter: new RegExp(`(^|/)(${names.join('|')})$`) }, (args) => {
+        const file = resolve(args.resolveDir, args.path);
+        return byFile.has(file) ? { path: file, namespace: 'tributary-replaced' } : undefined;
+      });
+      b.onResolve({ filter: new RegExp(`^${LEFT_OUT}$`) }, () => ({ path: LEFT_OUT, namespace: 'tributary-replaced' }));
+      b.onLoad({ filter: /.*/, namespace: 'tributary-replaced' }, (args) => ({
+        loader: 'js',
+        contents:
+          args.path === LEFT_OUT
+            ? 'export function leftOut(name, neededBy) { throw new Error(name + " is left out of this bundle (tributary synth): only " + neededBy + " needs it"); }'
+            : (byFile.get(args.path) as Replacement).contents,
+      }));
+    },
+  };
+}
+
+/**
+ * The documentation in a module's text: the string literals of `description:` and `[X_EXPECTED]:`
+ * properties (what the docs and the validator's messages say of a schema), and those passed to
+ * core's schema helpers `Expression(…)` and `DurationSchema(…)` (descriptions too). Each is
+ * replaced by an empty string padded with spaces to its length: lines and columns are unchanged,
+ * so the module's source map still holds.
+ */
+function blankDocs(text: string): string {
+  return text.replace(
+    /(\bdescription:\s*|\[X_EXPECTED\]:\s*|\b(?:Expression|DurationSchema)\(\s*)('(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")/g,
+    (_, before: string, literal: string) => `${before}''${' '.repeat(literal.length - 2)}`,
+  );
+}
+
+/**
+ * An esbuild plugin blanking the documentation in Tributary's own modules (under `dirs`): the
+ * description of each component and of each of its options (see blankDocs). Only the docs
+ * generator and the validator read them (the schema builder is inert in the bundle), and neither
+ * runs in a synthesised function; the pipeline's own spec (inline in the entry) is not touched.
+ * About 1.5 KB gzipped.
+ */
+function withoutDocs(dirs: string[]): Plugin {
+  return {
+    name: 'tributary-without-docs',
+    setup(b) {
+      // Their built modules, or their TypeScript sources where those are what resolves (tests).
+      b.onLoad({ filter: /\.[jt]s$/ }, async (args) => {
+        if (args.namespace !== 'file' || !dirs.some((d) => args.path.startsWith(d))) return undefined;
+        const loader = args.path.endsWith('.ts') ? 'ts' : 'js';
+        return { loader, contents: blankDocs(await readFile(args.path, 'utf8')) };
+      });
     },
   };
 }
@@ -392,8 +571,25 @@ export async function synth(pipeline: Pipeline, options: SynthOptions): Promise<
   await mkdir(options.outDir, { recursive: true });
   const bundle = join(options.outDir, 'index.mjs');
   const inlined = await copyReadFiles(pipeline, options.outDir);
-  const components = componentImports(inlined.spec);
-  const enrich = components.includes(join(coreDist(), COMPONENT_MODULES.step.enrich as string));
+  const { imports: components, uses } = componentImports(inlined.spec);
+  const replacements = [
+    ...OPTIONAL_MODULES.filter((m) => !m.needed(uses)).map((m) =>
+      throwing(
+        moduleDirs(m.pkg).map((d) => join(d, m.module)),
+        m.exports,
+        m.neededBy,
+      ),
+    ),
+    // The spec inlined in the bundle was checked above, as it was validated: the handler's check
+    // at cold start (and its message) is left out with the validator.
+    {
+      files: moduleDirs('@tributary/runtime-lambda').map((d) => join(d, 'memoryState.js')),
+      contents: 'export function checkLambdaWindowState() {}',
+    },
+  ];
+  const ownDirs = ['@tributary/core', '@tributary/sinks', '@tributary/state'].flatMap((p) =>
+    moduleDirs(p).map((d) => `${d}${sep}`),
+  );
   const result = await build({
     stdin: {
       contents: entrySource(pipeline, inlined.spec, components),
@@ -425,13 +621,14 @@ export async function synth(pipeline: Pipeline, options: SynthOptions): Promise<
     metafile: true,
     plugins: [
       coreRuntime(),
-      leaveOut(['yaml', 'ajv', ...(enrich ? [] : ['lru-cache'])], ['typebox']),
+      leaveOut(['yaml', 'ajv'], ['typebox']),
+      replaced(replacements),
+      withoutDocs(ownDirs),
       ...(options.bundleSdk ? [] : [sdkViaRequire()]),
     ],
   });
   const code =
     result.metafile.outputs[Object.keys(result.metafile.outputs).find((k) => k.endsWith('index.mjs')) as string];
-  const { readFile } = await import('node:fs/promises');
   const bytes = await readFile(bundle);
   const templateBody = template(pipeline.spec, options);
   const templatePath = join(options.outDir, 'template.json');
@@ -443,5 +640,6 @@ export async function synth(pipeline: Pipeline, options: SynthOptions): Promise<
     bundleGzipBytes: gzipSync(bytes).length,
     templateBody,
     files: inlined.files,
+    metafile: result.metafile,
   };
 }

@@ -241,6 +241,8 @@ steps:
       // The SDK is required from the runtime, not bundled; typebox's builder is not in the file.
       expect(code).toContain('"@aws-sdk/client-kinesis"');
       expect(code).not.toContain('TypeBoxError');
+      // The sink does not aggregate: its KPL encoder is a stub.
+      expect(code).toContain('"a kinesis sink with aggregate"');
       // Minute 0 and minute 1 of events, then one event at minute 3 closes both windows.
       const base = 1_800_000_000_000;
       const events = Array.from({ length: 120 }, (_, i) => ({
@@ -325,6 +327,100 @@ steps:
       ]);
     } finally {
       await redis.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a bundle carries the memory window operators of its window kinds only, and none of the components' docs", async () => {
+    const root = join(import.meta.dirname, '..', '..', '..', '.tributary');
+    await mkdir(root, { recursive: true });
+    const dir = await mkdtemp(join(root, 'synth-kinds-'));
+    try {
+      const out = join(dir, 'sessions.jsonl');
+      const yaml = (filter: string, window: string, sink: string) => `version: 1
+name: synth-kinds
+description: sessions per user, from the docs test
+source: { file: { path: in.jsonl } }
+eventTime: event.ts
+steps:
+  - filter: ${JSON.stringify(filter)}
+  - window: { key: event.user, ${window}, aggregate: { n: count() }, state: { memory: { volatile: true } } }
+  - sink: ${sink}
+`;
+      // The partition key is the user: one operator per shard (PerShardWindows) runs the sessions;
+      // the filter needs RE2.
+      await writeFile(
+        join(dir, 'sessions.yaml'),
+        yaml(
+          'event.user.matches("^u[0-9]+$")',
+          'session: { gap: 30s }, keyIsPartitionKey: true',
+          `{ file: { path: ${JSON.stringify(out)} } }`,
+        ),
+      );
+      await writeFile(
+        join(dir, 'tumbling.yaml'),
+        yaml(
+          'event.user != ""',
+          'tumbling: 1m',
+          '{ kinesis: { stream: out, partitionKey: event.key, aggregate: true } }',
+        ),
+      );
+      const sessions = await synth(await loadPipelineFile(join(dir, 'sessions.yaml')), {
+        outDir: join(dir, 'dist-sessions'),
+      });
+      const tumbling = await synth(await loadPipelineFile(join(dir, 'tumbling.yaml')), {
+        outDir: join(dir, 'dist-tumbling'),
+      });
+      const [sessionCode, tumblingCode] = await Promise.all([
+        readFile(sessions.bundle, 'utf8'),
+        readFile(tumbling.bundle, 'utf8'),
+      ]);
+      // A module left out is a stub naming what would need it.
+      const leftOut = (code: string) =>
+        [
+          'a tumbling or hopping window in memory',
+          'a session or sliding window in memory',
+          'a window with keyIsPartitionKey',
+          'an expression using matches',
+          'a kinesis sink with aggregate',
+          'a DynamoDB Streams event source',
+        ].filter((neededBy) => code.includes(JSON.stringify(neededBy)));
+      // (No Kinesis sink: no KPL encoder, nor its stub.)
+      expect(leftOut(sessionCode)).toEqual([
+        'a tumbling or hopping window in memory',
+        'a DynamoDB Streams event source',
+      ]);
+      expect(leftOut(tumblingCode)).toEqual([
+        'a session or sliding window in memory',
+        'a window with keyIsPartitionKey',
+        'an expression using matches',
+        'a DynamoDB Streams event source',
+      ]);
+      for (const code of [sessionCode, tumblingCode]) {
+        // The window step's description and the memory store's option description are blanked;
+        // the pipeline's own description (its spec, inline) is kept.
+        expect(code).not.toContain('Aggregates records per key over event-time windows');
+        expect(code).not.toContain('accept that state is lost with the process');
+        expect(code).toContain('sessions per user, from the docs test');
+        // The spec was checked for memory window state at synth: the bundle does not check it again.
+        expect(code).not.toContain('would be lost whenever a Lambda container ends');
+      }
+      // The session bundle runs its sessions (oracle: 5 events 10 s apart per user, one session each).
+      const handler = await bundledHandler(sessions.bundle);
+      const base = 1_800_000_000_000;
+      const events = [0, 1, 2].flatMap((u) =>
+        Array.from({ length: 5 }, (_, i) => ({ user: `u${u}`, ts: base + i * 10_000 })),
+      );
+      events.push({ user: 'u0', ts: base + 600_000 });
+      expect(await handler(kinesisEvent(events))).toEqual({ batchItemFailures: [] });
+      const got = (await readFile(out, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { key: string; windowStart: number; windowEnd: number; n: number });
+      expect(got.map((w) => [w.key, w.windowStart, w.windowEnd, w.n]).sort()).toEqual(
+        ['u0', 'u1', 'u2'].map((u) => [u, base, base + 40_000 + 30_000, 5]),
+      );
+    } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });

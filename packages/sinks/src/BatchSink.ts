@@ -16,7 +16,6 @@
 
 import { createHash } from 'node:crypto';
 import { isTransient, type RecordEnvelope, type Sink, type SinkContext, TributaryError } from '@tributary/core';
-import pLimit from 'p-limit';
 
 /** An error the destination returned for one entry (or a whole call). */
 export interface EntryFailure {
@@ -98,26 +97,29 @@ export class SinkError extends TributaryError {
   }
 }
 
-/** A counting semaphore over bytes (a request larger than the whole budget waits for all of it). */
-class ByteBudget {
+/**
+ * A counting semaphore, FIFO (calls in flight, bytes in flight): a request larger than the whole
+ * budget waits for all of it.
+ */
+class Semaphore {
   private used = 0;
-  private readonly waiting: { bytes: number; resolve: () => void }[] = [];
+  private readonly waiting: { n: number; resolve: () => void }[] = [];
   constructor(private readonly limit: number) {}
-  async acquire(bytes: number): Promise<void> {
-    const want = Math.min(bytes, this.limit);
+  async acquire(n: number): Promise<void> {
+    const want = Math.min(n, this.limit);
     if (this.used + want <= this.limit && this.waiting.length === 0) {
       this.used += want;
       return;
     }
-    await new Promise<void>((resolve) => this.waiting.push({ bytes: want, resolve }));
+    await new Promise<void>((resolve) => this.waiting.push({ n: want, resolve }));
   }
-  release(bytes: number): void {
-    this.used -= Math.min(bytes, this.limit);
+  release(n: number): void {
+    this.used -= Math.min(n, this.limit);
     while (this.waiting.length > 0) {
-      const head = this.waiting[0] as { bytes: number; resolve: () => void };
-      if (this.used + head.bytes > this.limit) break;
+      const head = this.waiting[0] as { n: number; resolve: () => void };
+      if (this.used + head.n > this.limit) break;
       this.waiting.shift();
-      this.used += head.bytes;
+      this.used += head.n;
       head.resolve();
     }
   }
@@ -162,8 +164,10 @@ export abstract class BatchSink<P> implements Sink {
   }
 
   readonly metrics: SinkMetrics = emptyMetrics();
-  private readonly limit: ReturnType<typeof pLimit>;
-  private readonly budget: ByteBudget;
+  /** Calls in flight (`concurrency`). */
+  private readonly slots: Semaphore;
+  /** Bytes in flight (`maxInFlightBytes`). */
+  private readonly budget: Semaphore;
   private readonly maxAttempts: number;
   private readonly minDelay: number;
   private readonly maxDelay: number;
@@ -173,8 +177,12 @@ export abstract class BatchSink<P> implements Sink {
     this.maxAttempts = r.maxAttempts ?? 8;
     this.minDelay = r.minDelay ?? 50;
     this.maxDelay = r.maxDelay ?? 5000;
-    this.limit = pLimit(options.concurrency ?? 4);
-    this.budget = new ByteBudget(options.maxInFlightBytes ?? 8 * 1024 * 1024);
+    const concurrency = options.concurrency ?? 4;
+    if (!((Number.isInteger(concurrency) || concurrency === Number.POSITIVE_INFINITY) && concurrency > 0)) {
+      throw new TypeError('Expected `concurrency` to be a number from 1 and up');
+    }
+    this.slots = new Semaphore(concurrency);
+    this.budget = new Semaphore(options.maxInFlightBytes ?? 8 * 1024 * 1024);
   }
 
   /** Bytes of encoded records in flight now (for tests of backpressure). */
@@ -222,7 +230,7 @@ export abstract class BatchSink<P> implements Sink {
       bytes += e.bytes;
     }
     if (current.length > 0) calls.push(current);
-    await Promise.all(calls.map((entries) => this.limit(() => this.deliver(entries, deadLetter))));
+    await Promise.all(calls.map((entries) => this.deliver(entries, deadLetter)));
   }
 
   private backoff(attempt: number, retryAfter?: number): number {
@@ -237,6 +245,7 @@ export abstract class BatchSink<P> implements Sink {
     entries: Encoded<P>[],
     deadLetter: (env: RecordEnvelope, f: EntryFailure) => void,
   ): Promise<void> {
+    await this.slots.acquire(1);
     const size = entries.reduce((n, e) => n + e.bytes, 0);
     await this.budget.acquire(size);
     try {
@@ -286,6 +295,7 @@ export abstract class BatchSink<P> implements Sink {
       }
     } finally {
       this.budget.release(size);
+      this.slots.release(1);
     }
   }
 
