@@ -111,6 +111,7 @@ export {
 } from './windows/builder.js';
 export {
   isStateStore,
+  type LateRecord,
   type ProgressOptions,
   type SessionState,
   type SharedApplyOutcome,

@@ -43,32 +43,33 @@ type W = [number, number, unknown[], Record<string, string>];
 type C = [number, number, unknown[], Record<string, string>, string, number];
 
 function encode(keys: Map<string, Entry>): string {
-  const out: [string, unknown, W[], C[], W[]][] = [];
+  const out: [string, unknown, W[], C[], W[], Record<string, string>?][] = [];
   for (const [key, { keyValue, state }] of keys) {
-    out.push([
+    const row: [string, unknown, W[], C[], W[], Record<string, string>?] = [
       key,
       keyValue,
       state.open.map((w) => [w.start, w.end, w.acc, w.positions]),
       state.claimed.map((w) => [w.start, w.end, w.acc, w.positions, w.by, w.at]),
       state.emitted.map((w) => [w.start, w.end, w.acc, w.positions]),
-    ]);
+    ];
+    if (state.handled) row.push(state.handled);
+    out.push(row);
   }
   return JSON.stringify({ k: out });
 }
 
 function decode(item: VersionedItem): Item {
-  const o = JSON.parse(item.body) as { k: [string, unknown, W[], C[], W[]][] };
+  const o = JSON.parse(item.body) as { k: [string, unknown, W[], C[], W[], Record<string, string>?][] };
   const keys = new Map<string, Entry>();
-  for (const [key, keyValue, open, claimed, emitted] of o.k) {
+  for (const [key, keyValue, open, claimed, emitted, handled] of o.k) {
     const w = ([start, end, acc, positions]: W | C): StoredWindow => ({ key, keyValue, start, end, acc, positions });
-    keys.set(key, {
-      keyValue,
-      state: {
-        open: open.map(w),
-        claimed: claimed.map((c) => ({ ...w(c), by: c[4], at: c[5] })),
-        emitted: emitted.map(w),
-      },
-    });
+    const state: SessionState = {
+      open: open.map(w),
+      claimed: claimed.map((c) => ({ ...w(c), by: c[4], at: c[5] })),
+      emitted: emitted.map(w),
+    };
+    if (handled) state.handled = handled;
+    keys.set(key, { keyValue, state });
   }
   return { version: item.version, keys };
 }
@@ -250,6 +251,7 @@ export class ItemSessionStore implements SharedSessionStore {
         changed = true;
         const fresh: Claimed[] = [...taking, ...retake].map((w) => ({ ...w, by: claimant, at: now }));
         const state: SessionState = {
+          ...entry.state,
           open: open.filter((w) => !taking.includes(w)),
           claimed: [...held.filter((c) => !retake.includes(c)), ...fresh],
           emitted,
@@ -310,7 +312,7 @@ export class ItemSessionStore implements SharedSessionStore {
         ]);
         out.set(ref.key, {
           keyValue: entry.keyValue,
-          state: { open: entry.state.open, claimed: entry.state.claimed.filter((c) => !same(c, ref)), emitted },
+          state: { ...entry.state, claimed: entry.state.claimed.filter((c) => !same(c, ref)), emitted },
         });
       }
       return out;

@@ -24,6 +24,7 @@ import {
   type Aggregator,
   classify,
   comparePositions,
+  type LateRecord,
   type PipelineSpec,
   type ProgressOptions,
   type SharedApplyOutcome,
@@ -459,6 +460,66 @@ export class ItemWindowStore implements SharedWindowStore {
       }
     }
     return ids.map((id) => sealed.get(id) as ItemBody);
+  }
+
+  /**
+   * Notes late records' positions in the sealed items they would have gone to (see
+   * SharedWindowStore.noteLate): each grain's applied position in the item moves up to the
+   * record's, so a redelivery is a duplicate there. Items gone (expired), not sealed, or that the
+   * positions would take over the item limit are left as they are: their redeliveries are
+   * reported late again.
+   */
+  async noteLate(records: readonly LateRecord[], writer: string): Promise<void> {
+    const byItem = new Map<string, { range: WindowRange; grains: Map<string, string> }>();
+    for (const r of records) {
+      const range = { start: r.start, end: r.end };
+      const id = this.itemId(range, writer, textHash(r.key) % this.partitions);
+      let entry = byItem.get(id);
+      if (!entry) {
+        entry = { range, grains: new Map() };
+        byItem.set(id, entry);
+      }
+      const at = entry.grains.get(r.grain);
+      if (at === undefined || comparePositions(r.position, at) > 0) entry.grains.set(r.grain, r.position);
+    }
+    let pending = [...byItem.keys()];
+    for (let round = 0; pending.length > 0; round++) {
+      if (round >= MAX_CONFLICT_ROUNDS) {
+        throw new StateStoreError(`state store: late records could not be noted in ${pending.length} window item(s)`);
+      }
+      for (const id of pending) this.cache.delete(id);
+      await this.load(pending);
+      const writes: ItemWrite[] = [];
+      const bodies: ItemBody[] = [];
+      for (const id of pending) {
+        const item = this.cache.get(id) as CachedItem;
+        const { range, grains } = byItem.get(id) as { range: WindowRange; grains: Map<string, string> };
+        if (item.version === 0 || !item.body.s) continue;
+        const p = new Map(item.body.p);
+        let moved = false;
+        for (const [grain, position] of grains) {
+          const at = p.get(grain);
+          if (at === undefined || comparePositions(position, at) > 0) {
+            p.set(grain, position);
+            moved = true;
+          }
+        }
+        if (!moved) continue;
+        const body: ItemBody = { ...item.body, p };
+        const text = encode(body);
+        if (Buffer.byteLength(text) > this.backend.maxItemBytes) continue;
+        writes.push({ id, body: text, expected: item.version, expiresAt: this.expiresAt(range, true) });
+        bodies.push(body);
+      }
+      const results =
+        writes.length > 0 ? await this.retry('noting late records', () => this.backend.write(writes)) : [];
+      pending = [];
+      for (let k = 0; k < writes.length; k++) {
+        const w = writes[k] as ItemWrite;
+        if (results[k]) this.cache.set(w.id, { version: w.expected + 1, body: bodies[k] as ItemBody });
+        else pending.push(w.id);
+      }
+    }
   }
 
   async emitted(range: WindowRange): Promise<void> {

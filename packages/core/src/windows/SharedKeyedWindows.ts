@@ -6,11 +6,12 @@
  * the late output.
  */
 import type { BatchContext, CompileContext, NodeInfo, Push } from '../compile/types.js';
-import type { RecordEnvelope } from '../envelope.js';
+import { keyText, type RecordEnvelope } from '../envelope.js';
+import { comparePositions } from './aggregates.js';
 import { SharedStoreWindows } from './SharedStoreWindows.js';
 import type { SessionState, SharedSessionStore } from './shared.js';
 import type { StoredWindow } from './store.js';
-import type { Delta, WindowSettings } from './WindowOperator.js';
+import { type Delta, FAILED, grainOf, positionOf, type WindowSettings } from './WindowOperator.js';
 
 export abstract class SharedKeyedWindows extends SharedStoreWindows {
   protected readonly keyed: SharedSessionStore;
@@ -47,6 +48,41 @@ export abstract class SharedKeyedWindows extends SharedStoreWindows {
     changed: StoredWindow[],
   ): SessionState;
 
+  /**
+   * Under partition-key ordering no shard position says what was handled: once the late output
+   * has them, late records' positions are noted in their key's emitted windows (each grain's
+   * highest), so a redelivery of one is a duplicate, not late again. A grain's records come in
+   * order, so every record of it at or below the noted position was handled.
+   */
+  private noteLate(store: SharedSessionStore, reported: RecordEnvelope[], batch: BatchContext): void {
+    const quiet = { ...batch, deadLetter: () => {} } as BatchContext;
+    const byKey = new Map<string, Map<string, string>>();
+    for (const env of reported) {
+      const key = this.readKey(env, quiet);
+      if (key === FAILED) continue;
+      const text = keyText(key);
+      const grains = byKey.get(text) ?? new Map<string, string>();
+      byKey.set(text, grains);
+      const grain = grainOf(env, batch);
+      const position = positionOf(env);
+      const at = grains.get(grain);
+      if (at === undefined || comparePositions(position, at) > 0) grains.set(grain, position);
+    }
+    if (byKey.size === 0) return;
+    batch.afterAck(async () => {
+      await store.update([...byKey.keys()], (key, state) => {
+        // A key with no state left (its tombstones expired) keeps none: nothing to note.
+        if (state.open.length === 0 && state.claimed.length === 0 && state.emitted.length === 0) return state;
+        const handled = { ...state.handled };
+        for (const [grain, p] of byKey.get(key) as Map<string, string>) {
+          const at = handled[grain];
+          if (at === undefined || comparePositions(p, at) > 0) handled[grain] = p;
+        }
+        return { ...state, handled };
+      });
+    });
+  }
+
   private async runKeyed(
     store: SharedSessionStore,
     records: RecordEnvelope[],
@@ -77,8 +113,15 @@ export abstract class SharedKeyedWindows extends SharedStoreWindows {
       for (const key of rejected.keys()) results.delete(key);
       this.deadLetterKeys(records, batch, rejected);
     }
-    for (const r of results.values())
-      for (const env of r.late) if (!this.isRedelivery(env, batch)) this.sendLate(env, batch);
+    const reported: RecordEnvelope[] = [];
+    for (const r of results.values()) {
+      for (const env of r.late) {
+        if (this.isRedelivery(env, batch)) continue;
+        this.sendLate(env, batch);
+        reported.push(env);
+      }
+    }
+    if (batch.ordering === 'partitionKey' && reported.length > 0) this.noteLate(store, reported, batch);
     this.markSeen(records, batch);
     if (this.updates)
       for (const r of results.values()) for (const w of r.changed) this.emit(batch, next, w, w.start, w.end, w.acc);

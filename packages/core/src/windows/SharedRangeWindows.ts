@@ -8,7 +8,7 @@ import { keyText, type RecordEnvelope } from '../envelope.js';
 import { DeliveryError } from '../errors.js';
 import { comparePositions } from './aggregates.js';
 import { SharedStoreWindows } from './SharedStoreWindows.js';
-import type { SharedApplyOutcome, SharedWindowStore } from './shared.js';
+import type { LateRecord, SharedApplyOutcome, SharedWindowStore } from './shared.js';
 import type { StoredWindow } from './store.js';
 import { type Delta, deltaId, FAILED, grainOf, positionOf, type WindowSettings } from './WindowOperator.js';
 
@@ -106,16 +106,21 @@ export class SharedRangeWindows extends SharedStoreWindows {
     applied: Map<string, string>,
   ): void {
     const bounds: number[] = [];
+    /** Under partition-key ordering, late records to note in the sealed state (see noteLate). */
+    const noted: LateRecord[] = [];
+    const byKey = batch.ordering === 'partitionKey' && this.shared.noteLate !== undefined;
     for (const env of records) {
       const key = this.readKey(env, quiet);
       if (key === FAILED) continue;
       const n = this.assign(env.eventTime, bounds);
       const position = positionOf(env);
+      const text = keyText(key);
+      const grain = grainOf(env, batch);
       let open = false;
       let hit = false;
       let reason: string | undefined;
       for (let b = 0; b < n; b += 2) {
-        const id = deltaId(keyText(key), bounds[b] as number, bounds[b + 1] as number, grainOf(env, batch));
+        const id = deltaId(text, bounds[b] as number, bounds[b + 1] as number, grain);
         const floor = applied.get(id);
         // Applied by an earlier delivery (before the window was sealed): counted, not late.
         if (floor !== undefined && comparePositions(position, floor) <= 0) open = true;
@@ -124,7 +129,20 @@ export class SharedRangeWindows extends SharedStoreWindows {
         else if (!this.isClosed(bounds[b + 1] as number)) open = true;
       }
       if (reason !== undefined) batch.deadLetter(env, this.name, 'state', reason);
-      else if (hit && !open && !this.isRedelivery(env, batch)) this.sendLate(env, batch);
+      else if (hit && !open && !this.isRedelivery(env, batch)) {
+        this.sendLate(env, batch);
+        if (byKey) {
+          for (let b = 0; b < n; b += 2) {
+            const start = bounds[b] as number;
+            const end = bounds[b + 1] as number;
+            if (sealed.has(deltaId(text, start, end, grain))) noted.push({ key: text, start, end, grain, position });
+          }
+        }
+      }
+    }
+    if (noted.length > 0) {
+      const shardId = batch.shardId;
+      batch.afterAck(() => this.shared.noteLate?.(noted, shardId) ?? Promise.resolve());
     }
   }
 

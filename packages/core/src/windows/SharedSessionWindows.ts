@@ -56,6 +56,8 @@ export class SharedSessionWindows extends SharedKeyedWindows {
       const p = w.positions[grain];
       if (p !== undefined && (applied === undefined || comparePositions(p, applied) > 0)) applied = p;
     }
+    const handled = state.handled?.[grain];
+    if (handled !== undefined && (applied === undefined || comparePositions(handled, applied) > 0)) applied = handled;
     const verdict = classify(applied, { minPosition, maxPosition });
     if (verdict === 'duplicate') return state;
     if (verdict === 'overlap') {
@@ -108,7 +110,7 @@ export class SharedSessionWindows extends SharedKeyedWindows {
       if (cur === undefined || comparePositions(maxPosition, cur) > 0) w.positions[grain] = maxPosition;
       changed.push(w);
     }
-    return { open: [...rest, ...merged], claimed: state.claimed, emitted: state.emitted };
+    return { ...state, open: [...rest, ...merged] };
   }
 
   /** Claims and emits the sessions the watermark has closed; they become tombstones once durable. */

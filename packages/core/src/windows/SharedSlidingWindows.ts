@@ -57,6 +57,8 @@ export class SharedSlidingWindows extends SharedKeyedWindows {
       const p = w.acc.length === 0 ? w.positions[grain] : undefined;
       if (p !== undefined && (applied === undefined || comparePositions(p, applied) > 0)) applied = p;
     }
+    const handled = state.handled?.[grain];
+    if (handled !== undefined && (applied === undefined || comparePositions(handled, applied) > 0)) applied = handled;
     const verdict = classify(applied, d);
     if (verdict === 'duplicate') return state;
     if (verdict === 'overlap') {
@@ -95,7 +97,7 @@ export class SharedSlidingWindows extends SharedKeyedWindows {
           positions: { [grain]: d.maxPosition },
         };
     changed.push(point);
-    return { open: [...state.open.filter((w) => !at(w)), point], claimed: state.claimed, emitted: state.emitted };
+    return { ...state, open: [...state.open.filter((w) => !at(w)), point] };
   }
 
   private keyTextOf(env: RecordEnvelope, batch: BatchContext): string | undefined {

@@ -90,6 +90,13 @@ export interface SharedWindowStore {
    * windows (every key); `undefined` if another claimant holds it.
    */
   claim(range: WindowRange, claimant: string, now: number): Promise<StoredWindow[] | undefined>;
+  /**
+   * Where only a partition key's records are in order (no shard position says what was handled),
+   * records reported late from sealed windows are noted once the late output has them: each
+   * one's position becomes its grain's applied position in the sealed state of `writer`, so a
+   * redelivery is a duplicate, not late again. Best effort: state that is gone is skipped.
+   */
+  noteLate?(records: readonly LateRecord[], writer: string): Promise<void>;
   /** Forgets an emitted range (called once its output is durable). */
   emitted(range: WindowRange): Promise<void>;
 }
@@ -112,6 +119,11 @@ export interface SessionState {
   claimed: (StoredWindow & { by: string; at: number })[];
   /** Tombstones of emitted sessions (bounds and positions; accumulators dropped). */
   emitted: StoredWindow[];
+  /**
+   * Per grain, the highest position of a record reported late (noted once the late output had
+   * it, under partition-key ordering): the grain's records at or below it were all handled.
+   */
+  handled?: Record<string, string>;
 }
 
 export interface SharedSessionStore {
@@ -147,6 +159,16 @@ export interface SharedSessionStore {
   ): Promise<void>;
   /** Shard progress, as SharedWindowStore.progress. */
   progress(updates: readonly StoredShardProgress[], options?: ProgressOptions): Promise<StoredShardProgress[]>;
+}
+
+/** A record reported late from a sealed window (see SharedWindowStore.noteLate). */
+export interface LateRecord {
+  /** The window key's text. */
+  key: string;
+  start: number;
+  end: number;
+  grain: string;
+  position: string;
 }
 
 /** How a progress write is made. */
