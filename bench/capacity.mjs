@@ -47,6 +47,9 @@ const REDIS_ITEM_BYTES = 4_000_000;
 const MAX_PARTITIONS = 1_000;
 const MAX_PROGRESS_PARTITIONS = 64;
 const DEFAULT_PARTITIONS = 4;
+/** Items of a shard's window partial under one DynamoDB partition key (ItemWindowStore's ITEMS_PER_KEY). */
+const ITEMS_PER_KEY = 16;
+
 /** The hottest of `partitions` items holds this many standard deviations above the mean number of keys. */
 const IMBALANCE_SIGMAS = 4;
 
@@ -153,6 +156,8 @@ function windowPartial({ pool, eventsPerWindow, eventsPerBatch, partitions: P, e
     /** The emitter's read of the items, and each item's first read by its writer (not found: 1 RCU). */
     emitRcu: P * (1 + rcu4(fixedBytes + entryBytes * mean)),
     emitReadRcu: P * rcu4(fixedBytes + entryBytes * mean),
+    /** The share of the partial under one DynamoDB partition key (16 items per key above 16). */
+    keyShare: Math.min(P, ITEMS_PER_KEY) / P,
   };
 }
 
@@ -184,7 +189,7 @@ function sizeRow(measured, a, { shards: S, eventsPerShard: r, keysPerWindow: K, 
       arrival: 'uniform',
     });
   // The window partial's partition key: its shard's writes during the window, then the seal.
-  const windowKeyWcu = (p) => Math.max(b * p.lastBatchWcu, p.sealWcu);
+  const windowKeyWcu = (p) => Math.max(b * p.lastBatchWcu, p.sealWcu) * p.keyShare;
   // partitions: the fewest (the default at least) whose fullest item fits in ITEM_BYTES and whose
   // partition key stays under PARTITION_WCU; if no setting up to MAX_PARTITIONS keeps the key
   // under it, the one that takes least.
@@ -261,7 +266,7 @@ function sizeRow(measured, a, { shards: S, eventsPerShard: r, keysPerWindow: K, 
     ['claim', claimWcuBurst],
   ].reduce((m, x) => (x[1] > m[1] ? x : m));
   const hotR = [
-    ['window partial', w.emitReadRcu],
+    ['window partial', w.emitReadRcu * w.keyShare],
     ['progress', prog.keyRcu],
     ['ranges', rangesRcu],
     ['claim', claimRcuBurst],
@@ -390,6 +395,6 @@ export function sizingNotes(c, a) {
     measuredLine(c),
     measuredLine(c.perShard),
     `assumed: ${a.windowSeconds} s tumbling windows; keys uniformly random over the key space (a window holds the distinct keys its events draw: fewer than the key space when a shard has fewer events), key texts k0...k<K-1>; one count and one sum per key; ParallelizationFactor 1; batches of up to ${a.batchSize} records, Lambda polling each shard about once a second: max(1, events/s / ${a.batchSize}) batches/s per shard; Kinesis shard ids of a fresh stream (hashed by the store to a progress key); bursts counted in one second: a shard's seal (its partitions items rewritten at once), the open-ranges writes as a window opens (one per shard), the claims as it closes. "window key, keyIsPartitionKey": the window step declares it (a namespace per shard: <ns>@<shard>); "window key" alone keeps the shared namespace.`,
-    `columns: WCU/s, RCU/s: the whole table, by DynamoDB's rules (strongly consistent reads). hottest key: the partition key taking most in its busiest second (window partial <ns>|<start>|<end>|<shard>; progress <ns>|shards[|<n>]; ranges <ns>|ranges; claim <ns>|<start>|<end>). partitions: the fewest (default ${DEFAULT_PARTITIONS} at least) whose fullest item (mean + ${IMBALANCE_SIGMAS} sd of the hash spread) fits in ${fmt(ITEM_BYTES)} B and whose key stays under ${fmt(PARTITION_WCU)} WCU/s (if none up to ${fmt(MAX_PARTITIONS)} does, the one that takes least). progressPartitions: the fewest (1-${MAX_PROGRESS_PARTITIONS}) keeping every progress key under ${fmt(PARTITION_WCU)} WCU/s and ${fmt(PARTITION_RCU)} RCU/s; "none fits": every read queries every key, so each key takes at least (fleet batches/s x reads per batch) RCU/s. Redis per window: every shard's partial of one window (sealed items stay \`ttl\` after emission: multiply by ttl / window + 1 windows kept). Redis progress reads/s: every progress call returns the whole shards hash.`,
+    `columns: WCU/s, RCU/s: the whole table, by DynamoDB's rules (strongly consistent reads). hottest key: the partition key taking most in its busiest second (window partial <ns>|<start>|<end>|<shard>[~<group>], 16 items per key; progress <ns>|shards[|<n>]; ranges <ns>|ranges; claim <ns>|<start>|<end>). partitions: the fewest (default ${DEFAULT_PARTITIONS} at least) whose fullest item (mean + ${IMBALANCE_SIGMAS} sd of the hash spread) fits in ${fmt(ITEM_BYTES)} B and whose key stays under ${fmt(PARTITION_WCU)} WCU/s (if none up to ${fmt(MAX_PARTITIONS)} does, the one that takes least). progressPartitions: the fewest (1-${MAX_PROGRESS_PARTITIONS}) keeping every progress key under ${fmt(PARTITION_WCU)} WCU/s and ${fmt(PARTITION_RCU)} RCU/s; "none fits": every read queries every key, so each key takes at least (fleet batches/s x reads per batch) RCU/s. Redis per window: every shard's partial of one window (sealed items stay \`ttl\` after emission: multiply by ttl / window + 1 windows kept). Redis progress reads/s: every progress call returns the whole shards hash.`,
   ].join('\n');
 }

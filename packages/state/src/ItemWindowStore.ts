@@ -3,7 +3,8 @@
  *
  * Layout: each shard writes its own partial state of a window range `[start, end)`, spread over
  * `partitions` items by a hash of the key (`<ns>|<start>|<end>|<shard>|<n>`: in DynamoDB the
- * partition key spreads with the shards). An item holds, for its keys, the partial accumulators,
+ * partition key spreads with the shards; above 16 partitions, 16 items per partition key,
+ * `<shard>~<n div 16>`). An item holds, for its keys, the partial accumulators,
  * and per grain (the shard, or a partition key when only a key's records are in order) the
  * highest position applied. A batch costs one conditional write per item it touches — not one
  * per record, nor one per key — and, since only the shard's own consumer writes its items, the
@@ -139,6 +140,9 @@ interface Group {
   parts: Map<string, Part>;
 }
 
+/** Items of one shard's partial of a range under one DynamoDB partition key (see itemId). */
+const ITEMS_PER_KEY = 16;
+
 /** How many compare-and-set rounds an item may lose to other writers before the batch fails. */
 const MAX_CONFLICT_ROUNDS = 50;
 
@@ -178,7 +182,11 @@ export class ItemWindowStore implements SharedWindowStore {
 
   /** Item `partition` of `writer`'s (a shard's) partial state of a range. */
   private itemId(range: WindowRange, writer: string, partition: number): string {
-    return `${this.ns}|${range.start}|${range.end}|${writer}|${partition}`;
+    // In DynamoDB the id's last `|` splits partition key and sort key: with more than
+    // ITEMS_PER_KEY items per shard and range, they are grouped under several partition keys
+    // (`<shard>~<group>`), so a shard's writes (and its seal) spread instead of heating one key.
+    const group = this.partitions > ITEMS_PER_KEY ? `~${Math.floor(partition / ITEMS_PER_KEY)}` : '';
+    return `${this.ns}|${range.start}|${range.end}|${writer}${group}|${partition}`;
   }
 
   /** The id prefix of every item of a range. */
