@@ -34,7 +34,10 @@ import {
 import { ConfigError, describeError, ExpressionError, PipelineValidationError, TributaryError } from '../errors.js';
 import { type CompiledExpression, compileExpression, type ExpressionSource } from '../expression.js';
 import { definition, installedSpecCheck, kindOf } from '../registry.js';
+import { FileSink } from '../sinks/file.js';
+import { checkOutputs } from '../sinks/fileLock.js';
 import { jsonSafe } from '../sinks/json.js';
+import { type FileSourceSpec, fileSourcePath } from '../sources/file.js';
 import type { PipelineSpec, SinkSpec, StepSpec } from '../spec.js';
 import type { StateStore } from '../windows/shared.js';
 import { Watermarks } from '../windows/watermarks.js';
@@ -426,7 +429,14 @@ export class CompiledPipeline {
 
   /** Opens sinks and lookups that need it (files, connections) before the first record. */
   async open(): Promise<void> {
-    const all = [...new Set([...this.sinkSlots.map((s) => s.sink), this.deadLetterSink]), ...this.lookups];
+    const sinks = [...new Set([...this.sinkSlots.map((s) => s.sink), this.deadLetterSink])];
+    // Before any output is opened (opening a file output replaces it): no output is the input or another output.
+    const source = this.spec.source as { file?: FileSourceSpec };
+    await checkOutputs(
+      source.file ? fileSourcePath(source.file, this.pipeline.baseDir) : undefined,
+      sinks.filter((s): s is FileSink => s instanceof FileSink).map((s) => s.path),
+    );
+    const all = [...sinks, ...this.lookups];
     const opened = await Promise.allSettled(all.map((r) => (r as { open?: () => Promise<void> }).open?.()));
     const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {

@@ -5,9 +5,10 @@
  * close. A lock left by a process that has died (same host, pid gone) is taken over.
  */
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { fstatSync } from 'node:fs';
+import { link, lstat, mkdir, open, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { TributaryError } from '../errors.js';
 
 /** An output that cannot be opened: in use by another run, or its directory cannot be made. */
@@ -104,8 +105,13 @@ export async function lockOutput(path: string): Promise<() => Promise<void>> {
     let text: string;
     try {
       text = await readFile(lockPath, 'utf8');
-    } catch {
-      continue; // removed meanwhile: try again
+    } catch (err) {
+      // Removed meanwhile: try again (a few times: a dangling symbolic link stays "removed").
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 3) continue;
+      throw new OutputError(
+        `cannot lock output ${path}: lock file ${lockPath} ${await lockProblem(lockPath, err)}; remove it if no run is writing the output`,
+        { cause: err },
+      );
     }
     if (attempt >= 3 || !isStale(text, lockPath)) {
       throw new OutputError(
@@ -113,6 +119,93 @@ export async function lockOutput(path: string): Promise<() => Promise<void>> {
       );
     }
     await takeOver(lockPath, text);
+  }
+}
+
+/** Why an existing lock file cannot be read, in words. */
+async function lockProblem(lockPath: string, err: unknown): Promise<string> {
+  const code = (err as NodeJS.ErrnoException).code;
+  try {
+    const st = await lstat(lockPath);
+    if (st.isDirectory()) return 'is a directory';
+    if (st.isSymbolicLink()) {
+      const target = await readlink(lockPath).catch(() => '?');
+      return code === 'ENOENT'
+        ? `is a symbolic link to ${target}, which does not exist`
+        : `is a symbolic link to ${target}, which cannot be read (${code ?? (err as Error).message})`;
+    }
+    if (!st.isFile()) return 'is not a regular file';
+  } catch {
+    // gone meanwhile: report the read error
+  }
+  return code === 'EACCES' || code === 'EPERM'
+    ? `cannot be read (permission denied)`
+    : `cannot be read (${(err as Error).message})`;
+}
+
+/** Where a file is: its real path (of its directory when it does not exist yet) and, if it exists, its device and inode. */
+interface FileIdentity {
+  real: string;
+  dev?: number;
+  ino?: number;
+}
+
+async function identify(path: string): Promise<FileIdentity> {
+  try {
+    const st = await stat(path);
+    return { real: await realpath(path), dev: st.dev, ino: st.ino };
+  } catch {
+    // Not there yet (or a dangling link: writing it creates the link's target).
+    let p = path;
+    try {
+      if ((await lstat(p)).isSymbolicLink()) p = resolve(dirname(p), await readlink(p));
+    } catch {
+      // not a link
+    }
+    const dir = await realpath(dirname(p)).catch(() => resolve(dirname(p)));
+    return { real: join(dir, basename(p)) };
+  }
+}
+
+function sameFile(a: FileIdentity, b: FileIdentity): boolean {
+  if (a.dev !== undefined && a.dev === b.dev && a.ino === b.ino) return true;
+  return a.real === b.real;
+}
+
+/**
+ * Refuses, before any output is opened (opening one replaces its content), outputs that are the
+ * run's input or each other: compared by real path (symbolic links) and by device and inode
+ * (hard links). `input` is the file source's path (`-`: standard input, checked when it is a file).
+ */
+export async function checkOutputs(input: string | undefined, outputs: readonly string[]): Promise<void> {
+  const ids = await Promise.all(outputs.map(identify));
+  let inputId: FileIdentity | undefined;
+  if (input === '-') {
+    try {
+      const st = fstatSync(0);
+      if (st.isFile()) inputId = { real: '\0stdin', dev: st.dev, ino: st.ino };
+    } catch {
+      // no standard input
+    }
+  } else if (input !== undefined) inputId = await identify(input);
+  for (let i = 0; i < outputs.length; i++) {
+    const out = outputs[i] as string;
+    const id = ids[i] as FileIdentity;
+    if (inputId && sameFile(id, inputId)) {
+      const how = input === '-' ? 'standard input is that file' : out === input ? input : `${input}, the same file`;
+      throw new OutputError(
+        `output ${out} is the run's input (${how}): writing it would replace the records being read. Write to another file`,
+      );
+    }
+    for (let j = 0; j < i; j++) {
+      if (!sameFile(id, ids[j] as FileIdentity)) continue;
+      const other = outputs[j] as string;
+      throw new OutputError(
+        other === out
+          ? `output ${out} is given twice: each output must be a file of its own`
+          : `output ${out} is given twice (as ${other} and ${out}, the same file): each output must be a file of its own`,
+      );
+    }
   }
 }
 

@@ -122,6 +122,11 @@ export async function* readJsonLines(
   if (records.length > 0) yield { shardId, records };
 }
 
+/** The file a file source reads: its path resolved against `baseDir`, or `-` (standard input). */
+export function fileSourcePath(spec: FileSourceSpec, baseDir: string): string {
+  return spec.path === '-' ? '-' : isAbsolute(spec.path) ? spec.path : resolve(baseDir, spec.path);
+}
+
 export const fileSource: SourceDefinition<FileSourceSpec> = register({
   kind: 'file',
   category: 'source',
@@ -130,7 +135,7 @@ export const fileSource: SourceDefinition<FileSourceSpec> = register({
     "Reads a JSON Lines file (one JSON value per line) in batches. A record's sequence number is its line number; lines that are not valid JSON (or not UTF-8: their data is then base64) go to the dead-letter output with their line number.",
   summary: (spec) => spec.path,
   create(spec, ctx) {
-    const path = spec.path === '-' ? '-' : isAbsolute(spec.path) ? spec.path : resolve(ctx.baseDir, spec.path);
+    const path = fileSourcePath(spec, ctx.baseDir);
     const options = {
       batchSize: spec.batchSize ?? 1000,
       shardId: spec.shardId ?? 'file',
