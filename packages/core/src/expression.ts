@@ -8,6 +8,12 @@
  * regular-expression literal that RE2 refuses is an error before any record is read.
  * Regular expressions (`matches`) run on RE2, in linear time (see `regex.ts`).
  *
+ * Evaluation is bounded: the iterations of comprehension macros (`all`, `exists`, `exists_one`,
+ * `map`, `filter`) are counted per evaluation, and a record that needs more than
+ * {@link MAX_COMPREHENSION_STEPS} fails (nested comprehensions would otherwise cost the product
+ * of the list sizes: three nested `all` over 1,000 items is 10^9 steps, minutes of blocked CPU).
+ * Everything else an expression does is linear in its size and the record's.
+ *
  * Records are plain JSON: a field may be called `constructor`, `__proto__`, `toString`, …; such
  * objects reach CEL as maps, so every field reads as written and none reaches JavaScript.
  *
@@ -26,6 +32,13 @@ export type CompiledExpression = (event: unknown) => unknown;
 export type ExpressionSource = string | { fn: string };
 
 const MAX_EXPRESSION_LENGTH = 4096;
+
+/**
+ * Most comprehension iterations one evaluation may take (all comprehensions of the expression
+ * together): some milliseconds of CPU. A filter over a 10,000-item list, or two nested ones over
+ * 300 items each, stays below it.
+ */
+export const MAX_COMPREHENSION_STEPS = 100_000;
 
 function createEnvironment(): Environment {
   const env = new Environment({
@@ -127,13 +140,27 @@ export function compileCel(text: string): CompiledExpression {
   }
   const program = parsed as unknown as (ctx: Record<string, unknown>) => unknown;
   const reach = eventPaths(parsed.ast);
-  // One context object per compiled expression: evaluation is synchronous, so reuse is safe.
+  // One context object and one step meter per compiled expression: evaluation is synchronous,
+  // so reuse is safe.
   const ctx: Record<string, unknown> = { event: undefined };
+  const meter: StepMeter = { steps: 0 };
+  meterComprehensions(parsed.ast, meter);
   return (event) => {
     try {
       ctx.event = typeof event === 'object' && event !== null && reachesHidden(event, reach) ? celValue(event) : event;
-      return toPlain(program(ctx));
+      meter.steps = 0;
+      const result = program(ctx);
+      // `||`, `&&` and the quantifiers absorb errors (`x || true` is true), so look again.
+      if (meter.steps > MAX_COMPREHENSION_STEPS) throw new BudgetExceeded();
+      return toPlain(result);
     } catch (err) {
+      if (err instanceof BudgetExceeded || meter.steps > MAX_COMPREHENSION_STEPS) {
+        throw new ExpressionError(
+          `expression needs more than ${MAX_COMPREHENSION_STEPS} steps for this record (the limit: one per comprehension iteration and per item a map iteration or \`in\` inside one reads) in \`${text}\``,
+          undefined,
+          { cause: err },
+        );
+      }
       if (err instanceof RangeError) {
         throw new ExpressionError(`record is nested too deeply to evaluate \`${text}\``, undefined, { cause: err });
       }
@@ -143,6 +170,125 @@ export function compileCel(text: string): CompiledExpression {
       ctx.event = undefined;
     }
   };
+}
+
+interface StepMeter {
+  steps: number;
+}
+
+/** Thrown inside the evaluator when a record's evaluation exceeds its comprehension steps. */
+class BudgetExceeded extends Error {}
+
+/** A comprehension node's arguments, as the library's macros build them (`macros.js`). */
+interface ComprehensionArgs {
+  iterable: unknown;
+  init: unknown;
+  step: unknown;
+  condition?: (accu: unknown) => boolean;
+}
+
+/**
+ * Counts the work of every comprehension in a checked expression. The library's macros (`all`,
+ * `exists`, `map`, …) become `comprehension` nodes whose loop calls `condition` before each step
+ * (`operators.js`: `iterateLoop`, `iterateQuantifier`); the meter wraps it, one step per
+ * iteration. It throws outside the step's error handling, so a loop stops at once, and every
+ * enclosing loop stops at its next iteration.
+ *
+ * Inside a step, work that is linear in a value is counted too, at one step per item: iterating
+ * a map (its keys are copied on every entry, even when the loop stops after one) and `x in list`
+ * (a scan). Outside any step these happen once per record and are not counted.
+ */
+function meterComprehensions(root: ASTNode, meter: StepMeter): void {
+  const charge = (n: number): void => {
+    meter.steps += n;
+    if (meter.steps > MAX_COMPREHENSION_STEPS) throw new BudgetExceeded();
+  };
+  const seen = new Set<object>();
+  const stack: [unknown, boolean][] = [[root, false]];
+  while (stack.length > 0) {
+    const [v, inStep] = stack.pop() as [unknown, boolean];
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
+    seen.add(v);
+    if (Array.isArray(v)) {
+      for (const x of v) stack.push([x, inStep]);
+      continue;
+    }
+    if (!('op' in v)) continue;
+    const node = v as MeteredNode;
+    // A macro call's expansion is its `alternate` (the comprehension); `cel.bind` keeps its parts.
+    // (It holds the call's arguments, so they are reached through it, within the step.)
+    const meta = node.meta;
+    if (meta?.alternate) {
+      stack.push([meta.alternate, inStep]);
+      continue;
+    }
+    if (meta?.macro) stack.push([meta.macro.val, inStep], [meta.macro.exp, inStep]);
+    if (node.op === 'comprehension') {
+      const args = node.args as unknown as ComprehensionArgs;
+      const condition = args.condition;
+      args.condition = condition
+        ? (accu) => {
+            charge(1);
+            return condition(accu);
+          }
+        : () => {
+            charge(1);
+            return true;
+          };
+      if (inStep)
+        afterEvaluate(args.iterable as MeteredNode, (items) => charge(Array.isArray(items) ? 0 : keyCount(items)));
+      stack.push([args.iterable, inStep], [args.init, inStep], [args.step, true]);
+      continue;
+    }
+    if (inStep && node.op === 'in') {
+      const list = (node.args as unknown as MeteredNode[])[1] as MeteredNode;
+      afterEvaluate(list, (items) => charge(Array.isArray(items) ? items.length : 0));
+    }
+    if (node.op !== 'value' && node.op !== 'id') stack.push([node.args, inStep]);
+  }
+}
+
+/** An AST node as the evaluator sees it (`parser.js`: `ASTNode`, its private `meta`). */
+interface MeteredNode {
+  op: string;
+  args: unknown;
+  meta?: {
+    alternate?: MeteredNode;
+    macro?: { args?: unknown; val?: unknown; exp?: unknown; evaluate: Evaluate };
+    evaluate: Evaluate;
+  };
+  evaluate: Evaluate;
+}
+type Evaluate = (this: unknown, ev: unknown, ast: unknown, ctx: unknown) => unknown;
+
+/**
+ * Calls `observe` with each value `node` evaluates to. The library's `ASTNode.evaluate` picks
+ * the node's evaluator on first use and stores it on the node; this does the same choice now,
+ * once (after type-checking, which sets the evaluators), and stores a wrapper instead.
+ */
+function afterEvaluate(node: MeteredNode, observe: (value: unknown) => void): void {
+  const meta = node.meta;
+  if (meta === undefined || typeof meta.evaluate !== 'function') return;
+  const alternate = meta.alternate;
+  const macro = meta.macro;
+  const inner: Evaluate = alternate
+    ? (ev, _ast, ctx) => alternate.evaluate(ev, alternate, ctx)
+    : macro
+      ? (ev, _ast, ctx) => macro.evaluate(ev, macro, ctx)
+      : meta.evaluate;
+  node.evaluate = function (ev, ast, ctx) {
+    const value = inner.call(this, ev, ast, ctx);
+    if (typeof value === 'object' && value !== null && !(value instanceof Promise)) observe(value);
+    return value;
+  };
+}
+
+/** The number of entries a comprehension over `v` visits (a map's or object's keys). */
+function keyCount(v: unknown): number {
+  if (v instanceof Map || v instanceof Set) return v.size;
+  let n = 0;
+  for (const _ in v as object) n++;
+  return n;
 }
 
 type FieldPath = readonly (string | number)[];
