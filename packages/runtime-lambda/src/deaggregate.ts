@@ -99,33 +99,63 @@ export function hashKeyOf(r: { partitionKey: string; explicitHashKey?: string })
   return BigInt(`0x${createHash('md5').update(r.partitionKey).digest('hex')}`);
 }
 
+/** What one Kinesis record's data is, de-aggregated (see {@link deaggregateRecord}). */
+export interface Deaggregated {
+  /** The user records kept: the data whole when it is not an aggregate. */
+  users: UserRecord[];
+  /** Whether the data is a KPL aggregate (magic bytes, MD5 and protobuf all hold). */
+  aggregate: boolean;
+  /** User records in the aggregate, before those of other shards are dropped. */
+  total: number;
+  /** User records dropped because their hash key belongs to another shard. */
+  dropped: number;
+}
+
+/**
+ * The user records of one Kinesis record, with what it held: whether it is an aggregate, how many
+ * user records the aggregate has and how many of them `hashRange` (the shard's, if known) dropped
+ * as belonging to another shard. An aggregate of no user records gives `total` 0 (the caller
+ * decides what that is: the handler dead-letters it).
+ */
+export function deaggregateRecord(
+  data: Buffer,
+  partitionKey: string,
+  hashRange?: { start: bigint; end: bigint },
+): Deaggregated {
+  const whole = (): Deaggregated => ({ users: [{ partitionKey, data }], aggregate: false, total: 1, dropped: 0 });
+  if (data.length < MAGIC.length + 16 || !data.subarray(0, 4).equals(MAGIC)) return whole();
+  const body = data.subarray(4, data.length - 16);
+  const digest = data.subarray(data.length - 16);
+  if (!createHash('md5').update(body).digest().equals(digest)) return whole();
+  let users: UserRecord[];
+  try {
+    users = parse(body);
+  } catch {
+    return whole();
+  }
+  const total = users.length;
+  if (hashRange) {
+    users = users.filter((u) => {
+      let h: bigint;
+      try {
+        h = hashKeyOf(u);
+      } catch {
+        return true;
+      }
+      return h >= hashRange.start && h <= hashRange.end;
+    });
+  }
+  return { users, aggregate: true, total, dropped: total - users.length };
+}
+
 /**
  * The user records of one Kinesis record. `hashRange` (the shard's, if known) drops user records
- * that belong to another shard.
+ * that belong to another shard. An aggregate of no user records gives none.
  */
 export function deaggregate(
   data: Buffer,
   partitionKey: string,
   hashRange?: { start: bigint; end: bigint },
 ): UserRecord[] {
-  if (data.length < MAGIC.length + 16 || !data.subarray(0, 4).equals(MAGIC)) return [{ partitionKey, data }];
-  const body = data.subarray(4, data.length - 16);
-  const digest = data.subarray(data.length - 16);
-  if (!createHash('md5').update(body).digest().equals(digest)) return [{ partitionKey, data }];
-  let users: UserRecord[];
-  try {
-    users = parse(body);
-  } catch {
-    return [{ partitionKey, data }];
-  }
-  if (!hashRange) return users;
-  return users.filter((u) => {
-    let h: bigint;
-    try {
-      h = hashKeyOf(u);
-    } catch {
-      return true;
-    }
-    return h >= hashRange.start && h <= hashRange.end;
-  });
+  return deaggregateRecord(data, partitionKey, hashRange).users;
 }

@@ -5,12 +5,25 @@
  * number (when the record carries them).
  *
  * Kinesis: the record must be an object with an `eventID` (`<shard>:<sequence number>`) and a
- * `kinesis` object holding a decimal `sequenceNumber`, a `partitionKey` and base64 `data`; KPL
- * aggregates are de-aggregated. DynamoDB Streams: the record must hold a `dynamodb` object with a
- * decimal `SequenceNumber`; its `Keys`, `NewImage` and `OldImage` are decoded by `imageValue`.
+ * `kinesis` object holding a decimal `sequenceNumber`, a `partitionKey`, a numeric
+ * `approximateArrivalTimestamp` (epoch seconds) and `data` in strict base64 (standard alphabet,
+ * padded); KPL aggregates are de-aggregated, and an aggregate of no user records is rejected.
+ * DynamoDB Streams: the record must hold a `dynamodb` object with a decimal `SequenceNumber` and
+ * a numeric `ApproximateCreationDateTime` (epoch seconds); its `Keys`, `NewImage` and `OldImage`
+ * are decoded by `imageValue`.
+ *
+ * A record without a usable arrival time is rejected on both paths rather than given the
+ * invocation time: that time would differ on every redelivery (a record retried, or fed again from
+ * the dead-letter output, would land in another window and could be counted twice), while the
+ * service always sets the field, so a record without it is malformed like one without a
+ * `partitionKey`.
+ *
+ * A rejection's `data` is the event record as JSON, except when what is wrong is the payload (not
+ * base64, an empty KPL aggregate): then it is the record's `data` text as delivered, so the
+ * payload can be replayed as it came.
  */
 import { describeError, type SourceRecord } from '@tributary/core';
-import { deaggregate } from './deaggregate.js';
+import { deaggregateRecord } from './deaggregate.js';
 import { imageValue } from './dynamoDbImage.js';
 import { describeValue } from './eventShape.js';
 
@@ -22,7 +35,10 @@ export interface RejectedRecord {
   partitionKey: string;
   arrivalTime: number;
   error: string;
-  /** The event record as delivered, as JSON text (text, so no sink can fail on its nesting). */
+  /**
+   * The event record as delivered, as JSON text (text, so no sink can fail on its nesting); for a
+   * payload that cannot be decoded, the Kinesis `data` text as delivered.
+   */
   data: string;
 }
 
@@ -69,12 +85,53 @@ export function kinesisEventShard(records: readonly unknown[]): string | undefin
  * record's own (`''` when it gives none): what Lambda retries from.
  */
 export type Decoded =
-  | { shardId: string; sequenceNumber: string; records: SourceRecord[] }
+  | {
+      shardId: string;
+      sequenceNumber: string;
+      records: SourceRecord[];
+      /** De-aggregated user records dropped as belonging to another shard (absent: none). */
+      dropped?: number;
+    }
   | { shardId: string; sequenceNumber: string; rejected: RejectedRecord };
 
-/** Whether data starts with the KPL magic bytes (checked without slicing: this runs per record). */
+/**
+ * Whether data starts with the KPL magic bytes (checked without slicing: this runs per record).
+ * 20 bytes (magic and the MD5 of an empty body) is an aggregate of no user records.
+ */
 function isAggregate(data: Buffer): boolean {
-  return data.length > 20 && data[0] === 0xf3 && data[1] === 0x89 && data[2] === 0x9a && data[3] === 0xc2;
+  return data.length >= 20 && data[0] === 0xf3 && data[1] === 0x89 && data[2] === 0x9a && data[3] === 0xc2;
+}
+
+/** Epoch seconds of an arrival time (±8.64e12 s is the ±8.64e15 ms a JS date holds). */
+const MAX_EPOCH_SECONDS = 8.64e12;
+
+/** Why an arrival time field (`name`, epoch seconds) is not one, or undefined when it is. */
+function arrivalProblem(v: unknown, name: string): string | undefined {
+  if (typeof v === 'number' && Math.abs(v) <= MAX_EPOCH_SECONDS) return undefined;
+  if (v === undefined) return `has no \`${name}\``;
+  if (typeof v !== 'number') return `\`${name}\` is not a number (${describeValue(v)})`;
+  return `\`${name}\` is not epoch seconds within ±8.64e12 (${String(v)})`;
+}
+
+/**
+ * The length of what strict base64 text (standard alphabet, padded to a multiple of 4) decodes to;
+ * -1 when its length cannot be base64. Node's decoder skips what is not base64, so a text with
+ * characters outside the alphabet (or misplaced `=`) decodes to fewer bytes than this; only `-`
+ * and `_` (base64url), which it takes as `+` and `/`, need looking for besides.
+ */
+function base64Length(text: string): number {
+  const n = text.length;
+  if ((n & 3) !== 0) return -1;
+  const pad = n === 0 || text.charCodeAt(n - 1) !== 61 ? 0 : text.charCodeAt(n - 2) === 61 ? 2 : 1;
+  return (n / 4) * 3 - pad;
+}
+
+/** What makes a text that failed the check above not base64 (the slow path: only for bad data). */
+function base64Problem(text: string): string {
+  const bad = /[^A-Za-z0-9+/=]/.exec(text);
+  if (bad) return `${JSON.stringify(bad[0])} at offset ${bad.index}`;
+  if (text.length % 4 !== 0) return `its length, ${text.length}, is not a multiple of 4`;
+  return `misplaced "=" at offset ${text.indexOf('=')}`;
 }
 
 /**
@@ -106,17 +163,18 @@ export function decodeKinesisRecord(
         : '';
   const partitionKey = isObject(k) && typeof k.partitionKey === 'string' ? k.partitionKey : '';
   const arrival = isObject(k) ? k.approximateArrivalTimestamp : undefined;
-  const arrivalTime = typeof arrival === 'number' ? Math.round(arrival * 1000) : Number.NaN;
-  const reject = (problem: string): Decoded => ({
+  const arrivalOk = typeof arrival === 'number' && Math.abs(arrival) <= MAX_EPOCH_SECONDS;
+  const arrivalTime = arrivalOk ? Math.round(arrival * 1000) : 0;
+  const reject = (problem: string, data?: string): Decoded => ({
     shardId,
     sequenceNumber: seq,
     rejected: {
       shardId,
       sequenceNumber: seq,
       partitionKey,
-      arrivalTime: Number.isFinite(arrivalTime) ? arrivalTime : 0,
+      arrivalTime,
       error: `Kinesis record #${index} of the event (shard ${shardId}, sequence number ${seq ? shown(seq) : 'unknown'}): ${problem}`,
-      data: recordText(r),
+      data: data ?? recordText(r),
     },
   });
   if (!isObject(r)) return reject(`not an object (${describeValue(r)})`);
@@ -133,18 +191,28 @@ export function decodeKinesisRecord(
   if (!DIGITS.test(seq)) return reject('its sequence number is not a decimal number');
   if (typeof k.partitionKey !== 'string') return reject('has no `partitionKey`');
   if (k.data === undefined || k.data === null) return reject('has no `data`');
-  if (typeof k.data !== 'string') return reject(`\`data\` is not base64 text (${describeValue(k.data)})`);
+  const text = k.data;
+  if (typeof text !== 'string') return reject(`\`data\` is not base64 text (${describeValue(text)})`);
+  if (!arrivalOk) return reject(arrivalProblem(arrival, 'approximateArrivalTimestamp') as string);
   try {
-    const data = Buffer.from(k.data, 'base64');
+    const data = Buffer.from(text, 'base64');
+    // Node decodes leniently (what is not base64 is skipped): a length check is the strict one.
+    if (data.length !== base64Length(text) || text.indexOf('-') >= 0 || text.indexOf('_') >= 0) {
+      return reject(`data is not base64 (${base64Problem(text)})`, text);
+    }
     if (!isAggregate(data))
       return { shardId, sequenceNumber: seq, records: [{ data, partitionKey, sequenceNumber: seq, arrivalTime }] };
+    const agg = deaggregateRecord(data, partitionKey, hashRange?.(shardId));
+    if (agg.aggregate && agg.total === 0) return reject('KPL aggregate holds no user records', text);
     const records: SourceRecord[] = [];
-    for (const u of deaggregate(data, partitionKey, hashRange?.(shardId))) {
+    for (const u of agg.users) {
       const src: SourceRecord = { data: u.data, partitionKey: u.partitionKey, sequenceNumber: seq, arrivalTime };
       if (u.subSequenceNumber !== undefined) src.subSequenceNumber = u.subSequenceNumber;
       records.push(src);
     }
-    return { shardId, sequenceNumber: seq, records };
+    return agg.dropped > 0
+      ? { shardId, sequenceNumber: seq, records, dropped: agg.dropped }
+      : { shardId, sequenceNumber: seq, records };
   } catch (err) {
     return reject(`cannot be decoded: ${describeError(err)}`);
   }
@@ -162,7 +230,8 @@ export function decodeDynamoDbRecord(r: unknown, index: number, shardId: string)
   const d = isObject(r) ? r.dynamodb : undefined;
   const seq = isObject(d) && typeof d.SequenceNumber === 'string' ? d.SequenceNumber : '';
   const created = isObject(d) ? d.ApproximateCreationDateTime : undefined;
-  const arrivalTime = typeof created === 'number' ? Math.round(created * 1000) : 0;
+  const arrivalOk = typeof created === 'number' && Math.abs(created) <= MAX_EPOCH_SECONDS;
+  const arrivalTime = arrivalOk ? Math.round(created * 1000) : 0;
   const reject = (problem: string): Decoded => ({
     shardId,
     sequenceNumber: seq,
@@ -170,7 +239,7 @@ export function decodeDynamoDbRecord(r: unknown, index: number, shardId: string)
       shardId,
       sequenceNumber: seq,
       partitionKey: '',
-      arrivalTime: Number.isFinite(arrivalTime) ? arrivalTime : 0,
+      arrivalTime,
       error: `DynamoDB Streams record #${index} of the event (shard ${shardId}, sequence number ${seq ? shown(seq) : 'unknown'}): ${problem}`,
       data: recordText(r),
     },
@@ -180,6 +249,7 @@ export function decodeDynamoDbRecord(r: unknown, index: number, shardId: string)
   if (!isObject(d)) return reject(`\`dynamodb\` is ${d === null ? 'null' : `not an object (${describeValue(d)})`}`);
   if (typeof d.SequenceNumber !== 'string') return reject('has no `SequenceNumber`');
   if (!DIGITS.test(seq)) return reject('its sequence number is not a decimal number');
+  if (!arrivalOk) return reject(arrivalProblem(created, 'ApproximateCreationDateTime') as string);
   const eventName = r.eventName;
   if (eventName !== undefined && typeof eventName !== 'string') {
     return reject(`\`eventName\` is not text (${describeValue(eventName)})`);

@@ -105,6 +105,8 @@ interface Chunk {
   firstItem: string;
   /** Records of the chunk that could not be decoded: dead-lettered with it. */
   rejected: RejectedRecord[];
+  /** De-aggregated user records of the chunk dropped as belonging to another shard. */
+  otherShard: number;
 }
 
 /** Records of one shard, in event order, cut into chunks of at most `chunkSize` event records. */
@@ -123,6 +125,7 @@ class Chunker {
         batch: { shardId: d.shardId, records: [], ordering: this.ordering },
         firstItem: d.sequenceNumber,
         rejected: [],
+        otherShard: 0,
       };
       this.chunks.push(c);
       this.current = c;
@@ -130,7 +133,10 @@ class Chunker {
     }
     this.count++;
     if ('rejected' in d) c.rejected.push(d.rejected);
-    else for (const r of d.records) (c.batch.records as SourceRecord[]).push(r);
+    else {
+      for (const r of d.records) (c.batch.records as SourceRecord[]).push(r);
+      if (d.dropped !== undefined) c.otherShard += d.dropped;
+    }
   }
 }
 
@@ -267,7 +273,7 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
     const { compiled, shards, registersShards, listAtInit } = await init;
     // A listing at init that failed is tried again (after its back-off).
     if (listAtInit) await shards.init(initArn as string, requestId);
-    const totals = { recordsIn: 0, recordsOut: 0, deadLettered: 0, filtered: 0, late: 0 };
+    const totals = { recordsIn: 0, recordsOut: 0, deadLettered: 0, filtered: 0, late: 0, otherShard: 0 };
     const add = (r: BatchResult) => {
       totals.recordsIn += r.recordsIn;
       totals.recordsOut += r.recordsOut;
@@ -332,6 +338,20 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
             totals.recordsIn += c.rejected.length;
             totals.deadLettered += c.rejected.length;
           }
+          // Not records of this shard (a reshard): neither in, out, filtered nor dead-lettered.
+          if (c.otherShard > 0) {
+            totals.otherShard += c.otherShard;
+            log(
+              JSON.stringify({
+                level: 'info',
+                msg: 'de-aggregated user records of another shard dropped (after a reshard, as the KCL drops them)',
+                shardId: c.batch.shardId,
+                from: c.firstItem,
+                records: c.otherShard,
+                requestId,
+              }),
+            );
+          }
         } catch (err) {
           failures.push({ itemIdentifier: c.firstItem });
           log(
@@ -365,6 +385,7 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
                 { Name: 'IteratorAge', Unit: 'Milliseconds' },
                 { Name: 'Duration', Unit: 'Milliseconds' },
                 { Name: 'FailedBatches', Unit: 'Count' },
+                { Name: 'OtherShardDropped', Unit: 'Count' },
               ],
             },
           ],
@@ -378,6 +399,7 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
         IteratorAge: oldest === Number.POSITIVE_INFINITY ? 0 : Math.max(0, end - oldest),
         Duration: end - t0,
         FailedBatches: failures.length,
+        OtherShardDropped: totals.otherShard,
         ...compiled.stats(),
       }),
     );
