@@ -114,8 +114,41 @@ function validator(): ValidateFunction {
 /** Validates a plain pipeline definition; returns every problem found, each with its JSON path. */
 export function validateSpec(spec: unknown): ValidationIssue[] {
   const validate = validator();
-  if (validate(spec)) return [];
-  return translate(validate.errors ?? [], spec);
+  const schemaIssues = validate(spec) ? [] : translate(validate.errors ?? [], spec);
+  const numbers = nonFiniteNumbers(spec);
+  // A schema issue about such a number would only say `got null` (how JSON writes it).
+  const bad = new Set(numbers.map((i) => i.path));
+  return [...schemaIssues.filter((i) => !bad.has(i.path)), ...numbers, ...crossFieldIssues(spec)];
+}
+
+/**
+ * Numbers YAML reads as infinite or not a number (`1e999`, `.inf`, `.nan`): no option means
+ * them, and JSON cannot carry them (they become `null`).
+ */
+function nonFiniteNumbers(value: unknown, path = '', out: ValidationIssue[] = [], depth = 0): ValidationIssue[] {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) out.push({ path, message: `expected a finite number, got ${value}` });
+  } else if (typeof value === 'object' && value !== null && depth < 256) {
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) nonFiniteNumbers(value[i], `${path}/${i}`, out, depth + 1);
+    } else
+      for (const [k, v] of Object.entries(value)) nonFiniteNumbers(v, `${path}/${escapePointer(k)}`, out, depth + 1);
+  }
+  return out;
+}
+
+/** Rules between top-level options, which the schema does not express (compile checks them too). */
+function crossFieldIssues(spec: unknown): ValidationIssue[] {
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) return [];
+  const s = spec as Record<string, unknown>;
+  const issues: ValidationIssue[] = [];
+  if (s.maxFutureSkew !== undefined && s.eventTime === undefined) {
+    issues.push({
+      path: '/maxFutureSkew',
+      message: '`maxFutureSkew` bounds the `eventTime` of records; this pipeline has no `eventTime`',
+    });
+  }
+  return issues;
 }
 
 function jsonType(v: unknown): string {

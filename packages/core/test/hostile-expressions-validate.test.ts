@@ -178,7 +178,7 @@ describe('fn: modules must lie inside the pipeline project', () => {
       'app/src/ok.js': 'export const g = (e) => e;\n',
     });
     const file = join(dir, 'app/pipelines/p.yaml');
-    const message = `5:19: module \`../../outside/evil.js\` lies outside the pipeline's project folder ${join(dir, 'app')} (the nearest folder with a package.json); move it inside, or allow it with the option allowOutsideProject`;
+    const message = `5:19: module \`../../outside/evil.js\` lies outside the pipeline's project folder ${join(dir, 'app')} (the nearest folder with a package.json); move it inside, or allow it with --allow-outside-project (the option allowOutsideProject)`;
     for (const importModules of [false, true]) {
       expect(issues(await checkPipelineFile(file, { importModules }))).toEqual([message]);
       expect(issues(await checkPipelineFile(file, { importModules, allowOutsideProject: true }))).toEqual([]);

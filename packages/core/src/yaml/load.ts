@@ -3,25 +3,42 @@
  * tags, prototype keys refused, duplicate keys refused. Every problem is reported with file,
  * line and column, all at once.
  */
-import { readFile } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from 'yaml';
+import {
+  type CST,
+  type Document,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  Parser,
+  parseDocument,
+  visit,
+} from 'yaml';
 import type { Pipeline } from '../compile/compile.js';
 import { describeError, PipelineValidationError, type ValidationIssue } from '../errors.js';
 import type { PipelineSpec } from '../spec.js';
 import { escapePointer, parsePointer, validateSpec } from '../validate.js';
 import {
   type FunctionModuleOptions,
+  isTypeScriptFile,
   locateModule,
   type ModuleExports,
   type ModuleLocation,
   moduleExports,
   projectFolder,
+  typeScriptProblem,
 } from './modules.js';
 
 export const MAX_PIPELINE_BYTES = 1024 * 1024;
 export const MAX_ALIASES = 100;
+/** Deepest nesting of maps and lists accepted (the YAML library recurses once per level). */
+export const MAX_NESTING = 64;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /** An issue with the extra hints the locator uses. */
@@ -43,6 +60,14 @@ export function parsePipelineYaml(text: string, file = '<pipeline>'): ParsedPipe
     };
   }
   const lineCounter = new LineCounter();
+  const deep = tooDeep(text);
+  if (deep !== undefined) {
+    lineCounter.addNewLine(0);
+    for (let i = text.indexOf('\n'); i !== -1 && i < deep; i = text.indexOf('\n', i + 1)) lineCounter.addNewLine(i + 1);
+    const pos = lineCounter.linePos(deep);
+    const message = `nested more than ${MAX_NESTING} levels deep (maps and lists inside each other)`;
+    return { spec: undefined, issues: [{ file, line: pos.line, column: pos.col, path: '', message }] };
+  }
   const doc = parseDocument(text, {
     lineCounter,
     uniqueKeys: true,
@@ -85,6 +110,38 @@ export function parsePipelineYaml(text: string, file = '<pipeline>'): ParsedPipe
   const found = validateSpec(value) as LocatedIssue[];
   if (found.length > 0) return { spec: undefined, issues: found.map((i) => locate(i, doc, lineCounter, file)) };
   return { spec: value as PipelineSpec, issues: [] };
+}
+
+/**
+ * The offset of the first map or list nested more than {@link MAX_NESTING} levels deep, found on
+ * the syntax tree (built without recursion) before the document is composed (which recurses and
+ * would overflow the stack).
+ */
+function tooDeep(text: string): number | undefined {
+  const stack: [CST.Token | undefined, number][] = [];
+  for (const token of new Parser().parse(text)) stack.push([token, 0]);
+  while (stack.length > 0) {
+    const [token, depth] = stack.pop() as [CST.Token | undefined, number];
+    if (token === undefined) continue;
+    switch (token.type) {
+      case 'document':
+        stack.push([token.value, depth]);
+        break;
+      case 'block-map':
+      case 'block-seq':
+      case 'flow-collection':
+        if (depth + 1 > MAX_NESTING) return token.offset;
+        for (const item of token.items) {
+          const entry = item as { key?: CST.Token | null; value?: CST.Token };
+          if (entry.key) stack.push([entry.key, depth + 1]);
+          stack.push([entry.value, depth + 1]);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  return undefined;
 }
 
 function firstLine(s: string): string {
@@ -224,7 +281,10 @@ export async function resolveFunctions(
         issues.push({ path, message: `module \`${modulePath}\` has no exported function \`${exportName}\`` });
       else bindings.set(ref, f);
     } catch (err) {
-      issues.push({ path, message: `cannot load module \`${modulePath}\`: ${describeError(err)}` });
+      const code = (err as { code?: unknown }).code;
+      if (code === 'ERR_UNKNOWN_FILE_EXTENSION' && isTypeScriptFile(location.file))
+        issues.push({ path, message: typeScriptProblem(modulePath) });
+      else issues.push({ path, message: `cannot load module \`${modulePath}\`: ${describeError(err)}` });
     }
   }
   return { bindings, issues };
@@ -251,7 +311,12 @@ export async function checkPipelineFile(
   const file = path;
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const read = await readPipelineText(path);
+    if (read === undefined) {
+      const message = `pipeline file is larger than ${MAX_PIPELINE_BYTES} bytes (1 MiB)`;
+      return { pipeline: undefined, issues: [{ file, line: 1, column: 1, path: '', message }] };
+    }
+    text = read;
   } catch (err) {
     return {
       pipeline: undefined,
@@ -267,6 +332,39 @@ export async function checkPipelineFile(
     return { pipeline: undefined, issues: relocated };
   }
   return { pipeline: { spec: parsed.spec, bindings, file, baseDir }, issues: [] };
+}
+
+/**
+ * Reads a pipeline file, at most {@link MAX_PIPELINE_BYTES} + 1 bytes of it: undefined when it
+ * is larger. Only a regular file is read (opened without blocking, so a FIFO with no writer does
+ * not hang): a device such as /dev/zero or /dev/urandom never ends.
+ */
+async function readPipelineText(path: string): Promise<string | undefined> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = await handle.stat();
+    if (st.isDirectory()) throw Object.assign(new Error('EISDIR: it is a directory'), { code: 'EISDIR' });
+    if (!st.isFile()) throw new Error(`it is ${fileKind(st)}, not a regular file`);
+    const buffer = Buffer.alloc(MAX_PIPELINE_BYTES + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > MAX_PIPELINE_BYTES) return undefined;
+    return buffer.toString('utf8', 0, length);
+  } finally {
+    await handle.close();
+  }
+}
+
+function fileKind(st: Stats): string {
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isSocket()) return 'a socket';
+  return 'a special file';
 }
 
 function parsePipelineLocations(text: string, file: string, issues: ValidationIssue[]): ValidationIssue[] {

@@ -28,6 +28,38 @@ export interface FunctionModuleOptions {
   importModules?: boolean;
   /** Accept modules outside the pipeline's project folder (see {@link projectFolder}). Default false. */
   allowOutsideProject?: boolean;
+  /**
+   * Whether this process can import TypeScript modules (`.ts`, `.mts`, `.cts`); when not, such a
+   * module is refused at validation. Default: {@link canImportTypeScript}.
+   */
+  typeScript?: boolean;
+}
+
+const TYPESCRIPT = /\.[cm]?ts$/;
+
+/** True when `file` is TypeScript by its name. */
+export function isTypeScriptFile(file: string): boolean {
+  return TYPESCRIPT.test(file);
+}
+
+/**
+ * Whether the running Node can import TypeScript: it strips types itself
+ * (`process.features.typescript`; Node 22.6 to 23.5 with `--experimental-strip-types`), or a
+ * loader is registered on its command line (`--import tsx`, `--loader`, `--require`), which may
+ * compile it. A loader registered from code (`module.register`) is not seen.
+ */
+export function canImportTypeScript(): boolean {
+  const feature = (process.features as { typescript?: unknown }).typescript;
+  if (feature !== undefined) return feature !== false;
+  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  const flag = (f: string) => flags.some((x) => x === f || x.startsWith(`${f}=`));
+  if (flag('--experimental-strip-types') || flag('--experimental-transform-types')) return true;
+  return ['--import', '--loader', '--experimental-loader', '--require', '-r'].some(flag);
+}
+
+/** What to say about a TypeScript module this Node cannot import. */
+export function typeScriptProblem(modulePath: string): string {
+  return `module \`${modulePath}\` is TypeScript, which this Node (${process.version}) cannot import: run on Node 22.6 or later (before 23.6 with --experimental-strip-types), register a loader (node --import tsx), or compile it to JavaScript and name the .js file`;
 }
 
 /** Largest module read for its exports. */
@@ -82,8 +114,11 @@ export async function locateModule(
   }
   if (!options.allowOutsideProject && !inside(project, file)) {
     return {
-      problem: `module \`${modulePath}\` lies outside the pipeline's project folder ${project} (the nearest folder with a package.json); move it inside, or allow it with the option allowOutsideProject`,
+      problem: `module \`${modulePath}\` lies outside the pipeline's project folder ${project} (the nearest folder with a package.json); move it inside, or allow it with --allow-outside-project (the option allowOutsideProject)`,
     };
+  }
+  if (options.importModules === false && isTypeScriptFile(file) && !(options.typeScript ?? canImportTypeScript())) {
+    return { problem: typeScriptProblem(modulePath) };
   }
   return { file };
 }
