@@ -202,20 +202,36 @@ export function decodeKinesisRecord(
     }
     if (!isAggregate(data))
       return { shardId, sequenceNumber: seq, records: [{ data, partitionKey, sequenceNumber: seq, arrivalTime }] };
-    const agg = deaggregateRecord(data, partitionKey, hashRange?.(shardId));
-    if (agg.aggregate && agg.total === 0) return reject('KPL aggregate holds no user records', text);
-    const records: SourceRecord[] = [];
-    for (const u of agg.users) {
-      const src: SourceRecord = { data: u.data, partitionKey: u.partitionKey, sequenceNumber: seq, arrivalTime };
-      if (u.subSequenceNumber !== undefined) src.subSequenceNumber = u.subSequenceNumber;
-      records.push(src);
-    }
-    return agg.dropped > 0
-      ? { shardId, sequenceNumber: seq, records, dropped: agg.dropped }
-      : { shardId, sequenceNumber: seq, records };
+    const decoded = aggregateRecords(data, shardId, partitionKey, seq, arrivalTime, hashRange);
+    return decoded ?? reject('KPL aggregate holds no user records', text);
   } catch (err) {
     return reject(`cannot be decoded: ${describeError(err)}`);
   }
+}
+
+/**
+ * The source records of a KPL aggregate (kept out of the per-record function: most records are
+ * not aggregates); undefined for an aggregate of no user records.
+ */
+function aggregateRecords(
+  data: Buffer,
+  shardId: string,
+  partitionKey: string,
+  seq: string,
+  arrivalTime: number,
+  hashRange: ((shardId: string) => { start: bigint; end: bigint } | undefined) | undefined,
+): Decoded | undefined {
+  const agg = deaggregateRecord(data, partitionKey, hashRange?.(shardId));
+  if (agg.aggregate && agg.total === 0) return undefined;
+  const records: SourceRecord[] = [];
+  for (const u of agg.users) {
+    const src: SourceRecord = { data: u.data, partitionKey: u.partitionKey, sequenceNumber: seq, arrivalTime };
+    if (u.subSequenceNumber !== undefined) src.subSequenceNumber = u.subSequenceNumber;
+    records.push(src);
+  }
+  return agg.dropped > 0
+    ? { shardId, sequenceNumber: seq, records, dropped: agg.dropped }
+    : { shardId, sequenceNumber: seq, records };
 }
 
 /** The sequence number of a DynamoDB Streams record, if it carries a decimal one. */
