@@ -80,6 +80,17 @@ function progressPartition(namespace: string, shardId: string, partitions: numbe
 const LEGACY_SK = '-';
 /** Compare-and-set rounds for one shard's progress before giving up. */
 const MAX_PROGRESS_ROUNDS = 50;
+/** A progress update that only says the shard exists (nothing read from it, nothing ended or closed). */
+function isRegistration(u: StoredShardProgress): boolean {
+  return (
+    u.maxEventTime === Number.NEGATIVE_INFINITY &&
+    u.sourceWatermark === Number.NEGATIVE_INFINITY &&
+    u.applied === undefined &&
+    u.ended !== true &&
+    !u.closed
+  );
+}
+
 /** `Query` pages (1 MB each) read for a namespace's shard progress before giving up. */
 const MAX_PROGRESS_PAGES = 1000;
 
@@ -354,7 +365,16 @@ export class DynamoDbBackend implements StateBackend {
       else byShard.set(u.shardId, [u]);
     }
     await Promise.all(
-      [...byShard].map(([shardId, list]) => this.limit(() => this.writeShard(namespace, shardId, list))),
+      [...byShard].map(([shardId, list]) =>
+        this.limit(() =>
+          // Registering a shard that this process knows nothing of (every process registers every
+          // shard, all at start): created if absent, left as it is if not — no condition, so the
+          // processes starting together do not conflict on the same items.
+          list.every(isRegistration) && !this.shardItems.get(namespace)?.has(shardId)
+            ? this.registerShard(namespace, shardId, list)
+            : this.writeShard(namespace, shardId, list),
+        ),
+      ),
     );
     return options?.read === false ? [] : this.readShards(namespace);
   }
@@ -386,6 +406,21 @@ export class DynamoDbBackend implements StateBackend {
       pk: { S: progressPartition(namespace, shardId, this.progressPartitions) },
       sk: { S: `${SHARD_SK}${shardId}` },
     };
+  }
+
+  /** Creates a shard's progress item holding only its registration, unless it exists (see progress). */
+  private async registerShard(namespace: string, shardId: string, updates: StoredShardProgress[]): Promise<void> {
+    let merged: StoredShardProgress | undefined;
+    for (const u of updates) merged = mergeProgress(merged, u);
+    if (!merged) return;
+    await this.send(
+      new UpdateItemCommand({
+        TableName: this.table,
+        Key: this.shardKey(namespace, shardId),
+        UpdateExpression: 'SET b = if_not_exists(b, :b), v = if_not_exists(v, :one)',
+        ExpressionAttributeValues: { ':b': { S: progressToJson(merged) }, ':one': { N: '1' } },
+      }),
+    );
   }
 
   /** Merges one shard's updates (in order) into its item, by compare-and-set on the item's version. */

@@ -133,7 +133,9 @@ export abstract class SharedStoreWindows extends WindowOperator {
       ) {
         // Registered here, nothing read from it yet, and already in the store: nothing to add
         // (every process registers every shard; writing them all would cost shards² writes).
-        this.written.set(shardId, known);
+        // Recorded as written with this process's view of it, so later batches do not write the
+        // registration either (it would race the shard's own consumer for its item).
+        this.written.set(shardId, { ...known, lastActivity: p.lastActivity });
         continue;
       }
       if (
