@@ -152,8 +152,9 @@ function stopOnSignals(io: Io, quiet: boolean) {
 
 /**
  * The source of a run, read at most one batch ahead of the batch in progress, which ends when
- * `signal` aborts: batches already handed on finish, a batch being read is abandoned (so the
- * outputs hold whole batches, and the run ends as if its input ended there).
+ * `signal` aborts: batches already handed on finish. A source that can stop (the file source's
+ * `stop()`) hands over the complete lines it has read as a last batch; of another, a batch being
+ * read is abandoned (so the outputs hold whole batches, and the run ends as if its input ended there).
  */
 function stoppable(source: Source, signal: AbortSignal) {
   let inFlight = 0;
@@ -165,7 +166,16 @@ function stoppable(source: Source, signal: AbortSignal) {
     w?.();
   };
   const STOP = Symbol('stop');
-  signal.addEventListener('abort', nudge, { once: true });
+  const stopSource = (source as { stop?: unknown }).stop;
+  const drains = typeof stopSource === 'function';
+  signal.addEventListener(
+    'abort',
+    () => {
+      if (drains) (stopSource as () => void).call(source);
+      nudge();
+    },
+    { once: true },
+  );
   return {
     source: {
       async *batches() {
@@ -174,12 +184,13 @@ function stoppable(source: Source, signal: AbortSignal) {
         try {
           for (;;) {
             while (inFlight >= 2 && !signal.aborted && !ended) await new Promise<void>((r) => (wake = r));
-            if (signal.aborted || ended) return;
+            if (ended || (signal.aborted && !drains)) return;
             reading = true;
-            const next = await readOrStop(it, signal, STOP);
+            // A source that drains ends its read itself when stopped; another's read is abandoned.
+            const next = drains ? await it.next() : await readOrStop(it, signal, STOP);
             if (next === STOP) return;
             reading = false;
-            if (next.done || signal.aborted) return;
+            if (next.done || (signal.aborted && !drains)) return;
             inFlight++;
             yield next.value;
           }

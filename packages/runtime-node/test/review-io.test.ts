@@ -10,7 +10,7 @@ import { link, mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { bin, runCli } from './hostileSupport.js';
+import { bin, runCli, startCli, until } from './hostileSupport.js';
 
 let dir: string;
 const data = `${Array.from({ length: 50 }, (_, i) => `{"i":${i + 1}}`).join('\n')}\n`;
@@ -105,5 +105,46 @@ describe('review: a lock file that cannot be read', () => {
       `p: failed: cannot lock output ${join(dir, 'l.jsonl')}: lock file ${join(dir, 'l.jsonl.lock')} is a symbolic link to nowhere, which does not exist; remove it if no run is writing the output\n`,
     );
     expect(existsSync(join(dir, 'd.jsonl'))).toBe(false);
+  });
+});
+
+describe('review: standard input that is slow, or stopped', () => {
+  const stdinYaml = 'version: 1\nname: s\nsource: { file: { path: "-" } }\nsteps:\n  - map: { i: event.i }\n';
+  const lines = (n: number) => Array.from({ length: n }, (_, i) => `{"i":${i + 1}}\n`).join('');
+  const outLines = async (f: string) => (existsSync(f) ? (await readFile(f, 'utf8')).split('\n').length - 1 : 0);
+
+  it('SIGTERM while the first batch is being read: its lines are processed and written, and counted', async () => {
+    await writeFile(join(dir, 's.yaml'), stdinYaml);
+    const out = join(dir, 'sig.jsonl');
+    const cli = startCli(['run', 's.yaml', '--input', '-', '--output', out], { cwd: dir });
+    await until(() => existsSync(`${out}.lock`), 'the output to be opened');
+    cli.child.stdin.write(lines(5));
+    await new Promise((r) => setTimeout(r, 300)); // let it read them (a batch of 1000 is not full)
+    cli.child.kill('SIGTERM');
+    const { code } = await cli.exited;
+    expect(code).toBe(143);
+    expect(cli.stderr()).toContain('s: interrupted by SIGTERM after line 5: 5 records in, 5 written');
+    expect(await readFile(out, 'utf8')).toBe(lines(5));
+  });
+
+  it('lines trickling into standard input are written before the input ends (a batch waits at most about a second)', async () => {
+    await writeFile(join(dir, 's.yaml'), stdinYaml);
+    const out = join(dir, 'trickle.jsonl');
+    const cli = startCli(['run', 's.yaml', '--input', '-', '--output', out, '--quiet'], { cwd: dir });
+    cli.child.stdin.write(lines(2));
+    await until(async () => (await outLines(out)) === 2, 'the first two lines to be written');
+    cli.child.stdin.write('{"i":3}\n');
+    await until(async () => (await outLines(out)) === 3, 'the third line to be written');
+    cli.child.stdin.end();
+    expect((await cli.exited).code).toBe(0);
+    expect(await readFile(out, 'utf8')).toBe(lines(3));
+  });
+});
+
+describe('review: write errors name the output', () => {
+  it('--output /dev/full: exit 2, "cannot write output /dev/full: ENOSPC …"', async () => {
+    const r = await run(['p.yaml', '--output', '/dev/full']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('p: failed: cannot write output /dev/full: ENOSPC: no space left on device, write\n');
   });
 });

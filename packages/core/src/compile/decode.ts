@@ -16,6 +16,17 @@ export class DecodeProblem extends Error {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Records a source cut short because they were over the limit: their full length, and how much `data` holds. */
+const oversized = new WeakMap<SourceRecord, { bytes: number; kept: number }>();
+
+/**
+ * Marks `src` as a record of `bytes` bytes (over {@link MAX_RECORD_BYTES}) of which its `data`
+ * holds only the first `kept`: decoding dead-letters it (`record exceeds …`) without parsing it.
+ */
+export function markOversized(src: SourceRecord, bytes: number, kept: number): void {
+  oversized.set(src, { bytes, kept });
+}
+
 function byteLength(data: string | Uint8Array): number {
   // A UTF-8 string is at most 3 bytes per UTF-16 unit; only measure when it could exceed the cap.
   if (typeof data !== 'string') return data.byteLength;
@@ -25,7 +36,8 @@ function byteLength(data: string | Uint8Array): number {
 /**
  * The record's value: `value` when the source decoded it already, else its `data` as UTF-8 JSON.
  * Throws a {@link DecodeProblem} when the record has no data, is over {@link MAX_RECORD_BYTES},
- * is not UTF-8, is not JSON, or nests arrays and objects more than {@link MAX_NESTING} levels.
+ * is not UTF-8, is not JSON, nests arrays and objects more than {@link MAX_NESTING} levels, or holds
+ * a number JSON.parse makes infinite (`1e999`).
  */
 export function decodeRecord(src: SourceRecord): unknown {
   let value: unknown;
@@ -33,6 +45,11 @@ export function decodeRecord(src: SourceRecord): unknown {
   else {
     const data = src.data;
     if (data === undefined) throw new DecodeProblem('record has no data');
+    const cut = oversized.get(src);
+    if (cut !== undefined)
+      throw new DecodeProblem(
+        `record exceeds ${MAX_RECORD_BYTES} bytes (${cut.bytes} bytes; data holds its first ${cut.kept} bytes)`,
+      );
     if (byteLength(data) > MAX_RECORD_BYTES) throw new DecodeProblem(`record exceeds ${MAX_RECORD_BYTES} bytes`);
     let text: string;
     if (typeof data === 'string') text = data;
@@ -49,12 +66,40 @@ export function decodeRecord(src: SourceRecord): unknown {
       throw new DecodeProblem(`not valid JSON: ${describeError(err)}`);
     }
     // Nesting deeper than MAX_NESTING takes at least 2 × (MAX_NESTING + 1) characters.
-    if (text.length <= 2 * MAX_NESTING + 1) return value;
+    if (text.length > 2 * MAX_NESTING + 1 && nestingExceeds(value, MAX_NESTING)) throw tooDeep();
+    // JSON.parse turns 1e999 into Infinity (written as null): only text with a 3-digit exponent
+    // or a run of 309 digits can hold such a number, so only then is the value searched.
+    if (MAY_OVERFLOW.test(text)) {
+      const where = nonFinite(value);
+      if (where !== undefined)
+        throw new DecodeProblem(`number out of range${where === '' ? '' : ` at ${where}`} (beyond ±1.8e308)`);
+    }
+    return value;
   }
-  if (nestingExceeds(value, MAX_NESTING)) {
-    throw new DecodeProblem(`record nests arrays and objects more than ${MAX_NESTING} levels deep`);
-  }
+  if (nestingExceeds(value, MAX_NESTING)) throw tooDeep();
   return value;
+}
+
+const tooDeep = () => new DecodeProblem(`record nests arrays and objects more than ${MAX_NESTING} levels deep`);
+
+/** Text that may hold a number JSON.parse makes infinite: an exponent of 3 digits, or 309 digits in a row. */
+const MAY_OVERFLOW = /[eE][+-]?\d{3}|(?<!\d)\d{309}/;
+
+/** The JSON pointer of the first infinite number in `value` (`''`: the value itself), if any. */
+function nonFinite(value: unknown): string | undefined {
+  const stack: [unknown, string][] = [[value, '']];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [v, path] = top;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return path;
+    } else if (typeof v === 'object' && v !== null) {
+      if (Array.isArray(v)) for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], `${path}/${i}`]);
+      else
+        for (const k of Object.keys(v).reverse())
+          stack.push([(v as Record<string, unknown>)[k], `${path}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`]);
+    }
+  }
+  return undefined;
 }
 
 /**

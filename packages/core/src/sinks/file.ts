@@ -67,8 +67,12 @@ export class FileSink implements Sink {
     if (text === '') return this.tail;
     const done = this.tail.then(async () => {
       const fh = await this.file();
-      await fh.write(text);
-      if (this.options.sync) await fh.datasync();
+      try {
+        await fh.write(text);
+        if (this.options.sync) await fh.datasync();
+      } catch (err) {
+        throw new OutputError(`cannot write output ${this.path}: ${(err as Error).message}`, { cause: err });
+      }
     });
     this.tail = done;
     return done;
@@ -83,7 +87,9 @@ export class FileSink implements Sink {
       this.handle = undefined;
       try {
         const fh = await handle?.catch(() => undefined); // a file that failed to open has nothing to close
-        await fh?.close();
+        await fh?.close().catch((err: unknown) => {
+          throw new OutputError(`cannot close output ${this.path}: ${(err as Error).message}`, { cause: err });
+        });
       } finally {
         const unlock = this.unlock;
         this.unlock = undefined;

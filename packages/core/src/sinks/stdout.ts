@@ -1,6 +1,7 @@
 import Type, { type Static } from 'typebox';
 import type { Sink, SinkContext, SinkDefinition } from '../compile/types.js';
 import type { RecordEnvelope } from '../envelope.js';
+import { describeError, TributaryError } from '../errors.js';
 import { register } from '../registry.js';
 import { jsonLines, toJsonLine } from './json.js';
 
@@ -19,13 +20,19 @@ export class StreamSink implements Sink {
   constructor(
     private readonly stream: NodeJS.WritableStream,
     private readonly pretty = false,
+    /** What the stream is, for errors (`standard output`). */
+    private readonly name = 'output stream',
   ) {}
   write(records: readonly RecordEnvelope[], context?: SinkContext): Promise<void> {
     if (records.length === 0) return Promise.resolve();
     const text = jsonLines(records, context, this.pretty ? prettyJson : toJsonLine);
     if (text === '') return Promise.resolve();
     return new Promise((resolve, reject) => {
-      this.stream.write(text, (err) => (err ? reject(err) : resolve()));
+      this.stream.write(text, (err) =>
+        err
+          ? reject(new TributaryError(`cannot write ${this.name}: ${describeError(err)}`, { cause: err }))
+          : resolve(),
+      );
     });
   }
   async close(): Promise<void> {}
@@ -43,7 +50,7 @@ export const stdoutSink: SinkDefinition<StdoutSinkSpec> = register({
   schema: stdoutSinkSchema,
   description: 'Writes each record as JSON to standard output.',
   summary: () => 'standard output',
-  create: (spec) => new StreamSink(process.stdout, spec.pretty ?? false),
+  create: (spec) => new StreamSink(process.stdout, spec.pretty ?? false, 'standard output'),
 });
 
 export const stderrSink: SinkDefinition<StdoutSinkSpec> = register({
@@ -52,5 +59,5 @@ export const stderrSink: SinkDefinition<StdoutSinkSpec> = register({
   schema: stdoutSinkSchema,
   description: 'Writes each record as JSON to standard error (the default dead-letter output).',
   summary: () => 'standard error',
-  create: (spec) => new StreamSink(process.stderr, spec.pretty ?? false),
+  create: (spec) => new StreamSink(process.stderr, spec.pretty ?? false, 'standard error'),
 });
