@@ -146,6 +146,8 @@ async function lockProblem(lockPath: string, err: unknown): Promise<string> {
 /** Where a file is: its real path (of its directory when it does not exist yet) and, if it exists, its device and inode. */
 interface FileIdentity {
   real: string;
+  /** A regular file, or none yet (a device, a pipe or a terminal may well be written twice). */
+  regular: boolean;
   dev?: number;
   ino?: number;
 }
@@ -153,7 +155,7 @@ interface FileIdentity {
 async function identify(path: string): Promise<FileIdentity> {
   try {
     const st = await stat(path);
-    return { real: await realpath(path), dev: st.dev, ino: st.ino };
+    return { real: await realpath(path), dev: st.dev, ino: st.ino, regular: st.isFile() };
   } catch {
     // Not there yet (or a dangling link: writing it creates the link's target).
     let p = path;
@@ -163,11 +165,12 @@ async function identify(path: string): Promise<FileIdentity> {
       // not a link
     }
     const dir = await realpath(dirname(p)).catch(() => resolve(dirname(p)));
-    return { real: join(dir, basename(p)) };
+    return { real: join(dir, basename(p)), regular: true };
   }
 }
 
 function sameFile(a: FileIdentity, b: FileIdentity): boolean {
+  if (!a.regular || !b.regular) return false;
   if (a.dev !== undefined && a.dev === b.dev && a.ino === b.ino) return true;
   return a.real === b.real;
 }
@@ -183,7 +186,7 @@ export async function checkOutputs(input: string | undefined, outputs: readonly 
   if (input === '-') {
     try {
       const st = fstatSync(0);
-      if (st.isFile()) inputId = { real: '\0stdin', dev: st.dev, ino: st.ino };
+      if (st.isFile()) inputId = { real: '\0stdin', dev: st.dev, ino: st.ino, regular: true };
     } catch {
       // no standard input
     }
