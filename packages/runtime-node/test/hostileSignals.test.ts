@@ -95,7 +95,7 @@ describe('tributary run, interrupted', () => {
       const [, by, lastLine, recordsIn, written, deadLettered] = m as RegExpExecArray;
       expect(by).toBe(sig);
       const n = Number(lastLine);
-      expect(n % 500).toBe(0); // whole batches only
+      expect(n).toBeGreaterThan(0); // the lines read when the signal came are handed over too
       // Every line of every output parses, and they hold exactly lines 1..n: nothing half-written.
       const out = await jsonLines(join(sub, 'out.jsonl'));
       const dead = (await jsonLines(join(sub, 'dead.jsonl'))) as { line: number }[];
