@@ -187,8 +187,8 @@ describe('review: records without a usable arrival time are dead-lettered alike 
     const out = new MemorySink<unknown>();
     const dead = new MemorySink<DeadLetterRecord>();
     const p = pipeline('review-et')
-      .source(fileSource({ path: '-' }))
-      .eventTime((e: { ts: number }) => e.ts)
+      .source(fileSource<{ ts: number }>({ path: '-' }))
+      .eventTime((e) => e.ts)
       .sink(out)
       .build();
     const handler = createHandler(p, { deadLetter: dead, log: () => {} });
