@@ -34,10 +34,10 @@ import {
 import { ConfigError, describeError, ExpressionError, PipelineValidationError, TributaryError } from '../errors.js';
 import { type CompiledExpression, compileExpression, type ExpressionSource } from '../expression.js';
 import { definition, installedSpecCheck, kindOf } from '../registry.js';
-import { FileSink } from '../sinks/file.js';
 import { checkOutputs } from '../sinks/fileLock.js';
 import { jsonSafe } from '../sinks/json.js';
-import { type FileSourceSpec, fileSourcePath } from '../sources/file.js';
+import type { FileSourceSpec } from '../sources/file.js';
+import { fileSourcePath } from '../sources/path.js';
 import type { PipelineSpec, SinkSpec, StepSpec } from '../spec.js';
 import type { StateStore } from '../windows/shared.js';
 import { Watermarks } from '../windows/watermarks.js';
@@ -434,7 +434,7 @@ export class CompiledPipeline {
     const source = this.spec.source as { file?: FileSourceSpec };
     await checkOutputs(
       source.file ? fileSourcePath(source.file, this.pipeline.baseDir) : undefined,
-      sinks.filter((s): s is FileSink => s instanceof FileSink).map((s) => s.path),
+      sinks.flatMap((s) => (s.outputFile === undefined ? [] : [s.outputFile])),
     );
     const all = [...sinks, ...this.lookups];
     const opened = await Promise.allSettled(all.map((r) => (r as { open?: () => Promise<void> }).open?.()));

@@ -65,6 +65,8 @@ export interface SinkContext {
  * batch then fails and is delivered again).
  */
 export interface Sink {
+  /** The file this sink writes, if it writes one: a run refuses an output that is its input or another output. */
+  readonly outputFile?: string;
   write(records: readonly RecordEnvelope[], context?: SinkContext): Promise<void>;
   open?(): Promise<void>;
   close(): Promise<void>;

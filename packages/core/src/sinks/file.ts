@@ -38,6 +38,10 @@ export class FileSink implements Sink {
     this.path = path;
   }
 
+  get outputFile(): string {
+    return this.path;
+  }
+
   private file(): Promise<FileHandle> {
     this.handle ??= this.openFile();
     return this.handle;

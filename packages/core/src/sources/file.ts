@@ -1,10 +1,10 @@
 import { createReadStream } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
 import { markOversized } from '../compile/decode.js';
 import type { Source, SourceDefinition } from '../compile/types.js';
 import { MAX_RECORD_BYTES, type SourceBatch, type SourceRecord } from '../envelope.js';
 import { register } from '../registry.js';
+import { fileSourcePath } from './path.js';
 
 export const fileSourceSchema = Type.Object(
   {
@@ -272,11 +272,6 @@ export async function* readJsonLines(
 
 /** How long a batch read from standard input waits for more lines before it is handed over. */
 export const STDIN_MAX_WAIT_MS = 1000;
-
-/** The file a file source reads: its path resolved against `baseDir`, or `-` (standard input). */
-export function fileSourcePath(spec: FileSourceSpec, baseDir: string): string {
-  return spec.path === '-' ? '-' : isAbsolute(spec.path) ? spec.path : resolve(baseDir, spec.path);
-}
 
 export const fileSource: SourceDefinition<FileSourceSpec> = register({
   kind: 'file',
