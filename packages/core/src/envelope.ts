@@ -20,6 +20,8 @@ export interface SourceRecord {
   arrivalTime: number;
   /** Line number, for file sources. */
   line?: number;
+  /** A record cut short by its source (a file line over the record limit): its size, and the bytes `data` kept. */
+  truncated?: { bytes: number; kept: number };
 }
 
 /** The records of one shard delivered together (one Lambda event, one GetRecords page, one file chunk). */

@@ -16,15 +16,9 @@ export class DecodeProblem extends Error {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Records a source cut short because they were over the limit: their full length, and how much `data` holds. */
-const oversized = new WeakMap<SourceRecord, { bytes: number; kept: number }>();
-
-/**
- * Marks `src` as a record of `bytes` bytes (over {@link MAX_RECORD_BYTES}) of which its `data`
- * holds only the first `kept`: decoding dead-letters it (`record exceeds …`) without parsing it.
- */
+/** Marks a record its source cut short (a file line over the record limit): decoding dead-letters it. */
 export function markOversized(src: SourceRecord, bytes: number, kept: number): void {
-  oversized.set(src, { bytes, kept });
+  src.truncated = { bytes, kept };
 }
 
 function byteLength(data: string | Uint8Array): number {
@@ -45,7 +39,7 @@ export function decodeRecord(src: SourceRecord): unknown {
   else {
     const data = src.data;
     if (data === undefined) throw new DecodeProblem('record has no data');
-    const cut = oversized.get(src);
+    const cut = src.truncated;
     if (cut !== undefined)
       throw new DecodeProblem(
         `record exceeds ${MAX_RECORD_BYTES} bytes (${cut.bytes} bytes; data holds its first ${cut.kept} bytes)`,
@@ -95,7 +89,7 @@ function mayOverflow(text: string): boolean {
   return longExponent(text, 'e') || longExponent(text, 'E');
 }
 
-/** Whether `text` has a digit followed by `e` (or `E`), an optional sign and 3 or more digits. */
+/** Whether `text` has a number token with `e` (or `E`) and an exponent of 3 or more digits. */
 function longExponent(text: string, e: string): boolean {
   for (let i = text.indexOf(e, 1); i > 0; i = text.indexOf(e, i + 1)) {
     const before = text.charCodeAt(i - 1);
@@ -109,13 +103,27 @@ function longExponent(text: string, e: string): boolean {
       if (c < 48 || c > 57) break;
       digits++;
     }
-    if (digits >= 3) return true;
+    if (digits < 3) continue;
+    // A number token starts the value: after `:`, `,`, `[`, white space or the start (not inside
+    // text such as the hex id "3e451").
+    let k = i - 1;
+    for (; k >= 0; k--) {
+      const c = text.charCodeAt(k);
+      if (!((c >= 48 && c <= 57) || c === 46)) break;
+    }
+    if (k >= 0 && text.charCodeAt(k) === 45) k--;
+    const start = k < 0 ? 32 : text.charCodeAt(k);
+    if (start === 58 || start === 44 || start === 91 || start === 32 || start === 9 || start === 10 || start === 13)
+      return true;
   }
   return false;
 }
 
 /** The JSON pointer of the first infinite number in `value` (`''`: the value itself), if any. */
 function nonFinite(value: unknown): string | undefined {
+  // Most values searched hold no such number (the text test is coarse: hex ids like "3e451"
+  // pass it), so a first walk only looks, without building a path.
+  if (!holdsNonFinite(value)) return undefined;
   const stack: [unknown, string][] = [[value, '']];
   for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
     const [v, path] = top;
@@ -129,6 +137,21 @@ function nonFinite(value: unknown): string | undefined {
     }
   }
   return undefined;
+}
+
+/** Whether a number in `value` is infinite (JSON.parse makes no NaN). */
+function holdsNonFinite(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'number') {
+      if (v === Number.POSITIVE_INFINITY || v === Number.NEGATIVE_INFINITY) return true;
+    } else if (typeof v === 'object' && v !== null) {
+      if (Array.isArray(v)) for (const x of v) stack.push(x);
+      else for (const k in v) stack.push((v as Record<string, unknown>)[k]);
+    }
+  }
+  return false;
 }
 
 /**
