@@ -210,7 +210,11 @@ export class ItemWindowStore implements SharedWindowStore {
     return withRetries(`${what} (${this.backend.summary})`, fn, this.options.retry);
   }
 
-  async apply(deltas: readonly WindowDelta[], writer: string): Promise<SharedApplyOutcome[]> {
+  async apply(
+    deltas: readonly WindowDelta[],
+    writer: string,
+    watermark = Number.NEGATIVE_INFINITY,
+  ): Promise<SharedApplyOutcome[]> {
     const outcomes = new Array<SharedApplyOutcome>(deltas.length);
     if (deltas.length === 0) return outcomes;
     if (this.emittedUpTo === undefined) await this.openRanges();
@@ -295,6 +299,9 @@ export class ItemWindowStore implements SharedWindowStore {
         const gone =
           item.version === 0 &&
           (g.range.end <= (this.emittedUpTo ?? Number.NEGATIVE_INFINITY) || claimed.has(rangeId(g.range)));
+        // Closed by the watermark: what is not applied already is late, whether or not the range
+        // has state (a redelivery of what was applied is found a duplicate first).
+        const closed = g.range.end + this.lateness <= watermark;
         const w = new Map(item.body.w);
         const p = new Map(item.body.p);
         const applying: Part[] = [];
@@ -304,7 +311,7 @@ export class ItemWindowStore implements SharedWindowStore {
           // A redelivery is a duplicate even after the window was emitted: it was counted.
           if (verdict === 'duplicate') {
             for (const { i } of part.deltas) outcomes[i] = DUPLICATE;
-          } else if ((item.body.s || gone) && verdict === 'apply') {
+          } else if ((item.body.s || gone || closed) && verdict === 'apply') {
             for (const { i } of part.deltas) outcomes[i] = CLOSED;
           } else if (verdict === 'overlap') {
             for (const { i } of part.deltas) outcomes[i] = { status: 'overlap', appliedUpTo: applied as string };
@@ -471,11 +478,11 @@ export class ItemWindowStore implements SharedWindowStore {
   }
 
   /**
-   * Notes late records' positions in the sealed items they would have gone to (see
+   * Notes late records' positions in the items they would have gone to (see
    * SharedWindowStore.noteLate): each grain's applied position in the item moves up to the
-   * record's, so a redelivery is a duplicate there. Items gone (expired), not sealed, or that the
-   * positions would take over the item limit are left as they are: their redeliveries are
-   * reported late again.
+   * record's, so a redelivery is a duplicate there (an item this writer had not made is made,
+   * sealed and without windows). Items the positions would take over the item limit are left as
+   * they are: their redeliveries are reported late again.
    */
   async noteLate(records: readonly LateRecord[], writer: string): Promise<void> {
     const byItem = new Map<string, { range: WindowRange; grains: Map<string, string> }>();
@@ -502,7 +509,8 @@ export class ItemWindowStore implements SharedWindowStore {
       for (const id of pending) {
         const item = this.cache.get(id) as CachedItem;
         const { range, grains } = byItem.get(id) as { range: WindowRange; grains: Map<string, string> };
-        if (item.version === 0 || !item.body.s) continue;
+        // (A range closed by the watermark may have no item of this writer, or an open one: the
+        // positions go there too; an item made for them holds no window, sealed.)
         const p = new Map(item.body.p);
         let moved = false;
         for (const [grain, position] of grains) {
@@ -513,7 +521,7 @@ export class ItemWindowStore implements SharedWindowStore {
           }
         }
         if (!moved) continue;
-        const body: ItemBody = { ...item.body, p };
+        const body: ItemBody = item.version === 0 ? { w: new Map(), p, s: true } : { ...item.body, p };
         const text = encode(body);
         if (Buffer.byteLength(text) > this.backend.maxItemBytes) continue;
         writes.push({ id, body: text, expected: item.version, expiresAt: this.expiresAt(range, true) });

@@ -67,7 +67,7 @@ export class SharedRangeWindows extends SharedStoreWindows {
           `${this.name}: window state kept moving under this batch of ${batch.shardId} (another consumer of the shard?); the batch will be retried`,
         );
       }
-      const outcomes = await shared.apply(list, batch.shardId);
+      const outcomes = await shared.apply(list, batch.shardId, this.wm);
       let floors: Map<string, string> | undefined;
       for (let i = 0; i < outcomes.length; i++) {
         const o = outcomes[i] as SharedApplyOutcome;

@@ -74,10 +74,11 @@ export interface SharedWindowStore {
   readonly retention: number;
   /**
    * Applies one batch's deltas (all read from one shard, `writer`), each at most once per (grain,
-   * position).
+   * position). A range the `watermark` has closed (end + allowed lateness <= it) takes no delta
+   * that is not applied already: it is `closed` (its records are late), as a sealed range is.
    * Resolves when every applied delta is durable; outcomes are in delta order.
    */
-  apply(deltas: readonly WindowDelta[], writer: string): Promise<SharedApplyOutcome[]>;
+  apply(deltas: readonly WindowDelta[], writer: string, watermark?: number): Promise<SharedApplyOutcome[]>;
   /**
    * Writes the given shards' progress (monotonic: never moves back) and returns every shard's
    * (with `read: false`, only writes: the result may then be empty).
