@@ -10,13 +10,16 @@ import { join } from 'node:path';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { type DeadLetterRecord, FileSink, fileSource, MemorySink, pipeline } from '@tributary/core';
 import { createHandler, deaggregate } from '@tributary/runtime-lambda';
-import type { DynamoDBRecord, KinesisStreamRecord } from 'aws-lambda';
+import type { KinesisStreamRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ddbRecordMaker, kinesisRecordMaker } from './events.js';
 
 const SHARD = 'shardId-000000000003';
 const KINESIS_ARN = 'arn:aws:kinesis:us-east-1:000000000000:stream/hostile';
 const DDB_ARN = 'arn:aws:dynamodb:us-east-1:000000000000:table/users/stream/2026-11-21T00:00:00.000';
 const DDB_SHARD = 'shardId-00000001795000000000-0000abcd';
+const kinesisRecord = kinesisRecordMaker({ shard: SHARD, arn: KINESIS_ARN });
+const ddbRecord = ddbRecordMaker(DDB_ARN);
 
 let dir: string;
 beforeAll(async () => {
@@ -40,42 +43,6 @@ function passThrough() {
     describeDynamoDbStream: async () => [{ shardId: DDB_SHARD, start: '1' }],
   });
   return { out, dead, handler };
-}
-
-function kinesisRecord(seq: string, value: unknown, shard = SHARD): KinesisStreamRecord {
-  return {
-    eventID: `${shard}:${seq}`,
-    eventName: 'aws:kinesis:record',
-    eventSource: 'aws:kinesis',
-    eventSourceARN: KINESIS_ARN,
-    eventVersion: '1.0',
-    invokeIdentityArn: 'arn:aws:iam::000000000000:role/test',
-    awsRegion: 'us-east-1',
-    kinesis: {
-      kinesisSchemaVersion: '1.0',
-      partitionKey: `pk-${seq}`,
-      sequenceNumber: seq,
-      data: Buffer.from(JSON.stringify(value)).toString('base64'),
-      approximateArrivalTimestamp: 1_795_000_000,
-    },
-  };
-}
-
-function ddbRecord(seq: string, dynamodb: Record<string, unknown>): DynamoDBRecord {
-  return {
-    eventID: `ev-${seq}`,
-    eventName: 'INSERT',
-    eventVersion: '1.1',
-    eventSource: 'aws:dynamodb',
-    awsRegion: 'us-east-1',
-    eventSourceARN: DDB_ARN,
-    dynamodb: {
-      ApproximateCreationDateTime: 1_795_000_000,
-      SequenceNumber: seq,
-      StreamViewType: 'NEW_AND_OLD_IMAGES',
-      ...dynamodb,
-    } as never,
-  };
 }
 
 /** An `M` attribute nested `levels` maps deep, a string at the bottom. */

@@ -6,13 +6,15 @@
 import { createHash } from 'node:crypto';
 import { type DeadLetterRecord, fileSource, MemorySink, pipeline } from '@tributary/core';
 import { createHandler, deaggregate } from '@tributary/runtime-lambda';
-import type { DynamoDBRecord, KinesisStreamRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
+import { ddbRecordMaker, kinesisRecordMaker } from './events.js';
 
 const SHARD = 'shardId-000000000007';
 const KINESIS_ARN = 'arn:aws:kinesis:us-east-1:000000000000:stream/review';
 const DDB_ARN = 'arn:aws:dynamodb:us-east-1:000000000000:table/users/stream/2026-11-21T00:00:00.000';
 const DDB_SHARD = 'shardId-00000001795000000000-0000abcd';
+const kinesisRecord = kinesisRecordMaker({ shard: SHARD, arn: KINESIS_ARN, rawStrings: true });
+const ddbRecord = ddbRecordMaker(DDB_ARN, (seq) => ({ Keys: { id: { S: `k${seq}` } } }));
 
 function passThrough(options: { hashRange?: (s: string) => { start: bigint; end: bigint } | undefined } = {}) {
   const out = new MemorySink<unknown>();
@@ -30,43 +32,6 @@ function passThrough(options: { hashRange?: (s: string) => { start: bigint; end:
   });
   const metric = () => lines.map((l) => JSON.parse(l)).find((m) => m._aws !== undefined);
   return { out, dead, handler, lines, metric };
-}
-
-function kinesisRecord(seq: string, data: string | object): KinesisStreamRecord {
-  return {
-    eventID: `${SHARD}:${seq}`,
-    eventName: 'aws:kinesis:record',
-    eventSource: 'aws:kinesis',
-    eventSourceARN: KINESIS_ARN,
-    eventVersion: '1.0',
-    invokeIdentityArn: 'arn:aws:iam::000000000000:role/test',
-    awsRegion: 'us-east-1',
-    kinesis: {
-      kinesisSchemaVersion: '1.0',
-      partitionKey: `pk-${seq}`,
-      sequenceNumber: seq,
-      data: typeof data === 'string' ? data : Buffer.from(JSON.stringify(data)).toString('base64'),
-      approximateArrivalTimestamp: 1_795_000_000,
-    },
-  };
-}
-
-function ddbRecord(seq: string, dynamodb: Record<string, unknown> = {}): DynamoDBRecord {
-  return {
-    eventID: `ev-${seq}`,
-    eventName: 'INSERT',
-    eventVersion: '1.1',
-    eventSource: 'aws:dynamodb',
-    awsRegion: 'us-east-1',
-    eventSourceARN: DDB_ARN,
-    dynamodb: {
-      ApproximateCreationDateTime: 1_795_000_000,
-      SequenceNumber: seq,
-      StreamViewType: 'NEW_AND_OLD_IMAGES',
-      Keys: { id: { S: `k${seq}` } },
-      ...dynamodb,
-    } as never,
-  };
 }
 
 /** A KPL aggregate of a protobuf body: magic bytes, the body, its MD5 — in base64. */

@@ -48,6 +48,14 @@ export abstract class SharedKeyedWindows extends SharedStoreWindows {
     changed: StoredWindow[],
   ): SessionState;
 
+  /** The later of `applied` and the grain's position noted as handled in the key's state (see noteLate). */
+  protected orHandled(applied: string | undefined, state: SessionState, grain: string): string | undefined {
+    const handled = state.handled?.[grain];
+    return handled !== undefined && (applied === undefined || comparePositions(handled, applied) > 0)
+      ? handled
+      : applied;
+  }
+
   /**
    * Under partition-key ordering no shard position says what was handled: once the late output
    * has them, late records' positions are noted in their key's emitted windows (each grain's

@@ -56,9 +56,7 @@ export class SharedSessionWindows extends SharedKeyedWindows {
       const p = w.positions[grain];
       if (p !== undefined && (applied === undefined || comparePositions(p, applied) > 0)) applied = p;
     }
-    const handled = state.handled?.[grain];
-    if (handled !== undefined && (applied === undefined || comparePositions(handled, applied) > 0)) applied = handled;
-    const verdict = classify(applied, { minPosition, maxPosition });
+    const verdict = classify(this.orHandled(applied, state, grain), { minPosition, maxPosition });
     if (verdict === 'duplicate') return state;
     if (verdict === 'overlap') {
       const floor = applied as string;

@@ -57,9 +57,7 @@ export class SharedSlidingWindows extends SharedKeyedWindows {
       const p = w.acc.length === 0 ? w.positions[grain] : undefined;
       if (p !== undefined && (applied === undefined || comparePositions(p, applied) > 0)) applied = p;
     }
-    const handled = state.handled?.[grain];
-    if (handled !== undefined && (applied === undefined || comparePositions(handled, applied) > 0)) applied = handled;
-    const verdict = classify(applied, d);
+    const verdict = classify(this.orHandled(applied, state, grain), d);
     if (verdict === 'duplicate') return state;
     if (verdict === 'overlap') {
       const floor = applied as string;
