@@ -16,7 +16,7 @@ import type { FileSourceSpec } from './sources/file.js';
 import type { LookupSpec, PipelineSpec, SinkSpec, SourceSpec, StepSpec, StoreSpec } from './spec.js';
 import type { MapTemplate } from './steps/map.js';
 import type { AggregateSpec, WindowSpec } from './steps/window.js';
-import type { Agg, AggResult } from './windows/builder.js';
+import type { Agg, AggResult } from './windows/aggregateFunctions.js';
 import { isStateStore, type StateStore } from './windows/shared.js';
 
 /** A source spec carrying the type of its records (a phantom type, for inference only). */

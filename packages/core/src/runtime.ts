@@ -108,7 +108,7 @@ export {
   max,
   min,
   sum,
-} from './windows/builder.js';
+} from './windows/aggregateFunctions.js';
 export {
   isStateStore,
   type LateRecord,

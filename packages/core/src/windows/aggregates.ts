@@ -1,8 +1,10 @@
 /**
- * Window aggregates. Every aggregate is mergeable: partial accumulators from batches and shards
- * combine with `merge`, so a batch can be pre-aggregated into one delta per (key, window) and a
- * store can add deltas to what it holds. Accumulators are plain JSON values so external stores
- * can keep them.
+ * Window aggregates: the mergeable aggregators that compute what a window step's aggregates
+ * describe (YAML text such as `sum(event.amount)`, or the builder's aggregate functions in
+ * `aggregateFunctions.ts`). Every aggregate is mergeable: partial accumulators from batches and
+ * shards combine with `merge`, so a batch can be pre-aggregated into one delta per (key, window)
+ * and a store can add deltas to what it holds. Accumulators are plain JSON values so external
+ * stores can keep them.
  */
 import type { CompiledExpression } from '../expression.js';
 

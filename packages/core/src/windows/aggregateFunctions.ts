@@ -1,8 +1,8 @@
 /**
- * Typed aggregate helpers for the builder's `.window()`:
+ * The aggregate functions a pipeline names in the builder's `.window()`:
  * `aggregate: { clicks: count(), revenue: sum((e) => e.amount), users: countDistinct((e) => e.user) }`.
- * Each helper describes an aggregate and carries its input and result types, so the window's
- * output type is inferred.
+ * Each function describes an aggregate and carries its input and result types, so the window's
+ * output type is inferred; the mergeable aggregators that compute them are in `aggregates.ts`.
  */
 import type { CustomAggregator } from './aggregates.js';
 
