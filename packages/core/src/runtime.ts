@@ -124,11 +124,10 @@ export {
 } from './windows/shared.js';
 export {
   type ApplyOutcome,
-  classify,
+  classifyDelta,
   MemoryWindowStore,
   type StoredWindow,
   type WindowDelta,
   type WindowRef,
-  type WindowStore,
 } from './windows/store.js';
 export { lowestWatermark, Watermarks } from './windows/watermarks.js';

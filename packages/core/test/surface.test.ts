@@ -35,7 +35,7 @@ describe('public surface of @tributary/core', () => {
         'aggregator',
         'avg',
         'checkPipelineFile',
-        'classify',
+        'classifyDelta',
         'collect',
         'comparePositions',
         'compareSequenceNumbers',

@@ -108,6 +108,7 @@ function compact(tombstones: StoredWindow[]): StoredWindow[] {
 }
 const same = (a: WindowRef, b: WindowRef) => a.key === b.key && a.start === b.start && a.end === b.end;
 
+/** ItemSessionStore: one window step's {@link SharedSessionStore} (session, sliding) on a {@link StateBackend}'s versioned items. */
 export class ItemSessionStore implements SharedSessionStore {
   readonly retention: number;
   private readonly ns: string;

@@ -23,7 +23,7 @@
  */
 import {
   type Aggregator,
-  classify,
+  classifyDelta,
   comparePositions,
   type LateRecord,
   type PipelineSpec,
@@ -146,6 +146,7 @@ const ITEMS_PER_KEY = 16;
 /** How many compare-and-set rounds an item may lose to other writers before the batch fails. */
 const MAX_CONFLICT_ROUNDS = 50;
 
+/** ItemWindowStore: one window step's {@link SharedWindowStore} (tumbling, hopping) on a {@link StateBackend}'s versioned items. */
 export class ItemWindowStore implements SharedWindowStore {
   private readonly ns: string;
   private readonly aggregators: readonly Aggregator[];
@@ -307,7 +308,7 @@ export class ItemWindowStore implements SharedWindowStore {
         const applying: Part[] = [];
         for (const part of g.parts.values()) {
           const applied = item.body.p.get(part.shardId);
-          const verdict = classify(applied, { minPosition: part.min, maxPosition: part.max });
+          const verdict = classifyDelta(applied, { minPosition: part.min, maxPosition: part.max });
           // A redelivery is a duplicate even after the window was emitted: it was counted.
           if (verdict === 'duplicate') {
             for (const { i } of part.deltas) outcomes[i] = DUPLICATE;
@@ -568,8 +569,11 @@ export class ItemWindowStore implements SharedWindowStore {
 const CLOSED: SharedApplyOutcome = Object.freeze({ status: 'closed' as const });
 const DUPLICATE: SharedApplyOutcome = Object.freeze({ status: 'duplicate' as const });
 
-/** A state store over one backend (a table, a Redis server): each window step gets its own namespace. */
-export class BackendStateStore<B extends StateBackend> implements StateStore {
+/**
+ * ItemStateStore: the {@link StateStore} over one {@link StateBackend} (a table, a Redis server);
+ * each window step gets its own namespace, with an {@link ItemWindowStore} and an {@link ItemSessionStore}.
+ */
+export class ItemStateStore<B extends StateBackend> implements StateStore {
   readonly kind = 'tributary.state-store' as const;
   readonly summary: string;
   constructor(

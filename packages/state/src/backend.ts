@@ -1,6 +1,7 @@
 /**
  * What a window state store needs from a database: a handful of primitives that DynamoDB and
- * Redis both provide atomically. {@link ItemWindowStore} builds the window contract on them.
+ * Redis both provide atomically. {@link ItemStateStore}, {@link ItemWindowStore} and
+ * {@link ItemSessionStore} build the state-store contracts of core on them.
  */
 import { comparePositions, type ProgressOptions, type StoredShardProgress } from '@tributary/core';
 
@@ -19,6 +20,7 @@ export interface ItemWrite {
   expiresAt: number;
 }
 
+/** StateBackend: the database adapter a shared state store is built on (DynamoDbBackend, RedisBackend). */
 export interface StateBackend {
   /** What it is, for messages: `dynamodb table t` or `redis 127.0.0.1:6379`. */
   readonly summary: string;

@@ -59,8 +59,8 @@ import {
 import { StateConfigError, StateStoreError } from './errors.js';
 import { textHash } from './hash.js';
 import {
-  BackendStateStore,
   checkWindowStateOptions,
+  ItemStateStore,
   type WindowStateOptions,
   windowStateFields,
 } from './ItemWindowStore.js';
@@ -634,7 +634,7 @@ export class DynamoDbBackend implements StateBackend {
 }
 
 /** Window state in DynamoDB: `window({ ..., state: dynamoDbState({ table: 'tributary-state' }) })`. */
-export function dynamoDbState(options: DynamoDbStateOptions): BackendStateStore<DynamoDbBackend> {
+export function dynamoDbState(options: DynamoDbStateOptions): ItemStateStore<DynamoDbBackend> {
   checkWindowStateOptions(options);
   if (typeof options.table !== 'string' || options.table.length < 3) {
     throw new StateConfigError(
@@ -650,7 +650,7 @@ export function dynamoDbState(options: DynamoDbStateOptions): BackendStateStore<
     throw new StateConfigError(`Expected \`progressPartitions\` to be an integer from 1 to 64, got ${String(pp)}`);
   }
   const client = options.client ?? dynamoDbClient(options);
-  return new BackendStateStore(
+  return new ItemStateStore(
     new DynamoDbBackend(client, options.table, !options.client, c, options.createTable, pp),
     options,
   );

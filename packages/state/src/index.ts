@@ -28,7 +28,7 @@ export {
 export { StateConfigError, StateStoreError } from './errors.js';
 export { ItemSessionStore } from './ItemSessionStore.js';
 export {
-  BackendStateStore,
+  ItemStateStore,
   ItemWindowStore,
   stateStoresOf,
   type WindowStateOptions,

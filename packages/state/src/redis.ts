@@ -40,8 +40,8 @@ import Type, { type Static } from 'typebox';
 import { type ItemWrite, progressFromJson, progressToJson, type StateBackend, type VersionedItem } from './backend.js';
 import { StateConfigError, StateStoreError } from './errors.js';
 import {
-  BackendStateStore,
   checkWindowStateOptions,
+  ItemStateStore,
   type WindowStateOptions,
   windowStateFields,
 } from './ItemWindowStore.js';
@@ -505,7 +505,7 @@ function connect(options: RedisStateOptions): { client: Client; summary: string 
 }
 
 /** Window state in Redis: `window({ ..., state: redisState({ url: 'redis://localhost:6379' }) })`. */
-export function redisState(options: RedisStateOptions): BackendStateStore<RedisBackend> {
+export function redisState(options: RedisStateOptions): ItemStateStore<RedisBackend> {
   checkWindowStateOptions(options);
   const given = [options.url, options.cluster, options.client].filter((x) => x !== undefined).length;
   if (given !== 1) {
@@ -524,7 +524,7 @@ export function redisState(options: RedisStateOptions): BackendStateStore<RedisB
     summary,
     options.maxItemBytes,
   );
-  return new BackendStateStore(backend, options);
+  return new ItemStateStore(backend, options);
 }
 
 export const redisStore: StoreDefinition<RedisStateSpec> = register({

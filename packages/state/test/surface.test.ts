@@ -5,10 +5,10 @@ import { describe, expect, it } from 'vitest';
 describe('public surface of @tributary/state', () => {
   it('exports exactly this list, and registers its store and lookup kinds', () => {
     expect(Object.keys(state).sort()).toEqual([
-      'BackendStateStore',
       'DynamoDbBackend',
       'DynamoDbLookup',
       'ItemSessionStore',
+      'ItemStateStore',
       'ItemWindowStore',
       'RedisBackend',
       'STATE_TABLE_KEYS',

@@ -10,12 +10,11 @@ import { type Aggregator, comparePositions } from './aggregates.js';
 import { MinHeap } from './heap.js';
 import {
   type ApplyOutcome,
-  classify,
+  classifyDelta,
   MemoryWindowStore,
   type StoredWindow,
   type WindowRef,
   WindowState,
-  type WindowStore,
 } from './store.js';
 import { type Delta, deltaId, grainOf, positionOf, WindowOperator, type WindowSettings } from './WindowOperator.js';
 
@@ -24,7 +23,7 @@ type Tracked = WindowState;
 const windowId = (key: string, start: number, end: number) => `${key}\u0000${start}\u0000${end}`;
 
 export class MergingWindows extends WindowOperator {
-  private readonly store: WindowStore = new MemoryWindowStore();
+  private readonly store = new MemoryWindowStore();
   /** Timers: windows bucketed by the time they fire (or expire), and a heap of those times. */
   private readonly buckets = new Map<number, Tracked[]>();
   private readonly times = new MinHeap<{ at: number }>();
@@ -51,7 +50,7 @@ export class MergingWindows extends WindowOperator {
   }
 
   protected storedWindows(): number {
-    return (this.store as MemoryWindowStore).size;
+    return this.store.size;
   }
 
   private async run(records: RecordEnvelope[], batch: BatchContext, next: Push): Promise<void> {
@@ -131,7 +130,7 @@ export class MergingWindows extends WindowOperator {
       const p = w.positions[shardId];
       if (p !== undefined && (applied === undefined || comparePositions(p, applied) > 0)) applied = p;
     }
-    const verdict = classify(applied, { minPosition, maxPosition });
+    const verdict = classifyDelta(applied, { minPosition, maxPosition });
     if (verdict === 'duplicate') return;
     if (verdict === 'overlap') {
       // Merge again with only this key's records newer than what was applied.

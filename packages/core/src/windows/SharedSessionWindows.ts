@@ -8,7 +8,7 @@ import type { RecordEnvelope } from '../envelope.js';
 import { type Aggregator, comparePositions } from './aggregates.js';
 import { SharedKeyedWindows } from './SharedKeyedWindows.js';
 import type { SessionState } from './shared.js';
-import { classify, type StoredWindow, type WindowRef } from './store.js';
+import { classifyDelta, type StoredWindow, type WindowRef } from './store.js';
 import { type Delta, grainOf, positionOf } from './WindowOperator.js';
 
 export class SharedSessionWindows extends SharedKeyedWindows {
@@ -56,7 +56,7 @@ export class SharedSessionWindows extends SharedKeyedWindows {
       const p = w.positions[grain];
       if (p !== undefined && (applied === undefined || comparePositions(p, applied) > 0)) applied = p;
     }
-    const verdict = classify(this.orHandled(applied, state, grain), { minPosition, maxPosition });
+    const verdict = classifyDelta(this.orHandled(applied, state, grain), { minPosition, maxPosition });
     if (verdict === 'duplicate') return state;
     if (verdict === 'overlap') {
       const floor = applied as string;

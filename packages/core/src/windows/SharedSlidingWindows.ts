@@ -15,7 +15,7 @@ import { keyText, type RecordEnvelope } from '../envelope.js';
 import { type Aggregator, comparePositions } from './aggregates.js';
 import { SharedKeyedWindows } from './SharedKeyedWindows.js';
 import type { SessionState } from './shared.js';
-import { classify, type StoredWindow } from './store.js';
+import { classifyDelta, type StoredWindow } from './store.js';
 import { type Delta, FAILED, grainOf, positionOf } from './WindowOperator.js';
 
 export class SharedSlidingWindows extends SharedKeyedWindows {
@@ -57,7 +57,7 @@ export class SharedSlidingWindows extends SharedKeyedWindows {
       const p = w.acc.length === 0 ? w.positions[grain] : undefined;
       if (p !== undefined && (applied === undefined || comparePositions(p, applied) > 0)) applied = p;
     }
-    const verdict = classify(this.orHandled(applied, state, grain), d);
+    const verdict = classifyDelta(this.orHandled(applied, state, grain), d);
     if (verdict === 'duplicate') return state;
     if (verdict === 'overlap') {
       const floor = applied as string;

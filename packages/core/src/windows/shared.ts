@@ -65,7 +65,10 @@ export interface StoredShardProgress {
   ended?: boolean;
 }
 
-/** Window state of one window step, shared by processes. */
+/**
+ * SharedWindowStore: one window step's state of tumbling and hopping windows (aligned ranges) in
+ * a {@link StateStore}, shared by every process.
+ */
 export interface SharedWindowStore {
   /**
    * How long (ms) after a window closes its state is kept. Until then a record for it is sent to
@@ -127,6 +130,7 @@ export interface SessionState {
   handled?: Record<string, string>;
 }
 
+/** SharedSessionStore: one window step's state of session and sliding windows (per key) in a {@link StateStore}, shared by every process. */
 export interface SharedSessionStore {
   readonly retention: number;
   /**
@@ -188,8 +192,9 @@ export interface WindowScope {
 }
 
 /**
- * A configured state store (a table, a Redis server). One may serve several window steps; each
- * gets its own namespace.
+ * StateStore: a configured store of window state outside the process (a DynamoDB table, a Redis
+ * server), what a window step's `state` names. One may serve several window steps; each gets its
+ * own namespace, as a {@link SharedWindowStore} and a {@link SharedSessionStore}.
  */
 export interface StateStore {
   readonly kind: 'tributary.state-store';

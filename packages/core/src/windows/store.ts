@@ -1,5 +1,6 @@
 /**
- * The window state-store contract, and its in-memory implementation.
+ * The delta model every window state store follows (in memory or shared, see `shared.ts`), and
+ * the in-memory store of session and sliding windows.
  *
  * Delivery is at least once; the store turns it into an exactly-once *effect*. Per batch the
  * window step pre-aggregates its records into one delta per (key, window) and hands the store
@@ -53,26 +54,11 @@ export type ApplyOutcome =
   | { status: 'duplicate' }
   | { status: 'overlap'; appliedUpTo: string };
 
-export interface WindowStore {
-  /**
-   * True when the windows returned by `apply` are the store's live state (the in-memory store),
-   * so a window's accumulators can be read from them when it fires without another `get`.
-   */
-  readonly live: boolean;
-  /** Applies each delta at most once per (shard, position), as described above. Outcomes are in delta order. */
-  apply(deltas: readonly WindowDelta[], aggregators: readonly Aggregator[]): Promise<ApplyOutcome[]>;
-  /** The stored windows of one key (session merging and sliding windows read them). */
-  windowsOf(key: string): Promise<StoredWindow[]>;
-  /** Replaces windows of one key by merged ones (session merges). */
-  replace(remove: readonly WindowRef[], add: readonly StoredWindow[]): Promise<void>;
-  get(ref: WindowRef): Promise<StoredWindow | undefined>;
-  /** Frees closed windows. */
-  delete(refs: readonly WindowRef[]): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** Decides what a delta may change, given the position already applied for its shard. */
-export function classify(
+/**
+ * The delta rule every window state store follows: what a delta (its lowest and highest
+ * position) may change, given the position already applied for its shard or grain.
+ */
+export function classifyDelta(
   stored: string | undefined,
   delta: { minPosition: string; maxPosition: string },
 ): 'apply' | 'duplicate' | 'overlap' {
@@ -139,12 +125,16 @@ export class WindowState implements WindowDelta, StoredWindow {
 }
 
 /**
- * Window state in process memory: per open window only, freed when the window closes. Indexed by
- * key, with the windows of one key chained (a key rarely has more than a few open windows), so no
- * id strings or per-key maps are built on the hot path. It keeps the delta objects it is given
- * as the stored windows.
+ * The window state of session and sliding windows kept in process memory (no shared store): per
+ * open window only, freed when the window closes. Indexed by key, with the windows of one key
+ * chained (a key rarely has more than a few open windows), so no id strings or per-key maps are
+ * built on the hot path. It keeps the delta objects it is given as the stored windows.
  */
-export class MemoryWindowStore implements WindowStore {
+export class MemoryWindowStore {
+  /**
+   * The windows returned by `apply` are the store's live state, so a window's accumulators can be
+   * read from them when it fires without another `get`.
+   */
   readonly live = true;
   private readonly heads = new Map<string, WindowState>();
   private count = 0;
@@ -167,6 +157,7 @@ export class MemoryWindowStore implements WindowStore {
     this.count++;
   }
 
+  /** Applies each delta at most once per (shard, position), as described above. Outcomes are in delta order. */
   async apply(deltas: readonly WindowDelta[], aggregators: readonly Aggregator[]): Promise<ApplyOutcome[]> {
     this.applyCalls++;
     const out = new Array<ApplyOutcome>(deltas.length);
@@ -177,7 +168,7 @@ export class MemoryWindowStore implements WindowStore {
   applyOne(d: WindowDelta, aggregators: readonly Aggregator[]): ApplyOutcome {
     const w = this.find(d.key, d.start);
     const applied = w?.positionFor(d.shardId);
-    const verdict = classify(applied, d);
+    const verdict = classifyDelta(applied, d);
     if (verdict === 'duplicate') return DUPLICATE;
     if (verdict === 'overlap') return { status: 'overlap', appliedUpTo: applied as string };
     if (!w) {
@@ -194,12 +185,14 @@ export class MemoryWindowStore implements WindowStore {
     return { status: 'applied', window: w, created: false };
   }
 
+  /** The stored windows of one key (session merging and sliding windows read them). */
   async windowsOf(key: string): Promise<StoredWindow[]> {
     const out: StoredWindow[] = [];
     for (let w = this.heads.get(key); w !== undefined; w = w.nextInStore) out.push(w);
     return out;
   }
 
+  /** Replaces windows of one key by merged ones (session merges). */
   async replace(remove: readonly WindowRef[], add: readonly StoredWindow[]): Promise<void> {
     this.deleteNow(remove);
     for (const a of add) {
@@ -213,6 +206,7 @@ export class MemoryWindowStore implements WindowStore {
     return this.find(ref.key, ref.start);
   }
 
+  /** Frees closed windows. */
   async delete(refs: readonly WindowRef[]): Promise<void> {
     this.deleteNow(refs);
   }
