@@ -1,16 +1,19 @@
 // The real shape of a stream, for runtime tests: a Kinesis stream (kinesalite) of several shards
 // filled with generated events, random or keyed partition keys, a few records hours old, and an
 // oracle recomputed from the generated input alone (it shares no code with the window step).
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import {
-  CreateStreamCommand,
-  DescribeStreamCommand,
-  KinesisClient,
-  PutRecordsCommand,
-  type PutRecordsResultEntry,
-} from '@aws-sdk/client-kinesis';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { createStateTable, dynamoDbClient } from '@tributary/state';
-import { type RedisServer, startDynalite, startKinesalite, startRedis } from './servers.mjs';
+  createStateTables,
+  createStream,
+  type Emulator,
+  kinesisClient,
+  type Placed,
+  putJson,
+  type RedisServer,
+  startDynalite,
+  startKinesalite,
+  startRedis,
+} from './emulators.js';
 
 export interface ShapeEvent {
   user: string;
@@ -65,15 +68,6 @@ export function generate(options: {
   return out;
 }
 
-export function kinesisClient(endpoint: string): KinesisClient {
-  return new KinesisClient({
-    endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-    requestHandler: new NodeHttpHandler(),
-  });
-}
-
 let streams = 0;
 
 /**
@@ -85,32 +79,13 @@ export async function streamOf(
   client: KinesisClient,
   events: readonly ShapeEvent[],
   options: { shards: number; partitionKey: 'keyed' | 'random'; seed: number },
-): Promise<{ stream: string; placed: { shardId: string; sequenceNumber: string }[] }> {
+): Promise<{ stream: string; placed: Placed[] }> {
   const stream = `shape${process.pid}x${++streams}`;
-  await client.send(new CreateStreamCommand({ StreamName: stream, ShardCount: options.shards }));
-  for (let i = 0; i < 100; i++) {
-    const d = await client.send(new DescribeStreamCommand({ StreamName: stream }));
-    if (d.StreamDescription?.StreamStatus === 'ACTIVE') break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await createStream(client, stream, options.shards);
   const rnd = prng(options.seed ^ 0x5eed);
-  const placed: { shardId: string; sequenceNumber: string }[] = [];
-  for (let i = 0; i < events.length; i += 500) {
-    const slice = events.slice(i, i + 500);
-    const res = await client.send(
-      new PutRecordsCommand({
-        StreamName: stream,
-        Records: slice.map((e) => ({
-          Data: Buffer.from(JSON.stringify(e)),
-          PartitionKey: options.partitionKey === 'keyed' ? e.user : `pk-${Math.floor(rnd() * 1e9)}`,
-        })),
-      }),
-    );
-    if (res.FailedRecordCount) throw new Error(`${res.FailedRecordCount} records not put`);
-    for (const r of res.Records as PutRecordsResultEntry[]) {
-      placed.push({ shardId: r.ShardId as string, sequenceNumber: r.SequenceNumber as string });
-    }
-  }
+  const placed = await putJson(client, stream, events, (e) => ({
+    partitionKey: options.partitionKey === 'keyed' ? e.user : `pk-${Math.floor(rnd() * 1e9)}`,
+  }));
   return { stream, placed };
 }
 
@@ -180,8 +155,8 @@ export function oracleSliding(events: readonly ShapeEvent[], size: number): Map<
 
 /** The emulators a real-shape test runs on: kinesalite, dynalite (with a state table) and redis-server. */
 export interface ShapeServers {
-  kinesis: { endpoint: string; close: () => Promise<void> };
-  dynamo: { endpoint: string; close: () => Promise<void> };
+  kinesis: Emulator;
+  dynamo: Emulator;
   redis: RedisServer;
   client: KinesisClient;
   close(): Promise<void>;
@@ -190,9 +165,7 @@ export interface ShapeServers {
 export async function startShapeServers(stateTable: string): Promise<ShapeServers> {
   const [kinesis, dynamo, redis] = await Promise.all([startKinesalite(), startDynalite(), startRedis()]);
   const client = kinesisClient(kinesis.endpoint);
-  const d = dynamoDbClient({ endpoint: dynamo.endpoint });
-  await createStateTable(d, stateTable);
-  d.destroy();
+  await createStateTables(dynamo.endpoint, stateTable);
   return {
     kinesis,
     dynamo,

@@ -8,6 +8,7 @@ import { type DeadLetterRecord, fileSource, MemorySink, pipeline } from '@tribut
 import { createHandler } from '@tributary/runtime-lambda';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { dynamoDbEventRecord, kinesisEventRecord } from '../../../test-support/lambdaEvents.js';
 
 const SHARD = 'shardId-000000000001';
 const KINESIS_ARN = 'arn:aws:kinesis:us-east-1:000000000000:stream/fuzz';
@@ -53,22 +54,14 @@ const kinesisField = fc.constantFrom('kinesis', 'data', 'eventID', 'partitionKey
 const kinesisRecord = (i: number) =>
   fc.record({ data: payload, broken: fc.option(fc.tuple(kinesisField, junk), { freq: 3 }) }).map(({ data, broken }) => {
     const seq = String(49_000_000_000_000_000_000n + BigInt(i));
-    const k: Record<string, unknown> = {
-      kinesisSchemaVersion: '1.0',
-      partitionKey: `pk-${i}`,
+    const r = kinesisEventRecord({
+      shardId: SHARD,
+      arn: KINESIS_ARN,
       sequenceNumber: seq,
+      partitionKey: `pk-${i}`,
       data: data.toString('base64'),
-      approximateArrivalTimestamp: 1_795_000_000,
-    };
-    const r: Record<string, unknown> = {
-      eventID: `${SHARD}:${seq}`,
-      eventName: 'aws:kinesis:record',
-      eventSource: 'aws:kinesis',
-      eventSourceARN: KINESIS_ARN,
-      eventVersion: '1.0',
-      awsRegion: 'us-east-1',
-      kinesis: k,
-    };
+    }) as unknown as Record<string, unknown>;
+    const k = r.kinesis as Record<string, unknown>;
     if (broken) {
       const [field, v] = broken;
       if (field === 'kinesis' || field === 'eventID') r[field] = v;
@@ -125,22 +118,12 @@ const ddbRecord = (i: number) =>
       ),
     })
     .map(({ image, broken }) => {
-      const d: Record<string, unknown> = {
-        ApproximateCreationDateTime: 1_795_000_000,
-        SequenceNumber: String(100 + i),
-        StreamViewType: 'NEW_AND_OLD_IMAGES',
-        Keys: { id: { S: `k${i}` } },
-        NewImage: image,
-      };
-      const r: Record<string, unknown> = {
+      const r = dynamoDbEventRecord({
+        arn: DDB_ARN,
         eventID: `ev-${i}`,
-        eventName: 'INSERT',
-        eventVersion: '1.1',
-        eventSource: 'aws:dynamodb',
-        awsRegion: 'us-east-1',
-        eventSourceARN: DDB_ARN,
-        dynamodb: d,
-      };
+        dynamodb: { SequenceNumber: String(100 + i), Keys: { id: { S: `k${i}` } }, NewImage: image },
+      }) as unknown as Record<string, unknown>;
+      const d = r.dynamodb as Record<string, unknown>;
       if (broken) {
         const [field, v] = broken;
         if (field === 'dynamodb' || field === 'eventName') r[field] = v;

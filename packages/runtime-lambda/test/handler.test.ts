@@ -3,22 +3,21 @@
 // (an independent encoder) — plus partial batch failures, the timeout margin, ticks, DynamoDB
 // Streams events and the metric lines.
 import { createRequire } from 'node:module';
-import {
-  CreateStreamCommand,
-  DescribeStreamCommand,
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  KinesisClient,
-  PutRecordsCommand,
-} from '@aws-sdk/client-kinesis';
+import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { marshall } from '@aws-sdk/util-dynamodb';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { count, envelope, fileSource, MemorySink, pipeline, type RecordEnvelope, sum } from '@tributary/core';
 import { createHandler, deaggregate, kinesisShardLister } from '@tributary/runtime-lambda';
 import { kinesisSink } from '@tributary/sinks';
 import type { DynamoDBStreamEvent, KinesisStreamEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKinesalite } from '../../../test-support/servers.mjs';
+import {
+  createStream,
+  type Emulator,
+  kinesisClient,
+  putJson,
+  startKinesalite,
+} from '../../../test-support/emulators.js';
+import { kinesisEventOf } from '../../../test-support/lambdaEvents.js';
 
 const agg = createRequire(import.meta.url)('aws-kinesis-agg') as {
   aggregate(
@@ -31,57 +30,20 @@ const agg = createRequire(import.meta.url)('aws-kinesis-agg') as {
 
 type Click = { user: string; amount: number; t: number };
 
-let kinesis: { endpoint: string; close: () => Promise<void> };
+let kinesis: Emulator;
 let client: KinesisClient;
 beforeAll(async () => {
   kinesis = await startKinesalite();
-  client = new KinesisClient({
-    endpoint: kinesis.endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-    requestHandler: new NodeHttpHandler(),
-  });
+  client = kinesisClient(kinesis.endpoint);
 });
 afterAll(async () => {
   client?.destroy();
   await kinesis?.close();
 });
 
-async function createStream(name: string) {
-  await client.send(new CreateStreamCommand({ StreamName: name, ShardCount: 1 }));
-  for (let i = 0; i < 50; i++) {
-    const d = await client.send(new DescribeStreamCommand({ StreamName: name }));
-    if (d.StreamDescription?.StreamStatus === 'ACTIVE') return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** What Lambda would hand the function for these GetRecords records. */
+/** What Lambda would hand the function for the records of the stream's one shard. */
 async function eventFrom(stream: string): Promise<KinesisStreamEvent> {
-  const d = await client.send(new DescribeStreamCommand({ StreamName: stream }));
-  const shardId = d.StreamDescription?.Shards?.[0]?.ShardId as string;
-  const it0 = await client.send(
-    new GetShardIteratorCommand({ StreamName: stream, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' }),
-  );
-  const res = await client.send(new GetRecordsCommand({ ShardIterator: it0.ShardIterator, Limit: 10_000 }));
-  return {
-    Records: (res.Records ?? []).map((r) => ({
-      eventID: `${shardId}:${r.SequenceNumber}`,
-      eventName: 'aws:kinesis:record',
-      eventSource: 'aws:kinesis',
-      eventSourceARN: `arn:aws:kinesis:us-east-1:000000000000:stream/${stream}`,
-      eventVersion: '1.0',
-      invokeIdentityArn: 'arn:aws:iam::000000000000:role/test',
-      awsRegion: 'us-east-1',
-      kinesis: {
-        kinesisSchemaVersion: '1.0',
-        partitionKey: r.PartitionKey as string,
-        sequenceNumber: r.SequenceNumber as string,
-        data: Buffer.from(r.Data as Uint8Array).toString('base64'),
-        approximateArrivalTimestamp: (r.ApproximateArrivalTimestamp as Date).getTime() / 1000,
-      },
-    })),
-  };
+  return kinesisEventOf(client, stream, 'shardId-000000000000');
 }
 
 function clicks(n: number, from = 0): Click[] {
@@ -143,15 +105,10 @@ describe('lambda handler: window state', () => {
 
 describe('lambda handler: Kinesis events', () => {
   it('counts plain records, sink-aggregated and aws-kinesis-agg-aggregated records exactly; a tick closes the windows', async () => {
-    await createStream('mixed');
+    await createStream(client, 'mixed');
     const all = clicks(900);
     const [plain, ours, theirs] = [all.slice(0, 300), all.slice(300, 600), all.slice(600)];
-    await client.send(
-      new PutRecordsCommand({
-        StreamName: 'mixed',
-        Records: plain.map((c) => ({ Data: Buffer.from(JSON.stringify(c)), PartitionKey: c.user })),
-      }),
-    );
+    await putJson(client, 'mixed', plain, (c) => ({ partitionKey: c.user }));
     const sink = kinesisSink({
       stream: 'mixed',
       client,
@@ -204,14 +161,9 @@ describe('lambda handler: Kinesis events', () => {
   });
 
   it('a failure that retrying can fix reports the first sequence number of the failed chunk; the redelivery adds nothing twice', async () => {
-    await createStream('flaky');
+    await createStream(client, 'flaky');
     const all = clicks(250);
-    await client.send(
-      new PutRecordsCommand({
-        StreamName: 'flaky',
-        Records: all.map((c) => ({ Data: Buffer.from(JSON.stringify(c)), PartitionKey: c.user })),
-      }),
-    );
+    await putJson(client, 'flaky', all, (c) => ({ partitionKey: c.user }));
     const event = await eventFrom('flaky');
     let writes = 0;
     const out = new MemorySink<{ key: string; n: number; s: number }>();

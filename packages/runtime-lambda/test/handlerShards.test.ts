@@ -3,17 +3,8 @@
 // limited and allowed to fail; DynamoDB Streams records mapped to their shard by sequence number
 // range, with window state in DynamoDB (dynalite) exact under redelivery — checked against
 // oracles recomputed from the input. Time is virtual (the handler's scheduler).
-import {
-  CreateStreamCommand,
-  DescribeStreamCommand,
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  KinesisClient,
-  PutRecordsCommand,
-  SplitShardCommand,
-} from '@aws-sdk/client-kinesis';
+import { type KinesisClient, SplitShardCommand } from '@aws-sdk/client-kinesis';
 import { marshall } from '@aws-sdk/util-dynamodb';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { count, fileSource, MemorySink, pipeline, type RecordEnvelope, sum } from '@tributary/core';
 import {
   createHandler,
@@ -22,104 +13,56 @@ import {
   type ListShards,
   type StreamShard,
 } from '@tributary/runtime-lambda';
-import { createStateTable, dynamoDbClient, dynamoDbState } from '@tributary/state';
-import type { DynamoDBRecord, KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
+import { dynamoDbState } from '@tributary/state';
 import { VirtualTimeScheduler } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDynalite, startKinesalite } from '../../../test-support/servers.mjs';
+import {
+  createStateTables,
+  createStream,
+  type Emulator,
+  kinesisClient,
+  putJson,
+  type StreamShardInfo,
+  startDynalite,
+  startKinesalite,
+  streamShards,
+} from '../../../test-support/emulators.js';
+import {
+  type DynamoDBRecord,
+  dynamoDbEventRecord,
+  type KinesisStreamEvent,
+  kinesisEventOf,
+  kinesisEventRecord,
+  kinesisStreamArn,
+} from '../../../test-support/lambdaEvents.js';
 
 type Click = { user: string; amount: number; t: number };
 type Total = { key: string; windowStart: number; n: number; s: number };
 
-let kinesis: { endpoint: string; close: () => Promise<void> };
-let dynamo: { endpoint: string; close: () => Promise<void> };
+let kinesis: Emulator;
+let dynamo: Emulator;
 let client: KinesisClient;
 beforeAll(async () => {
   [kinesis, dynamo] = await Promise.all([startKinesalite(), startDynalite()]);
-  client = new KinesisClient({
-    endpoint: kinesis.endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-    requestHandler: new NodeHttpHandler(),
-  });
-  const d = dynamoDbClient({ endpoint: dynamo.endpoint });
-  await createStateTable(d, 'shards-state');
-  d.destroy();
+  client = kinesisClient(kinesis.endpoint);
+  await createStateTables(dynamo.endpoint, 'shards-state');
 });
 afterAll(async () => {
   client?.destroy();
   await Promise.all([kinesis?.close(), dynamo?.close()]);
 });
 
-const arnOf = (stream: string) => `arn:aws:kinesis:us-east-1:000000000000:stream/${stream}`;
-
-async function active(stream: string) {
-  for (let i = 0; i < 100; i++) {
-    const d = await client.send(new DescribeStreamCommand({ StreamName: stream }));
-    if (d.StreamDescription?.StreamStatus === 'ACTIVE') return d.StreamDescription;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`stream ${stream} did not become active`);
-}
-
-/** A stream of `n` shards: their ids and a hash key inside each. */
-async function createStream(stream: string, n: number) {
-  await client.send(new CreateStreamCommand({ StreamName: stream, ShardCount: n }));
-  return shardsOf(stream);
-}
-
-async function shardsOf(stream: string) {
-  const d = await active(stream);
-  return (d.Shards ?? []).map((s) => ({
-    shardId: s.ShardId as string,
-    hashKey: s.HashKeyRange?.StartingHashKey as string,
-    open: !s.SequenceNumberRange?.EndingSequenceNumber,
-  }));
-}
-
-type Shard = Awaited<ReturnType<typeof shardsOf>>[number];
+const arnOf = kinesisStreamArn;
+type Shard = StreamShardInfo;
+const shardsOf = (stream: string) => streamShards(client, stream);
 
 /** Writes events into one shard (an explicit hash key inside its range). */
 async function putInto(stream: string, hashKey: string, events: Click[]) {
-  await client.send(
-    new PutRecordsCommand({
-      StreamName: stream,
-      Records: events.map((e) => ({
-        Data: Buffer.from(JSON.stringify(e)),
-        PartitionKey: e.user,
-        ExplicitHashKey: hashKey,
-      })),
-    }),
-  );
+  await putJson(client, stream, events, (e) => ({ partitionKey: e.user, explicitHashKey: hashKey }));
 }
 
 /** What Lambda hands the function for one shard: its records as GetRecords returns them. */
-async function eventOf(stream: string, shardId: string): Promise<KinesisStreamEvent> {
-  const it0 = await client.send(
-    new GetShardIteratorCommand({ StreamName: stream, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' }),
-  );
-  const res = await client.send(new GetRecordsCommand({ ShardIterator: it0.ShardIterator, Limit: 10_000 }));
-  return {
-    Records: (res.Records ?? []).map(
-      (r): KinesisStreamRecord => ({
-        eventID: `${shardId}:${r.SequenceNumber}`,
-        eventName: 'aws:kinesis:record',
-        eventSource: 'aws:kinesis',
-        eventSourceARN: arnOf(stream),
-        eventVersion: '1.0',
-        invokeIdentityArn: 'arn:aws:iam::000000000000:role/test',
-        awsRegion: 'us-east-1',
-        kinesis: {
-          kinesisSchemaVersion: '1.0',
-          partitionKey: r.PartitionKey as string,
-          sequenceNumber: r.SequenceNumber as string,
-          data: Buffer.from(r.Data as Uint8Array).toString('base64'),
-          approximateArrivalTimestamp: (r.ApproximateArrivalTimestamp?.getTime() ?? 0) / 1000,
-        },
-      }),
-    ),
-  };
-}
+const eventOf = (stream: string, shardId: string) => kinesisEventOf(client, stream, shardId);
 
 /** The oracle: per user and 1 s window, count and sum, from the input. */
 function oracle(events: Click[]): Total[] {
@@ -180,7 +123,7 @@ const warningsOf = (lines: string[]) => lines.map((l) => JSON.parse(l)).filter((
 describe('lambda handler: every Kinesis shard is known before windows close', () => {
   it('lists the stream on the first event: one shard that alone would close windows closes none until the other three have delivered', async () => {
     const stream = 'four';
-    const shards = await createStream(stream, 4);
+    const shards = await createStream(client, stream, 4);
     expect(shards).toHaveLength(4);
     const byShard = shards.map((_, i) => clicks(40, 0, 5000, i)); // windows [0,1000) … [4000,5000)
     for (const [i, s] of shards.entries()) await putInto(stream, s.hashKey, byShard[i] as Click[]);
@@ -212,7 +155,7 @@ describe('lambda handler: every Kinesis shard is known before windows close', ()
 
   it('without the listing (only the first shard given) the same input goes wrong: its batch closes windows, the others are late', async () => {
     const stream = 'four-unlisted';
-    const shards = await createStream(stream, 4);
+    const shards = await createStream(client, stream, 4);
     const byShard = shards.map((_, i) => clicks(40, 0, 5000, i));
     for (const [i, s] of shards.entries()) await putInto(stream, s.hashKey, byShard[i] as Click[]);
     const out = new MemorySink<Total>();
@@ -231,7 +174,7 @@ describe('lambda handler: every Kinesis shard is known before windows close', ()
 
   it('lists at init when the stream ARN is known; the first event lists nothing more', async () => {
     const stream = 'at-init';
-    const shards = await createStream(stream, 2);
+    const shards = await createStream(client, stream, 2);
     await putInto(stream, shards[0]?.hashKey as string, clicks(10, 0, 3000, 0));
     const lister = counted(kinesisShardLister(client));
     const out = new MemorySink<Total>();
@@ -250,7 +193,7 @@ describe('lambda handler: every Kinesis shard is known before windows close', ()
 
   it('a batch from a shard the list did not hold (resharding) lists again and registers its new sibling', async () => {
     const stream = 'resharded';
-    const [parent] = await createStream(stream, 1);
+    const [parent] = await createStream(client, stream, 1);
     const before = clicks(30, 0, 3000, 0);
     await putInto(stream, parent?.hashKey as string, before);
     const scheduler = new VirtualTimeScheduler();
@@ -292,7 +235,7 @@ describe('lambda handler: every Kinesis shard is known before windows close', ()
 
   it("a child shard's first batch closes its parent: the parent, read to its end, no longer holds windows back (no idle wait)", async () => {
     const stream = 'resharded-close';
-    const [parent] = await createStream(stream, 1);
+    const [parent] = await createStream(client, stream, 1);
     const before = clicks(30, 0, 3000, 0);
     await putInto(stream, parent?.hashKey as string, before);
     const scheduler = new VirtualTimeScheduler();
@@ -344,22 +287,16 @@ describe('lambda handler: every Kinesis shard is known before windows close', ()
     });
     let seq = 0;
     const from = (shardId: string): KinesisStreamEvent => ({
-      Records: [0, 1, 2].map((i) => ({
-        eventID: `${shardId}:${++seq}`,
-        eventName: 'aws:kinesis:record',
-        eventSource: 'aws:kinesis',
-        eventSourceARN: arnOf('rate'),
-        eventVersion: '1.0',
-        invokeIdentityArn: 'arn:aws:iam::000000000000:role/test',
-        awsRegion: 'us-east-1',
-        kinesis: {
-          kinesisSchemaVersion: '1.0',
+      Records: [0, 1, 2].map((i) =>
+        kinesisEventRecord({
+          shardId,
+          arn: arnOf('rate'),
+          sequenceNumber: String(++seq),
           partitionKey: `u${i}`,
-          sequenceNumber: String(seq),
           data: Buffer.from(JSON.stringify({ user: `u${i}`, amount: 1, t: seq })).toString('base64'),
-          approximateArrivalTimestamp: 1_800_000_000,
-        },
-      })),
+          arrivalSeconds: 1_800_000_000,
+        }),
+      ),
     });
     await handler(from('shardId-000000000000'));
     expect(lister.calls).toHaveLength(1);
@@ -380,7 +317,7 @@ describe('lambda handler: every Kinesis shard is known before windows close', ()
 
   it('a listing that fails is logged and the invocation goes on; it is tried again later', async () => {
     const stream = 'failing';
-    const shards = await createStream(stream, 2);
+    const shards = await createStream(client, stream, 2);
     const events = clicks(20, 0, 3000, 0);
     await putInto(stream, shards[0]?.hashKey as string, events);
     const scheduler = new VirtualTimeScheduler();
@@ -411,7 +348,7 @@ describe('lambda handler: every Kinesis shard is known before windows close', ()
     expect(sorted(out.values)).toEqual(oracle(events).filter((w) => w.windowStart < 2000));
     // Tried again on a later invocation (after a back-off of a second), then not again.
     fail = false;
-    await handler({ Records: [] as KinesisStreamRecord[] });
+    await handler({ Records: [] });
     await handler({ Records: event.Records.slice(0, 1) });
     expect(lister.calls).toHaveLength(1);
     scheduler.frame += 1000;
@@ -475,23 +412,19 @@ function changes(): Change[] {
 /** A DynamoDB Streams record as the service sends it (NEW_AND_OLD_IMAGES). */
 function streamRecord(c: Change): DynamoDBRecord {
   const image = (i: Item) => marshall(i) as never;
-  return {
+  return dynamoDbEventRecord({
+    arn: STREAM_ARN,
     eventID: `${c.seq.slice(-8)}${'0'.repeat(24)}`,
     eventName: c.name,
-    eventVersion: '1.1',
-    eventSource: 'aws:dynamodb',
-    awsRegion: 'us-east-1',
     dynamodb: {
       ApproximateCreationDateTime: Math.floor(c.item.t / 1000),
-      Keys: marshall({ id: c.item.id }) as never,
+      Keys: marshall({ id: c.item.id }),
       ...(c.name === 'REMOVE' ? {} : { NewImage: image(c.item) }),
       ...(c.old ? { OldImage: image(c.old) } : {}),
       SequenceNumber: c.seq,
       SizeBytes: 26 + c.item.id.length,
-      StreamViewType: 'NEW_AND_OLD_IMAGES',
     },
-    eventSourceARN: STREAM_ARN,
-  };
+  });
 }
 
 type ChangeValue = { eventName: string; keys: { id: string }; newImage?: Item; oldImage?: Item };

@@ -3,7 +3,6 @@
 // the batch goes on; an event of another shape (SQS, S3, SNS, `{}`, not an object) is refused with
 // an error that names it; DynamoDB Streams sets, binaries and numbers reach every sink as JSON.
 
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +11,7 @@ import { type DeadLetterRecord, FileSink, fileSource, MemorySink, pipeline } fro
 import { createHandler, deaggregate } from '@tributary/runtime-lambda';
 import type { KinesisStreamRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ddbRecordMaker, kinesisRecordMaker } from './events.js';
+import { ddbRecordMaker, kinesisRecordMaker, kplAggregate, protobufField } from '../../../test-support/lambdaEvents.js';
 
 const SHARD = 'shardId-000000000003';
 const KINESIS_ARN = 'arn:aws:kinesis:us-east-1:000000000000:stream/hostile';
@@ -140,11 +139,10 @@ describe('lambda handler, hostile Kinesis records', () => {
 
   it('keeps a KPL user record whose explicit hash key is not a number, instead of throwing', () => {
     // AggregatedRecord { partition_key_table: ['k'], explicit_hash_key_table: ['abc'], records: [{0, 0, 'x'}] }
-    const field = (n: number, body: Buffer) => Buffer.concat([Buffer.from([(n << 3) | 2, body.length]), body]);
+    const field = protobufField;
     const user = Buffer.concat([Buffer.from([0x08, 0, 0x10, 0]), field(3, Buffer.from('{"a":1}'))]);
     const body = Buffer.concat([field(1, Buffer.from('k')), field(2, Buffer.from('abc')), field(3, user)]);
-    const md5 = createHash('md5').update(body).digest();
-    const data = Buffer.concat([Buffer.from([0xf3, 0x89, 0x9a, 0xc2]), body, md5]);
+    const data = kplAggregate(body);
     const users = deaggregate(data, 'outer', { start: 0n, end: 10n });
     expect(users.map((u) => [u.partitionKey, u.data.toString(), u.subSequenceNumber])).toEqual([['k', '{"a":1}', 0]]);
   });

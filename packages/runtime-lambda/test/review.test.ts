@@ -3,11 +3,10 @@
 // delivered; a record without a usable arrival time is dead-lettered on both paths (Kinesis and
 // DynamoDB Streams) alike; user records of another shard's hash range are dropped, but counted.
 
-import { createHash } from 'node:crypto';
 import { type DeadLetterRecord, fileSource, MemorySink, pipeline } from '@tributary/core';
 import { createHandler, deaggregate } from '@tributary/runtime-lambda';
 import { describe, expect, it } from 'vitest';
-import { ddbRecordMaker, kinesisRecordMaker } from './events.js';
+import { ddbRecordMaker, kinesisRecordMaker, kplAggregate, protobufField } from '../../../test-support/lambdaEvents.js';
 
 const SHARD = 'shardId-000000000007';
 const KINESIS_ARN = 'arn:aws:kinesis:us-east-1:000000000000:stream/review';
@@ -34,13 +33,9 @@ function passThrough(options: { hashRange?: (s: string) => { start: bigint; end:
   return { out, dead, handler, lines, metric };
 }
 
-/** A KPL aggregate of a protobuf body: magic bytes, the body, its MD5 — in base64. */
-function aggregate(body: Buffer): string {
-  const md5 = createHash('md5').update(body).digest();
-  return Buffer.concat([Buffer.from([0xf3, 0x89, 0x9a, 0xc2]), body, md5]).toString('base64');
-}
-
-const field = (n: number, body: Buffer) => Buffer.concat([Buffer.from([(n << 3) | 2, body.length]), body]);
+/** A KPL aggregate of a protobuf body, in base64. */
+const aggregate = (body: Buffer): string => kplAggregate(body).toString('base64');
+const field = protobufField;
 
 describe('review: KPL aggregates', () => {
   it('dead-letters a KPL aggregate of no user records (decode), with its shard, sequence number and data', async () => {

@@ -1,31 +1,31 @@
 // The local event source against kinesalite, with window state in DynamoDB (dynalite): a poison
 // record isolated by bisection, transient failures in many batches, a simulator killed mid-run
 // and restarted from its checkpoints — window totals exact every time, checked against an oracle.
-import { CreateStreamCommand, DescribeStreamCommand, KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { count, fileSource, MemorySink, pipeline, sum } from '@tributary/core';
 import { createHandler, type FailedBatch, LambdaSimulator, MemoryCheckpoints } from '@tributary/runtime-lambda';
-import { createStateTable, dynamoDbClient, dynamoDbState } from '@tributary/state';
+import { dynamoDbState } from '@tributary/state';
 import type { KinesisStreamEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDynalite, startKinesalite } from '../../../test-support/servers.mjs';
+import {
+  createStateTables,
+  createStream,
+  type Emulator,
+  kinesisClient,
+  putJson,
+  startDynalite,
+  startKinesalite,
+} from '../../../test-support/emulators.js';
 
 type Click = { user: string; amount: number; t: number; poison?: boolean };
 
-let kinesis: { endpoint: string; close: () => Promise<void> };
-let dynamo: { endpoint: string; close: () => Promise<void> };
+let kinesis: Emulator;
+let dynamo: Emulator;
 let client: KinesisClient;
 beforeAll(async () => {
   [kinesis, dynamo] = await Promise.all([startKinesalite(), startDynalite()]);
-  client = new KinesisClient({
-    endpoint: kinesis.endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-    requestHandler: new NodeHttpHandler(),
-  });
-  const d = dynamoDbClient({ endpoint: dynamo.endpoint });
-  await createStateTable(d, 'sim-state');
-  d.destroy();
+  client = kinesisClient(kinesis.endpoint);
+  await createStateTables(dynamo.endpoint, 'sim-state');
 });
 afterAll(async () => {
   client?.destroy();
@@ -35,20 +35,8 @@ afterAll(async () => {
 let streams = 0;
 async function streamWith(events: Click[], shards = 2): Promise<string> {
   const name = `s${++streams}`;
-  await client.send(new CreateStreamCommand({ StreamName: name, ShardCount: shards }));
-  for (let i = 0; i < 50; i++) {
-    const d = await client.send(new DescribeStreamCommand({ StreamName: name }));
-    if (d.StreamDescription?.StreamStatus === 'ACTIVE') break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  for (let i = 0; i < events.length; i += 500) {
-    await client.send(
-      new PutRecordsCommand({
-        StreamName: name,
-        Records: events.slice(i, i + 500).map((e) => ({ Data: Buffer.from(JSON.stringify(e)), PartitionKey: e.user })),
-      }),
-    );
-  }
+  await createStream(client, name, shards);
+  await putJson(client, name, events, (e) => ({ partitionKey: e.user }));
   return name;
 }
 
