@@ -2,24 +2,17 @@
 // buffering by size and time, gzip, multipart for large objects, replays overwrite, and records
 // that cannot be serialised go under processing-failed/.
 import { gunzipSync } from 'node:zlib';
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { envelope, type RecordEnvelope } from '@tributary/core';
 import { s3Sink } from '@tributary/sinks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startS3 } from '../../../test-support/servers.mjs';
+import { type Emulator, s3Client, startS3 } from '../../../test-support/emulators.js';
 
-let s3: { endpoint: string; close: () => Promise<void> };
+let s3: Emulator;
 let client: S3Client;
 beforeAll(async () => {
   s3 = await startS3();
-  client = new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    requestHandler: new NodeHttpHandler(),
-  });
+  client = s3Client(s3.endpoint);
   for (const b of ['events', 'big', 'replay', 'broken']) await client.send(new CreateBucketCommand({ Bucket: b }));
 });
 afterAll(async () => {
