@@ -1,3 +1,5 @@
+import { ConfigError } from './errors.js';
+
 /** Durations in pipeline files: `500ms`, `30s`, `5m`, `1h`, `1d`, or a number of milliseconds. */
 export type Duration = string | number;
 
@@ -14,6 +16,6 @@ export function parseDuration(d: Duration): number | undefined {
 
 export function durationMs(d: Duration): number {
   const ms = parseDuration(d);
-  if (ms === undefined) throw new RangeError(`Expected a duration such as 30s, 5m or 1h, got ${JSON.stringify(d)}`);
+  if (ms === undefined) throw new ConfigError(`Expected a duration such as 30s, 5m or 1h, got ${JSON.stringify(d)}`);
   return ms;
 }

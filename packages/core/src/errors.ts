@@ -34,9 +34,10 @@ export class TributaryError extends Error {
 /** An invalid pipeline definition. Thrown before any record is read. */
 export class PipelineValidationError extends TributaryError {
   readonly issues: readonly ValidationIssue[];
-  constructor(issues: readonly ValidationIssue[]) {
+  constructor(issues: readonly ValidationIssue[], options?: { cause?: unknown }) {
     super(
       `Invalid pipeline (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${issues.map(formatIssue).join('\n')}`,
+      options,
     );
     this.name = 'PipelineValidationError';
     this.issues = issues;
@@ -67,6 +68,55 @@ export class DeliveryError extends TributaryError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'DeliveryError';
+  }
+}
+
+/**
+ * A broken invariant inside Tributary: a bug, never the pipeline's or the input's fault. The
+ * message says what was expected; report it with the pipeline that caused it.
+ */
+export class InternalError extends TributaryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InternalError';
+  }
+}
+
+/** A pipeline file, or a module it names, that cannot be read (reported as a validation issue). */
+export class PipelineFileError extends TributaryError {
+  /** The file system's code when the reason is one (e.g. `EISDIR`). */
+  readonly code: string | undefined;
+  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(message, options);
+    this.name = 'PipelineFileError';
+    this.code = options?.code;
+  }
+}
+
+/** An output that cannot be opened: in use by another run, or its directory cannot be made. */
+export class OutputError extends TributaryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'OutputError';
+  }
+}
+
+/** Why a record could not be decoded (its message is the dead letter's `error`; the batch goes on). */
+export class DecodeProblem extends TributaryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DecodeProblem';
+  }
+}
+
+/**
+ * Thrown inside the expression evaluator when one record's evaluation exceeds its comprehension
+ * steps; the expression reports it as an {@link ExpressionError}.
+ */
+export class BudgetExceeded extends TributaryError {
+  constructor() {
+    super('expression step budget exceeded');
+    this.name = 'BudgetExceeded';
   }
 }
 

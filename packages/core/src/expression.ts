@@ -22,7 +22,7 @@
  * to plain JSON values: CEL ints become numbers (strings when beyond 2^53).
  */
 import { type ASTNode, Environment } from '@marcbachmann/cel-js';
-import { ExpressionError } from './errors.js';
+import { BudgetExceeded, ExpressionError } from './errors.js';
 import { regexMatches, regexProblem } from './regex.js';
 
 /** A compiled expression: the record's value in, a plain value out. */
@@ -175,9 +175,6 @@ export function compileCel(text: string): CompiledExpression {
 interface StepMeter {
   steps: number;
 }
-
-/** Thrown inside the evaluator when a record's evaluation exceeds its comprehension steps. */
-class BudgetExceeded extends Error {}
 
 /** A comprehension node's arguments, as the library's macros build them (`macros.js`). */
 interface ComprehensionArgs {

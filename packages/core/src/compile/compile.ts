@@ -71,6 +71,11 @@ export interface Pipeline {
   readonly file?: string;
   /** Directory that relative paths resolve against (the pipeline file's, else the working directory). */
   readonly baseDir: string;
+  /**
+   * The line and column of a JSON pointer into the spec in its source file (a YAML pipeline's
+   * loader sets it): errors raised while compiling a component are reported there.
+   */
+  readonly locate?: (path: string) => { line: number; column: number } | undefined;
 }
 
 export interface CompileOptions {
@@ -229,7 +234,14 @@ export class CompiledPipeline {
           'no pipeline validator is loaded (import @tributary/core, or compile a pipeline validated already with `validated: true`)',
         );
       const issues = check(pipeline.spec);
-      if (issues.length > 0) throw new PipelineValidationError(issues.map((i) => ({ ...i, file: pipeline.file })));
+      if (issues.length > 0)
+        throw new PipelineValidationError(
+          issues.map((i) => ({
+            ...i,
+            file: pipeline.file,
+            ...(i.line === undefined ? pipeline.locate?.(i.path) : {}),
+          })),
+        );
     }
     this.pipeline = pipeline;
     this.spec = pipeline.spec;
@@ -249,7 +261,7 @@ export class CompiledPipeline {
     const gauges: { name: string; read: () => number }[] = [];
 
     const fail = (path: string, message: string, cause?: unknown): never => {
-      const err = new PipelineValidationError([{ file: pipeline.file, path, message }]);
+      const err = new PipelineValidationError([{ file: pipeline.file, ...pipeline.locate?.(path), path, message }]);
       if (cause) (err as { cause?: unknown }).cause = cause;
       throw err;
     };
@@ -359,7 +371,13 @@ export class CompiledPipeline {
         };
         if (kind === 'sink') node.summary = `${kindOf(value as object)} ${sinkSummary(value as SinkSpec)}`;
         nodes.push(node);
-        linkers.push(def.compile(value as never, node, ctx));
+        try {
+          linkers.push(def.compile(value as never, node, ctx));
+        } catch (err) {
+          // A bad option of the step (or of a component inside it) is reported at the step's spec.
+          if (isConfigurationError(err)) fail(`${node.path}/${kind}`, err.message, err);
+          throw err;
+        }
       });
       depth--;
       let push = next;
@@ -420,11 +438,18 @@ export class CompiledPipeline {
   createSource(): Source {
     const spec = this.spec.source;
     const kind = kindOf(spec);
-    return definition<SourceDefinition<unknown>>('source', kind).create((spec as Record<string, unknown>)[kind], {
-      baseDir: this.pipeline.baseDir,
-      bindings: this.pipeline.bindings,
-      scheduler: this.scheduler,
-    });
+    try {
+      return definition<SourceDefinition<unknown>>('source', kind).create((spec as Record<string, unknown>)[kind], {
+        baseDir: this.pipeline.baseDir,
+        bindings: this.pipeline.bindings,
+        scheduler: this.scheduler,
+      });
+    } catch (err) {
+      if (!isConfigurationError(err)) throw err;
+      const { file, locate } = this.pipeline;
+      const issue = { file, ...locate?.('/source'), path: '/source', message: err.message };
+      throw new PipelineValidationError([issue], { cause: err });
+    }
   }
 
   /** Opens sinks and lookups that need it (files, connections) before the first record. */
@@ -747,6 +772,11 @@ export class CompiledPipeline {
     lines.push(`  dead-letter  ${kindOf(dl)} ${sinkSummary(dl)}`);
     return lines.join('\n');
   }
+}
+
+/** A bad option or expression in a component's spec (reported as a validation issue at that spec). */
+function isConfigurationError(err: unknown): err is ConfigError | ExpressionError {
+  return err instanceof ConfigError || err instanceof ExpressionError;
 }
 
 function sinkSummary(spec: SinkSpec): string {

@@ -3,16 +3,8 @@
  * dead-lettered by the caller (reason `decode`) with the problem named here; the batch goes on.
  */
 import { MAX_RECORD_BYTES, type SourceRecord } from '../envelope.js';
-import { describeError } from '../errors.js';
+import { DecodeProblem, describeError } from '../errors.js';
 import { jsonSafe, MAX_NESTING, nestingExceeds } from '../sinks/json.js';
-
-/** Why a record could not be decoded (its message is the dead letter's `error`). */
-export class DecodeProblem extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DecodeProblem';
-  }
-}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

@@ -3,8 +3,9 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
 import type { Sink, SinkContext, SinkDefinition } from '../compile/types.js';
 import type { RecordEnvelope } from '../envelope.js';
+import { OutputError } from '../errors.js';
 import { register } from '../registry.js';
-import { lockOutput, makeDirectory, OutputError } from './fileLock.js';
+import { lockOutput, makeDirectory } from './fileLock.js';
 import { jsonLines } from './json.js';
 
 export const fileSinkSchema = Type.Object(

@@ -9,15 +9,7 @@ import { fstatSync } from 'node:fs';
 import { link, lstat, mkdir, open, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { TributaryError } from '../errors.js';
-
-/** An output that cannot be opened: in use by another run, or its directory cannot be made. */
-export class OutputError extends TributaryError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'OutputError';
-  }
-}
+import { OutputError } from '../errors.js';
 
 /** Lock files this process holds (a second sink of this process on the same file is refused too). */
 const held = new Set<string>();

@@ -17,7 +17,8 @@ export const sinkStep: StepDefinition<SinkSpec> = register({
     'Writes records to a destination (see Sinks) and passes them on unchanged, so a pipeline may write to several sinks. The batch is acknowledged only when every sink has made its records durable.',
   summary: (spec) => kindOf(spec),
   compile(spec, node, ctx) {
-    const buffer = ctx.sink(spec, node);
+    // The sink's own spec (reported by a sink that refuses its options) is under the step's `sink`.
+    const buffer = ctx.sink(spec, { ...node, path: `${node.path}/sink` });
     return (next) => (env, batch) => {
       buffer(env, batch);
       next(env, batch);

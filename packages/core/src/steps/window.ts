@@ -153,7 +153,7 @@ export function compileAggregates(spec: WindowSpec, ctx: CompileContext): Compil
     if ('fn' in a) {
       const agg = ctx.bindings.get(a.fn) as CustomAggregator | undefined;
       if (!agg || typeof agg.add !== 'function' || typeof agg.merge !== 'function') {
-        throw new Error(`aggregator \`${a.fn}\` is not bound to an object with init, add, merge and result`);
+        throw new ConfigError(`aggregator \`${a.fn}\` is not bound to an object with init, add, merge and result`);
       }
       return { name, input: undefined, aggregator: custom(agg) };
     }
@@ -204,10 +204,10 @@ function windowOperator(spec: WindowSpec, node: NodeInfo, ctx: CompileContext): 
         : (spec[kind] as string | number),
   );
   const every = kind === 'hopping' ? durationMs(spec.hopping?.every ?? 0) : size;
-  if (size <= 0) throw new Error('window size must be greater than 0');
-  if (every <= 0) throw new Error('hopping `every` must be greater than 0');
+  if (size <= 0) throw new ConfigError('window size must be greater than 0');
+  if (every <= 0) throw new ConfigError('hopping `every` must be greater than 0');
   if (kind === 'hopping' && every > size) {
-    throw new Error('hopping `every` must not exceed `size` (records would fall between windows)');
+    throw new ConfigError('hopping `every` must not exceed `size` (records would fall between windows)');
   }
   const lateness = durationMs(spec.allowedLateness ?? 0);
   const ooo = durationMs(spec.outOfOrderness ?? 0);

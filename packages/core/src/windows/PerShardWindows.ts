@@ -11,6 +11,7 @@
  * (its barrier, gauges, ticks); the late output is the step's one sink.
  */
 import type { BarrierAdvance, BarrierRun, BatchContext, CompileContext, NodeInfo, Push } from '../compile/types.js';
+import { InternalError } from '../errors.js';
 import { shardWatermarks } from './watermarks.js';
 
 /** What the window step links: an operator, or this router over one operator per shard. */
@@ -47,7 +48,7 @@ export class PerShardWindows implements LinkedWindows {
     this.latePush =
       late === undefined
         ? undefined
-        : ctx.sink(late, { name: `${node.name}.late`, kind: 'sink', path: `${node.path}/window/late` });
+        : ctx.sink(late, { name: `${node.name}.late`, kind: 'sink', path: `${node.path}/window/late/sink` });
     ctx.requestTicks(tickInterval);
     // A configuration the operators refuse fails here, when the pipeline is compiled, not at
     // the first batch.
@@ -131,7 +132,8 @@ export class PerShardWindows implements LinkedWindows {
         return BUFFERED;
       },
       sink: () => {
-        if (!late) throw new Error(`${this.node.name}: a shard's window operator asked for a sink the step has not`);
+        if (!late)
+          throw new InternalError(`${this.node.name}: a shard's window operator asked for a sink the step has not`);
         return late;
       },
       requestTicks: () => {},

@@ -119,7 +119,7 @@ export abstract class WindowOperator {
     this.retention = retention;
     this.name = node.name;
     this.late = settings.late
-      ? ctx.sink(settings.late.sink, { name: `${node.name}.late`, kind: 'sink', path: `${node.path}/window/late` })
+      ? ctx.sink(settings.late.sink, { name: `${node.name}.late`, kind: 'sink', path: `${node.path}/window/late/sink` })
       : undefined;
     ctx.requestTicks(Math.min(Math.max(this.idle / 4, 100), 10_000));
     ctx.gauge('openWindows', () => this.openWindows());

@@ -6,6 +6,7 @@
  * and a store can add deltas to what it holds. Accumulators are plain JSON values so external
  * stores can keep them.
  */
+import { ConfigError } from '../errors.js';
 import type { CompiledExpression } from '../expression.js';
 
 /** Where a record sits in its shard: ties in event time are broken by it, for determinism. */
@@ -275,25 +276,29 @@ export const MAX_COLLECT_LIMIT = 10_000;
 export function parseAggregate(text: string): ParsedAggregate {
   const m = /^\s*([a-z_]+)\s*\(([\s\S]*)\)\s*$/.exec(text);
   if (!m)
-    throw new Error(`expected an aggregate call such as count() or sum(event.amount), got ${JSON.stringify(text)}`);
+    throw new ConfigError(
+      `expected an aggregate call such as count() or sum(event.amount), got ${JSON.stringify(text)}`,
+    );
   const op = m[1] as AggregateOp;
   if (!AGGREGATE_OPS.includes(op))
-    throw new Error(`unknown aggregate \`${m[1]}\`; expected one of ${AGGREGATE_OPS.join(', ')}`);
+    throw new ConfigError(`unknown aggregate \`${m[1]}\`; expected one of ${AGGREGATE_OPS.join(', ')}`);
   const args = splitArguments(m[2] as string);
   if (op === 'count') {
-    if (args.length !== 0) throw new Error('count() takes no argument');
+    if (args.length !== 0) throw new ConfigError('count() takes no argument');
     return { op, input: undefined, limit: undefined };
   }
   if (op === 'collect') {
     if (args.length < 1 || args.length > 2 || args[0] === '')
-      throw new Error('collect takes an expression and an optional limit: collect(event.x, 100)');
+      throw new ConfigError('collect takes an expression and an optional limit: collect(event.x, 100)');
     const limit = args[1] === undefined ? DEFAULT_COLLECT_LIMIT : Number(args[1]);
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_COLLECT_LIMIT) {
-      throw new Error(`Expected the collect limit to be an integer from 1 to ${MAX_COLLECT_LIMIT}, got ${args[1]}`);
+      throw new ConfigError(
+        `Expected the collect limit to be an integer from 1 to ${MAX_COLLECT_LIMIT}, got ${args[1]}`,
+      );
     }
     return { op, input: args[0], limit };
   }
-  if (args.length !== 1 || args[0] === '') throw new Error(`${op} takes one expression: ${op}(event.field)`);
+  if (args.length !== 1 || args[0] === '') throw new ConfigError(`${op} takes one expression: ${op}(event.field)`);
   return { op, input: args[0], limit: undefined };
 }
 

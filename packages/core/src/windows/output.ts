@@ -7,6 +7,7 @@
  * literal grown field by field. The records are still plain objects: their prototype is
  * `Object.prototype`, exactly like a literal's.
  */
+import { ConfigError } from '../errors.js';
 import type { Aggregator } from './aggregates.js';
 
 export type WindowRecordFactory = (key: unknown, start: number, end: number, acc: unknown) => Record<string, unknown>;
@@ -21,7 +22,7 @@ export const RESERVED_FIELDS = ['key', 'windowStart', 'windowEnd'] as const;
 export function windowRecordFactory(names: readonly string[], aggregators: readonly Aggregator[]): WindowRecordFactory {
   for (const name of names) {
     if ((RESERVED_FIELDS as readonly string[]).includes(name) || name === '__proto__') {
-      throw new Error(`aggregate name \`${name}\` is reserved for the window record itself`);
+      throw new ConfigError(`aggregate name \`${name}\` is reserved for the window record itself`);
     }
   }
   const n = names.length;

@@ -21,7 +21,7 @@ import {
   visit,
 } from 'yaml';
 import type { Pipeline } from '../compile/compile.js';
-import { describeError, PipelineValidationError, type ValidationIssue } from '../errors.js';
+import { describeError, PipelineFileError, PipelineValidationError, type ValidationIssue } from '../errors.js';
 import type { PipelineSpec } from '../spec.js';
 import { escapePointer, parsePointer, validateSpec } from '../validate.js';
 import {
@@ -47,6 +47,8 @@ type LocatedIssue = ValidationIssue & { key?: boolean; offset?: number };
 export interface ParsedPipeline {
   spec: PipelineSpec | undefined;
   issues: ValidationIssue[];
+  /** Line and column of a JSON pointer into the spec (set with `spec`): where compile errors are reported. */
+  locate?: (path: string) => { line: number; column: number };
 }
 
 /** Parses and validates YAML text. `spec` is set only when there are no issues. */
@@ -109,7 +111,11 @@ export function parsePipelineYaml(text: string, file = '<pipeline>'): ParsedPipe
   }
   const found = validateSpec(value) as LocatedIssue[];
   if (found.length > 0) return { spec: undefined, issues: found.map((i) => locate(i, doc, lineCounter, file)) };
-  return { spec: value as PipelineSpec, issues: [] };
+  const position = (path: string) => {
+    const { line = 1, column = 1 } = locate({ path, message: '' }, doc, lineCounter, file);
+    return { line, column };
+  };
+  return { spec: value as PipelineSpec, issues: [], locate: position };
 }
 
 /**
@@ -331,7 +337,7 @@ export async function checkPipelineFile(
     const relocated = parsePipelineLocations(text, file, issues);
     return { pipeline: undefined, issues: relocated };
   }
-  return { pipeline: { spec: parsed.spec, bindings, file, baseDir }, issues: [] };
+  return { pipeline: { spec: parsed.spec, bindings, file, baseDir, locate: parsed.locate }, issues: [] };
 }
 
 /**
@@ -343,8 +349,8 @@ async function readPipelineText(path: string): Promise<string | undefined> {
   const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = await handle.stat();
-    if (st.isDirectory()) throw Object.assign(new Error('EISDIR: it is a directory'), { code: 'EISDIR' });
-    if (!st.isFile()) throw new Error(`it is ${fileKind(st)}, not a regular file`);
+    if (st.isDirectory()) throw new PipelineFileError('EISDIR: it is a directory', { code: 'EISDIR' });
+    if (!st.isFile()) throw new PipelineFileError(`it is ${fileKind(st)}, not a regular file`);
     const buffer = Buffer.alloc(MAX_PIPELINE_BYTES + 1);
     let length = 0;
     while (length < buffer.length) {

@@ -16,7 +16,7 @@ import { readFile, realpath, stat } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { init as initCjs, parse as parseCjs } from 'cjs-module-lexer';
 import { init as initEsm, parse as parseEsm } from 'es-module-lexer';
-import { describeError } from '../errors.js';
+import { describeError, PipelineFileError } from '../errors.js';
 
 /** Options for the modules named by `fn:` references. */
 export interface FunctionModuleOptions {
@@ -144,7 +144,7 @@ async function collect(file: string, out: ModuleExports, seen: Set<string>, dept
   if (seen.has(file) || depth > MAX_REEXPORT_DEPTH) return;
   seen.add(file);
   const size = (await stat(file)).size;
-  if (size > MAX_MODULE_BYTES) throw new Error(`module is larger than ${MAX_MODULE_BYTES} bytes`);
+  if (size > MAX_MODULE_BYTES) throw new PipelineFileError(`module is larger than ${MAX_MODULE_BYTES} bytes`);
   const source = await readFile(file, 'utf8');
   const ext = extname(file);
   let esm: ReturnType<typeof parseEsm> | undefined;
@@ -210,6 +210,6 @@ async function follow(
   out.open = true; // unresolvable here (e.g. a TypeScript `.js` specifier for a `.ts` file)
 }
 
-function lexError(err: unknown): Error {
-  return new Error(`cannot read its exports: ${describeError(err)}`, { cause: err });
+function lexError(err: unknown): PipelineFileError {
+  return new PipelineFileError(`cannot read its exports: ${describeError(err)}`, { cause: err });
 }
