@@ -186,15 +186,6 @@ export function withKey<T>(env: RecordEnvelope<T>, key: unknown): RecordEnvelope
   return new Envelope(env.value, key, env.eventTime, env.shardId, env.source);
 }
 
-/**
- * Orders Kinesis-style sequence numbers: decimal strings of up to 128 bits, compared by value
- * (a shorter string is a smaller number; equal lengths compare lexicographically).
- */
-export function compareSequenceNumbers(a: string, b: string): number {
-  if (a.length !== b.length) return a.length < b.length ? -1 : 1;
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /** What the dead-letter output receives: enough to find the record again and replay it. */
 export interface DeadLetterRecord {
   reason: DeadLetterReason;

@@ -22,8 +22,7 @@
  * base64, an empty KPL aggregate): then it is the record's `data` text as delivered, so the
  * payload can be replayed as it came.
  */
-import { describeError, type SourceRecord } from '@tributary/core';
-import { deaggregateRecord } from './deaggregate.js';
+import { deaggregateRecord, describeError, hasAggregateMagic, type SourceRecord } from '@tributary/core';
 import { imageValue } from './dynamoDbImage.js';
 import { describeValue } from './eventShape.js';
 
@@ -94,13 +93,6 @@ export type Decoded =
     }
   | { shardId: string; sequenceNumber: string; rejected: RejectedRecord };
 
-/**
- * Whether data starts with the KPL magic bytes (checked without slicing: this runs per record).
- * 20 bytes (magic and the MD5 of an empty body) is an aggregate of no user records.
- */
-function isAggregate(data: Buffer): boolean {
-  return data.length >= 20 && data[0] === 0xf3 && data[1] === 0x89 && data[2] === 0x9a && data[3] === 0xc2;
-}
 
 /** Epoch seconds of an arrival time (±8.64e12 s is the ±8.64e15 ms a JS date holds). */
 const MAX_EPOCH_SECONDS = 8.64e12;
@@ -200,7 +192,7 @@ export function decodeKinesisRecord(
     if (data.length !== base64Length(text) || text.indexOf('-') >= 0 || text.indexOf('_') >= 0) {
       return reject(`data is not base64 (${base64Problem(text)})`, text);
     }
-    if (!isAggregate(data))
+    if (!hasAggregateMagic(data))
       return { shardId, sequenceNumber: seq, records: [{ data, partitionKey, sequenceNumber: seq, arrivalTime }] };
     const decoded = aggregateRecords(data, shardId, partitionKey, seq, arrivalTime, hashRange);
     return decoded ?? reject('KPL aggregate holds no user records', text);

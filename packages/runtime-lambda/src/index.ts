@@ -5,7 +5,8 @@
 import '@tributary/sinks';
 import '@tributary/state';
 
-export { deaggregate, hashKeyOf, type UserRecord } from './deaggregate.js';
+// The KPL codec is core's (one copy for the sink that writes aggregates and the runtimes that read them).
+export { deaggregate, hashKeyOf, type UserRecord } from '@tributary/core';
 export {
   type BatchItemFailure,
   createHandler,

@@ -27,6 +27,7 @@ import {
   type KinesisClient,
   type _Record as KinesisRecord,
 } from '@aws-sdk/client-kinesis';
+import { compareSequenceNumbers } from '@tributary/core/spi';
 import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
 import type { HandlerResponse } from './handler.js';
 
@@ -89,7 +90,6 @@ export interface Containers {
   recycleAfter?: number;
 }
 
-const MAX = (a: string, b: string) => (a.length !== b.length ? (a.length > b.length ? a : b) : a > b ? a : b);
 
 export class LambdaSimulator {
   private readonly mapping: Required<EventSourceMapping>;
@@ -278,7 +278,9 @@ export class LambdaSimulator {
       const res = await this.invoker(shardId, lane)({ Records: records });
       const failures = this.mapping.reportBatchItemFailures ? (res?.batchItemFailures ?? []) : [];
       if (failures.length > 0) {
-        const lowest = failures.map((f) => f.itemIdentifier).reduce((a, b) => (MAX(a, b) === a ? b : a));
+        const lowest = failures
+          .map((f) => f.itemIdentifier)
+          .reduce((a, b) => (compareSequenceNumbers(a, b) > 0 ? b : a));
         failedFrom = records.findIndex((r) => r.kinesis.sequenceNumber === lowest);
         if (failedFrom < 0) failedFrom = 0; // an unknown identifier fails the whole batch
         error = undefined; // reported, not thrown: the handler's log says why

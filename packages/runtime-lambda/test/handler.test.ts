@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { count, envelope, fileSource, MemorySink, pipeline, type RecordEnvelope, sum } from '@tributary/core';
-import { createHandler, deaggregate, kinesisShardLister } from '@tributary/runtime-lambda';
+import { createHandler, kinesisShardLister } from '@tributary/runtime-lambda';
 import { kinesisSink } from '@tributary/sinks';
 import type { DynamoDBStreamEvent, KinesisStreamEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -212,37 +212,6 @@ describe('lambda handler: Kinesis events', () => {
     const r = await handler(event, context);
     // 1100 ms left before the first chunk (processed), 700 before the second: stop there.
     expect(r).toEqual({ batchItemFailures: [{ itemIdentifier: event.Records[100]?.kinesis.sequenceNumber }] });
-  });
-
-  it('drops de-aggregated user records outside the shard hash range when it is known', async () => {
-    const records = Array.from({ length: 50 }, (_, i) => ({ partitionKey: `k${i}`, data: Buffer.from(`{"i":${i}}`) }));
-    const encoded: Buffer[] = [];
-    await new Promise<void>((resolve, reject) =>
-      agg.aggregate(
-        records,
-        (e, done) => {
-          encoded.push(e.data);
-          done();
-        },
-        resolve,
-        reject,
-      ),
-    );
-    expect(encoded).toHaveLength(1);
-    const data = encoded[0] as Buffer;
-    const half = 2n ** 127n;
-    const low = deaggregate(data, 'k0', { start: 0n, end: half - 1n });
-    const high = deaggregate(data, 'k0', { start: half, end: 2n ** 128n - 1n });
-    expect(low.length + high.length).toBe(50);
-    expect(low.length).toBeGreaterThan(5);
-    expect(high.length).toBeGreaterThan(5);
-    expect([...low, ...high].map((u) => u.subSequenceNumber).sort((a, b) => (a as number) - (b as number))).toEqual(
-      records.map((_, i) => i),
-    );
-    // A record whose checksum does not match is not an aggregate: passed on whole.
-    const corrupt = Buffer.from(data);
-    corrupt[corrupt.length - 1] = (corrupt[corrupt.length - 1] as number) ^ 0xff;
-    expect(deaggregate(corrupt, 'k0')).toEqual([{ partitionKey: 'k0', data: corrupt }]);
   });
 });
 

@@ -19,11 +19,12 @@ import {
   register,
   type SinkDefinition,
 } from '@tributary/core';
+import { aggregateUserRecords, hashKeyOf, isTransient, userRecordSize } from '@tributary/core/spi';
 import Type, { type Static } from 'typebox';
 import { awsClientConfig, awsFields, batchSinkFields } from './aws.js';
 import { BatchSink, type BatchSinkOptions, type Encoded, type EntryFailure } from './BatchSink.js';
 import { recordJson } from './json.js';
-import { aggregate, hashKeyOf, userRecordSize } from './kpl.js';
+
 
 export const kinesisSinkSchema = Type.Object(
   {
@@ -48,7 +49,6 @@ declare module '@tributary/core' {
 }
 
 const MAX_RECORD = 1024 * 1024;
-const TRANSIENT = new Set(['ProvisionedThroughputExceededException', 'InternalFailure', 'ServiceUnavailable']);
 
 export interface KinesisSinkOptions extends BatchSinkOptions {
   stream: string;
@@ -110,7 +110,7 @@ export class KinesisSink extends BatchSink<PutRecordsRequestEntry> {
     if (!res.FailedRecordCount) return entries.map(() => undefined);
     return (res.Records ?? []).map((r) =>
       r.ErrorCode
-        ? { code: r.ErrorCode, message: r.ErrorMessage ?? r.ErrorCode, transient: TRANSIENT.has(r.ErrorCode) }
+        ? { code: r.ErrorCode, message: r.ErrorMessage ?? r.ErrorCode, transient: isTransient({ name: r.ErrorCode }) }
         : undefined,
     );
   }
@@ -155,7 +155,7 @@ export class KinesisSink extends BatchSink<PutRecordsRequestEntry> {
     const ranges = await this.shardRanges();
     const groups = new Map<ShardRange | undefined, Encoded<PutRecordsRequestEntry>[]>();
     for (const e of encoded) {
-      const h = hashKeyOf(e.payload.PartitionKey as string);
+      const h = hashKeyOf({ partitionKey: e.payload.PartitionKey as string });
       const shard = ranges.find((r) => h >= r.start && h <= r.end);
       const g = groups.get(shard);
       if (g) g.push(e);
@@ -171,7 +171,7 @@ export class KinesisSink extends BatchSink<PutRecordsRequestEntry> {
       let size = 0;
       const emit = (group: Encoded<PutRecordsRequestEntry>[]) => {
         const first = group[0] as Encoded<PutRecordsRequestEntry>;
-        const data = aggregate(
+        const data = aggregateUserRecords(
           group.map((e) => ({ partitionKey: e.payload.PartitionKey as string, data: e.payload.Data as Buffer })),
         );
         const bytes = data.length + Buffer.byteLength(first.payload.PartitionKey as string);

@@ -1,5 +1,6 @@
 // KPL aggregation by the Kinesis sink, checked with the de-aggregator AWS publishes
-// (aws-kinesis-agg, an independent implementation) on records read back from kinesalite.
+// (aws-kinesis-agg, an independent implementation) on records read back from kinesalite. The
+// codec itself is core's (packages/core/test/kpl.test.ts).
 import { createRequire } from 'node:module';
 import {
   CreateStreamCommand,
@@ -9,11 +10,10 @@ import {
   KinesisClient,
 } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { envelope } from '@tributary/core';
+import { envelope, hashKeyOf } from '@tributary/core/spi';
 import { kinesisSink } from '@tributary/sinks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKinesalite } from '../../../test-support/servers.mjs';
-import { hashKeyOf } from '../src/kpl.js';
 
 type UserRecord = { partitionKey: string; data: string };
 const agg = createRequire(import.meta.url)('aws-kinesis-agg') as {
@@ -83,7 +83,7 @@ describe('kinesis sink: KPL aggregation', () => {
           (err, out) => {
             if (err) throw err;
             for (const u of out ?? []) {
-              const h = hashKeyOf(u.partitionKey);
+              const h = hashKeyOf({ partitionKey: u.partitionKey });
               expect(h >= lo && h <= hi).toBe(true); // on the shard its key hashes to
               users.push(u);
             }

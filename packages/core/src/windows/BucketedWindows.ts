@@ -6,9 +6,10 @@
  */
 import type { BatchContext, CompileContext, NodeInfo, Push } from '../compile/types.js';
 import { type Emission, emitted, type RecordEnvelope } from '../envelope.js';
-import { type Aggregator, comparePositions, type Stamp } from './aggregates.js';
+import { comparePositions, positionOf } from '../position.js';
+import type { Aggregator, Stamp } from './aggregates.js';
 import { MinHeap } from './heap.js';
-import { FAILED, grainOf, positionOf, WindowOperator, type WindowSettings } from './WindowOperator.js';
+import { FAILED, grainOf, WindowOperator, type WindowSettings } from './WindowOperator.js';
 
 /**
  * In-memory state of one tumbling or hopping window start: the accumulators of every key, and

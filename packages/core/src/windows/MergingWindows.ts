@@ -6,7 +6,8 @@
  */
 import type { BatchContext, CompileContext, NodeInfo, Push } from '../compile/types.js';
 import type { RecordEnvelope } from '../envelope.js';
-import { type Aggregator, comparePositions } from './aggregates.js';
+import { comparePositions, positionOf } from '../position.js';
+import type { Aggregator } from './aggregates.js';
 import { MinHeap } from './heap.js';
 import {
   type ApplyOutcome,
@@ -16,7 +17,7 @@ import {
   type WindowRef,
   WindowState,
 } from './store.js';
-import { type Delta, deltaId, grainOf, positionOf, WindowOperator, type WindowSettings } from './WindowOperator.js';
+import { type Delta, deltaId, grainOf, WindowOperator, type WindowSettings } from './WindowOperator.js';
 
 type Tracked = WindowState;
 

@@ -7,11 +7,11 @@
  */
 import type { BatchContext, CompileContext, NodeInfo, Push } from '../compile/types.js';
 import { keyText, type RecordEnvelope } from '../envelope.js';
-import { comparePositions } from './aggregates.js';
+import { comparePositions, positionOf } from '../position.js';
 import { SharedStoreWindows } from './SharedStoreWindows.js';
 import type { SessionState, SharedSessionStore } from './shared.js';
 import type { StoredWindow } from './store.js';
-import { type Delta, FAILED, grainOf, positionOf, type WindowSettings } from './WindowOperator.js';
+import { type Delta, FAILED, grainOf, type WindowSettings } from './WindowOperator.js';
 
 export abstract class SharedKeyedWindows extends SharedStoreWindows {
   protected readonly keyed: SharedSessionStore;

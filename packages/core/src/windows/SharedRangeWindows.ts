@@ -6,11 +6,11 @@
 import type { BatchContext, CompileContext, NodeInfo, Push } from '../compile/types.js';
 import { keyText, type RecordEnvelope } from '../envelope.js';
 import { DeliveryError } from '../errors.js';
-import { comparePositions } from './aggregates.js';
+import { comparePositions, positionOf } from '../position.js';
 import { SharedStoreWindows } from './SharedStoreWindows.js';
 import type { LateRecord, SharedApplyOutcome, SharedWindowStore } from './shared.js';
 import type { StoredWindow } from './store.js';
-import { type Delta, deltaId, FAILED, grainOf, positionOf, type WindowSettings } from './WindowOperator.js';
+import { type Delta, deltaId, FAILED, grainOf, type WindowSettings } from './WindowOperator.js';
 
 /** How often a batch re-aggregates around state that other writers keep moving before it fails. */
 const MAX_OVERLAP_ROUNDS = 8;

@@ -5,11 +5,12 @@
  */
 import type { BatchContext, Push } from '../compile/types.js';
 import type { RecordEnvelope } from '../envelope.js';
-import { type Aggregator, comparePositions } from './aggregates.js';
+import { comparePositions, positionOf } from '../position.js';
+import type { Aggregator } from './aggregates.js';
 import { SharedKeyedWindows } from './SharedKeyedWindows.js';
 import type { SessionState } from './shared.js';
 import { classifyDelta, type StoredWindow, type WindowRef } from './store.js';
-import { type Delta, grainOf, positionOf } from './WindowOperator.js';
+import { type Delta, grainOf } from './WindowOperator.js';
 
 export class SharedSessionWindows extends SharedKeyedWindows {
   /** A key's gap windows of this batch, per grain (with `shard` ordering, one grain: the batch's shard). */

@@ -12,11 +12,12 @@
  */
 import type { BatchContext, Push } from '../compile/types.js';
 import { keyText, type RecordEnvelope } from '../envelope.js';
-import { type Aggregator, comparePositions } from './aggregates.js';
+import { comparePositions, positionOf } from '../position.js';
+import type { Aggregator } from './aggregates.js';
 import { SharedKeyedWindows } from './SharedKeyedWindows.js';
 import type { SessionState } from './shared.js';
 import { classifyDelta, type StoredWindow } from './store.js';
-import { type Delta, FAILED, grainOf, positionOf } from './WindowOperator.js';
+import { type Delta, FAILED, grainOf } from './WindowOperator.js';
 
 export class SharedSlidingWindows extends SharedKeyedWindows {
   /** A key's points of this batch, one at a time; with `emit: updates`, the open windows they change. */

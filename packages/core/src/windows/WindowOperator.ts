@@ -15,8 +15,9 @@ import { evaluationReason } from '../compile/reason.js';
 import type { BatchContext, CompileContext, NodeInfo, Push } from '../compile/types.js';
 import { type Emission, emitted, keyText, type RecordEnvelope } from '../envelope.js';
 import type { CompiledExpression } from '../expression.js';
+import { comparePositions, positionOf } from '../position.js';
 import type { WindowSpec } from '../steps/window.js';
-import { type Aggregator, type CompiledAggregate, comparePositions, type Stamp } from './aggregates.js';
+import type { Aggregator, CompiledAggregate, Stamp } from './aggregates.js';
 import type { WindowRecordFactory } from './output.js';
 import { type StoredWindow, WindowState } from './store.js';
 
@@ -64,10 +65,6 @@ export function grainOf(env: RecordEnvelope, batch: BatchContext): string {
 export const deltaId = (key: string, start: number, end: number, grain: string) =>
   `${key}\u0000${start}\u0000${end}\u0000${grain}`;
 
-export function positionOf(env: RecordEnvelope): string {
-  const sub = env.subSequenceNumber;
-  return sub === undefined ? env.sequenceNumber : `${env.sequenceNumber}:${sub}`;
-}
 
 export abstract class WindowOperator {
   protected readonly kind: WindowKind;

@@ -8,6 +8,7 @@
  */
 import { ConfigError } from '../errors.js';
 import type { CompiledExpression } from '../expression.js';
+import { comparePositions } from '../position.js';
 
 /** Where a record sits in its shard: ties in event time are broken by it, for determinism. */
 export interface Stamp {
@@ -58,18 +59,6 @@ export function compareStamps(a: Stamp, b: Stamp): number {
   return comparePositions(a.position, b.position);
 }
 
-/** Compares positions `sequence[:subSequence]` by value. */
-export function comparePositions(a: string, b: string): number {
-  const ia = a.indexOf(':');
-  const ib = b.indexOf(':');
-  const sa = ia < 0 ? a : a.slice(0, ia);
-  const sb = ib < 0 ? b : b.slice(0, ib);
-  if (sa.length !== sb.length) return sa.length < sb.length ? -1 : 1;
-  if (sa !== sb) return sa < sb ? -1 : 1;
-  const ua = ia < 0 ? -1 : Number(a.slice(ia + 1));
-  const ub = ib < 0 ? -1 : Number(b.slice(ib + 1));
-  return ua === ub ? 0 : ua < ub ? -1 : 1;
-}
 
 type Comparable = number | string;
 /** Accumulators hold numbers; strings only in state written before min/max took numbers only. */

@@ -20,8 +20,8 @@
  * (DynamoDB: one conditional UpdateItem; Redis: one Lua script).
  */
 import type { RecordEnvelope } from '../envelope.js';
+import { comparePositions } from '../position.js';
 import type { Aggregator } from './aggregates.js';
-import { comparePositions } from './aggregates.js';
 
 /** Identity of a window: canonical key text and bounds (end exclusive, epoch ms). */
 export interface WindowRef {
