@@ -176,7 +176,7 @@ export function emitted<T>(emission: Emission, value: T, key: unknown): RecordEn
   return new EmittedEnvelope(emission, value, key);
 }
 
-/** A copy of `env` with a new value (envelopes are immutable once made). */
+/** A copy of `env` with a new value (the envelope given is left as it is). */
 export function withValue<T>(env: RecordEnvelope, value: T): RecordEnvelope<T> {
   return new Envelope(value, env.key, env.eventTime, env.shardId, env.source);
 }
@@ -184,6 +184,35 @@ export function withValue<T>(env: RecordEnvelope, value: T): RecordEnvelope<T> {
 /** A copy of `env` with a new key. */
 export function withKey<T>(env: RecordEnvelope<T>, key: unknown): RecordEnvelope<T> {
   return new Envelope(env.value, key, env.eventTime, env.shardId, env.source);
+}
+
+/** The writable view of an {@link Envelope} that the step holding it owns. */
+type Owned = { value: unknown; key: unknown };
+
+/**
+ * `env` with a new value, changed in place. Only for a step of a fused chain, which owns the
+ * envelope pushed to it (see `Push`): nothing upstream still reads it. Envelopes a stateful step
+ * emitted are copied instead (they take their partition key from their key).
+ */
+export function updateValue<T>(env: RecordEnvelope, value: T): RecordEnvelope<T> {
+  if (!(env instanceof Envelope)) return withValue(env, value);
+  (env as Owned).value = value;
+  return env as RecordEnvelope<T>;
+}
+
+/** `env` with a new key, changed in place (see {@link updateValue}). */
+export function updateKey<T>(env: RecordEnvelope<T>, key: unknown): RecordEnvelope<T> {
+  if (!(env instanceof Envelope)) return withKey(env, key);
+  (env as Owned).key = key;
+  return env;
+}
+
+/**
+ * A record a step keeps beyond its push (a sink's buffer) while passing it on: a copy when later
+ * steps may change the envelope in place, else the envelope itself.
+ */
+export function keptCopy<T>(env: RecordEnvelope<T>): RecordEnvelope<T> {
+  return env instanceof Envelope ? new Envelope(env.value, env.key, env.eventTime, env.shardId, env.source) : env;
 }
 
 /** What the dead-letter output receives: enough to find the record again and replay it. */

@@ -127,6 +127,9 @@ interface Barrier {
 
 type Phase = 'batch' | 'tick' | 'final';
 
+/** Where a chain ends (a branch route, the main steps without a collected tail): records are dropped. */
+const chainEnd: Push = () => {};
+
 /** Options of {@link CompiledPipeline.operator}. */
 export interface OperatorOptions {
   /**
@@ -301,7 +304,8 @@ export class CompiledPipeline {
           (batch.buffers[id] as RecordEnvelope[]).push(env);
         };
       },
-      steps: (specs, path, next) => compileSteps(specs as StepSpec[], path, next),
+      steps: (specs, path, next = chainEnd) => compileSteps(specs as StepSpec[], path, next),
+      isEnd: (next) => next === chainEnd || next === tail,
       sink: (spec, node) => {
         const id = slots++;
         const sink = createSink(spec as SinkSpec, node.path);
@@ -385,7 +389,8 @@ export class CompiledPipeline {
       return push;
     };
 
-    let tail: Push = () => {};
+    // The end of the main steps: nothing, or the collected tail (which keeps records unchanged).
+    let tail: Push = chainEnd;
     if (options.collectTail) {
       const id = slots++;
       this.tailSlot = id;

@@ -11,7 +11,19 @@ import type { ComponentDefinition } from '../registry.js';
 import type { StateStore } from '../windows/shared.js';
 import type { WatermarkView } from '../windows/watermarks.js';
 
-/** Per-record function of a fused segment; `batch` carries the per-batch buffers. */
+/**
+ * Per-record function of a fused segment; `batch` carries the per-batch buffers.
+ *
+ * Envelope ownership (Flink's object reuse): the push an envelope is handed to owns it. Inside a
+ * fused chain, `map`, `enrich` and `keyBy` change the envelope they are handed in place instead
+ * of allocating a new one, so once a step has called `next(env)` the envelope may change under
+ * it. A push that keeps the record and passes nothing on (a barrier's or a sink's buffer, a
+ * window) owns it and needs nothing. A step that keeps a record beyond the chain and also passes
+ * it on — a sink step's buffer, a list of its own, a second push besides `next` — keeps a copy
+ * (`withValue(env, env.value)`), unless `CompileContext.isEnd(next)`. A step that only reads the
+ * record, or passes on a new one made by `withValue`/`withKey` (which copy), needs nothing.
+ * Dead letters are copies taken at the failing step: they keep the value the record had there.
+ */
 export type Push = (env: RecordEnvelope, batch: BatchContext) => void;
 
 /** What one batch accumulates while it runs. One per batch, so batches of several shards can run at once. */
@@ -104,9 +116,14 @@ export interface CompileContext extends ResourceContext {
    * synchronous pass `run` receives them and pushes its results into `next`.
    */
   barrier(node: NodeInfo, run: BarrierRun, next: Push, advance?: BarrierAdvance): Push;
-  /** Compiles nested steps (a branch route) ending in `next`. */
-  steps(specs: readonly unknown[], path: string, next: Push): Push;
-  /** Creates a sink and returns the push that buffers records for it. */
+  /** Compiles nested steps (a branch route) ending in `next` (default: the end of a chain). */
+  steps(specs: readonly unknown[], path: string, next?: Push): Push;
+  /**
+   * True when `next` ends a chain (a branch route's end, the end of the main steps): no step after
+   * it changes the record, so a step that keeps the record as well need not copy it (see `Push`).
+   */
+  isEnd(next: Push): boolean;
+  /** Creates a sink and returns the push that buffers records for it (the buffer keeps the envelope). */
   sink(spec: object, node: NodeInfo): Push;
   lookup(spec: object, path: string): Lookup;
   /** Creates a window state store (closed with the pipeline); `undefined` for process memory. */

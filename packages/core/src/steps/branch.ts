@@ -23,8 +23,6 @@ export const branchSchema = Type.Object(
 );
 export type BranchSpec = Static<typeof branchSchema>;
 
-const end: Push = () => {};
-
 /**
  * `branch`: sends each record down the first route whose `when` holds; the route's steps are
  * its own sub-pipeline. Records that match no route continue with the steps after the branch.
@@ -40,7 +38,7 @@ export const branchStep: StepDefinition<BranchSpec> = register({
     const whens = spec.routes.map((r) => ctx.expression(r.when));
     const name = node.name;
     // Routes are compiled now (not when linked) so their nodes are named in definition order.
-    const routes = spec.routes.map((r, i) => ctx.steps(r.steps, `${node.path}/branch/routes/${i}/steps`, end));
+    const routes = spec.routes.map((r, i) => ctx.steps(r.steps, `${node.path}/branch/routes/${i}/steps`));
     const n = routes.length;
     return (next) => {
       return (env, batch) => {

@@ -3,7 +3,7 @@ import Type, { type Static } from 'typebox';
 import { evaluationReason, showExpression } from '../compile/reason.js';
 import type { LookupDefinition, StepDefinition } from '../compile/types.js';
 import { durationMs } from '../duration.js';
-import { type RecordEnvelope, withValue } from '../envelope.js';
+import { type RecordEnvelope, updateValue } from '../envelope.js';
 import { ConfigError, DeliveryError, describeError } from '../errors.js';
 import { definition, kindOf, register } from '../registry.js';
 import { ComponentRef, DurationSchema, Expression } from '../schema.js';
@@ -185,7 +185,8 @@ export const enrichStep: StepDefinition<EnrichSpec> = register({
                 );
               continue;
             }
-            push(withValue(env, merge(env.value, v)), batch);
+            // The barrier's buffer owned the envelope; it is dropped after this run.
+            push(updateValue(env, merge(env.value, v)), batch);
           }
         },
         next,

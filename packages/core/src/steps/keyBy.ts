@@ -1,14 +1,14 @@
 import type { Static } from 'typebox';
 import { evaluationReason, showExpression } from '../compile/reason.js';
 import type { StepDefinition } from '../compile/types.js';
-import { withKey } from '../envelope.js';
+import { updateKey } from '../envelope.js';
 import { register } from '../registry.js';
 import { Expression } from '../schema.js';
 
 export const keyBySchema = Expression('yields the record key used by later windows');
 export type KeyBySpec = Static<typeof keyBySchema>;
 
-/** `keyBy`: sets the record key (used by windows); the value is unchanged. */
+/** `keyBy`: sets the record key (used by windows), in the envelope it owns (see `Push`); the value is unchanged. */
 export const keyByStep: StepDefinition<KeyBySpec> = register({
   kind: 'keyBy',
   category: 'step',
@@ -28,7 +28,7 @@ export const keyByStep: StepDefinition<KeyBySpec> = register({
         return;
       }
       const t = typeof key;
-      if (t === 'string' || t === 'number' || t === 'boolean') next(withKey(env, key), batch);
+      if (t === 'string' || t === 'number' || t === 'boolean') next(updateKey(env, key), batch);
       else
         batch.deadLetter(
           env,

@@ -1,7 +1,7 @@
 import Type, { type Static } from 'typebox';
 import { evaluationReason, showExpression } from '../compile/reason.js';
 import type { CompileContext, StepDefinition } from '../compile/types.js';
-import { withValue } from '../envelope.js';
+import { updateValue } from '../envelope.js';
 import type { CompiledExpression } from '../expression.js';
 import { register } from '../registry.js';
 import { Expression, FunctionRef, X_EXPECTED, X_EXPRESSION } from '../schema.js';
@@ -63,7 +63,7 @@ export function compileMapping(spec: MapSpec, ctx: CompileContext): CompiledExpr
   return compileTemplate(spec as MapTemplate, ctx);
 }
 
-/** `map`: replaces each record's value. */
+/** `map`: replaces each record's value (in the envelope it owns, see `Push`). */
 export const mapStep: StepDefinition<MapSpec> = register({
   kind: 'map',
   category: 'step',
@@ -85,7 +85,7 @@ export const mapStep: StepDefinition<MapSpec> = register({
         batch.deadLetter(env, name, evaluationReason(err), err);
         return;
       }
-      next(withValue(env, v), batch);
+      next(updateValue(env, v), batch);
     };
   },
 });

@@ -1,4 +1,5 @@
 import type { StepDefinition } from '../compile/types.js';
+import { keptCopy } from '../envelope.js';
 import { kindOf, register } from '../registry.js';
 import { ComponentRef } from '../schema.js';
 import type { SinkSpec } from '../spec.js';
@@ -19,9 +20,18 @@ export const sinkStep: StepDefinition<SinkSpec> = register({
   compile(spec, node, ctx) {
     // The sink's own spec (reported by a sink that refuses its options) is under the step's `sink`.
     const buffer = ctx.sink(spec, { ...node, path: `${node.path}/sink` });
-    return (next) => (env, batch) => {
-      buffer(env, batch);
-      next(env, batch);
+    return (next) => {
+      // Last in its chain, the buffer may keep the envelope itself; else later steps may change
+      // it in place (see `Push`) and the buffer keeps a copy.
+      if (ctx.isEnd(next))
+        return (env, batch) => {
+          buffer(env, batch);
+          next(env, batch);
+        };
+      return (env, batch) => {
+        buffer(keptCopy(env), batch);
+        next(env, batch);
+      };
     };
   },
 });
