@@ -120,6 +120,14 @@ export class BudgetExceeded extends TributaryError {
   }
 }
 
+/** A KPL aggregate whose protobuf does not parse: the data is not an aggregate after all. */
+export class MalformedAggregate extends TributaryError {
+  constructor(message: string) {
+    super(`KPL aggregate: ${message}`);
+    this.name = 'MalformedAggregate';
+  }
+}
+
 /** Short human text for any thrown value. */
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message.split('\n')[0] ?? err.name;

@@ -20,7 +20,7 @@
  * No AWS SDK: the sink that writes aggregates and the runtimes that read them share this module.
  */
 import { createHash } from 'node:crypto';
-import { TributaryError } from './errors.js';
+import { MalformedAggregate } from './errors.js';
 
 /** The first four bytes of an aggregated record. */
 const KPL_MAGIC = Buffer.from([0xf3, 0x89, 0x9a, 0xc2]);
@@ -133,14 +133,6 @@ export function aggregateUserRecords(
   }
   const body = Buffer.concat(parts);
   return Buffer.concat([KPL_MAGIC, body, createHash('md5').update(body).digest()]);
-}
-
-/** The protobuf does not parse: the data is not an aggregate after all. */
-class MalformedAggregate extends TributaryError {
-  constructor(message: string) {
-    super(`KPL aggregate: ${message}`);
-    this.name = 'MalformedAggregate';
-  }
 }
 
 /** A protobuf reader for the few wire types the KPL format uses. */
