@@ -8,9 +8,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { synth } from '@tributary/cli/synth';
 import { count, fileSource, parsePipelineYaml, pipeline, sum } from '@tributary/core';
 import { createHandler } from '@tributary/runtime-lambda';
-import { synth } from '@tributary/runtime-lambda/synth';
 import { analyzeMetafile, build } from 'esbuild';
 import { fmt, median, random, table } from './lib.mjs';
 

@@ -3,8 +3,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pipelineSchema } from '../packages/core/dist/index.js';
-import { referenceMarkdown } from '../packages/runtime-node/dist/index.js';
+import { pipelineSchema, referenceMarkdown } from '../packages/core/dist/index.js';
+// Every package's components, as the CLI registers them.
+import '../packages/sinks/dist/index.js';
+import '../packages/state/dist/index.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 mkdirSync(join(root, 'packages/core/schema'), { recursive: true });

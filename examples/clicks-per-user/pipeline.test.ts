@@ -3,8 +3,8 @@
 import { cp, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { main } from '@tributary/cli';
 import { compile, runPipeline } from '@tributary/core';
-import { main } from '@tributary/runtime-node';
 import { expect, it } from 'vitest';
 
 const here = import.meta.dirname;

@@ -18,6 +18,7 @@ export {
 export { type BatchOptions, type TestRun, testPipeline, toBatches } from './harness.js';
 export { StaticLookup } from './lookups/static.js';
 export { type RunSummary, runPipeline } from './run.js';
+export { referenceMarkdown } from './reference.js';
 export * from './runtime.js';
 export { FileSink } from './sinks/file.js';
 export { MemorySink } from './sinks/memory.js';

@@ -1,4 +1,10 @@
-import { type ComponentCategory, type ComponentDefinition, definitions } from '@tributary/core';
+/**
+ * The component reference (`tributary docs`, `docs/reference.md`): Markdown generated from the
+ * registered components' schemas and descriptions, so it cannot drift from what validates. It
+ * lists the components registered when it is called (import the packages whose components it
+ * should hold first).
+ */
+import { type ComponentCategory, type ComponentDefinition, definitions } from './registry.js';
 
 type Schema = Record<string, unknown>;
 

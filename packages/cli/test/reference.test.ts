@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipelineSchema } from '@tributary/core';
-import { referenceMarkdown } from '@tributary/runtime-node';
+import { pipelineSchema, referenceMarkdown } from '@tributary/core';
+// Every package's components, as the CLI registers them.
+import '@tributary/sinks';
+import '@tributary/state';
 import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..', '..', '..');

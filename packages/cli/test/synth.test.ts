@@ -16,7 +16,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { loadPipelineFile } from '@tributary/core';
 import '@tributary/sinks';
-import { synth, template } from '@tributary/runtime-lambda/synth';
+import { synth, template } from '@tributary/cli/synth';
 import { describe, expect, it } from 'vitest';
 import { startKinesalite, startRedis } from '../../../test-support/servers.mjs';
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { debugWanted, EXIT, errorText, main } from './cli.js';
+import { debugWanted, EXIT, errorText, main } from './main.js';
 
 // A reader that stops early (`tributary schema | head`) closes the pipe: the rest of the output
 // has nowhere to go, and that is not an error — the command ends quietly with its own status (0

@@ -18,7 +18,8 @@
  */
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { describeError, envelope, type Pipeline } from '@tributary/core';
+import type { Pipeline } from '@tributary/core';
+import { describeError, envelope } from '@tributary/core/spi';
 import { createHandler, LambdaSimulator } from '@tributary/runtime-lambda';
 
 export interface LambdaLocalOptions {

@@ -149,9 +149,33 @@ describe('tributary CLI', () => {
   });
 });
 
+describe('tributary --help', () => {
+  it('lists every command; `tributary <command> --help` prints that command, its flags and the global ones', () => {
+    const all = tributary(['--help']);
+    expect(all.code).toBe(0);
+    for (const c of ['validate', 'run', 'describe', 'schema', 'docs', 'state init', 'synth', 'lambda-local'])
+      expect(all.stdout).toContain(`\n  tributary ${c}`);
+    const run = tributary(['run', '--help']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^Usage:\n {2}tributary run <pipeline\.yaml> /);
+    expect(run.stdout).toContain('--fail-on-dead-letter');
+    expect(run.stdout).toContain('--verbose');
+    expect(run.stdout).not.toContain('tributary validate');
+    expect(tributary(['lambda-local', '--help']).stdout).toContain('--parallelization <n>');
+    expect(tributary(['state', '--help']).stdout).toMatch(/^Usage:\n {2}tributary state init <pipeline\.yaml>\n/);
+  });
+
+  it('a command takes its own flags only (and the global ones)', () => {
+    const r = tributary(['validate', join(dir, 'pipeline.yaml'), '--stream', 's']);
+    expect(r.code).toBe(64);
+    expect(r.stderr.split('\n')[0]).toMatch(/^Unknown option '--stream'/);
+    expect(tributary(['validate', join(dir, 'pipeline.yaml'), '--verbose']).code).toBe(0);
+  });
+});
+
 describe('tributary run on a terminal', () => {
   it('paints progress on a TTY and ends with the summary', async () => {
-    const { main } = await import('@tributary/runtime-node');
+    const { main } = await import('@tributary/cli');
     let err = '';
     const write = (s: string) => {
       err += s;

@@ -1,0 +1,41 @@
+/** `tributary synth <pipeline.yaml> --runtime lambda`: a bundle and CloudFormation template for Lambda. */
+import { resolve } from 'node:path';
+import { type Command, EXIT } from '../command.js';
+import { loadPipeline } from '../pipeline.js';
+
+export const synth: Command = {
+  name: 'synth',
+  usage: 'synth <pipeline.yaml> --runtime lambda [--out <dir>] [--bundle-sdk]',
+  summary: 'bundle a pipeline as a Lambda function and write its CloudFormation template',
+  options: {
+    runtime: { type: 'string' },
+    out: { type: 'string' },
+    'bundle-sdk': { type: 'boolean' },
+  },
+  optionsHelp: `  --runtime lambda      the runtime to deploy to (lambda is the one there is)
+  --out <dir>           where the bundle (index.mjs), the files it reads and template.json go
+                        (default: dist-lambda)
+  --bundle-sdk          bundle the AWS SDK too (default: the Lambda runtime's own SDK v3)`,
+  async run({ values, positionals }, context) {
+    const file = positionals[0];
+    if (file === undefined || positionals.length > 1 || values.runtime !== 'lambda')
+      return context.usageError('synth needs a pipeline file and --runtime lambda');
+    const loaded = await loadPipeline(file, context);
+    if (!loaded) return EXIT.invalid;
+    try {
+      // esbuild is loaded only here, by the command that bundles.
+      const { synth } = await import('../synth/index.js');
+      const r = await synth(loaded, {
+        outDir: resolve(process.cwd(), (values.out as string | undefined) ?? 'dist-lambda'),
+        bundleSdk: values['bundle-sdk'] === true,
+      });
+      context.io.out.write(
+        `${r.bundle} (${r.bundleBytes} bytes, ${r.bundleGzipBytes} gzipped)\n${r.files.map((f) => `${f}\n`).join('')}${r.template}\n`,
+      );
+      return EXIT.ok;
+    } catch (err) {
+      context.io.err.write(`${file}: synth failed: ${context.errorText(err)}\n`);
+      return EXIT.failed;
+    }
+  },
+};

@@ -1,0 +1,141 @@
+/**
+ * The `tributary` command line: `tributary <command> [arguments] [flags]`, one file per command
+ * under `commands/` (see COMMANDS); `tributary --help` lists them, `tributary <command> --help`
+ * prints one's help.
+ *
+ *   tributary validate <pipeline.yaml>...       every problem, as file:line:column: message
+ *   tributary run <pipeline.yaml> [options]     run on the file source
+ *   tributary describe <pipeline.yaml>          print the compiled graph
+ *   tributary schema                            print the pipeline JSON Schema
+ *   tributary docs                              print the step/source/sink reference (Markdown)
+ *   tributary state init <pipeline.yaml>        create the tables the window state needs
+ *   tributary synth <pipeline.yaml> --runtime lambda [--out <dir>]
+ *                                               bundle and CloudFormation template for Lambda
+ *   tributary lambda-local <pipeline.yaml> --stream <name> [--endpoint <url>]
+ *                                               run the Lambda handler on a Kinesis stream locally
+ *
+ * Errors are one line each, naming the file; `--verbose` (or `TRIBUTARY_DEBUG=1`) adds stacks.
+ * SIGINT/SIGTERM during `run` or `lambda-local` stop after the batch in progress: the outputs are
+ * closed (every line complete), the summary says "interrupted", and the exit status is 130/143.
+ */
+import { parseArgs } from 'node:util';
+import { describeError } from '@tributary/core/spi';
+// Registers the state stores (dynamodb, redis) and the sinks (dynamodb, kinesis, redis, s3, sqs, http) for YAML pipelines.
+import '@tributary/sinks';
+import '@tributary/state';
+import { type Command, type CommandArgs, type CommandContext, type CommandOptions, EXIT, type Io } from './command.js';
+import { describe } from './commands/describe.js';
+import { docs } from './commands/docs.js';
+import { lambdaLocal } from './commands/lambdaLocal.js';
+import { run } from './commands/run.js';
+import { schema } from './commands/schema.js';
+import { stateInit } from './commands/stateInit.js';
+import { synth } from './commands/synth.js';
+import { validate } from './commands/validate.js';
+
+export { EXIT };
+
+/** The commands, in the order the usage lists them. */
+const COMMANDS: readonly Command[] = [validate, run, describe, schema, docs, stateInit, synth, lambdaLocal];
+
+/** The flags every command takes. */
+const GLOBAL_OPTIONS = {
+  verbose: { type: 'boolean' },
+  'allow-outside-project': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies CommandOptions;
+
+const GLOBAL_HELP = `every command:
+  --verbose             print the stack of an error (also: TRIBUTARY_DEBUG=1)
+  --allow-outside-project
+                        accept fn: modules outside the pipeline's project folder (the nearest
+                        folder with a package.json at or above the pipeline file)`;
+
+const EXIT_HELP = `Exit status: 0 ok, 1 invalid pipeline, 2 the run failed, 3 dead letters with --fail-on-dead-letter,
+64 usage, 70 internal error (a bug), 130/143 interrupted by SIGINT/SIGTERM.`;
+
+/** `tributary --help`: every command's synopsis, the options of the main one (run), the global flags. */
+const USAGE = `Usage:
+${COMMANDS.map((c) => `  tributary ${c.usage}`).join('\n')}
+
+${run.name} options:
+${run.optionsHelp}
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}`;
+
+/** `tributary <command> --help`. */
+function commandHelp(command: Command): string {
+  const options = command.optionsHelp === undefined ? '' : `options:\n${command.optionsHelp}\n\n`;
+  return `Usage:\n  tributary ${command.usage}\n\n${command.summary}\n\n${options}${GLOBAL_HELP}\n\n${EXIT_HELP}`;
+}
+
+/** Whether stacks are printed: `--verbose` or `TRIBUTARY_DEBUG=1`. */
+export function debugWanted(argv: readonly string[] = []): boolean {
+  const env = process.env.TRIBUTARY_DEBUG;
+  return argv.includes('--verbose') || (env !== undefined && env !== '' && env !== '0' && env !== 'false');
+}
+
+/**
+ * One line for an error, naming the file when the error knows it and its message does not (Node's
+ * `EISDIR: illegal operation on a directory, read`). With `verbose`, the stacks follow (causes too).
+ */
+export function errorText(err: unknown, verbose = false): string {
+  let line: string;
+  try {
+    line = describeError(err);
+    const path = (err as { path?: unknown } | null)?.path;
+    if (typeof path === 'string' && !line.includes(path)) line += ` (${path})`;
+  } catch {
+    line = Object.prototype.toString.call(err);
+  }
+  if (!verbose) return line;
+  const stacks: string[] = [];
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    stacks.push(`${depth === 0 ? '' : 'caused by: '}${e.stack ?? `${e.name}: ${e.message}`}`);
+  }
+  return stacks.length > 0 ? `${line}\n${stacks.join('\n')}` : line;
+}
+
+export async function main(argv: string[], io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    (name === undefined ? io.err : io.out).write(`${USAGE}\n`);
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (command === undefined) {
+    io.err.write(`unknown command \`${name}\`\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  let args: CommandArgs;
+  try {
+    const parsed = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: { ...command.options, ...GLOBAL_OPTIONS },
+    });
+    // No flag is declared `multiple`: each value is a string or a boolean.
+    args = { values: parsed.values as CommandArgs['values'], positionals: parsed.positionals };
+  } catch (err) {
+    io.err.write(`${describeError(err)}\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (args.values.help === true) {
+    io.out.write(`${commandHelp(command)}\n`);
+    return EXIT.ok;
+  }
+  const verbose = args.values.verbose === true || debugWanted();
+  const context: CommandContext = {
+    io,
+    verbose,
+    modules: { allowOutsideProject: args.values['allow-outside-project'] === true },
+    errorText: (err) => errorText(err, verbose),
+    usageError: (message) => {
+      io.err.write(`${message}\n\n${USAGE}\n`);
+      return EXIT.usage;
+    },
+  };
+  return command.run(args, context);
+}

@@ -1,0 +1,51 @@
+/** Loading the pipeline file a command names, with its problems printed one per line. */
+import { checkPipelineFile, compile, formatIssue, type Pipeline, PipelineValidationError } from '@tributary/core';
+import { type CommandArgs, type CommandContext, EXIT } from './command.js';
+import { overridesOf, withOverrides } from './overrides.js';
+
+/**
+ * The pipeline of `file`, or undefined when it cannot be loaded or is invalid: every problem is
+ * printed, as `file:line:column: message`. `importModules: false` lexes `fn:` modules for their
+ * exports instead of importing them (validation never runs user code).
+ */
+export async function loadPipeline(
+  file: string,
+  context: CommandContext,
+  options: { importModules?: boolean } = {},
+): Promise<Pipeline | undefined> {
+  try {
+    const { pipeline, issues } = await checkPipelineFile(file, { ...context.modules, ...options });
+    for (const issue of issues) context.io.err.write(`${formatIssue(issue)}\n`);
+    return pipeline;
+  } catch (err) {
+    context.io.err.write(`${file}: cannot load the pipeline: ${context.errorText(err)}\n`);
+    return undefined;
+  }
+}
+
+/**
+ * The pipeline of `file` with the run overrides of the command line applied (`--input`,
+ * `--output`, `--dead-letter`, `--batch-size`), compiled; or the exit status when it cannot be.
+ */
+export async function compiledPipeline(
+  file: string,
+  args: CommandArgs,
+  context: CommandContext,
+): Promise<{ pipeline: Pipeline; compiled: ReturnType<typeof compile> } | number> {
+  const loaded = await loadPipeline(file, context);
+  if (!loaded) return EXIT.invalid;
+  let pipeline: Pipeline;
+  try {
+    pipeline = withOverrides(loaded, overridesOf(args.values));
+  } catch (err) {
+    context.io.err.write(`${context.errorText(err)}\n`);
+    return EXIT.usage;
+  }
+  try {
+    return { pipeline, compiled: compile(pipeline) };
+  } catch (err) {
+    if (err instanceof PipelineValidationError) for (const i of err.issues) context.io.err.write(`${formatIssue(i)}\n`);
+    else context.io.err.write(`${file}: ${context.errorText(err)}\n`);
+    return EXIT.invalid;
+  }
+}
