@@ -16,6 +16,7 @@
 
 import { createHash } from 'node:crypto';
 import { isTransient, type RecordEnvelope, type Sink, type SinkContext, TributaryError } from '@tributary/core';
+import { backoff, type BackoffPolicy } from '@tributary/core/spi';
 
 /** An error the destination returned for one entry (or a whole call). */
 export interface EntryFailure {
@@ -128,7 +129,6 @@ class Semaphore {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Describes a thrown error as an entry failure (transient or not). */
 export function failureOf(err: unknown): EntryFailure {
@@ -168,15 +168,12 @@ export abstract class BatchSink<P> implements Sink {
   private readonly slots: Semaphore;
   /** Bytes in flight (`maxInFlightBytes`). */
   private readonly budget: Semaphore;
-  private readonly maxAttempts: number;
-  private readonly minDelay: number;
-  private readonly maxDelay: number;
+  /** Attempts per entry and the backoff between them (`retry`). */
+  private readonly retryPolicy: BackoffPolicy;
 
   constructor(protected readonly options: BatchSinkOptions = {}) {
     const r = options.retry ?? {};
-    this.maxAttempts = r.maxAttempts ?? 8;
-    this.minDelay = r.minDelay ?? 50;
-    this.maxDelay = r.maxDelay ?? 5000;
+    this.retryPolicy = { maxAttempts: r.maxAttempts ?? 8, baseDelay: r.minDelay ?? 50, maxDelay: r.maxDelay ?? 5000 };
     const concurrency = options.concurrency ?? 4;
     if (!((Number.isInteger(concurrency) || concurrency === Number.POSITIVE_INFINITY) && concurrency > 0)) {
       throw new TypeError('Expected `concurrency` to be a number from 1 and up');
@@ -233,12 +230,6 @@ export abstract class BatchSink<P> implements Sink {
     await Promise.all(calls.map((entries) => this.deliver(entries, deadLetter)));
   }
 
-  private backoff(attempt: number, retryAfter?: number): number {
-    const cap = Math.min(this.maxDelay, this.minDelay * 2 ** attempt);
-    // A destination's Retry-After is honoured up to 30 s: beyond that the write fails and the
-    // batch is retried later, rather than holding its slot and budget.
-    return Math.max(Math.min(retryAfter ?? 0, 30_000), Math.random() * cap);
-  }
 
   /** Sends one call's entries until each is durable or dead-lettered. */
   private async deliver(
@@ -252,14 +243,16 @@ export abstract class BatchSink<P> implements Sink {
       let pending = entries;
       let last: EntryFailure | undefined;
       for (let attempt = 0; pending.length > 0; attempt++) {
-        if (attempt >= this.maxAttempts) {
+        if (attempt >= this.retryPolicy.maxAttempts) {
           throw new SinkError(
             `${this.summary}: ${pending.length} record(s) still failing after ${attempt} attempts (${last?.code}: ${last?.message}); the batch will be retried`,
           );
         }
         if (attempt > 0) {
           this.metrics.retries++;
-          await sleep(this.backoff(attempt, last?.retryAfter));
+          // A destination's Retry-After is honoured up to 30 s: beyond that the write fails and the
+          // batch is retried later, rather than holding its slot and budget.
+          await backoff(this.retryPolicy, attempt, Math.min(last?.retryAfter ?? 0, 30_000));
         }
         const t0 = performance.now();
         let results: (EntryFailure | undefined)[];

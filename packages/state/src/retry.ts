@@ -1,6 +1,6 @@
 /**
  * Retries of store calls: transient failures (throttling, a dropped connection, a restarting
- * server) are retried with jittered exponential backoff; anything else, or a failure that
+ * server) are retried with core's jittered exponential backoff; anything else, or a failure that
  * outlasts the retries, becomes a {@link StateStoreError} and fails the batch (so the runtime
  * retries the batch — nothing is dropped).
  *
@@ -8,14 +8,13 @@
  * non-configurable properties (the AWS SDK defines `$response` so; it is not enumerable, so it
  * is not printed either), and translating an error must never throw in its place.
  */
-import { isTransient } from '@tributary/core';
-import pRetry from 'p-retry';
+import { retry } from '@tributary/core/spi';
 import { StateStoreError } from './errors.js';
 
 export interface RetryOptions {
   /** Retries after the first attempt (default 6). */
   retries?: number;
-  /** First backoff in ms (default 50); doubles per retry, jittered, capped at `maxDelay`. */
+  /** Cap of the first backoff in ms (default 50); doubles per retry, full jitter, capped at `maxDelay`. */
   minDelay?: number;
   /** Backoff cap in ms (default 2000). */
   maxDelay?: number;
@@ -60,13 +59,10 @@ export function storeFailureMessage(what: string, err: unknown): string {
 /** Runs `fn`, retrying transient failures; `what` names the call (and its table) in the error. */
 export async function withRetries<T>(what: string, fn: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
   try {
-    return await pRetry(fn, {
-      retries: options.retries ?? 6,
-      minTimeout: options.minDelay ?? 50,
-      maxTimeout: options.maxDelay ?? 2000,
-      factor: 2,
-      randomize: true,
-      shouldRetry: ({ error }) => isTransient(error),
+    return await retry(fn, {
+      maxAttempts: 1 + (options.retries ?? 6),
+      baseDelay: options.minDelay ?? 50,
+      maxDelay: options.maxDelay ?? 2000,
     });
   } catch (err) {
     throw new StateStoreError(storeFailureMessage(what, err), { cause: err });
