@@ -12,8 +12,17 @@ export interface ComponentDefinition {
   /** The YAML key, e.g. `filter` or `file`. */
   kind: string;
   category: ComponentCategory;
+  /**
+   * The module that registers this kind, as a bundle imports it: a package export
+   * (`@tributary/sinks/kinesis`), or for core's built-ins a path relative to core's `dist/`
+   * (`./steps/filter.js`). `tributary synth` bundles exactly the modules of the kinds a pipeline
+   * uses (see `walkComponents`).
+   */
+  module: string;
   /** JSON Schema of the value under the kind key. */
   schema: TSchema;
+  /** Schemas the kind's schema refers to as `#/$defs/<name>` (a recursive part), added to the pipeline schema. */
+  defs?: Readonly<Record<string, TSchema>>;
   /** One paragraph for the generated docs. */
   description: string;
 }
@@ -26,7 +35,11 @@ const components: Record<ComponentCategory, Map<string, ComponentDefinition>> = 
   store: new Map(),
 };
 
-/** Registers a component definition (its kind must be new in its category). */
+/**
+ * Registers a component definition (its kind must be new in its category). The module exports
+ * the result as `<kind><Category>Definition`: `filterStepDefinition`, `kinesisSinkDefinition`,
+ * `dynamodbStoreDefinition`, `staticLookupDefinition`, `fileSourceDefinition`.
+ */
 export function register<D extends ComponentDefinition>(def: D): D {
   const map = components[def.category];
   if (map.has(def.kind)) throw new ConfigError(`a ${def.category} kind \`${def.kind}\` is already registered`);

@@ -88,6 +88,7 @@ export type {
 } from './spec.js';
 export type { MapTemplate } from './steps/map.js';
 export type { AggregateSpec, WindowSpec } from './steps/window.js';
+export { type ComponentUse, walkComponents } from './walkComponents.js';
 export {
   type Aggregator,
   type CustomAggregator,

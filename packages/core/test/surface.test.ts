@@ -67,7 +67,6 @@ describe('public surface of @tributary/core', () => {
         'pipeline',
         'pipelineSchema',
         'readJsonLines',
-        'referenceMarkdown',
         'register',
         'resolveFunctions',
         'runPipeline',
@@ -78,6 +77,7 @@ describe('public surface of @tributary/core', () => {
         'toBatches',
         'toPlain',
         'validateSpec',
+        'walkComponents',
         'withKey',
         'withValue',
       ].sort(),
@@ -116,6 +116,18 @@ describe('public surface of @tributary/core', () => {
         expect(source, `${category} ${kind} in ${file}`).toMatch(
           new RegExp(`kind: '${kind}',\\s*category: '${category}'`),
         );
+      }
+    }
+  });
+
+  it('names, for every built-in kind, the module that registers it, exporting it as <kind><Category>Definition', async () => {
+    for (const category of ['step', 'source', 'sink', 'lookup', 'store'] as const) {
+      for (const def of core.definitions(category)) {
+        // Relative to core's dist/, which mirrors src/.
+        expect(def.module, `${category} ${def.kind}`).toMatch(/^\.\/[\w/]+\.js$/);
+        const module = await import(join(import.meta.dirname, '..', 'src', def.module.replace(/\.js$/, '.ts')));
+        const name = `${def.kind}${category[0]?.toUpperCase()}${category.slice(1)}Definition`;
+        expect(module[name], `${def.module} exports ${name}`).toBe(def);
       }
     }
   });

@@ -5,32 +5,22 @@
  * its state in a shared store (DynamoDB, Redis), or opt in to losing it:
  * `state: { memory: { volatile: true } }`. `createHandler` and `synth` refuse anything else.
  */
-import { ConfigError, type PipelineSpec, type StepSpec } from '@tributary/core';
+import { ConfigError, type PipelineSpec, type WindowSpec, walkComponents } from '@tributary/core';
 
 /** JSON pointers of the window steps whose state is in memory without `volatile: true`. */
 export function memoryWindows(spec: PipelineSpec): string[] {
   const out: string[] = [];
-  const walk = (steps: readonly StepSpec[], path: string) => {
-    for (const [i, step] of steps.entries()) {
-      const at = `${path}/${i}`;
-      if ('window' in step) {
-        const state = step.window.state as unknown;
-        const memory =
-          state === undefined ||
-          state === 'memory' ||
-          (typeof state === 'object' && state !== null && 'memory' in state);
-        const volatile =
-          typeof state === 'object' &&
-          state !== null &&
-          (state as { memory?: { volatile?: boolean } }).memory?.volatile === true;
-        if (memory && !volatile) out.push(at);
-      }
-      if ('branch' in step) {
-        for (const [j, r] of step.branch.routes.entries()) walk(r.steps, `${at}/branch/routes/${j}/steps`);
-      }
-    }
-  };
-  walk(spec.steps, '/steps');
+  for (const c of walkComponents(spec)) {
+    if (c.category !== 'step' || c.kind !== 'window') continue;
+    const state = (c.spec as WindowSpec).state as unknown;
+    const memory =
+      state === undefined || state === 'memory' || (typeof state === 'object' && state !== null && 'memory' in state);
+    const volatile =
+      typeof state === 'object' &&
+      state !== null &&
+      (state as { memory?: { volatile?: boolean } }).memory?.volatile === true;
+    if (memory && !volatile) out.push(c.path);
+  }
   return out;
 }
 

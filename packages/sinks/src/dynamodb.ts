@@ -195,9 +195,10 @@ export function dynamoDbSink(options: DynamoDbSinkOptions): DynamoDbSink {
   return new DynamoDbSink(options);
 }
 
-export const dynamoDbSinkDefinition: SinkDefinition<DynamoDbSinkSpec> = register({
+export const dynamodbSinkDefinition: SinkDefinition<DynamoDbSinkSpec> = register({
   kind: 'dynamodb',
   category: 'sink',
+  module: '@tributary/sinks/dynamodb',
   schema: dynamoDbSinkSchema,
   description:
     'Writes records to a DynamoDB table: `put` (default) as items with BatchWriteItem, 25 per call, UnprocessedItems retried alone with backoff; `update` with UpdateItem per record keyed by `key` (`add` attributes added, the rest set). Items over 400 KB and invalid items go to the dead-letter output with the error code.',

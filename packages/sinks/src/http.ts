@@ -133,6 +133,7 @@ export function httpSink(options: HttpSinkOptions): HttpSink {
 export const httpSinkDefinition: SinkDefinition<HttpSinkSpec> = register({
   kind: 'http',
   category: 'sink',
+  module: '@tributary/sinks/http',
   schema: httpSinkSchema,
   description:
     "POSTs records as JSON arrays (up to `batchSize` records / `maxBytes` per request, `concurrency` at once). 429, 5xx, timeouts and network errors are retried with jittered backoff, honouring Retry-After; other statuses dead-letter the request's records with the status. Requests carry an Idempotency-Key derived from their record ids.",

@@ -18,7 +18,7 @@ export {
   type DynamoDbSinkOptions,
   type DynamoDbSinkSpec,
   dynamoDbSink,
-  dynamoDbSinkDefinition,
+  dynamodbSinkDefinition,
 } from './dynamodb.js';
 export { HttpSink, type HttpSinkOptions, type HttpSinkSpec, httpSink, httpSinkDefinition } from './http.js';
 export {

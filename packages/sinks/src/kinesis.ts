@@ -220,6 +220,7 @@ export function kinesisSink(options: KinesisSinkOptions): KinesisSink {
 export const kinesisSinkDefinition: SinkDefinition<KinesisSinkSpec> = register({
   kind: 'kinesis',
   category: 'sink',
+  module: '@tributary/sinks/kinesis',
   schema: kinesisSinkSchema,
   description:
     'Writes records to a Kinesis stream as JSON: PutRecords in calls of up to 500 records / 5 MiB; failed entries (FailedRecordCount) retried alone when throttled, dead-lettered with their error code otherwise; records over 1 MiB dead-lettered. A replayed batch is written again: set `idField` to de-duplicate downstream.',

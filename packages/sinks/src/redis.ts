@@ -129,6 +129,7 @@ export function redisSink(options: RedisSinkOptions): RedisSink {
 export const redisSinkDefinition: SinkDefinition<RedisSinkSpec> = register({
   kind: 'redis',
   category: 'sink',
+  module: '@tributary/sinks/redis',
   schema: redisSinkSchema,
   description:
     'Writes records to Redis with set, hset, zadd or xadd, one pipeline per call (up to 1000 records); failed commands are retried when the error is transient (connection lost, LOADING), dead-lettered otherwise.',

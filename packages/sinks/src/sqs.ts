@@ -115,6 +115,7 @@ export function sqsSink(options: SqsSinkOptions): SqsSink {
 export const sqsSinkDefinition: SinkDefinition<SqsSinkSpec> = register({
   kind: 'sqs',
   category: 'sink',
+  module: '@tributary/sinks/sqs',
   schema: sqsSinkSchema,
   description:
     'Sends records to an SQS queue as JSON messages: SendMessageBatch, 10 per call (256 KiB); messages over 256 KiB and entries failed by the sender go to the dead-letter output, other failed entries are retried alone. Each message carries the record id (`tributary-record-id` attribute; FIFO: also the deduplication id).',

@@ -14,7 +14,7 @@ describe('public surface of @tributary/sinks', () => {
       'SinkError',
       'SqsSink',
       'dynamoDbSink',
-      'dynamoDbSinkDefinition',
+      'dynamodbSinkDefinition',
       'failureOf',
       'httpSink',
       'httpSinkDefinition',
@@ -31,5 +31,13 @@ describe('public surface of @tributary/sinks', () => {
     expect(definitions('sink').map((d) => d.kind)).toEqual(
       expect.arrayContaining(['dynamodb', 'kinesis', 'redis', 'sqs', 'http', 's3']),
     );
+  });
+
+  it('each of its kinds names its module, which exports it as <kind>SinkDefinition', async () => {
+    const own = definitions('sink').filter((d) => d.module.startsWith('@tributary/sinks/'));
+    expect(own.map((d) => `${d.kind} ${d.module}`).sort()).toEqual(
+      ['dynamodb', 'http', 'kinesis', 'redis', 's3', 'sqs'].map((k) => `${k} @tributary/sinks/${k}`),
+    );
+    for (const d of own) expect((await import(d.module))[`${d.kind}SinkDefinition`], d.module).toBe(d);
   });
 });

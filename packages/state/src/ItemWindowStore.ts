@@ -31,13 +31,13 @@ import {
   type SharedApplyOutcome,
   type SharedWindowStore,
   type StateStore,
-  type StepSpec,
   type StoredShardProgress,
   type StoredWindow,
   type StoreSpec,
   type WindowDelta,
   type WindowRange,
   type WindowScope,
+  walkComponents,
 } from '@tributary/core';
 import Type from 'typebox';
 import type { ItemWrite, StateBackend, VersionedItem } from './backend.js';
@@ -594,20 +594,10 @@ export class ItemStateStore<B extends StateBackend> implements StateStore {
   }
 }
 
-/** Every window step's state store in a pipeline (branch routes included), with its step's path. */
+/** Every window step's state store in a pipeline (branch routes included), with its path. */
 export function stateStoresOf(spec: PipelineSpec): { path: string; store: StoreSpec }[] {
   const out: { path: string; store: StoreSpec }[] = [];
-  const walk = (steps: readonly StepSpec[], path: string) => {
-    for (const [i, step] of steps.entries()) {
-      const at = `${path}/${i}`;
-      if ('window' in step && step.window.state !== undefined && step.window.state !== 'memory') {
-        out.push({ path: `${at}/window/state`, store: step.window.state as StoreSpec });
-      }
-      if ('branch' in step) {
-        for (const [j, r] of step.branch.routes.entries()) walk(r.steps, `${at}/branch/routes/${j}/steps`);
-      }
-    }
-  };
-  walk(spec.steps, '/steps');
+  for (const c of walkComponents(spec))
+    if (c.category === 'store') out.push({ path: c.path, store: { [c.kind]: c.spec } as StoreSpec });
   return out;
 }

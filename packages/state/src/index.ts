@@ -13,7 +13,7 @@ export {
   type DynamoDbLookupOptions,
   type DynamoDbLookupSpec,
   dynamoDbLookup,
-  dynamoDbLookupDefinition,
+  dynamodbLookupDefinition,
 } from './dynamoDbLookup.js';
 export {
   createStateTable,
@@ -22,7 +22,7 @@ export {
   type DynamoDbStateSpec,
   dynamoDbClient,
   dynamoDbState,
-  dynamoDbStore,
+  dynamodbStoreDefinition,
   STATE_TABLE_KEYS,
 } from './dynamodb.js';
 export { StateConfigError, StateStoreError } from './errors.js';
@@ -34,5 +34,11 @@ export {
   type WindowStateOptions,
   windowStateFields,
 } from './ItemWindowStore.js';
-export { RedisBackend, type RedisStateOptions, type RedisStateSpec, redisState, redisStore } from './redis.js';
+export {
+  RedisBackend,
+  type RedisStateOptions,
+  type RedisStateSpec,
+  redisState,
+  redisStoreDefinition,
+} from './redis.js';
 export { type RetryOptions, withRetries } from './retry.js';

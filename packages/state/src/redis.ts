@@ -527,9 +527,10 @@ export function redisState(options: RedisStateOptions): ItemStateStore<RedisBack
   return new ItemStateStore(backend, options);
 }
 
-export const redisStore: StoreDefinition<RedisStateSpec> = register({
+export const redisStoreDefinition: StoreDefinition<RedisStateSpec> = register({
   kind: 'redis',
   category: 'store',
+  module: '@tributary/state/redis',
   schema: redisStateSchema,
   description:
     'Window state in Redis or ElastiCache (every window kind), shared by every process and Lambda invocation of the pipeline: each batch is one pipelined round trip of Lua compare-and-set scripts (EVALSHA), exactly once per (shard, sequence number); windows fed by several shards are emitted once, by the consumer that claims them. Use persistence (AOF) so acknowledged state survives a restart.',

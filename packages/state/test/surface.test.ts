@@ -17,17 +17,32 @@ describe('public surface of @tributary/state', () => {
       'createStateTable',
       'dynamoDbClient',
       'dynamoDbLookup',
-      'dynamoDbLookupDefinition',
       'dynamoDbState',
-      'dynamoDbStore',
+      'dynamodbLookupDefinition',
+      'dynamodbStoreDefinition',
       'mergeProgress',
       'redisState',
-      'redisStore',
+      'redisStoreDefinition',
       'stateStoresOf',
       'windowStateFields',
       'withRetries',
     ]);
     expect(definitions('store').map((d) => d.kind)).toEqual(['memory', 'ref', 'dynamodb', 'redis']);
     expect(definitions('lookup').map((d) => d.kind)).toEqual(['static', 'ref', 'dynamodb']);
+  });
+
+  it('each of its kinds names its module, which exports it as <kind><Category>Definition', async () => {
+    const own = [...definitions('store'), ...definitions('lookup')].filter((d) =>
+      d.module.startsWith('@tributary/state/'),
+    );
+    expect(own.map((d) => `${d.category} ${d.kind} ${d.module}`)).toEqual([
+      'store dynamodb @tributary/state/dynamodb',
+      'store redis @tributary/state/redis',
+      'lookup dynamodb @tributary/state/dynamoDbLookup',
+    ]);
+    for (const d of own) {
+      const name = `${d.kind}${d.category[0]?.toUpperCase()}${d.category.slice(1)}Definition`;
+      expect((await import(d.module))[name], `${d.module} exports ${name}`).toBe(d);
+    }
   });
 });

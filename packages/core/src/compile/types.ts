@@ -96,6 +96,20 @@ export interface Lookup {
   close?(): Promise<void>;
 }
 
+/** Turns a key into the string a lookup is asked for (and `enrich` caches by); `undefined` for a key that cannot be one. */
+export function lookupKey(k: unknown): string | undefined {
+  switch (typeof k) {
+    case 'string':
+      return k;
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+      return String(k);
+    default:
+      return undefined;
+  }
+}
+
 /** Where resources come from when a pipeline is compiled. */
 export interface ResourceContext {
   /** Directory that relative paths in the definition are resolved against. */

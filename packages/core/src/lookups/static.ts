@@ -1,10 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
-import type { Lookup, LookupDefinition } from '../compile/types.js';
+import { type Lookup, type LookupDefinition, lookupKey } from '../compile/types.js';
 import { ConfigError } from '../errors.js';
 import { register } from '../registry.js';
-import { lookupKey } from '../steps/enrich.js';
 
 export const staticLookupSchema = Type.Object(
   {
@@ -16,6 +15,13 @@ export const staticLookupSchema = Type.Object(
   { additionalProperties: false },
 );
 export type StaticLookupSpec = Static<typeof staticLookupSchema>;
+
+declare module '../spec.js' {
+  interface LookupKinds {
+    static: StaticLookupSpec;
+    ref: string;
+  }
+}
 
 /** Parses a lookup table file into a key → value map. */
 export function parseTable(text: string, keyField: string, file: string): Map<string, unknown> {
@@ -62,9 +68,10 @@ export class StaticLookup implements Lookup {
   }
 }
 
-export const staticLookup: LookupDefinition<StaticLookupSpec> = register({
+export const staticLookupDefinition: LookupDefinition<StaticLookupSpec> = register({
   kind: 'static',
   category: 'lookup',
+  module: './lookups/static.js',
   schema: staticLookupSchema,
   description:
     'A table loaded once from a file: a JSON object keyed by id, or a JSON array / JSON Lines of objects keyed by `keyField`.',
@@ -73,9 +80,10 @@ export const staticLookup: LookupDefinition<StaticLookupSpec> = register({
   },
 });
 
-export const refLookup: LookupDefinition<string> = register({
+export const refLookupDefinition: LookupDefinition<string> = register({
   kind: 'ref',
   category: 'lookup',
+  module: './lookups/static.js',
   schema: Type.String({ minLength: 1, description: 'name of a lookup object bound by the TypeScript builder' }),
   description: 'A lookup object supplied in TypeScript, bound by name by the builder.',
   create(name, ctx) {

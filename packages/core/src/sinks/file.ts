@@ -20,6 +20,12 @@ export const fileSinkSchema = Type.Object(
 );
 export type FileSinkSpec = Static<typeof fileSinkSchema>;
 
+declare module '../spec.js' {
+  interface SinkKinds {
+    file: FileSinkSpec;
+  }
+}
+
 /**
  * Writes JSON Lines; batches are written in order, one write call per batch. The file is locked
  * while the sink is open (`<path>.lock`, see `lockOutput`): a second run writing the same file is
@@ -104,9 +110,10 @@ export class FileSink implements Sink {
   }
 }
 
-export const fileSink: SinkDefinition<FileSinkSpec> = register({
+export const fileSinkDefinition: SinkDefinition<FileSinkSpec> = register({
   kind: 'file',
   category: 'sink',
+  module: './sinks/file.js',
   schema: fileSinkSchema,
   description:
     'Writes each record as one line of JSON. The file is replaced when the pipeline starts unless `append` is set; with `sync` each batch is fsynced before it is acknowledged. While the pipeline runs the file is locked (`<path>.lock`, holding the pid): a second run writing the same file is refused; a lock left by a process that is no longer running is taken over.',

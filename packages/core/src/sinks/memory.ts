@@ -4,6 +4,12 @@ import type { RecordEnvelope } from '../envelope.js';
 import { ConfigError } from '../errors.js';
 import { register } from '../registry.js';
 
+declare module '../spec.js' {
+  interface SinkKinds {
+    ref: string;
+  }
+}
+
 /** Keeps records in memory: for tests, benchmarks and embedding. */
 export class MemorySink<T = unknown> implements Sink {
   readonly records: RecordEnvelope<T>[] = [];
@@ -28,9 +34,10 @@ export const refSinkSchema = Type.String({
 });
 
 /** `ref`: a sink object supplied in code (the builder binds it by name). */
-export const refSink: SinkDefinition<string> = register({
+export const refSinkDefinition: SinkDefinition<string> = register({
   kind: 'ref',
   category: 'sink',
+  module: './sinks/memory.js',
   schema: refSinkSchema,
   description: 'A sink object supplied in TypeScript (`.sink(new MemorySink())` binds it under a generated name).',
   summary: (name) => name,

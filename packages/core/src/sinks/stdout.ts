@@ -11,6 +11,13 @@ export const stdoutSinkSchema = Type.Object(
 );
 export type StdoutSinkSpec = Static<typeof stdoutSinkSchema>;
 
+declare module '../spec.js' {
+  interface SinkKinds {
+    stdout: StdoutSinkSpec;
+    stderr: StdoutSinkSpec;
+  }
+}
+
 /**
  * Writes JSON Lines to a stream, waiting for it to drain. A record with no JSON form is
  * dead-lettered (reason `sink`), or written in a writable form when there is no dead-letter
@@ -44,18 +51,20 @@ function prettyJson(value: unknown): string {
   return line === 'null' ? line : (JSON.stringify(JSON.parse(line), null, 2) ?? 'null');
 }
 
-export const stdoutSink: SinkDefinition<StdoutSinkSpec> = register({
+export const stdoutSinkDefinition: SinkDefinition<StdoutSinkSpec> = register({
   kind: 'stdout',
   category: 'sink',
+  module: './sinks/stdout.js',
   schema: stdoutSinkSchema,
   description: 'Writes each record as JSON to standard output.',
   summary: () => 'standard output',
   create: (spec) => new StreamSink(process.stdout, spec.pretty ?? false, 'standard output'),
 });
 
-export const stderrSink: SinkDefinition<StdoutSinkSpec> = register({
+export const stderrSinkDefinition: SinkDefinition<StdoutSinkSpec> = register({
   kind: 'stderr',
   category: 'sink',
+  module: './sinks/stdout.js',
   schema: stdoutSinkSchema,
   description: 'Writes each record as JSON to standard error (the default dead-letter output).',
   summary: () => 'standard error',

@@ -23,6 +23,12 @@ export const fileSourceSchema = Type.Object(
 );
 export type FileSourceSpec = Static<typeof fileSourceSchema>;
 
+declare module '../spec.js' {
+  interface SourceKinds {
+    file: FileSourceSpec;
+  }
+}
+
 // ignoreBOM: a U+FEFF is kept as it is (a chunk may start mid-file); a BOM starting line 1 is removed by hand.
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -273,9 +279,10 @@ export async function* readJsonLines(
 /** How long a batch read from standard input waits for more lines before it is handed over. */
 export const STDIN_MAX_WAIT_MS = 1000;
 
-export const fileSource: SourceDefinition<FileSourceSpec> = register({
+export const fileSourceDefinition: SourceDefinition<FileSourceSpec> = register({
   kind: 'file',
   category: 'source',
+  module: './sources/file.js',
   schema: fileSourceSchema,
   description:
     "Reads a JSON Lines file (one JSON value per line) in batches. A record's sequence number is its line number; lines that are not valid JSON (or not UTF-8: their data is then base64) go to the dead-letter output with their line number.",

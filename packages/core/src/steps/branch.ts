@@ -23,13 +23,20 @@ export const branchSchema = Type.Object(
 );
 export type BranchSpec = Static<typeof branchSchema>;
 
+declare module '../spec.js' {
+  interface StepKinds {
+    branch: BranchSpec;
+  }
+}
+
 /**
  * `branch`: sends each record down the first route whose `when` holds; the route's steps are
  * its own sub-pipeline. Records that match no route continue with the steps after the branch.
  */
-export const branchStep: StepDefinition<BranchSpec> = register({
+export const branchStepDefinition: StepDefinition<BranchSpec> = register({
   kind: 'branch',
   category: 'step',
+  module: './steps/branch.js',
   schema: branchSchema,
   description:
     'Sends each record down the first route whose `when` is true; a route is a sub-pipeline of its own steps (usually ending in a sink). Records that match no route continue with the steps after the branch. An error in `when` sends the record to the dead-letter output.',

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import Type, { type Static } from 'typebox';
 import { evaluationReason, showExpression } from '../compile/reason.js';
-import type { LookupDefinition, StepDefinition } from '../compile/types.js';
+import { type LookupDefinition, lookupKey, type StepDefinition } from '../compile/types.js';
 import { durationMs } from '../duration.js';
 import { type RecordEnvelope, updateValue } from '../envelope.js';
 import { ConfigError, DeliveryError, describeError } from '../errors.js';
@@ -45,17 +45,9 @@ export const enrichSchema = Type.Object(
 );
 export type EnrichSpec = Static<typeof enrichSchema>;
 
-/** Turns a key into the string used by lookups and the cache. */
-export function lookupKey(k: unknown): string | undefined {
-  switch (typeof k) {
-    case 'string':
-      return k;
-    case 'number':
-    case 'boolean':
-    case 'bigint':
-      return String(k);
-    default:
-      return undefined;
+declare module '../spec.js' {
+  interface StepKinds {
+    enrich: EnrichSpec;
   }
 }
 
@@ -65,9 +57,10 @@ const ABSENT = Symbol('absent');
  * `enrich`: joins each record with a value from a lookup table. Per batch, keys are evaluated,
  * de-duplicated, served from a bounded TTL cache where possible, and fetched in one call.
  */
-export const enrichStep: StepDefinition<EnrichSpec> = register({
+export const enrichStepDefinition: StepDefinition<EnrichSpec> = register({
   kind: 'enrich',
   category: 'step',
+  module: './steps/enrich.js',
   schema: enrichSchema,
   description:
     'Joins each record with a value looked up by key (a static file, or a DynamoDB table with @tributary/state). Per batch the distinct keys are fetched once, through a bounded cache with a TTL. Missing keys: `keep` (field null), `drop`, or `dead-letter`. A lookup that fails fails the batch, so it is retried rather than lost.',

@@ -7,10 +7,17 @@ import { Expression } from '../schema.js';
 export const filterSchema = Expression('keeps the records for which it is true');
 export type FilterSpec = Static<typeof filterSchema>;
 
+declare module '../spec.js' {
+  interface StepKinds {
+    filter: FilterSpec;
+  }
+}
+
 /** `filter`: keeps records whose predicate is `true`; any other result or a throw goes to the dead-letter output. */
-export const filterStep: StepDefinition<FilterSpec> = register({
+export const filterStepDefinition: StepDefinition<FilterSpec> = register({
   kind: 'filter',
   category: 'step',
+  module: './steps/filter.js',
   schema: filterSchema,
   description:
     'Keeps the records for which the expression is `true`. A result that is not a boolean, or an error, sends the record to the dead-letter output. Filtering is not an error: dropped records are only counted.',

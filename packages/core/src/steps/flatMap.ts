@@ -8,10 +8,17 @@ import { Expression } from '../schema.js';
 export const flatMapSchema = Expression('yields a list; each element becomes a record');
 export type FlatMapSpec = Static<typeof flatMapSchema>;
 
+declare module '../spec.js' {
+  interface StepKinds {
+    flatMap: FlatMapSpec;
+  }
+}
+
 /** `flatMap`: one record in, zero or more out (each keeps the parent's shard, sequence and times). */
-export const flatMapStep: StepDefinition<FlatMapSpec> = register({
+export const flatMapStepDefinition: StepDefinition<FlatMapSpec> = register({
   kind: 'flatMap',
   category: 'step',
+  module: './steps/flatMap.js',
   schema: flatMapSchema,
   description:
     "Replaces each record with the elements of the list its expression yields (zero or more records). Children keep the parent record's shard, sequence number and times. A result that is not a list, or an error, sends the record to the dead-letter output.",

@@ -8,10 +8,17 @@ import { Expression } from '../schema.js';
 export const keyBySchema = Expression('yields the record key used by later windows');
 export type KeyBySpec = Static<typeof keyBySchema>;
 
+declare module '../spec.js' {
+  interface StepKinds {
+    keyBy: KeyBySpec;
+  }
+}
+
 /** `keyBy`: sets the record key (used by windows), in the envelope it owns (see `Push`); the value is unchanged. */
-export const keyByStep: StepDefinition<KeyBySpec> = register({
+export const keyByStepDefinition: StepDefinition<KeyBySpec> = register({
   kind: 'keyBy',
   category: 'step',
+  module: './steps/keyBy.js',
   schema: keyBySchema,
   description:
     'Sets the record key, which later steps (windows, sinks) group by; the value is unchanged. The key must be a string, number or boolean; anything else, or an error, sends the record to the dead-letter output.',

@@ -28,8 +28,12 @@ export const mapSchema = Type.Union([Expression('yields the new record'), templa
   description: 'an expression yielding the new record, or a map of field names to expressions',
 });
 export type MapSpec = Static<typeof mapSchema>;
-/** Shared definition of nested templates, added to the root schema's $defs. */
-export const mapTemplateDef = templateSchema;
+
+declare module '../spec.js' {
+  interface StepKinds {
+    map: MapSpec;
+  }
+}
 
 function isFunctionRef(spec: MapSpec): spec is { fn: string } {
   return (
@@ -64,10 +68,13 @@ export function compileMapping(spec: MapSpec, ctx: CompileContext): CompiledExpr
 }
 
 /** `map`: replaces each record's value (in the envelope it owns, see `Push`). */
-export const mapStep: StepDefinition<MapSpec> = register({
+export const mapStepDefinition: StepDefinition<MapSpec> = register({
   kind: 'map',
   category: 'step',
+  module: './steps/map.js',
   schema: mapSchema,
+  // Nested templates refer to the template schema by name.
+  defs: { mapTemplate: templateSchema },
   description:
     'Replaces each record with a new value: an expression (or function) yielding it, or a template whose fields are expressions. An error sends the record to the dead-letter output.',
   summary: (spec) =>

@@ -6,13 +6,20 @@ import type { SinkSpec } from '../spec.js';
 
 export const sinkSchema = ComponentRef<SinkSpec>('sink');
 
+declare module '../spec.js' {
+  interface StepKinds {
+    sink: SinkSpec;
+  }
+}
+
 /**
  * `sink`: writes each record to a destination and passes it on, so a pipeline may have several.
  * The batch is acknowledged only after every sink has made its records durable.
  */
-export const sinkStep: StepDefinition<SinkSpec> = register({
+export const sinkStepDefinition: StepDefinition<SinkSpec> = register({
   kind: 'sink',
   category: 'step',
+  module: './steps/sink.js',
   schema: sinkSchema,
   description:
     'Writes records to a destination (see Sinks) and passes them on unchanged, so a pipeline may write to several sinks. The batch is acknowledged only when every sink has made its records durable.',

@@ -140,6 +140,12 @@ export const windowSchema = Type.Object(
 );
 export type WindowSpec = Static<typeof windowSchema>;
 
+declare module '../spec.js' {
+  interface StepKinds {
+    window: WindowSpec;
+  }
+}
+
 export function compileAggregates(spec: WindowSpec, ctx: CompileContext): CompiledAggregate[] {
   return Object.entries(spec.aggregate).map(([name, a]) => {
     if (typeof a === 'string') {
@@ -165,9 +171,10 @@ export function compileAggregates(spec: WindowSpec, ctx: CompileContext): Compil
   });
 }
 
-export const windowStep: StepDefinition<WindowSpec> = register({
+export const windowStepDefinition: StepDefinition<WindowSpec> = register({
   kind: 'window',
   category: 'step',
+  module: './steps/window.js',
   schema: windowSchema,
   description:
     'Aggregates records per key over event-time windows (tumbling, hopping, sliding, session) and emits `{ key, windowStart, windowEnd, <aggregate>: value }`. A window closes when the watermark (lowest over shards of max event time − outOfOrderness) reaches its end + allowedLateness; `final` emits once on close, `updates` after every batch that changed it and on close. Records too late for every window go to `late` (default: the dead-letter output). State is applied exactly once per (shard, sequence number).',

@@ -8,9 +8,17 @@ import { ConfigError } from '../errors.js';
 import { register } from '../registry.js';
 import { isStateStore } from '../windows/shared.js';
 
-export const memoryStore: StoreDefinition<{ volatile?: boolean }> = register({
+declare module '../spec.js' {
+  interface StoreKinds {
+    memory: { volatile?: boolean };
+    ref: string;
+  }
+}
+
+export const memoryStoreDefinition: StoreDefinition<{ volatile?: boolean }> = register({
   kind: 'memory',
   category: 'store',
+  module: './stores/memory.js',
   schema: Type.Object(
     {
       volatile: Type.Optional(
@@ -28,9 +36,10 @@ export const memoryStore: StoreDefinition<{ volatile?: boolean }> = register({
   create: () => undefined,
 });
 
-export const refStore: StoreDefinition<string> = register({
+export const refStoreDefinition: StoreDefinition<string> = register({
   kind: 'ref',
   category: 'store',
+  module: './stores/memory.js',
   schema: Type.String({ minLength: 1, description: 'name of a state store bound by the TypeScript builder' }),
   description: 'A state store object supplied in TypeScript (`state: dynamoDbState({...})` binds it).',
   summary: (name) => name,

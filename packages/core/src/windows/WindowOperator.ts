@@ -16,7 +16,7 @@ import type { BatchContext, CompileContext, NodeInfo, Push } from '../compile/ty
 import { type Emission, emitted, keyText, type RecordEnvelope } from '../envelope.js';
 import type { CompiledExpression } from '../expression.js';
 import { comparePositions, positionOf } from '../position.js';
-import type { WindowSpec } from '../steps/window.js';
+import type { SinkSpec } from '../spec.js';
 import type { Aggregator, CompiledAggregate, Stamp } from './aggregates.js';
 import type { WindowRecordFactory } from './output.js';
 import { type StoredWindow, WindowState } from './store.js';
@@ -41,7 +41,8 @@ export interface WindowSettings {
   readonly aggs: CompiledAggregate[];
   readonly aggregators: Aggregator[];
   readonly record: WindowRecordFactory;
-  readonly late: WindowSpec['late'];
+  /** Where too-late records go (`late` of the window spec); default the dead-letter output. */
+  readonly late: { sink: SinkSpec } | undefined;
 }
 
 export const FAILED = Symbol('failed');
@@ -64,7 +65,6 @@ export function grainOf(env: RecordEnvelope, batch: BatchContext): string {
 /** A delta's identity in a batch: its window and the grain whose records it holds. */
 export const deltaId = (key: string, start: number, end: number, grain: string) =>
   `${key}\u0000${start}\u0000${end}\u0000${grain}`;
-
 
 export abstract class WindowOperator {
   protected readonly kind: WindowKind;
