@@ -18,13 +18,13 @@ import { Upload } from '@aws-sdk/lib-storage';
 import {
   DurationSchema,
   durationMs,
-  isTransient,
   type RecordEnvelope,
   register,
   type Sink,
   type SinkContext,
   type SinkDefinition,
 } from '@tributary/core';
+import { retry } from '@tributary/core/spi';
 import type { SchedulerLike, Subscription } from 'rxjs';
 import Type, { type Static } from 'typebox';
 import { awsClientConfig, awsFields } from './aws.js';
@@ -212,8 +212,7 @@ export class S3Sink implements Sink {
       return;
     }
     const r = this.options.retry ?? {};
-    const attempts = r.maxAttempts ?? 8;
-    for (let attempt = 0; ; attempt++) {
+    const upload = async () => {
       const t0 = performance.now();
       try {
         this.metrics.calls++;
@@ -229,27 +228,29 @@ export class S3Sink implements Sink {
           partSize: 5 * 1024 * 1024,
           queueSize: 4,
         }).done();
-        this.metrics.records += b.lines.length;
-        this.metrics.bytes += body.length;
-        this.objects.push(key);
-        b.settle.resolve();
-        return;
-      } catch (err) {
-        if (!isTransient(err) || attempt + 1 >= attempts) {
-          b.settle.reject(
-            new SinkError(`${this.summary}: writing ${key} failed: ${(err as Error).message}`, { cause: err }),
-          );
-          return;
-        }
-        this.metrics.retries++;
-        const cap = Math.min(r.maxDelay ?? 5000, (r.minDelay ?? 50) * 2 ** attempt);
-        await new Promise((res) => setTimeout(res, Math.random() * cap));
       } finally {
         const ms = performance.now() - t0;
         this.metrics.latencyMs += ms;
         if (ms > this.metrics.maxLatencyMs) this.metrics.maxLatencyMs = ms;
       }
+    };
+    try {
+      await retry(upload, {
+        maxAttempts: r.maxAttempts ?? 8,
+        baseDelay: r.minDelay ?? 50,
+        maxDelay: r.maxDelay ?? 5000,
+        onRetry: () => {
+          this.metrics.retries++;
+        },
+      });
+    } catch (err) {
+      b.settle.reject(new SinkError(`${this.summary}: writing ${key} failed: ${(err as Error).message}`, { cause: err }));
+      return;
     }
+    this.metrics.records += b.lines.length;
+    this.metrics.bytes += body.length;
+    this.objects.push(key);
+    b.settle.resolve();
   }
 
   /** Writes what is buffered (end of input). */

@@ -7,6 +7,7 @@
 import { BatchGetItemCommand, type BatchGetItemCommandOutput, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { Expression, type Lookup, type LookupDefinition, register } from '@tributary/core';
+import { type BackoffPolicy, backoff } from '@tributary/core/spi';
 import Type, { type Static } from 'typebox';
 import { dynamoDbClient } from './dynamodb.js';
 import { StateConfigError, StateStoreError } from './errors.js';
@@ -62,6 +63,8 @@ export interface DynamoDbLookupOptions {
 
 const BATCH = 100;
 const MAX_ROUNDS = 12;
+/** The wait before each further `BatchGetItem` round for unprocessed keys (round n: up to 25 · 2^n ms, at most 2 s). */
+const UNPROCESSED_KEYS_BACKOFF: BackoffPolicy = { maxAttempts: MAX_ROUNDS, baseDelay: 50, maxDelay: 2000 };
 
 export class DynamoDbLookup implements Lookup {
   /** BatchGetItem calls made so far. */
@@ -98,7 +101,7 @@ export class DynamoDbLookup implements Lookup {
           `dynamodb lookup ${table}: ${pending.length} key(s) still unprocessed after ${round} rounds`,
         );
       }
-      if (round > 0) await new Promise((r) => setTimeout(r, Math.random() * Math.min(2000, 25 * 2 ** round)));
+      if (round > 0) await backoff(UNPROCESSED_KEYS_BACKOFF, round);
       const request = pending;
       const res = await withRetries(
         `dynamodb lookup ${table}`,

@@ -46,6 +46,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { type ProgressOptions, register, type StoreDefinition, type StoredShardProgress } from '@tributary/core';
+import { type BackoffPolicy, backoff, sleep } from '@tributary/core/spi';
 import pLimit from 'p-limit';
 import Type, { type Static } from 'typebox';
 import {
@@ -80,6 +81,10 @@ function progressPartition(namespace: string, shardId: string, partitions: numbe
 const LEGACY_SK = '-';
 /** Compare-and-set rounds for one shard's progress before giving up. */
 const MAX_PROGRESS_ROUNDS = 50;
+/** The wait after a conflicting progress write (round n from 0: up to 2^n ms, at most 200 ms). */
+const PROGRESS_CONFLICT_BACKOFF: BackoffPolicy = { maxAttempts: MAX_PROGRESS_ROUNDS, baseDelay: 1, maxDelay: 200 };
+/** The wait before each further `BatchGetItem` round for unprocessed keys (round n: up to 25 · 2^n ms, at most 1 s). */
+const UNPROCESSED_KEYS_BACKOFF: BackoffPolicy = { maxAttempts: 12, baseDelay: 50, maxDelay: 1000 };
 /** A progress update that only says the shard exists (nothing read from it, nothing ended or closed). */
 function isRegistration(u: StoredShardProgress): boolean {
   return (
@@ -194,7 +199,7 @@ export async function createStateTable(client: DynamoDBClient, table: string): P
   for (let i = 0; i < 120; i++) {
     const d = await client.send(new DescribeTableCommand({ TableName: table }));
     if (d.Table?.TableStatus === 'ACTIVE') break;
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
   }
   try {
     await client.send(
@@ -254,7 +259,7 @@ export class DynamoDbBackend implements StateBackend {
       let keys: Record<string, unknown>[] | undefined = ids.slice(i, i + 100).map((id) => this.key(id));
       for (let round = 0; keys && keys.length > 0; round++) {
         if (round >= 12) throw new Error(`${keys.length} key(s) still unprocessed after ${round} BatchGetItem rounds`);
-        if (round > 0) await new Promise((r) => setTimeout(r, Math.random() * Math.min(1000, 25 * 2 ** round)));
+        if (round > 0) await backoff(UNPROCESSED_KEYS_BACKOFF, round);
         const res = await this.send<BatchGetItemCommandOutput>(
           new BatchGetItemCommand({
             RequestItems: { [this.table]: { Keys: keys as never, ConsistentRead: true } },
@@ -462,7 +467,7 @@ export class DynamoDbBackend implements StateBackend {
             { cause: err },
           );
         }
-        await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 2 ** round)));
+        await backoff(PROGRESS_CONFLICT_BACKOFF, round + 1);
       }
     }
   }
