@@ -1,8 +1,9 @@
 import { compile, count, fileSource, MemorySink, pipeline, type SourceBatch, sum } from '@tributary/core';
-import { from, lastValueFrom, Subject, toArray, VirtualTimeScheduler } from 'rxjs';
+import { from, lastValueFrom, Subject, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { stepsPipeline } from '../helpers.js';
+import { timeline } from '../timeline.js';
 import { batch, type Ev, harness, virtualClock } from '../window-helpers.js';
 
 const MIN = 60_000;
@@ -13,9 +14,7 @@ const sumByKey = (kind: string, more = '') =>
 
 describe('window: tumbling', () => {
   it('emits nothing for no input, even when flushed', async () => {
-    const h = harness(sumByKey('tumbling: 1m'));
-    await h.flush();
-    expect(h.out).toEqual([]);
+    await timeline(sumByKey('tumbling: 1m')).end().expectWindows([]).run();
   });
 
   it('refuses an aggregate named like a field of the window record, in YAML and in TypeScript', () => {
@@ -34,35 +33,28 @@ describe('window: tumbling', () => {
   });
 
   it("emits one record's window on flush at end of input", async () => {
-    const h = harness(sumByKey('tumbling: 1m'));
-    await h.process(batch('s', [{ k: 'a', t: 90_000, v: 4 }], 1));
-    expect(h.out).toEqual([]);
-    await h.flush();
-    expect(h.out).toEqual([{ key: 'a', windowStart: 60_000, windowEnd: 120_000, n: 1, s: 4 }]);
+    await timeline(sumByKey('tumbling: 1m'))
+      .at('s', '00:01:30', { k: 'a', v: 4 })
+      .expectWindows([])
+      .end()
+      .expectWindows([{ key: 'a', start: '00:01', end: '00:02', n: 1, s: 4 }])
+      .run();
   });
 
   it('fires each window once, when the watermark passes its end, keyed', async () => {
-    const h = harness(sumByKey('tumbling: 1m'));
-    await h.process(
-      batch(
-        's',
-        [
-          { k: 'a', t: 1000, v: 1 },
-          { k: 'b', t: 2000, v: 2 },
-          { k: 'a', t: 59_999, v: 3 },
-        ],
-        1,
-      ),
-    );
-    expect(h.out).toEqual([]);
-    await h.process(batch('s', [{ k: 'a', t: MIN, v: 10 }], 4)); // watermark reaches 1m: [0, 1m) closes
-    expect(h.out).toEqual([
-      { key: 'a', windowStart: 0, windowEnd: MIN, n: 2, s: 4 },
-      { key: 'b', windowStart: 0, windowEnd: MIN, n: 1, s: 2 },
-    ]);
-    await h.flush();
-    expect(h.out).toHaveLength(3);
-    expect(h.out[2]).toEqual({ key: 'a', windowStart: MIN, windowEnd: 2 * MIN, n: 1, s: 10 });
+    await timeline(sumByKey('tumbling: 1m'))
+      .at('s', '00:00:01', { k: 'a', v: 1 })
+      .at('s', '00:00:02', { k: 'b', v: 2 })
+      .at('s', '00:00:59.999', { k: 'a', v: 3 })
+      .expectWindows([])
+      .at('s', '00:01:00', { k: 'a', v: 10 }) // the watermark reaches 1m: [0, 1m) closes
+      .expectWindows([
+        { key: 'a', start: '00:00', end: '00:01', n: 2, s: 4 },
+        { key: 'b', start: '00:00', end: '00:01', n: 1, s: 2 },
+      ])
+      .end()
+      .expectWindows([{ key: 'a', start: '00:01', end: '00:02', n: 1, s: 10 }])
+      .run();
   });
 
   it('uses the keyBy key by default, and one global key (null) without either', async () => {
@@ -70,67 +62,40 @@ describe('window: tumbling', () => {
       '  - keyBy: event.k\n  - window: { tumbling: 1m, aggregate: { n: count() } }',
       'eventTime: event.t\n',
     );
-    const h = harness(keyed);
-    await h.process(
-      batch(
-        's',
-        [
-          { k: 'x', t: 1, v: 0 },
-          { k: 'y', t: 2, v: 0 },
-        ],
-        1,
-      ),
-    );
-    await h.flush();
-    expect(h.out).toEqual([
-      { key: 'x', windowStart: 0, windowEnd: MIN, n: 1 },
-      { key: 'y', windowStart: 0, windowEnd: MIN, n: 1 },
-    ]);
-    const global = harness(windowed('tumbling: 1m\naggregate: { n: count() }'));
-    await global.process(
-      batch(
-        's',
-        [
-          { k: 'x', t: 1, v: 0 },
-          { k: 'y', t: 2, v: 0 },
-        ],
-        1,
-      ),
-    );
-    await global.flush();
-    expect(global.out).toEqual([{ key: null, windowStart: 0, windowEnd: MIN, n: 2 }]);
+    await timeline(keyed)
+      .at('s', 1, { k: 'x', v: 0 })
+      .at('s', 2, { k: 'y', v: 0 })
+      .end()
+      .expectWindows([
+        { key: 'x', start: '00:00', end: '00:01', n: 1 },
+        { key: 'y', start: '00:00', end: '00:01', n: 1 },
+      ])
+      .run();
+    await timeline(windowed('tumbling: 1m\naggregate: { n: count() }'))
+      .at('s', 1, { k: 'x', v: 0 })
+      .at('s', 2, { k: 'y', v: 0 })
+      .end()
+      .expectWindows([{ key: null, start: '00:00', end: '00:01', n: 2 }])
+      .run();
   });
 
   it('holds windows until outOfOrderness allows, and accepts records within allowedLateness', async () => {
-    const h = harness(sumByKey('tumbling: 1m', 'outOfOrderness: 10s\nallowedLateness: 30s'));
-    await h.process(batch('s', [{ k: 'a', t: 50_000, v: 1 }], 1));
-    await h.process(batch('s', [{ k: 'a', t: 65_000, v: 1 }], 2)); // wm 55s: [0,1m) open
-    expect(h.out).toEqual([]);
-    await h.process(
-      batch(
-        's',
-        [
-          { k: 'a', t: 5_000, v: 5 },
-          { k: 'a', t: 95_000, v: 1 },
-        ],
-        3,
-      ),
-    ); // 5s is on time (wm 55s); wm -> 85s
-    expect(h.out).toEqual([]);
-    await h.process(
-      batch(
-        's',
-        [
-          { k: 'a', t: 10_000, v: 7 },
-          { k: 'a', t: 101_000, v: 1 },
-        ],
-        5,
-      ),
-    ); // 10s late-but-allowed; wm -> 91s >= 90s: closes
-    expect(h.out).toEqual([{ key: 'a', windowStart: 0, windowEnd: MIN, n: 3, s: 13 }]);
-    await h.process(batch('s', [{ k: 'a', t: 20_000, v: 100 }], 7)); // too late
-    expect(h.late().map((d) => d.sequenceNumber)).toEqual(['7']);
-    expect(h.late()[0]?.error).toContain('too late');
+    await timeline(sumByKey('tumbling: 1m', 'outOfOrderness: 10s\nallowedLateness: 30s'))
+      .at('s', '00:00:50', { k: 'a', v: 1 })
+      .batch()
+      .at('s', '00:01:05', { k: 'a', v: 1 }) // watermark 55s: [0, 1m) open
+      .expectWindows([])
+      .at('s', '00:00:05', { k: 'a', v: 5 }) // on time (watermark 55s)
+      .at('s', '00:01:35', { k: 'a', v: 1 }) // watermark 85s
+      .expectWindows([])
+      .at('s', '00:00:10', { k: 'a', v: 7 }) // late, but within the allowed lateness
+      .at('s', '00:01:41', { k: 'a', v: 1 }) // watermark 91s ≥ 1m + 30s: [0, 1m) closes
+      .expectWindows([{ key: 'a', start: '00:00', end: '00:01', n: 3, s: 13 }])
+      .at('s', '00:00:20', { k: 'a', v: 100 }) // too late
+      .expectLate([['s', '00:00:20', { k: 'a', v: 100 }]])
+      .end()
+      .expectWindows([{ key: 'a', start: '00:01', end: '00:02', n: 3, s: 3 }])
+      .run();
   });
 
   it('sends too-late records to the configured late sink instead of the dead-letter output', async () => {
@@ -148,149 +113,127 @@ describe('window: tumbling', () => {
   });
 
   it('emit: updates emits after each changing batch and once more on close', async () => {
-    const h = harness(sumByKey('tumbling: 1m', 'emit: updates'));
-    await h.process(
-      batch(
-        's',
-        [
-          { k: 'a', t: 1, v: 1 },
-          { k: 'a', t: 2, v: 2 },
-        ],
-        1,
-      ),
-    );
-    expect(h.out).toEqual([{ key: 'a', windowStart: 0, windowEnd: MIN, n: 2, s: 3 }]);
-    await h.process(batch('s', [{ k: 'a', t: 3, v: 3 }], 3));
-    await h.process(batch('s', [{ k: 'b', t: MIN + 1, v: 0 }], 4));
-    expect(h.out.slice(1)).toEqual([
-      { key: 'a', windowStart: 0, windowEnd: MIN, n: 3, s: 6 },
-      { key: 'b', windowStart: MIN, windowEnd: 2 * MIN, n: 1, s: 0 },
-      { key: 'a', windowStart: 0, windowEnd: MIN, n: 3, s: 6 },
-    ]);
+    await timeline(sumByKey('tumbling: 1m', 'emit: updates'))
+      .at('s', 1, { k: 'a', v: 1 })
+      .at('s', 2, { k: 'a', v: 2 })
+      .expectWindows([{ key: 'a', start: '00:00', end: '00:01', n: 2, s: 3 }])
+      .at('s', 3, { k: 'a', v: 3 })
+      .batch()
+      .at('s', '00:01:00.001', { k: 'b', v: 0 })
+      .expectWindows([
+        { key: 'a', start: '00:00', end: '00:01', n: 3, s: 6 },
+        { key: 'b', start: '00:01', end: '00:02', n: 1, s: 0 },
+        { key: 'a', start: '00:00', end: '00:01', n: 3, s: 6 }, // on close
+      ])
+      .run();
   });
 
   it('dead-letters a record whose window key or aggregate input fails, and goes on', async () => {
-    const h = harness(windowed('key: event.k\ntumbling: 1m\naggregate: { s: sum(event.v * 2) }'));
-    await h.process({
-      shardId: 's',
-      records: [
-        { value: { k: 'a', t: 1, v: 1 }, partitionKey: 'p', sequenceNumber: '1', arrivalTime: 0 },
-        { value: { k: { no: 1 }, t: 1, v: 1 }, partitionKey: 'p', sequenceNumber: '2', arrivalTime: 0 },
-        { value: { k: 'a', t: 1 }, partitionKey: 'p', sequenceNumber: '3', arrivalTime: 0 },
-      ],
-    });
-    await h.flush();
-    expect(h.out).toEqual([{ key: 'a', windowStart: 0, windowEnd: MIN, s: 2 }]);
-    expect(h.dead.values.map((d) => [d.sequenceNumber, d.reason, d.step])).toEqual([
-      ['2', 'expression', 'window-0'],
-      ['3', 'expression', 'window-0'],
-    ]);
+    await timeline(windowed('key: event.k\ntumbling: 1m\naggregate: { s: sum(event.v * 2) }'))
+      .at('s', 1, { k: 'a', v: 1 })
+      .at('s', 1, { k: { no: 1 }, v: 1 })
+      .at('s', 1, { k: 'a' })
+      .end()
+      .expectWindows([{ key: 'a', start: '00:00', end: '00:01', s: 2 }])
+      .expectDeadLetters([
+        ['s', 1, { k: { no: 1 }, v: 1 }, { reason: 'expression', step: 'window-0' }],
+        ['s', 1, { k: 'a' }, { reason: 'expression', step: 'window-0' }],
+      ])
+      .run();
   });
 });
 
 describe('window: hopping, sliding, session', () => {
   it('hopping: a record belongs to size/every windows', async () => {
-    const h = harness(sumByKey('hopping: { size: 3m, every: 1m }'));
-    await h.process(
-      batch(
-        's',
-        [
-          { k: 'a', t: 150_000, v: 1 },
-          { k: 'a', t: 170_000, v: 2 },
-        ],
-        1,
-      ),
-    );
-    await h.flush();
-    expect(h.out).toEqual([
-      { key: 'a', windowStart: 0, windowEnd: 3 * MIN, n: 2, s: 3 },
-      { key: 'a', windowStart: MIN, windowEnd: 4 * MIN, n: 2, s: 3 },
-      { key: 'a', windowStart: 2 * MIN, windowEnd: 5 * MIN, n: 2, s: 3 },
-    ]);
+    await timeline(sumByKey('hopping: { size: 3m, every: 1m }'))
+      .at('s', '00:02:30', { k: 'a', v: 1 })
+      .at('s', '00:02:50', { k: 'a', v: 2 })
+      .end()
+      .expectWindows([
+        { key: 'a', start: '00:00', end: '00:03', n: 2, s: 3 },
+        { key: 'a', start: '00:01', end: '00:04', n: 2, s: 3 },
+        { key: 'a', start: '00:02', end: '00:05', n: 2, s: 3 },
+      ])
+      .run();
   });
 
   it('sliding: one window per record, looking back [t − size, t]', async () => {
-    const h = harness(sumByKey('sliding: 10s'));
-    await h.process(
-      batch(
-        's',
-        [
-          { k: 'a', t: 1000, v: 1 },
-          { k: 'a', t: 5000, v: 2 },
-          { k: 'a', t: 11_000, v: 4 },
-          { k: 'a', t: 30_000, v: 8 },
-        ],
-        1,
-      ),
-    );
-    expect(h.out).toEqual([
-      { key: 'a', windowStart: -9000, windowEnd: 1001, n: 1, s: 1 },
-      { key: 'a', windowStart: -5000, windowEnd: 5001, n: 2, s: 3 },
-      { key: 'a', windowStart: 1000, windowEnd: 11_001, n: 3, s: 7 },
-    ]);
-    await h.flush();
-    expect(h.out[3]).toEqual({ key: 'a', windowStart: 20_000, windowEnd: 30_001, n: 1, s: 8 });
+    await timeline(sumByKey('sliding: 10s'))
+      .at('s', '00:00:01', { k: 'a', v: 1 })
+      .at('s', '00:00:05', { k: 'a', v: 2 })
+      .at('s', '00:00:11', { k: 'a', v: 4 })
+      .at('s', '00:00:30', { k: 'a', v: 8 })
+      .expectWindows([
+        { key: 'a', start: '-00:00:09', end: '00:00:01.001', n: 1, s: 1 },
+        { key: 'a', start: '-00:00:05', end: '00:00:05.001', n: 2, s: 3 },
+        { key: 'a', start: '00:00:01', end: '00:00:11.001', n: 3, s: 7 },
+      ])
+      .end()
+      .expectWindows([{ key: 'a', start: '00:00:20', end: '00:00:30.001', n: 1, s: 8 }])
+      .run();
   });
 
   it('session: records within the gap form one session; a record bridging two merges them', async () => {
-    const h = harness(sumByKey('session: { gap: 10s }', 'outOfOrderness: 1m'));
-    await h.process(
-      batch(
-        's',
-        [
-          { k: 'a', t: 0, v: 1 },
-          { k: 'a', t: 5000, v: 1 },
-          { k: 'a', t: 30_000, v: 10 },
-        ],
-        1,
-      ),
-    );
-    expect(h.out).toEqual([]);
-    await h.process(
-      batch(
-        's',
-        [
-          { k: 'a', t: 15_000, v: 100 },
-          { k: 'a', t: 22_000, v: 100 },
-        ],
-        4,
-      ),
-    ); // bridges [0,15s) and [30s,40s)
-    await h.process(batch('s', [{ k: 'a', t: 200_000, v: 1000 }], 6)); // watermark 140s closes the merged session
-    expect(h.out).toEqual([{ key: 'a', windowStart: 0, windowEnd: 40_000, n: 5, s: 212 }]);
-    await h.flush();
-    expect(h.out[1]).toEqual({ key: 'a', windowStart: 200_000, windowEnd: 210_000, n: 1, s: 1000 });
+    await timeline(sumByKey('session: { gap: 10s }', 'outOfOrderness: 1m'))
+      .at('s', '00:00:00', { k: 'a', v: 1 })
+      .at('s', '00:00:05', { k: 'a', v: 1 })
+      .at('s', '00:00:30', { k: 'a', v: 10 })
+      .expectWindows([])
+      .at('s', '00:00:15', { k: 'a', v: 100 }) // bridges [0, 15s) and [30s, 40s)
+      .at('s', '00:00:22', { k: 'a', v: 100 })
+      .batch()
+      .at('s', '00:03:20', { k: 'a', v: 1000 }) // watermark 140s closes the merged session
+      .expectWindows([{ key: 'a', start: '00:00', end: '00:00:40', n: 5, s: 212 }])
+      .end()
+      .expectWindows([{ key: 'a', start: '00:03:20', end: '00:03:30', n: 1, s: 1000 }])
+      .run();
   });
 
   it('session: a record of a closed session with nothing open to join is late', async () => {
-    const h = harness(sumByKey('session: { gap: 10s }'));
-    await h.process(batch('s', [{ k: 'a', t: 100_000, v: 1 }], 1));
-    await h.process(batch('s', [{ k: 'a', t: 1000, v: 1 }], 2));
-    expect(h.late().map((d) => d.sequenceNumber)).toEqual(['2']);
+    await timeline(sumByKey('session: { gap: 10s }'))
+      .at('s', '00:01:40', { k: 'a', v: 1 })
+      .batch()
+      .at('s', '00:00:01', { k: 'a', v: 1 })
+      .expectLate([['s', '00:00:01', { k: 'a', v: 1 }]])
+      .end()
+      .expectWindows([{ key: 'a', start: '00:01:40', end: '00:01:50', n: 1, s: 1 }])
+      .run();
   });
 });
 
 describe('window: watermarks across shards and idle time', () => {
   it('waits for the slowest shard, and stops waiting for a shard idle beyond idleTimeout (virtual time)', async () => {
-    const scheduler = new VirtualTimeScheduler();
-    const advance = (ms: number) => {
-      scheduler.schedule(() => {}, ms);
-      scheduler.flush();
-    };
-    const h = harness(sumByKey('tumbling: 1m', 'idleTimeout: 30s'), scheduler);
-    await h.process(batch('fast', [{ k: 'a', t: 1000, v: 1 }], 1));
-    await h.process(batch('slow', [{ k: 'a', t: 2000, v: 1 }], 1));
-    await h.process(batch('fast', [{ k: 'a', t: 5 * MIN, v: 1 }], 2));
-    expect(h.out).toEqual([]); // the slow shard holds the watermark at 2s
-    advance(20_000);
-    await h.tick();
-    expect(h.out).toEqual([]); // slow shard idle 20s < 30s
-    advance(MIN);
-    await h.tick(); // slow shard idle 80s: its watermark moves 50s past 2s; still < 1m
-    expect(h.out).toEqual([]);
-    advance(20_000);
-    await h.tick(); // 100s idle: 2s + 70s = 72s >= 60s: [0, 1m) closes
-    expect(h.out).toEqual([{ key: 'a', windowStart: 0, windowEnd: MIN, n: 2, s: 2 }]);
+    await timeline(sumByKey('tumbling: 1m', 'idleTimeout: 30s'))
+      .at('fast', '00:00:01', { k: 'a', v: 1 })
+      .at('slow', '00:00:02', { k: 'a', v: 1 })
+      .at('fast', '00:05:00', { k: 'a', v: 1 })
+      .expectWindows([]) // the slow shard holds the watermark at 2s
+      .idle('20s')
+      .expectWindows([]) // the slow shard idle 20s < 30s
+      .idle('1m')
+      .expectWindows([]) // idle 80s: its watermark moves 50s past 2s; still < 1m
+      .idle('20s')
+      .expectWindows([{ key: 'a', start: '00:00', end: '00:01', n: 2, s: 2 }]) // idle 100s: 2s + 70s ≥ 1m
+      .end()
+      .expectWindows([{ key: 'a', start: '00:05', end: '00:06', n: 1, s: 1 }])
+      .run();
+  });
+
+  it('several shards: a window closes when the lowest watermark passes it; a record behind it is late', async () => {
+    await timeline({
+      window: { key: 'event.user', tumbling: '1m', outOfOrderness: '5s', aggregate: { n: 'count()' } },
+    })
+      .at('shard-0', '00:00:10', { user: 'a' })
+      .at('shard-1', '00:00:50', { user: 'a' })
+      .at('shard-0', '00:01:20', { user: 'a' }) // shard 0 at 75s, shard 1 at 45s: [0, 1m) open
+      .expectWindows([])
+      .at('shard-1', '00:01:10', { user: 'a' }) // shard 1 at 65s: the lowest watermark passes 1m
+      .expectWindows([{ key: 'a', start: '00:00', end: '00:01', n: 2 }])
+      .at('shard-0', '00:00:30', { user: 'a' })
+      .expectLate([['shard-0', '00:00:30', { user: 'a' }]])
+      .end()
+      .expectWindows([{ key: 'a', start: '00:01', end: '00:02', n: 2 }])
+      .run();
   });
 
   it("closes windows of an idle stream through the operator's own ticks (TestScheduler)", async () => {
@@ -380,11 +323,13 @@ describe('window: exactly-once effect', () => {
   });
 
   it('the same sequence numbers on another shard are different records', async () => {
-    const h = harness(sumByKey('tumbling: 1m'));
-    await h.process(batch('s1', [{ k: 'a', t: 1, v: 1 }], 1));
-    await h.process(batch('s2', [{ k: 'a', t: 1, v: 1 }], 1));
-    await h.flush();
-    expect(h.out).toEqual([{ key: 'a', windowStart: 0, windowEnd: MIN, n: 2, s: 2 }]);
+    // Each shard's first record has sequence number 1.
+    await timeline(sumByKey('tumbling: 1m'))
+      .at('s1', 1, { k: 'a', v: 1 })
+      .at('s2', 1, { k: 'a', v: 1 })
+      .end()
+      .expectWindows([{ key: 'a', start: '00:00', end: '00:01', n: 2, s: 2 }])
+      .run();
   });
 });
 
