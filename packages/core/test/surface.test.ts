@@ -67,6 +67,7 @@ describe('public surface of @tributary/core', () => {
         'pipeline',
         'pipelineSchema',
         'readJsonLines',
+        'referenceMarkdown',
         'register',
         'resolveFunctions',
         'runPipeline',
