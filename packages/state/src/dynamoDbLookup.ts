@@ -8,8 +8,10 @@ import { BatchGetItemCommand, type BatchGetItemCommandOutput, type DynamoDBClien
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { Expression, type Lookup, type LookupDefinition, register } from '@tributary/core';
 import { type BackoffPolicy, backoff } from '@tributary/core/spi';
+import { type BackoffPolicy, backoff } from '@tributary/core/spi';
 import Type, { type Static } from 'typebox';
-import { dynamoDbClient } from './dynamodb.js';
+import { awsClientFields } from '@tributary/aws';
+import { dynamoDbClient } from '@tributary/aws/dynamodb';
 import { StateConfigError, StateStoreError } from './errors.js';
 import { type RetryOptions, withRetries } from './retry.js';
 
@@ -34,8 +36,7 @@ export const dynamoDbLookupSchema = Type.Object(
       Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'attributes to fetch (default: all)' }),
     ),
     consistentRead: Type.Optional(Type.Boolean({ description: 'strongly consistent reads (default false)' })),
-    region: Type.Optional(Type.String({ minLength: 1, description: 'AWS region (default: from the environment)' })),
-    endpoint: Type.Optional(Type.String({ minLength: 1, description: 'endpoint URL (e.g. a local emulator)' })),
+    ...awsClientFields,
   },
   { additionalProperties: false },
 );
@@ -63,6 +64,8 @@ export interface DynamoDbLookupOptions {
 
 const BATCH = 100;
 const MAX_ROUNDS = 12;
+/** The wait before each further `BatchGetItem` round for unprocessed keys (round n: up to 25 · 2^n ms, at most 2 s). */
+const UNPROCESSED_KEYS_BACKOFF: BackoffPolicy = { maxAttempts: MAX_ROUNDS, baseDelay: 50, maxDelay: 2000 };
 /** The wait before each further `BatchGetItem` round for unprocessed keys (round n: up to 25 · 2^n ms, at most 2 s). */
 const UNPROCESSED_KEYS_BACKOFF: BackoffPolicy = { maxAttempts: MAX_ROUNDS, baseDelay: 50, maxDelay: 2000 };
 

@@ -33,8 +33,7 @@ import {
   ConditionalCheckFailedException,
   CreateTableCommand,
   DescribeTableCommand,
-  DynamoDBClient,
-  type DynamoDBClientConfig,
+  type DynamoDBClient,
   GetItemCommand,
   type GetItemCommandOutput,
   PutItemCommand,
@@ -44,8 +43,10 @@ import {
   UpdateItemCommand,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { awsClientFields } from '@tributary/aws';
+import { dynamoDbClient } from '@tributary/aws/dynamodb';
 import { type ProgressOptions, register, type StoreDefinition, type StoredShardProgress } from '@tributary/core';
+import { type BackoffPolicy, backoff, sleep } from '@tributary/core/spi';
 import { type BackoffPolicy, backoff, sleep } from '@tributary/core/spi';
 import pLimit from 'p-limit';
 import Type, { type Static } from 'typebox';
@@ -85,6 +86,10 @@ const MAX_PROGRESS_ROUNDS = 50;
 const PROGRESS_CONFLICT_BACKOFF: BackoffPolicy = { maxAttempts: MAX_PROGRESS_ROUNDS, baseDelay: 1, maxDelay: 200 };
 /** The wait before each further `BatchGetItem` round for unprocessed keys (round n: up to 25 · 2^n ms, at most 1 s). */
 const UNPROCESSED_KEYS_BACKOFF: BackoffPolicy = { maxAttempts: 12, baseDelay: 50, maxDelay: 1000 };
+/** The wait after a conflicting progress write (round n from 0: up to 2^n ms, at most 200 ms). */
+const PROGRESS_CONFLICT_BACKOFF: BackoffPolicy = { maxAttempts: MAX_PROGRESS_ROUNDS, baseDelay: 1, maxDelay: 200 };
+/** The wait before each further `BatchGetItem` round for unprocessed keys (round n: up to 25 · 2^n ms, at most 1 s). */
+const UNPROCESSED_KEYS_BACKOFF: BackoffPolicy = { maxAttempts: 12, baseDelay: 50, maxDelay: 1000 };
 /** A progress update that only says the shard exists (nothing read from it, nothing ended or closed). */
 function isRegistration(u: StoredShardProgress): boolean {
   return (
@@ -109,8 +114,7 @@ interface ShardItem {
 export const dynamoDbStateSchema = Type.Object(
   {
     table: Type.String({ minLength: 3, maxLength: 255, pattern: '^[A-Za-z0-9_.-]+$', description: 'table name' }),
-    region: Type.Optional(Type.String({ minLength: 1, description: 'AWS region (default: from the environment)' })),
-    endpoint: Type.Optional(Type.String({ minLength: 1, description: 'endpoint URL (e.g. a local emulator)' })),
+    ...awsClientFields,
     ...windowStateFields,
     concurrency: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 256, description: 'parallel writes per batch (default 16)' }),
@@ -156,18 +160,9 @@ declare module '@tributary/core' {
   }
 }
 
-/** A DynamoDB client for `endpoint`/`region` with the HTTP/1.1 handler (emulators need it). */
-export function dynamoDbClient(options: { region?: string; endpoint?: string }): DynamoDBClient {
-  const config: DynamoDBClientConfig = { requestHandler: new NodeHttpHandler(), maxAttempts: 1 };
-  if (options.region) config.region = options.region;
-  if (options.endpoint) {
-    config.endpoint = options.endpoint;
-    config.region ??= 'us-east-1';
-    // Local emulators accept any credentials; AWS itself uses the default provider chain.
-    if (!process.env.AWS_ACCESS_KEY_ID) config.credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
-  }
-  return new DynamoDBClient(config);
-}
+/** A DynamoDB client for `endpoint`/`region`: @tributary/aws's configuration (the store retries itself). */
+export { dynamoDbClient };
+
 
 /** The state table's keys (createStateTable and deploy templates use them both). */
 export const STATE_TABLE_KEYS = {
