@@ -12,15 +12,16 @@
 //     .expectWindows([{ key: 'a', start: '00:00', end: '00:01', n: 2 }, { key: 'a', start: '00:01', end: '00:02', n: 1 }])
 //     .run();
 //
-// Records of one shard given one after another are one batch (`batch()` cuts one); `idle(d)` lets
-// processing time pass and ticks. Times are milliseconds, clock text (`hh:mm`, `hh:mm:ss`,
-// `hh:mm:ss.mmm`, a leading `-` before 0) or durations (`20s`). Every record gets its event time
-// as the field `t` (the pipeline's eventTime is `event.t`), its shard's next sequence number
-// (from 1) and its own partition key; a late record or dead letter must name its own shard and
-// sequence number. `run()` fails if anything was emitted, late or dead-lettered that no
-// expectation stated; after `end()`, with `emit: final` and a `count()` aggregate on tumbling or
-// session windows, it also checks that every record is in exactly one place: the counts of the
-// windows, plus the late records, plus the dead letters, make the input.
+// Records of one shard given one after another are one batch (`batch()` cuts one); `idle(d)`
+// lets processing time pass and ticks; `watermark(shard, t)` advances a source's watermark.
+// Times are milliseconds, clock text (`hh:mm`, `hh:mm:ss`, `hh:mm:ss.mmm`, a leading `-` before
+// 0) or durations (`20s`). Every record gets its event time as the field `t` (the pipeline's
+// eventTime is `event.t`), its shard's next sequence number (from 1) and its own partition key;
+// a late record or dead letter must name its own shard and sequence number. `run()` fails if
+// anything was emitted, late or dead-lettered that no expectation stated; after `end()`, with
+// `emit: final` and a `count()` aggregate on tumbling or session windows, it also checks that
+// every record is in exactly one place: the counts of the windows, plus the late records, plus
+// the dead letters, make the input.
 import type { Pipeline, SourceRecord } from '@tributary/core';
 import { VirtualTimeScheduler } from 'rxjs';
 import { expect } from 'vitest';
@@ -115,6 +116,15 @@ export class Timeline {
   /** Ends the batch being built: the next record starts a new batch, even of the same shard. */
   batch(): this {
     this.actions.push((run) => this.deliver(run));
+    return this;
+  }
+
+  /** The source of `shard` says no record older than `time` will come (an empty batch with a watermark, as Beam's advanceWatermarkTo). */
+  watermark(shard: string, time: Time): this {
+    this.actions.push(async (run) => {
+      await this.deliver(run);
+      await run.h.process({ shardId: shard, records: [], watermark: ms(time) });
+    });
     return this;
   }
 

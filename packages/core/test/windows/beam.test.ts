@@ -1,54 +1,59 @@
-// The late-data scenario of Beam's TestStream documentation, on Tributary:
-// 5-minute tumbling windows, 5 minutes of allowed lateness, emit: updates.
-import { describe, expect, it } from 'vitest';
-import { stepsPipeline } from '../helpers.js';
-import { batch, harness } from '../window-helpers.js';
+// The late-data scenario of Beam's TestStream documentation, on Tributary, as a timeline:
+// 5-minute tumbling windows, 5 minutes of allowed lateness, emit: updates (and final).
+import { describe, it } from 'vitest';
+import { timeline } from '../timeline.js';
 
-const MIN = 60_000;
+const window = { key: 'event.k', tumbling: '5m', allowedLateness: '5m', aggregate: { sum: 'sum(event.v)' } };
+const team = (v: number) => ({ k: 'team', v });
 
 describe('late data (Beam TestStream scenario)', () => {
   it('on-time sum 6, final sum 15, and the three too-late records in the late output', async () => {
-    const p = stepsPipeline(
-      '  - window: { key: event.k, tumbling: 5m, allowedLateness: 5m, emit: updates, aggregate: { sum: sum(event.v) } }',
-      'eventTime: event.t\n',
-    );
-    const h = harness(p);
-    const at0 = (v: number) => ({ k: 'team', t: 0, v });
-    await h.process(batch('s', [at0(1), at0(2), at0(3)], 1));
-    const onTime = [...h.out];
-    await h.process(batch('s', [], 4, { watermark: 6 * MIN })); // advanceWatermarkTo(6 min)
-    await h.process(batch('s', [at0(4), at0(5)], 4)); // late, but within allowed lateness
-    await h.process(batch('s', [], 6, { watermark: 20 * MIN })); // advanceWatermarkTo(20 min): closes
-    await h.process(batch('s', [at0(-1), at0(-2), at0(-3)], 6)); // too late
-    await h.flush();
-
-    const sums = h.out.map((o) => (o as { sum: number }).sum);
-    expect(onTime.map((o) => (o as { sum: number }).sum)).toEqual([6]);
-    expect(sums).toEqual([6, 15, 15]); // on-time pane, late update, and the last one on close
-    expect(
-      h.out.every(
-        (o) => (o as { windowStart: number }).windowStart === 0 && (o as { windowEnd: number }).windowEnd === 5 * MIN,
-      ),
-    ).toBe(true);
-    expect(h.late().map((d) => (d.value as { v: number }).v)).toEqual([-1, -2, -3]);
-    expect(h.late().map((d) => d.sequenceNumber)).toEqual(['6', '7', '8']);
+    const pane = (sum: number) => ({ key: 'team', start: '00:00', end: '00:05', sum });
+    await timeline({ window: { ...window, emit: 'updates' } })
+      .at('s', 0, team(1))
+      .at('s', 0, team(2))
+      .at('s', 0, team(3))
+      .expectWindows([pane(6)]) // the on-time pane
+      .watermark('s', '00:06') // advanceWatermarkTo(6 min)
+      .at('s', 0, team(4)) // late, but within the allowed lateness
+      .at('s', 0, team(5))
+      .expectWindows([pane(15)]) // the late update
+      .watermark('s', '00:20') // advanceWatermarkTo(20 min): closes
+      .expectWindows([pane(15)]) // the last pane, on close
+      .at('s', 0, team(-1)) // too late
+      .at('s', 0, team(-2))
+      .at('s', 0, team(-3))
+      .expectLate([
+        ['s', 0, team(-1)],
+        ['s', 0, team(-2)],
+        ['s', 0, team(-3)],
+      ])
+      .end()
+      .expectWindows([])
+      .run();
   });
 
   it('with emit: final, the window is emitted exactly once, on close, with the late-but-allowed records', async () => {
-    const p = stepsPipeline(
-      '  - window: { key: event.k, tumbling: 5m, allowedLateness: 5m, aggregate: { sum: sum(event.v) } }',
-      'eventTime: event.t\n',
-    );
-    const h = harness(p);
-    const at0 = (v: number) => ({ k: 'team', t: 0, v });
-    await h.process(batch('s', [at0(1), at0(2), at0(3)], 1));
-    await h.process(batch('s', [], 4, { watermark: 6 * MIN }));
-    await h.process(batch('s', [at0(4), at0(5)], 4));
-    expect(h.out).toEqual([]);
-    await h.process(batch('s', [], 6, { watermark: 20 * MIN }));
-    await h.process(batch('s', [at0(-1), at0(-2), at0(-3)], 6));
-    await h.flush();
-    expect(h.out).toEqual([{ key: 'team', windowStart: 0, windowEnd: 5 * MIN, sum: 15 }]);
-    expect(h.late()).toHaveLength(3);
+    await timeline({ window })
+      .at('s', 0, team(1))
+      .at('s', 0, team(2))
+      .at('s', 0, team(3))
+      .watermark('s', '00:06')
+      .at('s', 0, team(4))
+      .at('s', 0, team(5))
+      .expectWindows([])
+      .watermark('s', '00:20')
+      .expectWindows([{ key: 'team', start: '00:00', end: '00:05', sum: 15 }])
+      .at('s', 0, team(-1))
+      .at('s', 0, team(-2))
+      .at('s', 0, team(-3))
+      .expectLate([
+        ['s', 0, team(-1)],
+        ['s', 0, team(-2)],
+        ['s', 0, team(-3)],
+      ])
+      .end()
+      .expectWindows([])
+      .run();
   });
 });
