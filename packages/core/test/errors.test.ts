@@ -23,7 +23,7 @@ import { describe, expect, it } from 'vitest';
 const root = join(import.meta.dirname, '../../..');
 
 /** The source trees whose errors are all TributaryErrors (packages/cli and packages/aws join when converted). */
-const CONVERTED = ['core'];
+const CONVERTED = ['core', 'state', 'sinks', 'runtime-lambda', 'runtime-node'];
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {

@@ -15,23 +15,13 @@
  * {@link MAX_NESTING} (counted over the whole record value) — throws an {@link AttributeError}
  * that names the attribute's path, e.g. `NewImage.items[2].price`.
  */
+import { AttributeError, RecordFormatError } from './errors.js';
 
 /**
  * The deepest a decoded record value may nest objects and arrays (the record's value is level 1,
  * an image level 2, a top-level `M` or `L` attribute level 3).
  */
 export const MAX_NESTING = 512;
-
-/** A malformed attribute value; `path` names where it is. */
-export class AttributeError extends Error {
-  constructor(
-    readonly path: string,
-    readonly problem: string,
-  ) {
-    super(`${path}: ${problem}`);
-    this.name = 'AttributeError';
-  }
-}
 
 const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 const SMALL_INTEGER = /^-?\d{1,15}$/;
@@ -80,7 +70,7 @@ export function numberValue(text: string): number | string {
     const n = Number(text);
     return n === 0 ? 0 : n;
   }
-  if (!DECIMAL.test(text)) throw new Error(`N is not a number: ${shown(text)}`);
+  if (!DECIMAL.test(text)) throw new RecordFormatError(`N is not a number: ${shown(text)}`);
   const n = Number(text);
   if (!Number.isFinite(n)) return text;
   const exact = canonicalDecimal(text);
@@ -90,11 +80,11 @@ export function numberValue(text: string): number | string {
 
 function base64Of(b: unknown): string {
   if (typeof b === 'string') {
-    if (!BASE64.test(b)) throw new Error(`B is not base64 text: ${shown(b)}`);
+    if (!BASE64.test(b)) throw new RecordFormatError(`B is not base64 text: ${shown(b)}`);
     return b;
   }
   if (b instanceof Uint8Array) return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
-  throw new Error(`B is not base64 text or bytes (${typeof b})`);
+  throw new RecordFormatError(`B is not base64 text or bytes (${typeof b})`);
 }
 
 /** Sets a property, `__proto__` included, as an own property (as `JSON.parse` does). */
@@ -191,7 +181,7 @@ class Decoder {
         return this.list(v, depth, (x) => this.value(x, depth + 1));
       case 'SS':
         return this.set(v, 'SS', depth, (x) => {
-          if (typeof x !== 'string') throw new Error(`not a string (${typeof x})`);
+          if (typeof x !== 'string') throw new RecordFormatError(`not a string (${typeof x})`);
           return x;
         });
       case 'NS':

@@ -27,6 +27,7 @@ import {
   type KinesisClient,
   type _Record as KinesisRecord,
 } from '@aws-sdk/client-kinesis';
+import { ConfigError } from '@tributary/core';
 import { compareSequenceNumbers } from '@tributary/core/spi';
 import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
 import type { HandlerResponse } from './handler.js';
@@ -90,7 +91,6 @@ export interface Containers {
   recycleAfter?: number;
 }
 
-
 export class LambdaSimulator {
   private readonly mapping: Required<EventSourceMapping>;
   private readonly checkpoints: CheckpointStore;
@@ -119,10 +119,10 @@ export class LambdaSimulator {
       startingPosition: m.startingPosition ?? 'TRIM_HORIZON',
     };
     if (this.mapping.batchSize < 1 || this.mapping.batchSize > 10_000) {
-      throw new Error(`Expected \`batchSize\` to be an integer from 1 to 10000, got ${this.mapping.batchSize}`);
+      throw new ConfigError(`Expected \`batchSize\` to be an integer from 1 to 10000, got ${this.mapping.batchSize}`);
     }
     if (this.mapping.parallelizationFactor < 1 || this.mapping.parallelizationFactor > 10) {
-      throw new Error(
+      throw new ConfigError(
         `Expected \`parallelizationFactor\` to be an integer from 1 to 10, got ${this.mapping.parallelizationFactor}`,
       );
     }

@@ -15,8 +15,9 @@
  */
 
 import { createHash } from 'node:crypto';
-import { isTransient, type RecordEnvelope, type Sink, type SinkContext, TributaryError } from '@tributary/core';
-import { backoff, type BackoffPolicy } from '@tributary/core/spi';
+import { ConfigError, isTransient, type RecordEnvelope, type Sink, type SinkContext } from '@tributary/core';
+import { type BackoffPolicy, backoff } from '@tributary/core/spi';
+import { SinkError } from './errors.js';
 
 /** An error the destination returned for one entry (or a whole call). */
 export interface EntryFailure {
@@ -90,14 +91,6 @@ export function contentHash(text: string, length = 32): string {
   return createHash('sha256').update(text).digest('hex').slice(0, length);
 }
 
-/** Thrown when records could not be made durable after every retry: the batch fails. */
-export class SinkError extends TributaryError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'SinkError';
-  }
-}
-
 /**
  * A counting semaphore, FIFO (calls in flight, bytes in flight): a request larger than the whole
  * budget waits for all of it.
@@ -128,7 +121,6 @@ class Semaphore {
     return this.used;
   }
 }
-
 
 /** Describes a thrown error as an entry failure (transient or not). */
 export function failureOf(err: unknown): EntryFailure {
@@ -176,7 +168,7 @@ export abstract class BatchSink<P> implements Sink {
     this.retryPolicy = { maxAttempts: r.maxAttempts ?? 8, baseDelay: r.minDelay ?? 50, maxDelay: r.maxDelay ?? 5000 };
     const concurrency = options.concurrency ?? 4;
     if (!((Number.isInteger(concurrency) || concurrency === Number.POSITIVE_INFINITY) && concurrency > 0)) {
-      throw new TypeError('Expected `concurrency` to be a number from 1 and up');
+      throw new ConfigError('Expected `concurrency` to be a number from 1 and up');
     }
     this.slots = new Semaphore(concurrency);
     this.budget = new Semaphore(options.maxInFlightBytes ?? 8 * 1024 * 1024);
@@ -229,7 +221,6 @@ export abstract class BatchSink<P> implements Sink {
     if (current.length > 0) calls.push(current);
     await Promise.all(calls.map((entries) => this.deliver(entries, deadLetter)));
   }
-
 
   /** Sends one call's entries until each is durable or dead-lettered. */
   private async deliver(

@@ -13,7 +13,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
-import { type RecordEnvelope, register, type SinkDefinition } from '@tributary/core';
+import { ConfigError, type RecordEnvelope, register, type SinkDefinition } from '@tributary/core';
 import Type, { type Static } from 'typebox';
 import { awsClientConfig, awsFields, batchSinkFields } from './aws.js';
 import { BatchSink, type BatchSinkOptions, type Encoded, type EntryFailure, failureOf } from './BatchSink.js';
@@ -82,7 +82,7 @@ export class DynamoDbSink extends BatchSink<Payload> {
   constructor(private readonly sinkOptions: DynamoDbSinkOptions) {
     super(sinkOptions);
     if (sinkOptions.mode === 'update' && !sinkOptions.key?.length) {
-      throw new Error('Expected `key` (the key attributes) for a dynamodb sink in update mode');
+      throw new ConfigError('Expected `key` (the key attributes) for a dynamodb sink in update mode');
     }
     this.summary = `dynamodb table ${sinkOptions.table}`;
     this.maxRecordsPerCall = sinkOptions.mode === 'update' ? 1 : 25;

@@ -7,7 +7,7 @@
  * output with the status. Each request carries an `Idempotency-Key` header derived from its records' ids and
  * content, so a replayed batch sends the same key; the ids are also in `X-Tributary-Record-Ids`.
  */
-import { type RecordEnvelope, register, type SinkDefinition } from '@tributary/core';
+import { ConfigError, type RecordEnvelope, register, type SinkDefinition } from '@tributary/core';
 import Type, { type Static } from 'typebox';
 import { batchSinkFields } from './aws.js';
 import {
@@ -68,7 +68,7 @@ export class HttpSink extends BatchSink<string> {
   constructor(private readonly sinkOptions: HttpSinkOptions) {
     super(sinkOptions);
     if (!/^https?:\/\//.test(sinkOptions.url))
-      throw new Error(`Expected \`url\` to start with http:// or https://, got ${sinkOptions.url}`);
+      throw new ConfigError(`Expected \`url\` to start with http:// or https://, got ${sinkOptions.url}`);
     this.summary = `http ${new URL(sinkOptions.url).host}`;
     this.maxRecordsPerCall = sinkOptions.batchSize ?? 500;
     this.maxBytesPerCall = sinkOptions.maxBytes ?? 1024 * 1024;

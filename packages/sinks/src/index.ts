@@ -9,7 +9,6 @@ export {
   type EntryFailure,
   failureOf,
   recordId,
-  SinkError,
   type SinkMetrics,
   type SinkRetryOptions,
 } from './BatchSink.js';
@@ -20,6 +19,7 @@ export {
   dynamoDbSink,
   dynamodbSinkDefinition,
 } from './dynamodb.js';
+export { SinkError } from './errors.js';
 export { HttpSink, type HttpSinkOptions, type HttpSinkSpec, httpSink, httpSinkDefinition } from './http.js';
 export {
   KinesisSink,

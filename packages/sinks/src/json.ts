@@ -1,3 +1,5 @@
+import { EncodeError } from './errors.js';
+
 /**
  * JSON text of a record's value for the sinks of this package. A value with no JSON form
  * (circular, nested too deeply, holding a BigInt, a getter or `toJSON` that throws) throws an
@@ -9,9 +11,9 @@ export function recordJson(value: unknown): string {
   try {
     text = JSON.stringify(value);
   } catch (err) {
-    throw new Error(`the value cannot be written as JSON: ${jsonProblem(err)}`, { cause: err });
+    throw new EncodeError(`the value cannot be written as JSON: ${jsonProblem(err)}`, { cause: err });
   }
-  if (text === undefined) throw new Error(`the value cannot be written as JSON: it is ${typeof value}`);
+  if (text === undefined) throw new EncodeError(`the value cannot be written as JSON: it is ${typeof value}`);
   return text;
 }
 

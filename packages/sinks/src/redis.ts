@@ -7,6 +7,7 @@
  */
 import {
   type CompiledExpression,
+  ConfigError,
   compileExpression,
   Expression,
   type RecordEnvelope,
@@ -17,6 +18,7 @@ import { Redis } from 'ioredis';
 import Type, { type Static } from 'typebox';
 import { batchSinkFields } from './aws.js';
 import { BatchSink, type BatchSinkOptions, type Encoded, type EntryFailure, failureOf } from './BatchSink.js';
+import { EncodeError } from './errors.js';
 import { recordJson } from './json.js';
 
 export const redisSinkSchema = Type.Object(
@@ -63,8 +65,8 @@ export class RedisSink extends BatchSink<Command> {
   private readonly owned: boolean;
   constructor(private readonly sinkOptions: RedisSinkOptions) {
     super(sinkOptions);
-    if (!sinkOptions.client && !sinkOptions.url) throw new Error('Expected `url` or `client` for the redis sink');
-    if (sinkOptions.command === 'zadd' && !sinkOptions.score) throw new Error('Expected `score` for zadd');
+    if (!sinkOptions.client && !sinkOptions.url) throw new ConfigError('Expected `url` or `client` for the redis sink');
+    if (sinkOptions.command === 'zadd' && !sinkOptions.score) throw new ConfigError('Expected `score` for zadd');
     this.summary = `redis ${sinkOptions.command}`;
     this.client =
       sinkOptions.client ?? new Redis(sinkOptions.url as string, { lazyConnect: true, maxRetriesPerRequest: 1 });
@@ -86,15 +88,16 @@ export class RedisSink extends BatchSink<Command> {
         case 'hset':
           if (o.field) cmd = ['hset', key, String(o.field(env.value)), json];
           else {
-            if (value === null || typeof value !== 'object') throw new Error('hset without `field` needs an object');
+            if (value === null || typeof value !== 'object')
+              throw new EncodeError('hset without `field` needs an object');
             const flat = Object.entries(value).flatMap(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]);
-            if (flat.length === 0) throw new Error('hset of an empty object');
+            if (flat.length === 0) throw new EncodeError('hset of an empty object');
             cmd = ['hset', key, ...flat];
           }
           break;
         case 'zadd': {
           const score = Number(o.score?.(env.value));
-          if (!Number.isFinite(score)) throw new Error('zadd score is not a number');
+          if (!Number.isFinite(score)) throw new EncodeError('zadd score is not a number');
           cmd = ['zadd', key, score, o.member ? String(o.member(env.value)) : json];
           break;
         }

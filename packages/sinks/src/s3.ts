@@ -28,14 +28,8 @@ import { retry } from '@tributary/core/spi';
 import type { SchedulerLike, Subscription } from 'rxjs';
 import Type, { type Static } from 'typebox';
 import { awsClientConfig, awsFields } from './aws.js';
-import {
-  contentHash,
-  emptyMetrics,
-  recordId,
-  SinkError,
-  type SinkMetrics,
-  type SinkRetryOptions,
-} from './BatchSink.js';
+import { contentHash, emptyMetrics, recordId, type SinkMetrics, type SinkRetryOptions } from './BatchSink.js';
+import { EncodeError, SinkError } from './errors.js';
 
 const gzip = promisify(gzipCallback);
 
@@ -127,7 +121,7 @@ export class S3Sink implements Sink {
         : v;
     try {
       const text = JSON.stringify(value);
-      return text === undefined ? new Error('the value has no JSON form') : text;
+      return text === undefined ? new EncodeError('the value has no JSON form') : text;
     } catch (err) {
       return err as Error;
     }
@@ -244,7 +238,9 @@ export class S3Sink implements Sink {
         },
       });
     } catch (err) {
-      b.settle.reject(new SinkError(`${this.summary}: writing ${key} failed: ${(err as Error).message}`, { cause: err }));
+      b.settle.reject(
+        new SinkError(`${this.summary}: writing ${key} failed: ${(err as Error).message}`, { cause: err }),
+      );
       return;
     }
     this.metrics.records += b.lines.length;

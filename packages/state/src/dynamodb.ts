@@ -253,7 +253,8 @@ export class DynamoDbBackend implements StateBackend {
     for (let i = 0; i < ids.length; i += 100) {
       let keys: Record<string, unknown>[] | undefined = ids.slice(i, i + 100).map((id) => this.key(id));
       for (let round = 0; keys && keys.length > 0; round++) {
-        if (round >= 12) throw new Error(`${keys.length} key(s) still unprocessed after ${round} BatchGetItem rounds`);
+        if (round >= 12)
+          throw new StateStoreError(`${keys.length} key(s) still unprocessed after ${round} BatchGetItem rounds`);
         if (round > 0) await backoff(UNPROCESSED_KEYS_BACKOFF, round);
         const res = await this.send<BatchGetItemCommandOutput>(
           new BatchGetItemCommand({

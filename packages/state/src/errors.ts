@@ -1,5 +1,5 @@
 /** Error types of @tributary/state. Back-end errors are translated here, at the store boundary. */
-import { TributaryError } from '@tributary/core';
+import { ConfigError, TributaryError } from '@tributary/core/spi';
 
 /** The state store could not be reached or refused a request after every retry: the batch fails and is retried. */
 export class StateStoreError extends TributaryError {
@@ -9,10 +9,13 @@ export class StateStoreError extends TributaryError {
   }
 }
 
-/** Invalid store options (thrown at construction, before any record is read). */
-export class StateConfigError extends TributaryError {
-  constructor(message: string) {
-    super(message);
+/**
+ * Invalid store options (thrown at construction, before any record is read). A `ConfigError`, so a
+ * pipeline's compile reports it at the store's spec.
+ */
+export class StateConfigError extends ConfigError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'StateConfigError';
   }
 }

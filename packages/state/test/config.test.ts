@@ -1,6 +1,18 @@
 // Store options: YAML validation with positions, construction-time checks with exact messages,
 // the typed builder, and what happens when a window outgrows an item.
-import { compile, count, fileSource, MemorySink, parsePipelineYaml, pipeline } from '@tributary/core';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  compile,
+  count,
+  fileSource,
+  loadPipelineFile,
+  MemorySink,
+  PipelineValidationError,
+  parsePipelineYaml,
+  pipeline,
+} from '@tributary/core';
 import { dynamoDbState, redisState, StateConfigError } from '@tributary/state';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backends, freshName, processOf, startBackends, stateYaml, yamlPipeline } from './backends.js';
@@ -61,6 +73,31 @@ describe('state store options', () => {
     expect(() => redisState({ url: 'http://x' })).toThrow(
       'Expected `url` to start with redis:// or rediss://, got http://x',
     );
+  });
+
+  it('an option the store refuses at construction is reported at the store spec, with line and column', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tributary-state-options-'));
+    const file = join(dir, 'pipeline.yaml');
+    // The schema takes any url; the redis store refuses one that is not redis:// when it is created.
+    await writeFile(file, withState('{ redis: { url: "http://cache:6379" } }'));
+    const p = await loadPipelineFile(file);
+    let thrown: unknown;
+    try {
+      compile(p);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(PipelineValidationError);
+    expect((thrown as PipelineValidationError).issues).toEqual([
+      {
+        file,
+        line: 8,
+        column: 14,
+        path: '/steps/0/window/state',
+        message: 'Expected `url` to start with redis:// or rediss://, got http://cache:6379',
+      },
+    ]);
+    expect((thrown as PipelineValidationError).cause).toBeInstanceOf(StateConfigError);
   });
 
   it('the typed builder takes a store object and counts exactly', async () => {
