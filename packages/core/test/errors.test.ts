@@ -132,6 +132,22 @@ describe('errors raised while compiling a component', () => {
     ]);
   });
 
+  it('every component refused is reported at once, in definition order', async () => {
+    const file = pipelineFile(
+      `${head}steps:
+  - window: { hopping: { size: 1m, every: 2m }, aggregate: { n: count() } }
+  - filter: event.n > 0
+  - window: { hopping: { size: 0s, every: 0s }, aggregate: { n: count() } }
+`,
+    );
+    const issues = compileIssues(await loadPipelineFile(file));
+    expect(issues.map(formatIssue)).toEqual([
+      `${file}:5:13: hopping \`every\` must not exceed \`size\` (records would fall between windows)`,
+      `${file}:7:13: window size must be greater than 0`,
+    ]);
+    expect(issues.map((i) => i.path)).toEqual(['/steps/0/window', '/steps/2/window']);
+  });
+
   it('a pipeline built in TypeScript: the issue names the path (no file, no position)', () => {
     const p = pipeline('built')
       .source(fileSource<{ user: string }>({ path: 'x' }))

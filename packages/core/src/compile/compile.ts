@@ -31,7 +31,14 @@ import {
   type SourceRecord,
   withValue,
 } from '../envelope.js';
-import { ConfigError, describeError, ExpressionError, PipelineValidationError, TributaryError } from '../errors.js';
+import {
+  ConfigError,
+  describeError,
+  ExpressionError,
+  PipelineValidationError,
+  TributaryError,
+  type ValidationIssue,
+} from '../errors.js';
 import { type CompiledExpression, compileExpression, type ExpressionSource } from '../expression.js';
 import { definition, installedSpecCheck, kindOf } from '../registry.js';
 import { checkOutputs } from '../sinks/fileLock.js';
@@ -263,6 +270,18 @@ export class CompiledPipeline {
     let tickInterval: number | undefined;
     const gauges: { name: string; read: () => number }[] = [];
 
+    // Problems of components (a step, sink, store, lookup) are collected, so that every one is
+    // reported at once; the compile throws them together at the end.
+    const problems: ValidationIssue[] = [];
+    let firstCause: unknown;
+    const collect = (err: unknown, path: string): boolean => {
+      if (err instanceof PipelineValidationError) problems.push(...err.issues);
+      else if (isConfigurationError(err))
+        problems.push({ file: pipeline.file, ...pipeline.locate?.(path), path, message: err.message });
+      else return false;
+      firstCause ??= err instanceof PipelineValidationError ? err.cause : err;
+      return true;
+    };
     const fail = (path: string, message: string, cause?: unknown): never => {
       const err = new PipelineValidationError([{ file: pipeline.file, ...pipeline.locate?.(path), path, message }]);
       if (cause) (err as { cause?: unknown }).cause = cause;
@@ -378,9 +397,10 @@ export class CompiledPipeline {
         try {
           linkers.push(def.compile(value as never, node, ctx));
         } catch (err) {
-          // A bad option of the step (or of a component inside it) is reported at the step's spec.
-          if (isConfigurationError(err)) fail(`${node.path}/${kind}`, err.message, err);
-          throw err;
+          // A bad option of the step (or of a component inside it) is reported at the step's spec;
+          // the steps after it are still compiled, for their own problems.
+          if (!collect(err, `${node.path}/${kind}`)) throw err;
+          linkers.push((next) => next);
         }
       });
       depth--;
@@ -409,7 +429,14 @@ export class CompiledPipeline {
       fail(currentPath, '`maxFutureSkew` bounds the `eventTime` of records; this pipeline has no `eventTime`');
     this.checkFields = pipeline.spec.fields ? compileFieldCheck(pipeline.spec.fields) : undefined;
     this.head = compileSteps(pipeline.spec.steps, '/steps', tail);
-    this.deadLetterSink = options.deadLetter ?? createSink(pipeline.spec.deadLetter ?? { stderr: {} }, '/deadLetter');
+    let deadLetterSink = options.deadLetter;
+    try {
+      deadLetterSink ??= createSink(pipeline.spec.deadLetter ?? { stderr: {} }, '/deadLetter');
+    } catch (err) {
+      if (!collect(err, '/deadLetter')) throw err;
+    }
+    if (problems.length > 0) throw new PipelineValidationError(problems, { cause: firstCause });
+    this.deadLetterSink = deadLetterSink as Sink;
     this.nodes = nodes;
     this.slots = slots;
     this.barriers = barriers;
