@@ -161,7 +161,11 @@ export type BarrierAdvance = (batch: BatchContext, next: Push, final: boolean) =
 
 export interface StepDefinition<S = never> extends ComponentDefinition {
   category: 'step';
-  /** Links the step in front of `next`; returns the step's own push. */
+  /**
+   * Links the step in front of `next`; returns the step's own push. An option the step refuses
+   * throws a `ConfigError` (as do the `create` of sinks, sources, lookups and stores): `compile()`
+   * reports it as a validation issue at the component's spec, with file, line and column.
+   */
   compile(spec: S, node: NodeInfo, ctx: CompileContext): (next: Push) => Push;
   /** One-line description of a configured step for `describe()`. */
   summary(spec: S): string;
