@@ -1,8 +1,11 @@
 // The emulators every test runs on, and their clients: kinesalite (Kinesis), dynalite
 // (DynamoDB), s3rver (S3), a loopback SQS and a real redis-server, reached through the real AWS
 // SDK with a NodeHttpHandler. Stream creation waits for ACTIVE; table creation waits for nothing
-// (the emulators create tables at once). The servers themselves live in servers.mjs and sqs.mjs,
-// which the benchmarks import too.
+// (the emulators create tables at once). kinesalite, dynalite, s3rver and redis-server are started
+// by servers.mjs, which the benchmarks import too.
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   CreateStreamCommand,
@@ -19,7 +22,6 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { createStateTable } from '@tributary/state';
 
 export { type RedisServer, startDynalite, startKinesalite, startRedis, startS3 } from './servers.mjs';
-export { type SqsEntry, startSqs } from './sqs.mjs';
 
 /** An emulator on a loopback port. */
 export interface Emulator {
@@ -84,29 +86,29 @@ export interface Placed {
   sequenceNumber: string;
 }
 
-/**
- * Puts values as JSON, in order, 500 a call; the partition key (and, to aim at one shard, the
- * explicit hash key) come from the value. Returns where each record was put.
- */
-export async function putJson<T>(
+/** A record to put: its data, its partition key and, to aim at one shard, an explicit hash key. */
+export interface PutEntry {
+  data: Uint8Array;
+  partitionKey: string;
+  explicitHashKey?: string;
+}
+
+/** Puts records in order, 500 a call; returns where each was put. */
+export async function putRecords(
   client: KinesisClient,
   stream: string,
-  values: readonly T[],
-  keys: (value: T, i: number) => { partitionKey: string; explicitHashKey?: string },
+  entries: readonly PutEntry[],
 ): Promise<Placed[]> {
   const placed: Placed[] = [];
-  for (let i = 0; i < values.length; i += 500) {
+  for (let i = 0; i < entries.length; i += 500) {
     const res = await client.send(
       new PutRecordsCommand({
         StreamName: stream,
-        Records: values.slice(i, i + 500).map((v, j) => {
-          const { partitionKey, explicitHashKey } = keys(v, i + j);
-          return {
-            Data: Buffer.from(JSON.stringify(v)),
-            PartitionKey: partitionKey,
-            ...(explicitHashKey ? { ExplicitHashKey: explicitHashKey } : {}),
-          };
-        }),
+        Records: entries.slice(i, i + 500).map((e) => ({
+          Data: e.data,
+          PartitionKey: e.partitionKey,
+          ...(e.explicitHashKey ? { ExplicitHashKey: e.explicitHashKey } : {}),
+        })),
       }),
     );
     if (res.FailedRecordCount) throw new Error(`${res.FailedRecordCount} records not put`);
@@ -115,6 +117,20 @@ export async function putJson<T>(
     }
   }
   return placed;
+}
+
+/** Puts values as JSON, in order; the partition key (and explicit hash key) come from the value. */
+export function putJson<T>(
+  client: KinesisClient,
+  stream: string,
+  values: readonly T[],
+  keys: (value: T, i: number) => { partitionKey: string; explicitHashKey?: string },
+): Promise<Placed[]> {
+  return putRecords(
+    client,
+    stream,
+    values.map((v, i) => ({ data: Buffer.from(JSON.stringify(v)), ...keys(v, i) })),
+  );
 }
 
 /** Every record of a shard from its start (TRIM_HORIZON), as GetRecords returns them. */
@@ -166,4 +182,75 @@ export async function createStateTables(endpoint: string, ...tables: string[]): 
   } finally {
     client.destroy();
   }
+}
+
+// ---- SQS ----------------------------------------------------------------------------------
+
+export interface SqsEntry {
+  Id: string;
+  MessageBody: string;
+  MessageAttributes?: Record<string, { DataType: string; StringValue?: string }>;
+  MessageDeduplicationId?: string;
+  MessageGroupId?: string;
+}
+
+/**
+ * A loopback server speaking the SQS JSON protocol (AWS JSON 1.0) — enough of SendMessageBatch
+ * for the SQS sink: it keeps the messages it accepted, and `fail(entry, attempt)` may fail an
+ * entry (as SQS does in a partial answer) with a code and whether the sender is at fault.
+ */
+export async function startSqs(
+  options: { fail?: (entry: SqsEntry, attempt: number) => { code: string; senderFault: boolean } | undefined } = {},
+) {
+  const messages: SqsEntry[] = [];
+  const attempts = new Map<string, number>();
+  let calls = 0;
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      calls++;
+      const target = req.headers['x-amz-target'];
+      const reply = (status: number, obj: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' });
+        res.end(JSON.stringify(obj));
+      };
+      if (target !== 'AmazonSQS.SendMessageBatch') {
+        return reply(400, { __type: 'com.amazonaws.sqs#InvalidAction', message: `unsupported ${target}` });
+      }
+      const input = JSON.parse(body) as { Entries: SqsEntry[] };
+      const Successful: unknown[] = [];
+      const Failed: unknown[] = [];
+      for (const entry of input.Entries) {
+        const key = entry.MessageBody;
+        const attempt = (attempts.get(key) ?? 0) + 1;
+        attempts.set(key, attempt);
+        const failure = options.fail?.(entry, attempt);
+        if (failure) {
+          Failed.push({ Id: entry.Id, Code: failure.code, Message: failure.code, SenderFault: failure.senderFault });
+          continue;
+        }
+        messages.push(entry);
+        Successful.push({
+          Id: entry.Id,
+          MessageId: `m${messages.length}`,
+          MD5OfMessageBody: createHash('md5').update(entry.MessageBody).digest('hex'),
+        });
+      }
+      reply(200, { Successful, Failed });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    queueUrl: `http://127.0.0.1:${port}/000000000000/test-queue`,
+    messages,
+    get calls() {
+      return calls;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }

@@ -3,9 +3,10 @@
 // (an independent encoder) — plus partial batch failures, the timeout margin, ticks, DynamoDB
 // Streams events and the metric lines.
 import { createRequire } from 'node:module';
-import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { marshall } from '@aws-sdk/util-dynamodb';
-import { count, envelope, fileSource, MemorySink, pipeline, type RecordEnvelope, sum } from '@tributary/core';
+import { count, fileSource, MemorySink, pipeline, type RecordEnvelope, sum } from '@tributary/core';
+import { envelope } from '@tributary/core/spi';
 import { createHandler, kinesisShardLister } from '@tributary/runtime-lambda';
 import { kinesisSink } from '@tributary/sinks';
 import type { DynamoDBStreamEvent, KinesisStreamEvent } from 'aws-lambda';
@@ -15,6 +16,7 @@ import {
   type Emulator,
   kinesisClient,
   putJson,
+  putRecords,
   startKinesalite,
 } from '../../../test-support/emulators.js';
 import { kinesisEventOf } from '../../../test-support/lambdaEvents.js';
@@ -130,11 +132,10 @@ describe('lambda handler: Kinesis events', () => {
         reject,
       ),
     );
-    await client.send(
-      new PutRecordsCommand({
-        StreamName: 'mixed',
-        Records: encoded.map((e) => ({ Data: e.data, PartitionKey: e.partitionKey })),
-      }),
+    await putRecords(
+      client,
+      'mixed',
+      encoded.map((e) => ({ data: e.data, partitionKey: e.partitionKey })),
     );
 
     const event = await eventFrom('mixed');

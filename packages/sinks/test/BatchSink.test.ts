@@ -3,7 +3,8 @@
 // about the records fails the write; in a pipeline, what a sink cannot write reaches the
 // dead-letter output naming the sink step; the bytes in flight are bounded.
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
-import { compile, type DeadLetterRecord, envelope, MemorySink, parsePipelineYaml } from '@tributary/core';
+import { compile, type DeadLetterRecord, MemorySink, parsePipelineYaml } from '@tributary/core';
+import { envelope } from '@tributary/core/spi';
 import { httpSink, kinesisSink, sqsSink } from '@tributary/sinks';
 import { describe, expect, it } from 'vitest';
 import { startSqs } from '../../../test-support/emulators.js';

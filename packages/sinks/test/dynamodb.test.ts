@@ -3,7 +3,7 @@
 // cannot be marshalled dead-lettered while the rest is written.
 import { type BatchWriteItemCommand, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { envelope } from '@tributary/core';
+import { envelope } from '@tributary/core/spi';
 import { dynamoDbSink } from '@tributary/sinks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTable, dynamoDbClient, type Emulator, startDynalite } from '../../../test-support/emulators.js';

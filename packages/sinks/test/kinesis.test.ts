@@ -3,7 +3,7 @@
 // that can never be written reach the dead-letter output, values no JSON can hold are
 // dead-lettered and the rest written.
 import type { KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
-import { envelope } from '@tributary/core';
+import { envelope } from '@tributary/core/spi';
 import { kinesisSink } from '@tributary/sinks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {

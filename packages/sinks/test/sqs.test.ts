@@ -2,7 +2,8 @@
 // in batches of 10, transient entry failures retried alone, sender faults and messages over
 // 256 KiB dead-lettered, values no JSON can hold dead-lettered while the rest is sent — and an
 // SQS dead-letter output that receives a writable form of every dead letter.
-import { compile, type DeadLetterRecord, envelope, fileSource, MemorySink, pipeline, type Sink } from '@tributary/core';
+import { compile, type DeadLetterRecord, fileSource, MemorySink, pipeline } from '@tributary/core';
+import { envelope, type Sink } from '@tributary/core/spi';
 import { sqsSink } from '@tributary/sinks';
 import { describe, expect, it } from 'vitest';
 import { emulatorConfig, startSqs } from '../../../test-support/emulators.js';

@@ -9,12 +9,9 @@ import {
   MemorySink,
   type Pipeline,
   parsePipelineYaml,
-  type StateStore,
-  type WindowScope,
 } from '@tributary/core';
+import type { StateStore, WindowScope } from '@tributary/core/spi';
 import {
-  createStateTable,
-  dynamoDbClient,
   dynamoDbState,
   ItemWindowStore,
   redisState,
@@ -22,7 +19,7 @@ import {
   type WindowStateOptions,
 } from '@tributary/state';
 import type { SchedulerLike } from 'rxjs';
-import { type RedisServer, startDynalite, startRedis } from '../../../test-support/servers.mjs';
+import { createStateTables, type RedisServer, startDynalite, startRedis } from '../../../test-support/emulators.js';
 import { windowYaml } from '../../core/test/windows/reference.js';
 
 export type BackendName = 'dynamodb' | 'redis';
@@ -36,9 +33,7 @@ export interface Backends {
 export async function startBackends(): Promise<Backends> {
   const dyn = await startDynalite();
   const table = 'tributary-state';
-  const client = dynamoDbClient({ endpoint: dyn.endpoint });
-  await createStateTable(client, table);
-  client.destroy();
+  await createStateTables(dyn.endpoint, table);
   const redis = await startRedis();
   return {
     dynamodb: { endpoint: dyn.endpoint, table },

@@ -2,21 +2,27 @@
 // never conflict, every field only moves forward, shard ids of any text round-trip, and a table
 // written by the previous layout (every shard in one item) is read and merged.
 import { GetItemCommand, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
-import type { StoredShardProgress } from '@tributary/core';
-import { createStateTable, DynamoDbBackend, dynamoDbClient } from '@tributary/state';
+import type { StoredShardProgress } from '@tributary/core/spi';
+import { DynamoDbBackend, dynamoDbClient } from '@tributary/state';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDynalite } from '../../../test-support/servers.mjs';
+import {
+  createStateTables,
+  type Emulator,
+  dynamoDbClient as emulatorDynamoDbClient,
+  startDynalite,
+} from '../../../test-support/emulators.js';
 
 const TABLE = 'progress-state';
-let dyn: Awaited<ReturnType<typeof startDynalite>>;
-let admin: ReturnType<typeof dynamoDbClient>;
+let dyn: Emulator;
+/** The test's own client, to read and plant items. */
+let admin: ReturnType<typeof emulatorDynamoDbClient>;
 let runs = 0;
 const freshNs = () => `p${process.pid}-${++runs}/win`;
 
 beforeAll(async () => {
   dyn = await startDynalite();
-  admin = dynamoDbClient({ endpoint: dyn.endpoint });
-  await createStateTable(admin, TABLE);
+  await createStateTables(dyn.endpoint, TABLE);
+  admin = emulatorDynamoDbClient(dyn.endpoint);
 });
 afterAll(async () => {
   admin?.destroy();

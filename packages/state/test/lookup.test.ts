@@ -1,17 +1,12 @@
 // enrich with a DynamoDB lookup, against dynalite: items joined by key, BatchGetItem in hundreds,
 // unprocessed keys retried, the enrich cache saving calls.
-import {
-  type BatchGetItemCommand,
-  BatchWriteItemCommand,
-  CreateTableCommand,
-  type DynamoDBClient,
-} from '@aws-sdk/client-dynamodb';
+import { type BatchGetItemCommand, BatchWriteItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { compile, type DeadLetterRecord, MemorySink, type Pipeline, parsePipelineYaml } from '@tributary/core';
-import { DynamoDbLookup, dynamoDbClient } from '@tributary/state';
+import { DynamoDbLookup } from '@tributary/state';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDynalite } from '../../../test-support/servers.mjs';
+import { createTable, dynamoDbClient, type Emulator, startDynalite } from '../../../test-support/emulators.js';
 
-let dynamo: { endpoint: string; close: () => Promise<void> };
+let dynamo: Emulator;
 let client: DynamoDBClient;
 const users = Array.from({ length: 250 }, (_, i) => ({
   id: `u${i}`,
@@ -21,15 +16,8 @@ const users = Array.from({ length: 250 }, (_, i) => ({
 
 beforeAll(async () => {
   dynamo = await startDynalite();
-  client = dynamoDbClient({ endpoint: dynamo.endpoint });
-  await client.send(
-    new CreateTableCommand({
-      TableName: 'users',
-      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
-      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-      BillingMode: 'PAY_PER_REQUEST',
-    }),
-  );
+  client = dynamoDbClient(dynamo.endpoint);
+  await createTable(client, 'users');
   for (let i = 0; i < users.length; i += 25) {
     await client.send(
       new BatchWriteItemCommand({
