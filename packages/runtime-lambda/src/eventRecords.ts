@@ -43,6 +43,8 @@ export interface RejectedRecord {
 
 const DIGITS = /^\d+$/;
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
@@ -124,6 +126,39 @@ function base64Problem(text: string): string {
   if (bad) return `${JSON.stringify(bad[0])} at offset ${bad.index}`;
   if (text.length % 4 !== 0) return `its length, ${text.length}, is not a multiple of 4`;
   return `misplaced "=" at offset ${text.indexOf('=')}`;
+}
+
+/**
+ * The source record of a well-formed Kinesis event record of shard `eventShard` that is not a KPL
+ * aggregate — what nearly every record is — made without the intermediate objects of
+ * {@link decodeKinesisRecord}; `undefined` for any other record, which `decodeKinesisRecord` then
+ * decodes or rejects. It accepts only what `decodeKinesisRecord` accepts, with the same result
+ * except that `data` is the payload's UTF-8 text rather than its bytes (decoded the same).
+ */
+export function wellFormedKinesisRecord(r: unknown, eventShard: string): SourceRecord | undefined {
+  if (!isObject(r)) return undefined;
+  const id = r.eventID;
+  const k = r.kinesis;
+  if (typeof id !== 'string' || !id.startsWith(eventShard) || id.charCodeAt(eventShard.length) !== 58) return undefined;
+  if (!isObject(k)) return undefined;
+  const seq = k.sequenceNumber;
+  const partitionKey = k.partitionKey;
+  const text = k.data;
+  const arrival = k.approximateArrivalTimestamp;
+  if (typeof seq !== 'string' || typeof partitionKey !== 'string' || typeof text !== 'string') return undefined;
+  if (typeof arrival !== 'number' || !(Math.abs(arrival) <= MAX_EPOCH_SECONDS) || !DIGITS.test(seq)) return undefined;
+  const data = Buffer.from(text, 'base64');
+  if (data.length !== base64Length(text) || text.indexOf('-') >= 0 || text.indexOf('_') >= 0) return undefined;
+  if (hasAggregateMagic(data)) return undefined;
+  // The payload as its text (what decoding reads, and the dead-letter output shows): the bytes
+  // are not kept for the batch. Not UTF-8: the bytes are kept, and decoding dead-letters them.
+  let payload: string;
+  try {
+    payload = utf8.decode(data);
+  } catch {
+    return undefined;
+  }
+  return { data: payload, partitionKey, sequenceNumber: seq, arrivalTime: Math.round(arrival * 1000) };
 }
 
 /**

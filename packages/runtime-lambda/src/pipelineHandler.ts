@@ -24,6 +24,7 @@ import {
   dynamoDbSequenceNumber,
   kinesisEventShard,
   type RejectedRecord,
+  wellFormedKinesisRecord,
 } from './eventRecords.js';
 import { type EventShape, eventShape } from './eventShape.js';
 import { checkLambdaWindowState } from './memoryState.js';
@@ -118,12 +119,13 @@ class Chunker {
     private readonly chunkSize: number,
     private readonly ordering: Ordering,
   ) {}
-  add(d: Decoded): void {
+  /** The chunk an event record of `shardId` (sequence number `seq`) goes in. */
+  private chunkFor(shardId: string, seq: string): Chunk {
     let c = this.current;
-    if (!c || c.batch.shardId !== d.shardId || this.count >= this.chunkSize) {
+    if (!c || c.batch.shardId !== shardId || this.count >= this.chunkSize) {
       c = {
-        batch: { shardId: d.shardId, records: [], ordering: this.ordering },
-        firstItem: d.sequenceNumber,
+        batch: { shardId, records: [], ordering: this.ordering },
+        firstItem: seq,
         rejected: [],
         otherShard: 0,
       };
@@ -132,6 +134,14 @@ class Chunker {
       this.count = 0;
     }
     this.count++;
+    return c;
+  }
+  /** An event record that is one source record (see `wellFormedKinesisRecord`). */
+  addRecord(shardId: string, src: SourceRecord): void {
+    (this.chunkFor(shardId, src.sequenceNumber).batch.records as SourceRecord[]).push(src);
+  }
+  add(d: Decoded): void {
+    const c = this.chunkFor(d.shardId, d.sequenceNumber);
     if ('rejected' in d) c.rejected.push(d.rejected);
     else {
       for (const r of d.records) (c.batch.records as SourceRecord[]).push(r);
@@ -144,9 +154,12 @@ class Chunker {
 function kinesisChunks(records: readonly unknown[], options: HandlerOptions, chunkSize: number): Chunk[] {
   const chunker = new Chunker(chunkSize, parallelization(options) > 1 ? 'partitionKey' : 'shard');
   const eventShard = kinesisEventShard(records);
-  records.forEach((r, i) => {
-    chunker.add(decodeKinesisRecord(r, i, eventShard, options.hashRange));
-  });
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i];
+    const src = eventShard === undefined ? undefined : wellFormedKinesisRecord(r, eventShard);
+    if (src !== undefined) chunker.addRecord(eventShard as string, src);
+    else chunker.add(decodeKinesisRecord(r, i, eventShard, options.hashRange));
+  }
   return chunker.chunks;
 }
 
