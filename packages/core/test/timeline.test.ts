@@ -38,4 +38,19 @@ describe('timeline', () => {
     const dead = timeline(counted).at('s', 1, { k: { not: 'a key' } });
     await expect(dead.run()).rejects.toThrow(/dead letters no expectation stated/);
   });
+
+  it('redelivers records with their own sequence numbers (a record the window step refuses is dead-lettered each time)', async () => {
+    await timeline(counted)
+      .at('s', 1, { k: 'a' })
+      .at('s', 2, { k: { not: 'a key' } })
+      .batch()
+      .redeliver('s', 2)
+      .expectDeadLetters([
+        ['s', 2, { k: { not: 'a key' } }, { reason: 'expression' }],
+        ['s', 2, { k: { not: 'a key' } }, { reason: 'expression' }],
+      ])
+      .end()
+      .expectWindows([{ key: 'a', start: '00:00', end: '00:01', n: 1 }])
+      .run();
+  });
 });

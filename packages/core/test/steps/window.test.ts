@@ -289,37 +289,24 @@ describe('window: watermarks across shards and idle time', () => {
 
 describe('window: exactly-once effect', () => {
   it('a replayed batch changes nothing; an overlapping replay adds only the new records', async () => {
-    const h = harness(sumByKey('tumbling: 1m'));
-    const first = batch(
-      's',
-      [
-        { k: 'a', t: 1, v: 1 },
-        { k: 'a', t: 2, v: 2 },
-        { k: 'b', t: 3, v: 4 },
-      ],
-      1,
-    );
-    await h.process(first);
-    await h.process(first);
-    // Redelivered from seq 2 with two new records (a bisected / re-cut batch).
-    await h.process(
-      batch(
-        's',
-        [
-          { k: 'a', t: 2, v: 2 },
-          { k: 'b', t: 3, v: 4 },
-          { k: 'a', t: 4, v: 8 },
-          { k: 'b', t: 5, v: 16 },
-        ],
-        2,
-      ),
-    );
-    await h.flush();
-    expect(h.out).toEqual([
-      { key: 'a', windowStart: 0, windowEnd: MIN, n: 3, s: 11 },
-      { key: 'b', windowStart: 0, windowEnd: MIN, n: 2, s: 20 },
-    ]);
-    expect(h.dead.values).toEqual([]);
+    await timeline(sumByKey('tumbling: 1m'))
+      .at('s', 1, { k: 'a', v: 1 })
+      .at('s', 2, { k: 'a', v: 2 })
+      .at('s', 3, { k: 'b', v: 4 })
+      .batch()
+      .redeliver('s', 1) // the same batch again
+      .batch()
+      .redeliver('s', 2) // redelivered from seq 2 with two new records (a bisected / re-cut batch)
+      .at('s', 4, { k: 'a', v: 8 })
+      .at('s', 5, { k: 'b', v: 16 })
+      .end()
+      .expectWindows([
+        { key: 'a', start: '00:00', end: '00:01', n: 3, s: 11 },
+        { key: 'b', start: '00:00', end: '00:01', n: 2, s: 20 },
+      ])
+      .expectLate([])
+      .expectDeadLetters([])
+      .run();
   });
 
   it('the same sequence numbers on another shard are different records', async () => {
