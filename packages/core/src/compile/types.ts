@@ -164,7 +164,9 @@ export interface StepDefinition<S = never> extends ComponentDefinition {
   /**
    * Links the step in front of `next`; returns the step's own push. An option the step refuses
    * throws a `ConfigError` (as do the `create` of sinks, sources, lookups and stores): `compile()`
-   * reports it as a validation issue at the component's spec, with file, line and column.
+   * reports it as a validation issue at the component's spec, with file, line and column. The
+   * push owns each envelope handed to it; one it keeps while also passing it on is copied (see
+   * `Push`).
    */
   compile(spec: S, node: NodeInfo, ctx: CompileContext): (next: Push) => Push;
   /** One-line description of a configured step for `describe()`. */
