@@ -7,7 +7,7 @@ import { BatchWriteItemCommand, CreateTableCommand, DynamoDBClient, PutItemComma
 import { CreateStreamCommand, DescribeStreamCommand, KinesisClient, PutRecordCommand } from '@aws-sdk/client-kinesis';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { envelope } from '@tributary/core';
+import { envelope } from '@tributary/core/spi';
 import { dynamoDbSink, kinesisSink, redisSink } from '@tributary/sinks';
 import { Redis } from 'ioredis';
 import { startDynalite, startKinesalite, startRedis } from '../test-support/servers.mjs';

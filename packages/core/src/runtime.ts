@@ -1,101 +1,27 @@
 /**
- * `@tributary/core/runtime`: what runs an already-loaded pipeline — compile, envelopes, errors,
- * expressions, the registry, windows and state contracts — without registering any built-in
+ * `@tributary/core/runtime`: what runs an already-loaded pipeline — compile, and the pipeline
+ * author's spec types, errors and aggregate functions — without registering any built-in
  * component, the YAML loader or the JSON Schema validator (compile such pipelines with
- * `validated: true`). A bundle (`tributary synth`) imports this entry plus the modules of the
- * components its pipeline uses (see COMPONENT_MODULES), so the rest is left out. Everything else
- * imports `@tributary/core`, which registers every built-in component and exports this and more.
+ * `validated: true`). A bundle (`tributary synth`) resolves `@tributary/core` to this entry and
+ * imports the modules of the components its pipeline uses, so the rest is left out. Components and runtimes import
+ * `@tributary/core/spi`, which registers nothing either. Everything else imports
+ * `@tributary/core`, which registers every built-in component and exports this and more.
  */
 export { type BatchResult, CompiledPipeline, type CompileOptions, compile, type Pipeline } from './compile/compile.js';
-export type {
-  BarrierRun,
-  BatchContext,
-  CompileContext,
-  Lookup,
-  LookupDefinition,
-  NodeInfo,
-  Push,
-  ResourceContext,
-  Sink,
-  SinkContext,
-  SinkDefinition,
-  Source,
-  SourceDefinition,
-  StepDefinition,
-  StoreDefinition,
-} from './compile/types.js';
-export { COMPONENT_MODULES } from './component-modules.js';
-export { type Duration, durationMs, parseDuration } from './duration.js';
-export {
-  compareSequenceNumbers,
-  type DeadLetterReason,
-  type DeadLetterRecord,
-  envelope,
-  type Ordering,
-  type RecordEnvelope,
-  type SourceBatch,
-  type SourceRecord,
-  withKey,
-  withValue,
-} from './envelope.js';
+export type { Duration } from './duration.js';
+export type { DeadLetterReason, DeadLetterRecord, RecordEnvelope, SourceBatch, SourceRecord } from './envelope.js';
 export {
   ConfigError,
   DeliveryError,
-  describeError,
   ExpressionError,
   formatIssue,
-  isTransient,
   PipelineValidationError,
   TributaryError,
   type ValidationIssue,
 } from './errors.js';
-export {
-  type CompiledExpression,
-  compileCel,
-  compileExpression,
-  type ExpressionSource,
-  toPlain,
-} from './expression.js';
-export {
-  type ComponentCategory,
-  type ComponentDefinition,
-  definition,
-  definitions,
-  kindOf,
-  register,
-} from './registry.js';
-export {
-  ComponentRef,
-  DurationSchema,
-  Expression,
-  FIELD_TYPES,
-  type FieldType,
-  FunctionRef,
-  X_EXPECTED,
-} from './schema.js';
-export type {
-  LookupKinds,
-  LookupSpec,
-  PipelineSpec,
-  SinkKinds,
-  SinkSpec,
-  SourceKinds,
-  SourceSpec,
-  StepKinds,
-  StepSpec,
-  StoreKinds,
-  StoreSpec,
-} from './spec.js';
+export type { LookupSpec, PipelineSpec, SinkSpec, SourceSpec, StepSpec, StoreSpec } from './spec.js';
 export type { MapTemplate } from './steps/map.js';
 export type { AggregateSpec, WindowSpec } from './steps/window.js';
-export { type ComponentUse, walkComponents } from './walkComponents.js';
-export {
-  type Aggregator,
-  type CustomAggregator,
-  comparePositions,
-  parseAggregate,
-  type Stamp,
-} from './windows/aggregates.js';
 export {
   type Agg,
   type AggResult,
@@ -110,25 +36,4 @@ export {
   min,
   sum,
 } from './windows/aggregateFunctions.js';
-export {
-  isStateStore,
-  type LateRecord,
-  type ProgressOptions,
-  type SessionState,
-  type SharedApplyOutcome,
-  type SharedSessionStore,
-  type SharedWindowStore,
-  type StateStore,
-  type StoredShardProgress,
-  type WindowRange,
-  type WindowScope,
-} from './windows/shared.js';
-export {
-  type ApplyOutcome,
-  classifyDelta,
-  MemoryWindowStore,
-  type StoredWindow,
-  type WindowDelta,
-  type WindowRef,
-} from './windows/store.js';
-export { lowestWatermark, Watermarks } from './windows/watermarks.js';
+export type { CustomAggregator } from './windows/aggregates.js';

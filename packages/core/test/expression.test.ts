@@ -1,5 +1,6 @@
-import { compileCel, ExpressionError, toPlain } from '@tributary/core';
+import { ExpressionError } from '@tributary/core';
 import { describe, expect, it } from 'vitest';
+import { compileCel, toPlain } from '../src/expression.js';
 
 describe('CEL expressions', () => {
   it('mixes JSON numbers (doubles) with CEL int literals', () => {

@@ -12,7 +12,6 @@ import { PassThrough } from 'node:stream';
 import {
   compile,
   type DeadLetterRecord,
-  envelope,
   FileSink,
   fileSource,
   pipeline,
@@ -21,6 +20,7 @@ import {
   StreamSink,
   testPipeline,
 } from '@tributary/core';
+import { envelope } from '@tributary/core/spi';
 import { describe, expect, it } from 'vitest';
 import { jsonSafe, MAX_NESTING, safeJsonLine } from '../src/sinks/json.js';
 import { yamlPipeline } from './helpers.js';

@@ -9,7 +9,8 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compile, envelope, FileSink, runPipeline } from '@tributary/core';
+import { compile, FileSink, runPipeline } from '@tributary/core';
+import { envelope } from '@tributary/core/spi';
 import { describe, expect, it } from 'vitest';
 import { yamlPipeline } from './helpers.js';
 

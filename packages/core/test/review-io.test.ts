@@ -11,7 +11,6 @@ import { PassThrough, Readable, Writable } from 'node:stream';
 import {
   compile,
   type DeadLetterRecord,
-  envelope,
   FileSink,
   readJsonLines,
   runPipeline,
@@ -19,6 +18,7 @@ import {
   type SourceRecord,
   StreamSink,
 } from '@tributary/core';
+import { envelope } from '@tributary/core/spi';
 import { describe, expect, it } from 'vitest';
 import { decodeRecord } from '../src/compile/decode.js';
 import { MAX_RECORD_BYTES } from '../src/envelope.js';

@@ -3,72 +3,47 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as core from '@tributary/core';
 import * as runtime from '@tributary/core/runtime';
+import * as spi from '@tributary/core/spi';
 import { describe, expect, it } from 'vitest';
 
 describe('public surface of @tributary/core', () => {
-  it('exports exactly this list (a change here is a visible diff)', () => {
+  it('@tributary/core, for pipeline authors, exports exactly this list (a change here is a visible diff)', () => {
     expect(Object.keys(core).sort()).toEqual(
       [
-        'COMPONENT_MODULES',
         'CompiledPipeline',
-        'ComponentRef',
         'ConfigError',
         'DeliveryError',
-        'DurationSchema',
-        'Expression',
         'ExpressionError',
-        'FIELD_TYPES',
         'FileSink',
-        'FunctionRef',
         'MAX_ALIASES',
         'MAX_PIPELINE_BYTES',
         'MemorySink',
-        'MemoryWindowStore',
         'PipelineBuilder',
         'PipelineValidationError',
         'StaticLookup',
         'StepsBuilder',
         'StreamSink',
         'TributaryError',
-        'Watermarks',
-        'X_EXPECTED',
         'aggregator',
         'avg',
         'checkPipelineFile',
-        'classifyDelta',
         'collect',
-        'comparePositions',
-        'compareSequenceNumbers',
         'compile',
-        'compileCel',
-        'compileExpression',
         'count',
         'countDistinct',
-        'definition',
-        'definitions',
-        'describeError',
-        'durationMs',
-        'envelope',
         'fileSink',
         'fileSource',
         'first',
         'formatIssue',
-        'isStateStore',
-        'isTransient',
-        'kindOf',
         'last',
         'loadPipelineFile',
-        'lowestWatermark',
         'max',
         'min',
-        'parseAggregate',
-        'parseDuration',
         'parsePipelineYaml',
         'pipeline',
         'pipelineSchema',
         'readJsonLines',
         'referenceMarkdown',
-        'register',
         'resolveFunctions',
         'runPipeline',
         'staticLookup',
@@ -76,8 +51,47 @@ describe('public surface of @tributary/core', () => {
         'sum',
         'testPipeline',
         'toBatches',
-        'toPlain',
         'validateSpec',
+      ].sort(),
+    );
+  });
+
+  it('@tributary/core/spi, for component authors, exports exactly this list (a change here is a visible diff)', () => {
+    expect(Object.keys(spi).sort()).toEqual(
+      [
+        'COMPONENT_MODULES',
+        'ComponentRef',
+        'ConfigError',
+        'DeliveryError',
+        'DurationSchema',
+        'Expression',
+        'ExpressionError',
+        'FunctionRef',
+        'PipelineValidationError',
+        'TributaryError',
+        'X_EXPECTED',
+        'aggregateUserRecords',
+        'backoff',
+        'backoffDelay',
+        'classifyDelta',
+        'comparePositions',
+        'compareSequenceNumbers',
+        'compileExpression',
+        'deaggregate',
+        'deaggregateRecord',
+        'definitions',
+        'describeError',
+        'durationMs',
+        'envelope',
+        'hasAggregateMagic',
+        'hashKeyOf',
+        'isTransient',
+        'kindOf',
+        'parseDuration',
+        'register',
+        'retry',
+        'sleep',
+        'userRecordSize',
         'walkComponents',
         'withKey',
         'withValue',
@@ -85,8 +99,14 @@ describe('public surface of @tributary/core', () => {
     );
   });
 
+  it('no entry exports the internals (watermarks, the CEL compiler, the in-memory window store, ...)', () => {
+    const internals = ['Watermarks', 'lowestWatermark', 'compileCel', 'toPlain', 'MemoryWindowStore', 'isStateStore'];
+    for (const entry of [core, spi, runtime])
+      expect(Object.keys(entry).filter((k) => internals.includes(k))).toEqual([]);
+  });
+
   it('registers the built-in components', () => {
-    expect(core.definitions('step').map((d) => d.kind)).toEqual([
+    expect(spi.definitions('step').map((d) => d.kind)).toEqual([
       'filter',
       'map',
       'flatMap',
@@ -96,18 +116,18 @@ describe('public surface of @tributary/core', () => {
       'sink',
       'window',
     ]);
-    expect(core.definitions('source').map((d) => d.kind)).toEqual(['file']);
-    expect(core.definitions('sink').map((d) => d.kind)).toEqual(['file', 'stdout', 'stderr', 'ref']);
-    expect(core.definitions('lookup').map((d) => d.kind)).toEqual(['static', 'ref']);
-    expect(core.definitions('store').map((d) => d.kind)).toEqual(['memory', 'ref']);
+    expect(spi.definitions('source').map((d) => d.kind)).toEqual(['file']);
+    expect(spi.definitions('sink').map((d) => d.kind)).toEqual(['file', 'stdout', 'stderr', 'ref']);
+    expect(spi.definitions('lookup').map((d) => d.kind)).toEqual(['static', 'ref']);
+    expect(spi.definitions('store').map((d) => d.kind)).toEqual(['memory', 'ref']);
   });
 
   it('names, for every built-in kind, the module that registers it (bundles import only those)', () => {
     const categories = ['step', 'source', 'sink', 'lookup', 'store'] as const;
     for (const category of categories) {
-      const table = core.COMPONENT_MODULES[category];
+      const table = spi.COMPONENT_MODULES[category];
       expect(Object.keys(table).sort(), category).toEqual(
-        core
+        spi
           .definitions(category)
           .map((d) => d.kind)
           .sort(),
@@ -123,7 +143,7 @@ describe('public surface of @tributary/core', () => {
 
   it('names, for every built-in kind, the module that registers it, exporting it as <kind><Category>Definition', async () => {
     for (const category of ['step', 'source', 'sink', 'lookup', 'store'] as const) {
-      for (const def of core.definitions(category)) {
+      for (const def of spi.definitions(category)) {
         // Relative to core's dist/, which mirrors src/.
         expect(def.module, `${category} ${def.kind}`).toMatch(/^\.\/[\w/]+\.js$/);
         const module = await import(join(import.meta.dirname, '..', 'src', def.module.replace(/\.js$/, '.ts')));
@@ -153,6 +173,7 @@ describe('public surface of @tributary/core', () => {
       'fileSource',
       'pipeline',
       'readJsonLines',
+      'referenceMarkdown',
       'runPipeline',
       'staticLookup',
       'stdoutSink',
@@ -166,11 +187,12 @@ describe('public surface of @tributary/core', () => {
     );
   });
 
-  it('the runtime entry alone registers no component and has no validator: compile says what to do', () => {
-    // A fresh process (this one loaded @tributary/core), importing the built entry by name.
+  it('the runtime and spi entries alone register no component and have no validator: compile says what to do', () => {
+    // A fresh process (this one loaded @tributary/core), importing the built entries by name.
     const script = `
       const m = await import('@tributary/core/runtime');
-      const kinds = ['step', 'source', 'sink', 'lookup', 'store'].flatMap((c) => m.definitions(c));
+      const spi = await import('@tributary/core/spi');
+      const kinds = ['step', 'source', 'sink', 'lookup', 'store'].flatMap((c) => spi.definitions(c));
       let message = '';
       try {
         m.compile({ spec: { version: 1, name: 'x', source: { file: { path: 'a' } }, steps: [{ filter: 'true' }] }, bindings: new Map(), baseDir: '.' });
@@ -196,12 +218,12 @@ describe('public surface of @tributary/core', () => {
       '10',
       '49590338271490256608559692538361571095921575989136588899',
     ];
-    expect([...seqs].sort(core.compareSequenceNumbers)).toEqual([
+    expect([...seqs].sort(spi.compareSequenceNumbers)).toEqual([
       '9',
       '10',
       '49590338271490256608559692538361571095921575989136588898',
       '49590338271490256608559692538361571095921575989136588899',
     ]);
-    expect(seqs.map((s) => core.compareSequenceNumbers(s, s))).toEqual([0, 0, 0, 0]);
+    expect(seqs.map((s) => spi.compareSequenceNumbers(s, s))).toEqual([0, 0, 0, 0]);
   });
 });

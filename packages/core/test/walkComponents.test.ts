@@ -1,4 +1,5 @@
-import { type PipelineSpec, parsePipelineYaml, walkComponents } from '@tributary/core';
+import { type PipelineSpec, parsePipelineYaml } from '@tributary/core';
+import { walkComponents } from '@tributary/core/spi';
 import { describe, expect, it } from 'vitest';
 
 const uses = (spec: PipelineSpec) => [...walkComponents(spec)].map((c) => `${c.category} ${c.kind} ${c.path}`);

@@ -22,7 +22,7 @@
  * base64, an empty KPL aggregate): then it is the record's `data` text as delivered, so the
  * payload can be replayed as it came.
  */
-import { deaggregateRecord, describeError, hasAggregateMagic, type SourceRecord } from '@tributary/core';
+import { deaggregateRecord, describeError, hasAggregateMagic, type SourceRecord } from '@tributary/core/spi';
 import { imageValue } from './dynamoDbImage.js';
 import { describeValue } from './eventShape.js';
 
@@ -94,7 +94,6 @@ export type Decoded =
       dropped?: number;
     }
   | { shardId: string; sequenceNumber: string; rejected: RejectedRecord };
-
 
 /** Epoch seconds of an arrival time (±8.64e12 s is the ±8.64e15 ms a JS date holds). */
 const MAX_EPOCH_SECONDS = 8.64e12;

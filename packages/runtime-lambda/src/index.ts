@@ -6,7 +6,7 @@ import '@tributary/sinks';
 import '@tributary/state';
 
 // The KPL codec is core's (one copy for the sink that writes aggregates and the runtimes that read them).
-export { deaggregate, hashKeyOf, type UserRecord } from '@tributary/core';
+export { deaggregate, hashKeyOf, type UserRecord } from '@tributary/core/spi';
 export {
   type BatchItemFailure,
   createHandler,
@@ -14,7 +14,7 @@ export {
   type HandlerOptions,
   type HandlerResponse,
 } from './handler.js';
-export { checkLambdaWindowState, memoryWindows } from './memoryState.js';
+export { checkLambdaWindowState } from './memoryState.js';
 export {
   type DescribeDynamoDbStream,
   type DynamoDbStreamShard,

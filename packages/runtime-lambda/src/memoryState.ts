@@ -5,7 +5,8 @@
  * its state in a shared store (DynamoDB, Redis), or opt in to losing it:
  * `state: { memory: { volatile: true } }`. `createHandler` and `synth` refuse anything else.
  */
-import { ConfigError, type PipelineSpec, type WindowSpec, walkComponents } from '@tributary/core';
+import type { PipelineSpec, WindowSpec } from '@tributary/core';
+import { ConfigError, walkComponents } from '@tributary/core/spi';
 
 /** JSON pointers of the window steps whose state is in memory without `volatile: true`. */
 export function memoryWindows(spec: PipelineSpec): string[] {

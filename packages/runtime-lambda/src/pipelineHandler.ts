@@ -3,19 +3,15 @@
  * the pipeline file loader so a synthesised bundle, whose spec is inline and validated, carries
  * neither the YAML parser nor the validator.
  */
+import { type BatchResult, type CompiledPipeline, type CompileOptions, compile, type Pipeline } from '@tributary/core';
 import {
-  type BatchResult,
-  type CompiledPipeline,
-  type CompileOptions,
-  compile,
   type DeadLetterRecord,
   describeError,
   envelope,
   type Ordering,
-  type Pipeline,
   type SourceBatch,
   type SourceRecord,
-} from '@tributary/core';
+} from '@tributary/core/spi';
 import type { Context, DynamoDBRecord, KinesisStreamRecord } from 'aws-lambda';
 import {
   type Decoded,

@@ -22,7 +22,7 @@
  */
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
-import { compareSequenceNumbers, describeError } from '@tributary/core';
+import { compareSequenceNumbers, describeError } from '@tributary/core/spi';
 
 /** One shard of a Kinesis stream as `ListShards` reports it. */
 export interface StreamShard {

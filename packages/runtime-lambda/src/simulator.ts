@@ -27,8 +27,7 @@ import {
   type KinesisClient,
   type _Record as KinesisRecord,
 } from '@aws-sdk/client-kinesis';
-import { ConfigError } from '@tributary/core';
-import { compareSequenceNumbers } from '@tributary/core/spi';
+import { ConfigError, compareSequenceNumbers } from '@tributary/core/spi';
 import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
 import type { HandlerResponse } from './handler.js';
 

@@ -5,16 +5,8 @@
 // recycled — and a few records hours old. Every record ends in exactly one place: a window (the
 // totals equal an oracle recomputed from the input) or the late output; a replay of the whole
 // stream against the same state re-emits nothing and reports nothing late.
-import {
-  count,
-  type DeadLetterRecord,
-  fileSource,
-  MemorySink,
-  type Pipeline,
-  pipeline,
-  type StateStore,
-  sum,
-} from '@tributary/core';
+import { count, type DeadLetterRecord, fileSource, MemorySink, type Pipeline, pipeline, sum } from '@tributary/core';
+import type { StateStore } from '@tributary/core/spi';
 import { createHandler, LambdaSimulator, MemoryCheckpoints } from '@tributary/runtime-lambda';
 import { dynamoDbState, redisState } from '@tributary/state';
 import type { KinesisStreamEvent } from 'aws-lambda';

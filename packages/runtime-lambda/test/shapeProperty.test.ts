@@ -8,7 +8,8 @@
 // Seeded, so a CI run is reproducible; sized to fit the suite.
 
 import { DeleteStreamCommand } from '@aws-sdk/client-kinesis';
-import { count, type DeadLetterRecord, fileSource, MemorySink, pipeline, type StateStore, sum } from '@tributary/core';
+import { count, type DeadLetterRecord, fileSource, MemorySink, pipeline, sum } from '@tributary/core';
+import type { StateStore } from '@tributary/core/spi';
 import { createHandler, LambdaSimulator, MemoryCheckpoints } from '@tributary/runtime-lambda';
 import { dynamoDbState, redisState } from '@tributary/state';
 import fc from 'fast-check';

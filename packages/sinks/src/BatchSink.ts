@@ -15,8 +15,15 @@
  */
 
 import { createHash } from 'node:crypto';
-import { ConfigError, isTransient, type RecordEnvelope, type Sink, type SinkContext } from '@tributary/core';
-import { type BackoffPolicy, backoff } from '@tributary/core/spi';
+import {
+  type BackoffPolicy,
+  backoff,
+  ConfigError,
+  isTransient,
+  type RecordEnvelope,
+  type Sink,
+  type SinkContext,
+} from '@tributary/core/spi';
 import { SinkError } from './errors.js';
 
 /** An error the destination returned for one entry (or a whole call). */

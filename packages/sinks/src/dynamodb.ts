@@ -13,7 +13,8 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
-import { ConfigError, type RecordEnvelope, register, type SinkDefinition } from '@tributary/core';
+import { ConfigError, type RecordEnvelope } from '@tributary/core';
+import { register, type SinkDefinition } from '@tributary/core/spi';
 import Type, { type Static } from 'typebox';
 import { awsClientConfig, awsFields, batchSinkFields } from './aws.js';
 import { BatchSink, type BatchSinkOptions, type Encoded, type EntryFailure, failureOf } from './BatchSink.js';

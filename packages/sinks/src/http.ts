@@ -7,7 +7,8 @@
  * output with the status. Each request carries an `Idempotency-Key` header derived from its records' ids and
  * content, so a replayed batch sends the same key; the ids are also in `X-Tributary-Record-Ids`.
  */
-import { ConfigError, type RecordEnvelope, register, type SinkDefinition } from '@tributary/core';
+import { ConfigError, type RecordEnvelope } from '@tributary/core';
+import { register, type SinkDefinition } from '@tributary/core/spi';
 import Type, { type Static } from 'typebox';
 import { batchSinkFields } from './aws.js';
 import {

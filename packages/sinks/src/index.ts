@@ -7,8 +7,6 @@ export {
   type BatchSinkOptions,
   type Encoded,
   type EntryFailure,
-  failureOf,
-  recordId,
   type SinkMetrics,
   type SinkRetryOptions,
 } from './BatchSink.js';

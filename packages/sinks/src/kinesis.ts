@@ -11,20 +11,22 @@ import {
   PutRecordsCommand,
   type PutRecordsRequestEntry,
 } from '@aws-sdk/client-kinesis';
+import type { RecordEnvelope } from '@tributary/core';
 import {
+  aggregateUserRecords,
   type CompiledExpression,
   compileExpression,
   Expression,
-  type RecordEnvelope,
+  hashKeyOf,
+  isTransient,
   register,
   type SinkDefinition,
-} from '@tributary/core';
-import { aggregateUserRecords, hashKeyOf, isTransient, userRecordSize } from '@tributary/core/spi';
+  userRecordSize,
+} from '@tributary/core/spi';
 import Type, { type Static } from 'typebox';
 import { awsClientConfig, awsFields, batchSinkFields } from './aws.js';
 import { BatchSink, type BatchSinkOptions, type Encoded, type EntryFailure } from './BatchSink.js';
 import { recordJson } from './json.js';
-
 
 export const kinesisSinkSchema = Type.Object(
   {

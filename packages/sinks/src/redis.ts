@@ -5,15 +5,14 @@
  * field with the JSON). `set`/`hset`/`zadd` are idempotent (a replay writes the same values);
  * `xadd` appends again — set `idField` and de-duplicate downstream.
  */
+import { ConfigError, type RecordEnvelope } from '@tributary/core';
 import {
   type CompiledExpression,
-  ConfigError,
   compileExpression,
   Expression,
-  type RecordEnvelope,
   register,
   type SinkDefinition,
-} from '@tributary/core';
+} from '@tributary/core/spi';
 import { Redis } from 'ioredis';
 import Type, { type Static } from 'typebox';
 import { batchSinkFields } from './aws.js';

@@ -15,16 +15,16 @@ import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import type { RecordEnvelope } from '@tributary/core';
 import {
   DurationSchema,
   durationMs,
-  type RecordEnvelope,
   register,
+  retry,
   type Sink,
   type SinkContext,
   type SinkDefinition,
-} from '@tributary/core';
-import { retry } from '@tributary/core/spi';
+} from '@tributary/core/spi';
 import type { SchedulerLike, Subscription } from 'rxjs';
 import Type, { type Static } from 'typebox';
 import { awsClientConfig, awsFields } from './aws.js';

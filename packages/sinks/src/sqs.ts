@@ -6,7 +6,8 @@
  * the deduplication id, so a replay within five minutes is dropped by SQS itself). Usable as the dead-letter output.
  */
 import { SendMessageBatchCommand, type SendMessageBatchRequestEntry, SQSClient } from '@aws-sdk/client-sqs';
-import { compileExpression, Expression, type RecordEnvelope, register, type SinkDefinition } from '@tributary/core';
+import type { RecordEnvelope } from '@tributary/core';
+import { compileExpression, Expression, register, type SinkDefinition } from '@tributary/core/spi';
 import Type, { type Static } from 'typebox';
 import { awsClientConfig, awsFields, batchSinkFields } from './aws.js';
 import {

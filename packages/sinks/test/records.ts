@@ -3,7 +3,8 @@
 // loopback HTTP server.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { envelope, type RecordEnvelope } from '@tributary/core/spi';
+import type { RecordEnvelope } from '@tributary/core';
+import { envelope } from '@tributary/core/spi';
 import { expect } from 'vitest';
 
 export type Rec = { id: string; n: number; text: string };

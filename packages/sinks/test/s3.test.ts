@@ -3,7 +3,8 @@
 // that cannot be serialised go under processing-failed/.
 import { gunzipSync } from 'node:zlib';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { envelope, type RecordEnvelope } from '@tributary/core/spi';
+import type { RecordEnvelope } from '@tributary/core';
+import { envelope } from '@tributary/core/spi';
 import { s3Sink } from '@tributary/sinks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, s3Client, startS3 } from '../../../test-support/emulators.js';

@@ -22,7 +22,7 @@ import {
   type StoredWindow,
   type WindowRef,
   type WindowScope,
-} from '@tributary/core';
+} from '@tributary/core/spi';
 import type { ItemWrite, StateBackend, VersionedItem } from './backend.js';
 import { StateStoreError } from './errors.js';
 import { textHash } from './hash.js';

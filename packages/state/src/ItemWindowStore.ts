@@ -21,24 +21,23 @@
  * writes, and asks whether the range is claimed before it creates state for it), seals every
  * shard's items (creating empty sealed ones), and merges the partial windows of each key.
  */
+import type { PipelineSpec, StoreSpec } from '@tributary/core';
 import {
   type Aggregator,
   classifyDelta,
   comparePositions,
   type LateRecord,
-  type PipelineSpec,
   type ProgressOptions,
   type SharedApplyOutcome,
   type SharedWindowStore,
   type StateStore,
   type StoredShardProgress,
   type StoredWindow,
-  type StoreSpec,
   type WindowDelta,
   type WindowRange,
   type WindowScope,
   walkComponents,
-} from '@tributary/core';
+} from '@tributary/core/spi';
 import Type from 'typebox';
 import type { ItemWrite, StateBackend, VersionedItem } from './backend.js';
 import { StateConfigError, StateStoreError } from './errors.js';

@@ -3,7 +3,7 @@
  * Redis both provide atomically. {@link ItemStateStore}, {@link ItemWindowStore} and
  * {@link ItemSessionStore} build the state-store contracts of core on them.
  */
-import { comparePositions, type ProgressOptions, type StoredShardProgress } from '@tributary/core';
+import { comparePositions, type ProgressOptions, type StoredShardProgress } from '@tributary/core/spi';
 
 /** A stored item: a version (1 for a new item, +1 per write) and its body. */
 export interface VersionedItem {

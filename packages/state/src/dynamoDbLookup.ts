@@ -6,12 +6,17 @@
  */
 import { BatchGetItemCommand, type BatchGetItemCommandOutput, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { Expression, type Lookup, type LookupDefinition, register } from '@tributary/core';
-import { type BackoffPolicy, backoff } from '@tributary/core/spi';
-import { type BackoffPolicy, backoff } from '@tributary/core/spi';
-import Type, { type Static } from 'typebox';
 import { awsClientFields } from '@tributary/aws';
 import { dynamoDbClient } from '@tributary/aws/dynamodb';
+import {
+  type BackoffPolicy,
+  backoff,
+  Expression,
+  type Lookup,
+  type LookupDefinition,
+  register,
+} from '@tributary/core/spi';
+import Type, { type Static } from 'typebox';
 import { StateConfigError, StateStoreError } from './errors.js';
 import { type RetryOptions, withRetries } from './retry.js';
 

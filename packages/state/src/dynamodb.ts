@@ -45,9 +45,15 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { awsClientFields } from '@tributary/aws';
 import { dynamoDbClient } from '@tributary/aws/dynamodb';
-import { type ProgressOptions, register, type StoreDefinition, type StoredShardProgress } from '@tributary/core';
-import { type BackoffPolicy, backoff, sleep } from '@tributary/core/spi';
-import { type BackoffPolicy, backoff, sleep } from '@tributary/core/spi';
+import {
+  type BackoffPolicy,
+  backoff,
+  type ProgressOptions,
+  register,
+  type StoreDefinition,
+  type StoredShardProgress,
+  sleep,
+} from '@tributary/core/spi';
 import pLimit from 'p-limit';
 import Type, { type Static } from 'typebox';
 import {
@@ -162,7 +168,6 @@ declare module '@tributary/core' {
 
 /** A DynamoDB client for `endpoint`/`region`: @tributary/aws's configuration (the store retries itself). */
 export { dynamoDbClient };
-
 
 /** The state table's keys (createStateTable and deploy templates use them both). */
 export const STATE_TABLE_KEYS = {

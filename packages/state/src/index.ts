@@ -2,12 +2,7 @@
  * @tributary/state: window state stores shared by processes. Importing the package registers the
  * `dynamodb` and `redis` store kinds for YAML (`state: { dynamodb: { table } }`).
  */
-export {
-  type ItemWrite,
-  mergeProgress,
-  type StateBackend,
-  type VersionedItem,
-} from './backend.js';
+export type { ItemWrite, StateBackend, VersionedItem } from './backend.js';
 export {
   DynamoDbLookup,
   type DynamoDbLookupOptions,
@@ -41,4 +36,4 @@ export {
   redisState,
   redisStoreDefinition,
 } from './redis.js';
-export { type RetryOptions, withRetries } from './retry.js';
+export type { RetryOptions } from './retry.js';

@@ -34,7 +34,7 @@
  * restart is also how one starts over deliberately, but the windows in flight are then gone.
  */
 import { randomUUID } from 'node:crypto';
-import { register, type StoreDefinition, type StoredShardProgress, X_EXPECTED } from '@tributary/core';
+import { register, type StoreDefinition, type StoredShardProgress, X_EXPECTED } from '@tributary/core/spi';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import Type, { type Static } from 'typebox';
 import { type ItemWrite, progressFromJson, progressToJson, type StateBackend, type VersionedItem } from './backend.js';

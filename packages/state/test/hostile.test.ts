@@ -2,11 +2,12 @@
 // errors that cannot be changed (frozen, non-configurable properties). The store's error must be
 // a StateStoreError that says what happened, never a TypeError from translating it.
 import { DeleteTableCommand } from '@aws-sdk/client-dynamodb';
-import { isTransient } from '@tributary/core';
-import { createStateTable, dynamoDbClient, dynamoDbState, StateStoreError, withRetries } from '@tributary/state';
+import { isTransient } from '@tributary/core/spi';
+import { createStateTable, dynamoDbClient, dynamoDbState, StateStoreError } from '@tributary/state';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDynalite } from '../../../test-support/servers.mjs';
 import { toBatch } from '../../core/test/windows/reference.js';
+import { withRetries } from '../src/retry.js';
 import { processOf, yamlPipeline } from './backends.js';
 
 describe('withRetries never changes the error it translates', () => {

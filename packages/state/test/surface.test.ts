@@ -1,4 +1,6 @@
-import { definitions } from '@tributary/core';
+// As in a pipeline author's process: core's built-in components, then this package's.
+import '@tributary/core';
+import { definitions } from '@tributary/core/spi';
 import * as state from '@tributary/state';
 import { describe, expect, it } from 'vitest';
 
@@ -20,12 +22,10 @@ describe('public surface of @tributary/state', () => {
       'dynamoDbState',
       'dynamodbLookupDefinition',
       'dynamodbStoreDefinition',
-      'mergeProgress',
       'redisState',
       'redisStoreDefinition',
       'stateStoresOf',
       'windowStateFields',
-      'withRetries',
     ]);
     expect(definitions('store').map((d) => d.kind)).toEqual(['memory', 'ref', 'dynamodb', 'redis']);
     expect(definitions('lookup').map((d) => d.kind)).toEqual(['static', 'ref', 'dynamodb']);

@@ -198,14 +198,19 @@ function withoutDocs(dirs: string[]): Plugin {
 /**
  * An esbuild plugin resolving `@tributary/core` (exactly: not its sub-paths, as an alias would)
  * to its runtime entry, which registers no component: the entry imports the ones the pipeline uses.
+ * `@tributary/core/spi` (components import it) is resolved from the same folder, so the bundle
+ * holds one copy of core's modules (one registry).
  */
 function coreRuntime(): Plugin {
   return {
     name: 'tributary-core-runtime',
     setup(b) {
       // Resolved as esbuild resolves any path (a `.js` import may name a `.ts` source file).
-      b.onResolve({ filter: /^@tributary\/core$/ }, (args) =>
-        b.resolve(join(coreDist(), 'runtime.js'), { kind: args.kind, resolveDir: args.resolveDir }),
+      b.onResolve({ filter: /^@tributary\/core(\/spi)?$/ }, (args) =>
+        b.resolve(join(coreDist(), args.path === '@tributary/core' ? 'runtime.js' : 'spi.js'), {
+          kind: args.kind,
+          resolveDir: args.resolveDir,
+        }),
       );
     },
   };

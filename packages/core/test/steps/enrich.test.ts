@@ -1,7 +1,8 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileSource, type Lookup, pipeline, staticLookup, testPipeline, toBatches } from '@tributary/core';
+import { fileSource, pipeline, staticLookup, testPipeline, toBatches } from '@tributary/core';
+import type { Lookup } from '@tributary/core/spi';
 import { VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { yamlPipeline } from '../helpers.js';

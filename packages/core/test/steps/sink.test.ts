@@ -1,15 +1,8 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  fileSink,
-  fileSource,
-  MemorySink,
-  pipeline,
-  type RecordEnvelope,
-  type Sink,
-  testPipeline,
-} from '@tributary/core';
+import { fileSink, fileSource, MemorySink, pipeline, type RecordEnvelope, testPipeline } from '@tributary/core';
+import type { Sink } from '@tributary/core/spi';
 import { describe, expect, it } from 'vitest';
 
 describe('sink', () => {

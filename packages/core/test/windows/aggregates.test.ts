@@ -1,7 +1,7 @@
-import { type Aggregator, parseAggregate, type Stamp } from '@tributary/core';
+import type { Aggregator, Stamp } from '@tributary/core/spi';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { aggregatorFor } from '../../src/windows/aggregates.js';
+import { aggregatorFor, parseAggregate } from '../../src/windows/aggregates.js';
 
 const ops = ['count', 'sum', 'min', 'max', 'avg', 'first', 'last', 'count_distinct', 'collect'] as const;
 type Item = { v: number | string; stamp: Stamp };
