@@ -77,7 +77,7 @@ describe('the modules each package entry loads, in a fresh process', () => {
     for (const folder of workspace.keys()) expect(existsSync(join(root, 'packages', folder, 'dist'))).toBe(true);
   });
 
-  it.each(RULES)('$entry loads $what', ({ entry, forbidden }) => {
+  it.each(RULES.map((r) => [r.entry, r.what, r] as const))('%s loads %s', (entry, _, { forbidden }) => {
     const loaded = packagesLoadedBy(entry);
     // The entry itself was seen: the record is not empty for want of looking.
     expect(loaded).toContain(entry.split('/').slice(0, 2).join('/'));

@@ -30,8 +30,11 @@ globalThis[Symbol.for('tributary.loadedModules')] = async () => {
   const seen = new Promise((resolve) => {
     sentinelSeen = resolve;
   });
+  // Waiting for a message keeps the process alive only while the port is referenced.
+  port1.ref();
   await import(SENTINEL);
   await seen;
+  port1.unref();
   const cjs = Object.keys(createRequire(import.meta.url).cache).map((f) => pathToFileURL(f).href);
   return [...new Set([...urls, ...cjs])];
 };
