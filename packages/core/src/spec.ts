@@ -11,9 +11,11 @@ import { type ComponentCategory, definitions } from './registry.js';
 import { ComponentRef, DurationSchema, Expression, X_FIELD_TYPE, X_UNION } from './schema.js';
 
 /**
- * The kind maps: each kind's spec under its key. Each kind's own file adds itself, core's as
- * other packages do (`declare module '../spec.js' { interface StepKinds { filter: FilterSpec } }`),
- * so adding a kind touches its file and its test only.
+ * The kind maps: each kind's spec under its key. Each kind's own file adds itself through the
+ * package entry, core's as other packages do (`declare module '../index.js' { interface
+ * StepKinds { filter: FilterSpec } }`; elsewhere `'@tributary/core'`), so adding a kind touches
+ * its file and its test only. Every augmentation names that one entry: TypeScript may drop
+ * augmentations of one interface made through different modules.
  */
 // biome-ignore lint/suspicious/noEmptyInterface: filled by declaration merging in each kind's file
 export interface StepKinds {}

@@ -28,7 +28,6 @@ export type {
   StepDefinition,
   StoreDefinition,
 } from './compile/types.js';
-export { COMPONENT_MODULES } from './component-modules.js';
 export { type Duration, durationMs, parseDuration } from './duration.js';
 export {
   type DeadLetterReason,

@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as core from '@tributary/core';
 import * as runtime from '@tributary/core/runtime';
@@ -59,7 +58,6 @@ describe('public surface of @tributary/core', () => {
   it('@tributary/core/spi, for component authors, exports exactly this list (a change here is a visible diff)', () => {
     expect(Object.keys(spi).sort()).toEqual(
       [
-        'COMPONENT_MODULES',
         'ComponentRef',
         'ConfigError',
         'DeliveryError',
@@ -120,25 +118,6 @@ describe('public surface of @tributary/core', () => {
     expect(spi.definitions('sink').map((d) => d.kind)).toEqual(['file', 'stdout', 'stderr', 'ref']);
     expect(spi.definitions('lookup').map((d) => d.kind)).toEqual(['static', 'ref']);
     expect(spi.definitions('store').map((d) => d.kind)).toEqual(['memory', 'ref']);
-  });
-
-  it('names, for every built-in kind, the module that registers it (bundles import only those)', () => {
-    const categories = ['step', 'source', 'sink', 'lookup', 'store'] as const;
-    for (const category of categories) {
-      const table = spi.COMPONENT_MODULES[category];
-      expect(Object.keys(table).sort(), category).toEqual(
-        spi
-          .definitions(category)
-          .map((d) => d.kind)
-          .sort(),
-      );
-      for (const [kind, file] of Object.entries(table)) {
-        const source = readFileSync(join(import.meta.dirname, '..', 'src', file.replace(/\.js$/, '.ts')), 'utf8');
-        expect(source, `${category} ${kind} in ${file}`).toMatch(
-          new RegExp(`kind: '${kind}',\\s*category: '${category}'`),
-        );
-      }
-    }
   });
 
   it('names, for every built-in kind, the module that registers it, exporting it as <kind><Category>Definition', async () => {

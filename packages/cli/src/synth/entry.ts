@@ -2,28 +2,18 @@
  * Entry generation for `tributary synth`: the handler module esbuild bundles — the pipeline's spec
  * inline, the modules of the components it uses (each registers itself; nothing else is
  * registered in the bundle), the modules its `fn:` refs name — and the files it reads at start,
- * copied beside the bundle. The component module tables are here, in one place.
+ * copied beside the bundle. A component's module is the one its registration declares, found by
+ * `walkComponents`.
  */
 import { copyFile, mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { Pipeline, PipelineSpec } from '@tributary/core';
-import { COMPONENT_MODULES, kindOf } from '@tributary/core/spi';
-
-/** The modules registering the sink, store and lookup kinds of the other packages (core's: COMPONENT_MODULES). */
-const SINK_MODULES: Record<string, string> = {
-  dynamodb: '@tributary/sinks/dynamodb',
-  kinesis: '@tributary/sinks/kinesis',
-  redis: '@tributary/sinks/redis',
-  sqs: '@tributary/sinks/sqs',
-  http: '@tributary/sinks/http',
-  s3: '@tributary/sinks/s3',
-};
-const STORE_MODULES: Record<string, string> = {
-  dynamodb: '@tributary/state/dynamodb',
-  redis: '@tributary/state/redis',
-};
-const LOOKUP_MODULES: Record<string, string> = { dynamodb: '@tributary/state/dynamoDbLookup' };
+import { ConfigError, type Pipeline, type PipelineSpec } from '@tributary/core';
+import { type ComponentCategory, definitions, walkComponents } from '@tributary/core/spi';
+// The sink, store and lookup kinds of the other packages, registered in this process so that
+// their registrations name their modules (the bundle imports only the modules a pipeline uses).
+import '@tributary/sinks';
+import '@tributary/state';
 
 /** Resolves a module as this package does. */
 const here = createRequire(import.meta.url);
@@ -46,58 +36,35 @@ export interface SpecUses {
   text: string;
 }
 
+/** The module a bundle imports to register a kind: its registration's, core's relative to core's dist. */
+function moduleOf(category: ComponentCategory, kind: string): string {
+  const def = definitions(category).find((d) => d.kind === kind);
+  if (!def) throw new ConfigError(`no ${category} kind \`${kind}\` is registered`);
+  return def.module.startsWith('.') ? join(coreDist(), def.module) : def.module;
+}
+
 /**
- * The modules registering the components a spec uses: core's own (by path, from
- * COMPONENT_MODULES) and the sinks, stores and lookups of the other packages. Nothing else is
- * registered in the bundle, so it holds only what the pipeline can run. Also what decides the
- * optional modules it needs (see OPTIONAL_MODULES in bundle.ts).
+ * The modules registering the components a spec uses (each registration names its own). Nothing
+ * else is registered in the bundle, so it holds only what the pipeline can run. The source is
+ * left out: the function's records come from its event. Also what decides the optional modules
+ * it needs (see OPTIONAL_MODULES in bundle.ts).
  */
 export function componentImports(spec: PipelineSpec): { imports: string[]; uses: SpecUses } {
   const out = new Set<string>();
   const uses: SpecUses = { windows: [], sinks: [], text: JSON.stringify(spec) };
-  const core = (category: keyof typeof COMPONENT_MODULES, kind: string) => {
-    const file = COMPONENT_MODULES[category][kind];
-    if (file) out.add(join(coreDist(), file));
-  };
-  const visit = (node: unknown, parent: string | undefined) => {
-    if (Array.isArray(node)) {
-      // The elements of a `steps` list are steps: their kind is their one key besides `name`.
-      for (const n of node) {
-        if (parent === 'steps' && n !== null && typeof n === 'object') {
-          const kind = kindOf(n);
-          core('step', kind);
-          if (kind === 'window') uses.windows.push((n as { window: Record<string, unknown> }).window);
-        }
-        visit(n, parent);
-      }
-    } else if (node !== null && typeof node === 'object') {
-      for (const [k, v] of Object.entries(node)) {
-        if (parent === 'sink' || parent === 'deadLetter') {
-          core('sink', k);
-          if (SINK_MODULES[k]) out.add(SINK_MODULES[k] as string);
-          uses.sinks.push({
-            kind: k,
-            options: v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : {},
-          });
-        }
-        if (parent === 'state') {
-          core('store', k);
-          if (STORE_MODULES[k]) out.add(STORE_MODULES[k] as string);
-          // Window state in a shared store: the window step's operators for it.
-          if (k !== 'memory') out.add(join(coreDist(), 'windows/sharedOperators.js'));
-        }
-        if (parent === 'lookup') {
-          core('lookup', k);
-          if (LOOKUP_MODULES[k]) out.add(LOOKUP_MODULES[k] as string);
-        }
-        visit(v, k);
-      }
-    }
-  };
-  visit(spec.steps, 'steps');
   // The default dead-letter output is stderr; window state is in memory unless a store is named.
-  visit({ deadLetter: spec.deadLetter ?? { stderr: {} } }, undefined);
-  core('store', 'memory');
+  for (const c of walkComponents({ ...spec, deadLetter: spec.deadLetter ?? { stderr: {} } })) {
+    if (c.category === 'source') continue;
+    out.add(moduleOf(c.category, c.kind));
+    if (c.category === 'step' && c.kind === 'window') uses.windows.push(c.spec as Record<string, unknown>);
+    if (c.category === 'sink') {
+      const options = c.spec !== null && typeof c.spec === 'object' ? (c.spec as Record<string, unknown>) : {};
+      uses.sinks.push({ kind: c.kind, options });
+    }
+    // Window state in a shared store: the window step's operators for it.
+    if (c.category === 'store' && c.kind !== 'memory') out.add(join(coreDist(), 'windows/sharedOperators.js'));
+  }
+  out.add(moduleOf('store', 'memory'));
   return { imports: [...out], uses };
 }
 
@@ -113,27 +80,20 @@ export async function copyReadFiles(
   const spec = structuredClone(pipeline.spec);
   const files: string[] = [];
   const copies = new Map<string, string>();
-  const visit = async (node: unknown, parent: string | undefined): Promise<void> => {
-    if (Array.isArray(node)) for (const x of node) await visit(x, parent);
-    else if (node !== null && typeof node === 'object') {
-      const o = node as Record<string, unknown>;
-      const table = parent === 'lookup' ? (o.static as { path?: unknown } | undefined) : undefined;
-      if (table && typeof table.path === 'string') {
-        const source = resolve(pipeline.baseDir, table.path);
-        let copy = copies.get(source);
-        if (copy === undefined) {
-          copy = `files/${copies.size}-${basename(source)}`;
-          await mkdir(join(outDir, 'files'), { recursive: true });
-          await copyFile(source, join(outDir, copy));
-          copies.set(source, copy);
-          files.push(join(outDir, copy));
-        }
-        table.path = copy;
-      }
-      for (const [k, v] of Object.entries(o)) await visit(v, k);
+  for (const c of walkComponents(spec)) {
+    const table = c.category === 'lookup' && c.kind === 'static' ? (c.spec as { path?: unknown }) : undefined;
+    if (!table || typeof table.path !== 'string') continue;
+    const source = resolve(pipeline.baseDir, table.path);
+    let copy = copies.get(source);
+    if (copy === undefined) {
+      copy = `files/${copies.size}-${basename(source)}`;
+      await mkdir(join(outDir, 'files'), { recursive: true });
+      await copyFile(source, join(outDir, copy));
+      copies.set(source, copy);
+      files.push(join(outDir, copy));
     }
-  };
-  await visit(spec.steps, undefined);
+    table.path = copy;
+  }
   return { spec, files };
 }
 

@@ -16,7 +16,7 @@ export const staticLookupSchema = Type.Object(
 );
 export type StaticLookupSpec = Static<typeof staticLookupSchema>;
 
-declare module '../spec.js' {
+declare module '../index.js' {
   interface LookupKinds {
     static: StaticLookupSpec;
     ref: string;

@@ -20,7 +20,7 @@ export const fileSinkSchema = Type.Object(
 );
 export type FileSinkSpec = Static<typeof fileSinkSchema>;
 
-declare module '../spec.js' {
+declare module '../index.js' {
   interface SinkKinds {
     file: FileSinkSpec;
   }

@@ -4,7 +4,7 @@ import type { RecordEnvelope } from '../envelope.js';
 import { ConfigError } from '../errors.js';
 import { register } from '../registry.js';
 
-declare module '../spec.js' {
+declare module '../index.js' {
   interface SinkKinds {
     ref: string;
   }

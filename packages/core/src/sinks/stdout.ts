@@ -11,7 +11,7 @@ export const stdoutSinkSchema = Type.Object(
 );
 export type StdoutSinkSpec = Static<typeof stdoutSinkSchema>;
 
-declare module '../spec.js' {
+declare module '../index.js' {
   interface SinkKinds {
     stdout: StdoutSinkSpec;
     stderr: StdoutSinkSpec;

@@ -23,7 +23,7 @@ export const fileSourceSchema = Type.Object(
 );
 export type FileSourceSpec = Static<typeof fileSourceSchema>;
 
-declare module '../spec.js' {
+declare module '../index.js' {
   interface SourceKinds {
     file: FileSourceSpec;
   }

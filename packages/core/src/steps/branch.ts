@@ -23,7 +23,7 @@ export const branchSchema = Type.Object(
 );
 export type BranchSpec = Static<typeof branchSchema>;
 
-declare module '../spec.js' {
+declare module '../index.js' {
   interface StepKinds {
     branch: BranchSpec;
   }

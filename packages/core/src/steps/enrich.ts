@@ -45,7 +45,7 @@ export const enrichSchema = Type.Object(
 );
 export type EnrichSpec = Static<typeof enrichSchema>;
 
-declare module '../spec.js' {
+declare module '../index.js' {
   interface StepKinds {
     enrich: EnrichSpec;
   }

@@ -7,7 +7,7 @@ import { Expression } from '../schema.js';
 export const filterSchema = Expression('keeps the records for which it is true');
 export type FilterSpec = Static<typeof filterSchema>;
 
-declare module '../spec.js' {
+declare module '../index.js' {
   interface StepKinds {
     filter: FilterSpec;
   }

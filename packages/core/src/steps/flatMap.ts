@@ -8,7 +8,7 @@ import { Expression } from '../schema.js';
 export const flatMapSchema = Expression('yields a list; each element becomes a record');
 export type FlatMapSpec = Static<typeof flatMapSchema>;
 
-declare module '../spec.js' {
+declare module '../index.js' {
   interface StepKinds {
     flatMap: FlatMapSpec;
   }

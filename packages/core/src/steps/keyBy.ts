@@ -8,7 +8,7 @@ import { Expression } from '../schema.js';
 export const keyBySchema = Expression('yields the record key used by later windows');
 export type KeyBySpec = Static<typeof keyBySchema>;
 
-declare module '../spec.js' {
+declare module '../index.js' {
   interface StepKinds {
     keyBy: KeyBySpec;
   }

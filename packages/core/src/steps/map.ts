@@ -29,7 +29,7 @@ export const mapSchema = Type.Union([Expression('yields the new record'), templa
 });
 export type MapSpec = Static<typeof mapSchema>;
 
-declare module '../spec.js' {
+declare module '../index.js' {
   interface StepKinds {
     map: MapSpec;
   }

@@ -6,7 +6,7 @@ import type { SinkSpec } from '../spec.js';
 
 export const sinkSchema = ComponentRef<SinkSpec>('sink');
 
-declare module '../spec.js' {
+declare module '../index.js' {
   interface StepKinds {
     sink: SinkSpec;
   }

@@ -140,7 +140,7 @@ export const windowSchema = Type.Object(
 );
 export type WindowSpec = Static<typeof windowSchema>;
 
-declare module '../spec.js' {
+declare module '../index.js' {
   interface StepKinds {
     window: WindowSpec;
   }

@@ -8,7 +8,7 @@ import { ConfigError } from '../errors.js';
 import { register } from '../registry.js';
 import { isStateStore } from '../windows/shared.js';
 
-declare module '../spec.js' {
+declare module '../index.js' {
   interface StoreKinds {
     memory: { volatile?: boolean };
     ref: string;
