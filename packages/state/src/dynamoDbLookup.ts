@@ -71,8 +71,6 @@ const BATCH = 100;
 const MAX_ROUNDS = 12;
 /** The wait before each further `BatchGetItem` round for unprocessed keys (round n: up to 25 · 2^n ms, at most 2 s). */
 const UNPROCESSED_KEYS_BACKOFF: BackoffPolicy = { maxAttempts: MAX_ROUNDS, baseDelay: 50, maxDelay: 2000 };
-/** The wait before each further `BatchGetItem` round for unprocessed keys (round n: up to 25 · 2^n ms, at most 2 s). */
-const UNPROCESSED_KEYS_BACKOFF: BackoffPolicy = { maxAttempts: MAX_ROUNDS, baseDelay: 50, maxDelay: 2000 };
 
 export class DynamoDbLookup implements Lookup {
   /** BatchGetItem calls made so far. */

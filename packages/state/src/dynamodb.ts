@@ -92,10 +92,6 @@ const MAX_PROGRESS_ROUNDS = 50;
 const PROGRESS_CONFLICT_BACKOFF: BackoffPolicy = { maxAttempts: MAX_PROGRESS_ROUNDS, baseDelay: 1, maxDelay: 200 };
 /** The wait before each further `BatchGetItem` round for unprocessed keys (round n: up to 25 · 2^n ms, at most 1 s). */
 const UNPROCESSED_KEYS_BACKOFF: BackoffPolicy = { maxAttempts: 12, baseDelay: 50, maxDelay: 1000 };
-/** The wait after a conflicting progress write (round n from 0: up to 2^n ms, at most 200 ms). */
-const PROGRESS_CONFLICT_BACKOFF: BackoffPolicy = { maxAttempts: MAX_PROGRESS_ROUNDS, baseDelay: 1, maxDelay: 200 };
-/** The wait before each further `BatchGetItem` round for unprocessed keys (round n: up to 25 · 2^n ms, at most 1 s). */
-const UNPROCESSED_KEYS_BACKOFF: BackoffPolicy = { maxAttempts: 12, baseDelay: 50, maxDelay: 1000 };
 /** A progress update that only says the shard exists (nothing read from it, nothing ended or closed). */
 function isRegistration(u: StoredShardProgress): boolean {
   return (

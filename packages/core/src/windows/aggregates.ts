@@ -59,7 +59,6 @@ export function compareStamps(a: Stamp, b: Stamp): number {
   return comparePositions(a.position, b.position);
 }
 
-
 type Comparable = number | string;
 /** Accumulators hold numbers; strings only in state written before min/max took numbers only. */
 function less(a: Comparable, b: Comparable): boolean {
