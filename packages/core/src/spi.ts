@@ -52,7 +52,6 @@ export {
 } from './errors.js';
 export { type CompiledExpression, compileExpression, type ExpressionSource } from './expression.js';
 export {
-  aggregateUserRecords,
   type Deaggregated,
   deaggregate,
   deaggregateRecord,
@@ -60,8 +59,8 @@ export {
   hasAggregateMagic,
   hashKeyOf,
   type UserRecord,
-  userRecordSize,
 } from './kpl.js';
+export { aggregateUserRecords, userRecordSize } from './kplAggregate.js';
 export { comparePositions, compareSequenceNumbers } from './position.js';
 export { type ComponentCategory, type ComponentDefinition, definitions, kindOf, register } from './registry.js';
 export { type BackoffPolicy, backoff, backoffDelay, type RetryPolicy, retry, sleep } from './retry.js';

@@ -69,11 +69,12 @@ const OPTIONAL_MODULES: {
     neededBy: 'a DynamoDB Streams event source',
     needed: () => false,
   },
-  // The KPL encoder of the Kinesis sink.
+  // The KPL encoder, which only the Kinesis sink's aggregation uses (the decoder, kpl.js, every
+  // function needs).
   {
-    pkg: '@tributary/sinks',
-    module: 'kpl.js',
-    exports: ['aggregate', 'hashKeyOf', 'userRecordSize'],
+    pkg: '@tributary/core',
+    module: 'kplAggregate.js',
+    exports: ['aggregateUserRecords', 'userRecordSize'],
     neededBy: 'a kinesis sink with aggregate',
     needed: (u) => u.sinks.some((x) => x.kind === 'kinesis' && Boolean(x.options.aggregate)),
   },
