@@ -1,17 +1,26 @@
 /** Loading the pipeline file a command names, with its problems printed one per line. */
-import { checkPipelineFile, compile, formatIssue, type Pipeline, PipelineValidationError } from '@tributary/core';
+import {
+  type CompiledPipeline,
+  type CompileOptions,
+  checkPipelineFile,
+  compile,
+  formatIssue,
+  type Pipeline,
+  PipelineValidationError,
+} from '@tributary/core';
 import { type CommandArgs, type CommandContext, EXIT } from './command.js';
 import { overridesOf, withOverrides } from './overrides.js';
 
 /**
  * The pipeline of `file`, or undefined when it cannot be loaded or is invalid: every problem is
  * printed, as `file:line:column: message`. `importModules: false` lexes `fn:` modules for their
- * exports instead of importing them (validation never runs user code).
+ * exports instead of importing them (validation never runs user code); with `standIns` their
+ * functions are bound to stand-ins, so that the pipeline compiles.
  */
 export async function loadPipeline(
   file: string,
   context: CommandContext,
-  options: { importModules?: boolean } = {},
+  options: { importModules?: boolean; standIns?: boolean } = {},
 ): Promise<Pipeline | undefined> {
   try {
     const { pipeline, issues } = await checkPipelineFile(file, { ...context.modules, ...options });
@@ -31,7 +40,7 @@ export async function compiledPipeline(
   file: string,
   args: CommandArgs,
   context: CommandContext,
-): Promise<{ pipeline: Pipeline; compiled: ReturnType<typeof compile> } | number> {
+): Promise<{ pipeline: Pipeline; compiled: CompiledPipeline } | number> {
   const loaded = await loadPipeline(file, context);
   if (!loaded) return EXIT.invalid;
   let pipeline: Pipeline;
@@ -41,11 +50,25 @@ export async function compiledPipeline(
     context.io.err.write(`${context.errorText(err)}\n`);
     return EXIT.usage;
   }
+  const compiled = compilePipeline(pipeline, file, context);
+  return compiled ? { pipeline, compiled } : EXIT.invalid;
+}
+
+/**
+ * `pipeline` (of `file`) compiled, or undefined when a component refuses its options: every
+ * problem is printed, as `file:line:column: message`.
+ */
+export function compilePipeline(
+  pipeline: Pipeline,
+  file: string,
+  context: CommandContext,
+  options?: CompileOptions,
+): CompiledPipeline | undefined {
   try {
-    return { pipeline, compiled: compile(pipeline) };
+    return compile(pipeline, options);
   } catch (err) {
     if (err instanceof PipelineValidationError) for (const i of err.issues) context.io.err.write(`${formatIssue(i)}\n`);
     else context.io.err.write(`${file}: ${context.errorText(err)}\n`);
-    return EXIT.invalid;
+    return undefined;
   }
 }

@@ -21,7 +21,13 @@ import {
   visit,
 } from 'yaml';
 import type { Pipeline } from '../compile/compile.js';
-import { describeError, PipelineFileError, PipelineValidationError, type ValidationIssue } from '../errors.js';
+import {
+  describeError,
+  InternalError,
+  PipelineFileError,
+  PipelineValidationError,
+  type ValidationIssue,
+} from '../errors.js';
 import type { PipelineSpec } from '../spec.js';
 import { escapePointer, parsePointer, validateSpec } from '../validate.js';
 import {
@@ -269,7 +275,7 @@ export async function resolveFunctions(
             path,
             message: `module \`${modulePath}\` has no export \`${exportName}\`${exportList(names)}`,
           });
-        }
+        } else if (options.standIns) bindings.set(ref, standIn(ref));
       } catch (err) {
         issues.push({ path, message: `cannot check module \`${modulePath}\`: ${describeError(err)}` });
       }
@@ -296,6 +302,17 @@ export async function resolveFunctions(
   return { bindings, issues };
 }
 
+/**
+ * What a function reference is bound to when its module is not imported (see `standIns`): a
+ * function, with the methods of an aggregator, that throws whenever it is called.
+ */
+function standIn(ref: string): unknown {
+  const never = (): never => {
+    throw new InternalError(`\`${ref}\` stands in for a function that was not imported (validation runs no user code)`);
+  };
+  return Object.assign(() => never(), { init: never, add: never, merge: never, result: never });
+}
+
 function exportList(names: Set<string>): string {
   if (names.size === 0) return ' (it exports nothing)';
   const shown = [...names].slice(0, 10).map((n) => `\`${n}\``);
@@ -308,7 +325,8 @@ export type PipelineFileOptions = FunctionModuleOptions;
 /**
  * Every problem with a pipeline file (syntax, schema, expressions, functions), located. With
  * `importModules: false` (what `validate` wants) no user code runs: `fn:` modules are only read
- * and lexed, and the pipeline returned has no function bindings.
+ * and lexed, and the pipeline returned has no function bindings (or, with `standIns`, stand-ins
+ * that are never to be called).
  */
 export async function checkPipelineFile(
   path: string,

@@ -26,6 +26,12 @@ export interface FunctionModuleOptions {
    * bindings: use it to validate, not to run. Default true.
    */
   importModules?: boolean;
+  /**
+   * With `importModules: false`: bind each function to a stand-in instead (one that throws if it
+   * is ever called), so that the pipeline can be compiled — its components' option checks run —
+   * still without running user code. What `validate` wants. Default false.
+   */
+  standIns?: boolean;
   /** Accept modules outside the pipeline's project folder (see {@link projectFolder}). Default false. */
   allowOutsideProject?: boolean;
   /**
