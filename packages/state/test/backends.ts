@@ -19,10 +19,13 @@ import {
   type WindowStateOptions,
 } from '@tributary/state';
 import type { SchedulerLike } from 'rxjs';
+import { afterAll, beforeAll } from 'vitest';
 import { createStateTables, type RedisServer, startDynalite, startRedis } from '../../../test-support/emulators.js';
-import { windowYaml } from '../../core/test/windows/reference.js';
+import { type Kind, windowYaml } from '../../core/test/windows/reference.js';
 
 export type BackendName = 'dynamodb' | 'redis';
+/** Every shared store, in the order the tests run them. */
+export const BACKENDS: readonly BackendName[] = ['dynamodb', 'redis'];
 
 export interface Backends {
   dynamodb: { endpoint: string; table: string };
@@ -45,6 +48,18 @@ export async function startBackends(): Promise<Backends> {
   };
 }
 
+/** Both servers for the tests of one file: started before the first, closed after the last (filled in by then). */
+export function useBackends(): Backends {
+  const servers = {} as Backends;
+  beforeAll(async () => {
+    Object.assign(servers, await startBackends());
+  });
+  afterAll(async () => {
+    await servers.close?.();
+  });
+  return servers;
+}
+
 let runs = 0;
 /** A pipeline name nobody used yet (state namespaces start with it). */
 export const freshName = () => `p${process.pid}-${++runs}`;
@@ -55,6 +70,10 @@ export function stateYaml(b: Backends, name: BackendName, extra = ''): string {
     ? `state: { dynamodb: { table: ${b.dynamodb.table}, endpoint: '${b.dynamodb.endpoint}'${extra} } }`
     : `state: { redis: { url: '${b.redis.url}'${extra} } }`;
 }
+
+/** A pipeline over a file with event time `event.t` and the reference's window step, its state given by a YAML `state:` line. */
+export const windowPipelineYaml = (name: string, w: Kind, emit: string, state: string) =>
+  `version: 1\nname: ${name}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n${windowYaml(w, emit, `\n      ${state}`)}\n`;
 
 /** A state store object for a backend (TypeScript form). */
 export function stateStore(b: Backends, name: BackendName, options: WindowStateOptions = {}) {
@@ -90,6 +109,8 @@ export function processOf(p: Pipeline, scheduler?: SchedulerLike) {
 }
 
 export type Fault = (call: string, phase: 'before' | 'after') => void;
+/** A backend that never fails. */
+export const noFault: Fault = () => {};
 
 /**
  * A store whose backend calls `fault` before and after every call (it may throw there: a crash
@@ -121,19 +142,20 @@ export function faultyStore(
   };
 }
 
+/** The windows of `windowProcess`: tumbling, 100 ms. */
+export const TUMBLING = { kind: 'tumbling', size: 100 } as const;
+
 /**
- * A process running a tumbling-window pipeline (every aggregate of the reference, 100 ms windows)
- * whose state goes through `fault`, with fast retries.
+ * A process running a tumbling-window pipeline (every aggregate of the reference, `TUMBLING`
+ * windows) whose state goes through `fault`, with fast retries.
  */
 export function windowProcess(
   servers: Backends,
   backend: BackendName,
   name: string,
-  fault: Fault = () => {},
+  fault: Fault = noFault,
   options: WindowStateOptions = { retry: { retries: 3, minDelay: 1, maxDelay: 5 } },
 ) {
   const store = faultyStore(stateStore(servers, backend, options), fault, options);
-  const kind = { kind: 'tumbling' as const, size: 100 };
-  const yaml = `version: 1\nname: ${name}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n${windowYaml(kind, 'final', '\n      state: { ref: store }')}\n`;
-  return processOf(yamlPipeline(yaml, { store }));
+  return processOf(yamlPipeline(windowPipelineYaml(name, TUMBLING, 'final', 'state: { ref: store }'), { store }));
 }

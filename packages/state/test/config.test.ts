@@ -14,16 +14,10 @@ import {
   pipeline,
 } from '@tributary/core';
 import { dynamoDbState, redisState, StateConfigError } from '@tributary/state';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Backends, freshName, processOf, startBackends, stateYaml, yamlPipeline } from './backends.js';
+import { describe, expect, it } from 'vitest';
+import { freshName, processOf, stateYaml, useBackends, yamlPipeline } from './backends.js';
 
-let servers: Backends;
-beforeAll(async () => {
-  servers = await startBackends();
-});
-afterAll(async () => {
-  await servers?.close();
-});
+const servers = useBackends();
 
 const withState = (state: string, kind = 'tumbling: 1m') =>
   `version: 1\nname: p\nsource: { file: { path: in.jsonl } }\nsteps:\n  - window:\n      ${kind}\n      aggregate: { n: count() }\n      state: ${state}\n`;

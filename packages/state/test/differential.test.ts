@@ -3,35 +3,29 @@
 // hopping windows with every aggregate, state in DynamoDB (dynalite) or Redis (redis-server),
 // compared with the naive reference of core's tests.
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   byWindow,
+  deliverInTurn,
+  deliverInterleaved,
   deliveries,
   type Kind,
+  lastPerWindow,
   planArb,
-  type Rec,
   reference,
   shardArb,
-  toBatch,
-  windowYaml,
 } from '../../core/test/windows/reference.js';
 import {
-  type BackendName,
-  type Backends,
+  BACKENDS,
   freshName,
   processOf,
-  startBackends,
   stateYaml,
+  useBackends,
+  windowPipelineYaml,
   yamlPipeline,
 } from './backends.js';
 
-let servers: Backends;
-beforeAll(async () => {
-  servers = await startBackends();
-});
-afterAll(async () => {
-  await servers?.close();
-});
+const servers = useBackends();
 
 const alignedKinds: fc.Arbitrary<Kind> = fc.oneof(
   fc.record({ kind: fc.constant('tumbling' as const), size: fc.constantFrom(50, 100, 250) }),
@@ -40,10 +34,7 @@ const alignedKinds: fc.Arbitrary<Kind> = fc.oneof(
     .map(({ size, k }) => ({ kind: 'hopping' as const, size, every: size / k })),
 );
 
-const pipelineYaml = (name: string, w: Kind, emit: string, state: string) =>
-  `version: 1\nname: ${name}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n${windowYaml(w, emit, `\n      ${state}`)}\n`;
-
-for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
+for (const backend of BACKENDS) {
   describe(`${backend} state matches the naive reference`, () => {
     it('emit: final — every window exactly once, exactly the reference values, nothing late', async () => {
       await fc.assert(
@@ -57,16 +48,10 @@ for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
           async (w, nShards, partitions, shards, plans, interleave) => {
             const streams = shards.slice(0, nShards).map((rs, i) => deliveries(rs, plans[i] as never));
             const state = stateYaml(servers, backend, `, partitions: ${partitions}`);
-            const proc = processOf(yamlPipeline(pipelineYaml(freshName(), w, 'final', state)));
+            const proc = processOf(yamlPipeline(windowPipelineYaml(freshName(), w, 'final', state)));
             try {
               for (let s = 0; s < nShards; s++) proc.compiled.registerShard(`s${s}`);
-              const cursors = streams.map(() => 0);
-              for (let i = 0; cursors.some((c, s) => c < (streams[s] as Rec[][]).length); i++) {
-                let s = (interleave[i % interleave.length] as number) % nShards;
-                while ((cursors[s] as number) >= (streams[s] as Rec[][]).length) s = (s + 1) % nShards;
-                await proc.process(toBatch((streams[s] as Rec[][])[cursors[s] as number] as Rec[]));
-                cursors[s] = (cursors[s] as number) + 1;
-              }
+              await deliverInterleaved(streams, interleave, (batch) => proc.process(batch));
               await proc.flush();
               expect([...proc.out].sort(byWindow)).toEqual(reference(shards.slice(0, nShards).flat(), w));
               expect(proc.dead.values).toEqual([]);
@@ -86,17 +71,15 @@ for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
           fc.tuple(shardArb('s0'), shardArb('s1')),
           fc.tuple(planArb, planArb),
           async (w, shards, plans) => {
-            const proc = processOf(yamlPipeline(pipelineYaml(freshName(), w, 'updates', stateYaml(servers, backend))));
+            const yaml = windowPipelineYaml(freshName(), w, 'updates', stateYaml(servers, backend));
+            const proc = processOf(yamlPipeline(yaml));
             try {
               proc.compiled.registerShard('s0');
               proc.compiled.registerShard('s1');
               const streams = shards.map((rs, i) => deliveries(rs, plans[i] as never));
-              const longest = Math.max(...streams.map((s) => s.length));
-              for (let i = 0; i < longest; i++)
-                for (const s of streams) if (s[i]) await proc.process(toBatch(s[i] as Rec[]));
+              await deliverInTurn(streams, (batch) => proc.process(batch));
               await proc.flush();
-              const last = new Map<string, Record<string, unknown>>();
-              for (const o of proc.out) last.set(`${o.key}/${o.windowStart}/${o.windowEnd}`, o);
+              const last = lastPerWindow(proc.out);
               expect([...last.values()].sort(byWindow)).toEqual(reference(shards.flat(), w));
             } finally {
               await proc.close();

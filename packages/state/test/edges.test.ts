@@ -1,20 +1,20 @@
 // Edge cases of shared window state found in review, each reproduced before it was fixed.
 import type { SourceBatch } from '@tributary/core';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { byWindow, type Rec, reference, toBatch } from '../../core/test/windows/reference.js';
-import { type BackendName, type Backends, type Fault, freshName, startBackends, windowProcess } from './backends.js';
+import {
+  BACKENDS,
+  type BackendName,
+  type Fault,
+  freshName,
+  noFault,
+  TUMBLING,
+  useBackends,
+  windowProcess,
+} from './backends.js';
 
-let servers: Backends;
-beforeAll(async () => {
-  servers = await startBackends();
-});
-afterAll(async () => {
-  await servers?.close();
-});
-
-const TUMBLING = { kind: 'tumbling' as const, size: 100 };
-const noFault: Fault = () => {};
+const servers = useBackends();
 
 const processWith = (backend: BackendName, name: string, fault: Fault = noFault, ttl?: number) =>
   windowProcess(servers, backend, name, fault, {
@@ -24,7 +24,7 @@ const processWith = (backend: BackendName, name: string, fault: Fault = noFault,
 
 const rec = (seq: number, t: number, shard = 's0', k = 'a'): Rec => ({ k, t, v: 1, shard, seq });
 
-for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
+for (const backend of BACKENDS) {
   describe(`${backend}: edges`, () => {
     it('a redelivery that overlaps a sealed window reports only its new records late, not those already counted', async () => {
       const name = freshName();

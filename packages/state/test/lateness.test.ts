@@ -4,37 +4,31 @@
 // Checked on DynamoDB (dynalite) and Redis for tumbling and hopping windows; a session window in a
 // shared store is late only when it touches an emitted session (or is past the store's `ttl`):
 // an old record of a key with no session is a session of its own, emitted once.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Rec, toBatch, windowYaml } from '../../core/test/windows/reference.js';
+import { describe, expect, it } from 'vitest';
+import { type Rec, toBatch } from '../../core/test/windows/reference.js';
 import {
-  type BackendName,
-  type Backends,
+  BACKENDS,
   freshName,
   processOf,
-  startBackends,
   stateYaml,
+  useBackends,
+  windowPipelineYaml,
   yamlPipeline,
 } from './backends.js';
 
-let servers: Backends;
-beforeAll(async () => {
-  servers = await startBackends();
-});
-afterAll(async () => {
-  await servers?.close();
-});
+const servers = useBackends();
 
 const KINDS = [
   { kind: 'tumbling' as const, size: 100 },
   { kind: 'hopping' as const, size: 200, every: 100 },
 ];
 
-for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
+for (const backend of BACKENDS) {
   describe(`${backend}: lateness by the watermark`, () => {
     for (const w of KINDS) {
       it(`${w.kind}: an old record of a key new to its range is late, once, and a replay of it too is not reported again`, async () => {
         const name = freshName();
-        const yaml = `version: 1\nname: ${name}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n${windowYaml(w, 'final', `\n      ${stateYaml(servers, backend)}`)}\n`;
+        const yaml = windowPipelineYaml(name, w, 'final', stateYaml(servers, backend));
         const on = Array.from(
           { length: 40 },
           (_, i): Rec => ({ k: 'a', t: 1000 + i * 25, v: 1, shard: 's0', seq: i + 1 }),
@@ -61,7 +55,7 @@ for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
     it('session: an old record of a key with no session is a session of its own, emitted once, not late', async () => {
       const name = freshName();
       const w = { kind: 'session' as const, gap: 40 };
-      const yaml = `version: 1\nname: ${name}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n${windowYaml(w, 'final', `\n      ${stateYaml(servers, backend)}`)}\n`;
+      const yaml = windowPipelineYaml(name, w, 'final', stateYaml(servers, backend));
       const on = Array.from(
         { length: 40 },
         (_, i): Rec => ({ k: 'a', t: 1000 + i * 25, v: 1, shard: 's0', seq: i + 1 }),

@@ -5,7 +5,7 @@
 import type { SourceBatch } from '@tributary/core';
 import { StateStoreError, type WindowStateOptions } from '@tributary/state';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   byWindow,
   deliveries,
@@ -14,30 +14,32 @@ import {
   reference,
   shardArb,
   toBatch,
+  windowId,
 } from '../../core/test/windows/reference.js';
-import { type BackendName, type Backends, type Fault, freshName, startBackends, windowProcess } from './backends.js';
+import {
+  BACKENDS,
+  type BackendName,
+  type Fault,
+  freshName,
+  noFault,
+  TUMBLING,
+  useBackends,
+  windowProcess,
+} from './backends.js';
 
-let servers: Backends;
-beforeAll(async () => {
-  servers = await startBackends();
-});
-afterAll(async () => {
-  await servers?.close();
-});
+const servers = useBackends();
 
-const TUMBLING = { kind: 'tumbling' as const, size: 100 };
 const FAST_RETRY: WindowStateOptions = { retry: { retries: 3, minDelay: 1, maxDelay: 5 } };
 
 /** A process of the pipeline `name` whose state goes through `fault`. */
 const processWith = (backend: BackendName, name: string, fault: Fault, options: WindowStateOptions = FAST_RETRY) =>
   windowProcess(servers, backend, name, fault, options);
 
-const noFault: Fault = () => {};
-const windowsOf = (out: Record<string, unknown>[]) => out.map((o) => `${o.key}/${o.windowStart}/${o.windowEnd}`);
+const windowsOf = (out: Record<string, unknown>[]) => out.map(windowId);
 
 type Point = 'before-state-write' | 'after-state-write' | 'before-emission-completes' | 'after-checkpoint';
 
-for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
+for (const backend of BACKENDS) {
   describe(`${backend}: recovery`, () => {
     it('a crash at any point, recovered by replay from the checkpoint or earlier, gives exact windows, each once', async () => {
       await fc.assert(

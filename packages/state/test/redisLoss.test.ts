@@ -6,27 +6,22 @@ import { join } from 'node:path';
 import type { SourceBatch } from '@tributary/core';
 import { redisState, StateStoreError } from '@tributary/state';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { byWindow, type Rec, reference, toBatch, windowYaml } from '../../core/test/windows/reference.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { byWindow, type Rec, reference, toBatch } from '../../core/test/windows/reference.js';
 import {
-  type Backends,
-  type Fault,
   freshName,
+  noFault,
   processOf,
-  startBackends,
   stateYaml,
+  TUMBLING,
+  useBackends,
+  windowPipelineYaml,
   windowProcess,
   yamlPipeline,
 } from './backends.js';
 
-let servers: Backends;
+const servers = useBackends();
 let admin: Redis;
-beforeAll(async () => {
-  servers = await startBackends();
-});
-afterAll(async () => {
-  await servers?.close();
-});
 beforeEach(() => {
   admin = new Redis(servers.redis.url, { maxRetriesPerRequest: 1 });
   admin.on('error', () => {});
@@ -35,8 +30,6 @@ afterEach(() => {
   admin.disconnect();
 });
 
-const TUMBLING = { kind: 'tumbling' as const, size: 100 };
-const noFault: Fault = () => {};
 const LOST = /^state store: .* failed: StateStoreError: Redis at 127\.0\.0\.1:\d+ lost the window state of namespace /;
 
 /** 200 records of one shard, event time moving forward (nothing late), in batches of 25. */
@@ -188,7 +181,7 @@ describe('redis: state lost by the server', () => {
 
   it('a brand-new namespace, configured in YAML, gives exact windows; so does state stored before its marker existed', async () => {
     const name = freshName();
-    const yaml = `version: 1\nname: ${name}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n${windowYaml(TUMBLING, 'final', `\n      ${stateYaml(servers, 'redis')}`)}\n`;
+    const yaml = windowPipelineYaml(name, TUMBLING, 'final', stateYaml(servers, 'redis'));
     const first = processOf(yamlPipeline(yaml));
     first.compiled.registerShard('s0');
     for (let i = 0; i < 4; i++) await first.process(batches[i] as SourceBatch);

@@ -2,28 +2,22 @@
 // `tributary run` or `lambda-local`, a replay from the start of the stream): no crash, nothing
 // emitted twice, nothing reported late — and a run over more of the stream goes on from where
 // the last one ended. Each case failed before the fix (`Invalid time value`, every record late).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { byWindow, type Rec, reference, toBatch } from '../../core/test/windows/reference.js';
 import {
+  BACKENDS,
   type BackendName,
-  type Backends,
   freshName,
   processOf,
-  startBackends,
   stateYaml,
+  TUMBLING,
+  useBackends,
   windowProcess,
   yamlPipeline,
 } from './backends.js';
 
-let servers: Backends;
-beforeAll(async () => {
-  servers = await startBackends();
-});
-afterAll(async () => {
-  await servers?.close();
-});
+const servers = useBackends();
 
-const TUMBLING = { kind: 'tumbling' as const, size: 100 };
 const rec = (seq: number, t: number, shard = 's0', k = 'a'): Rec => ({ k, t, v: seq % 5, shard, seq });
 
 /** Two shards of 60 records each, 10 ms apart, keys a–c. */
@@ -45,7 +39,7 @@ async function runOver(backend: BackendName, name: string, shards: Rec[][], cut:
   return proc;
 }
 
-for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
+for (const backend of BACKENDS) {
   describe(`${backend}: running again over the same input`, () => {
     it('a second run over input already seen emits nothing, reports nothing late and does not crash', async () => {
       const name = freshName();
@@ -101,7 +95,7 @@ function flakySink(failures: number) {
   };
 }
 
-for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
+for (const backend of BACKENDS) {
   describe(`${backend}: an emission whose batch failed is not left claimed`, () => {
     for (const how of ['the shard’s next batch', 'the end of input'] as const) {
       it(`a batch that fails after claiming a window, never retried (its retries ran out): ${how} emits it, once`, async () => {

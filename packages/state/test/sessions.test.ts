@@ -3,41 +3,36 @@
 // redelivered whole and re-cut, with emit: final and emit: updates; a crash before the emitted
 // output was acknowledged; and a replay of everything by a new process.
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   byWindow,
+  deliverInTurn,
+  deliverInterleaved,
   deliveries,
+  lastPerWindow,
   planArb,
   type Rec,
   reference,
   shardArb,
   toBatch,
-  windowYaml,
+  windowId,
 } from '../../core/test/windows/reference.js';
 import {
+  BACKENDS,
   type BackendName,
-  type Backends,
   freshName,
   processOf,
-  startBackends,
   stateYaml,
+  useBackends,
+  windowPipelineYaml,
   yamlPipeline,
 } from './backends.js';
 
-let servers: Backends;
-beforeAll(async () => {
-  servers = await startBackends();
-});
-afterAll(async () => {
-  await servers?.close();
-});
+const servers = useBackends();
 
 type Keyed = { kind: 'session'; gap: number } | { kind: 'sliding'; size: number };
 const keyedKind = (kind: 'session' | 'sliding', n: number): Keyed =>
   kind === 'session' ? { kind, gap: n } : { kind, size: n };
-
-const pipelineYaml = (name: string, w: Keyed, emit: string, state: string) =>
-  `version: 1\nname: ${name}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n${windowYaml(w, emit, `\n      ${state}`)}\n`;
 
 for (const [backend, kind] of [
   ['dynamodb', 'session'],
@@ -58,7 +53,7 @@ for (const [backend, kind] of [
           fc.array(fc.nat({ max: 3 }), { minLength: 100, maxLength: 100 }),
           async (gap, nShards, perShard, shards, plans, interleave) => {
             const name = freshName();
-            const yaml = pipelineYaml(
+            const yaml = windowPipelineYaml(
               name,
               keyedKind(kind, gap),
               'final',
@@ -68,14 +63,9 @@ for (const [backend, kind] of [
             try {
               for (const p of procs) for (let s = 0; s < nShards; s++) p.compiled.registerShard(`s${s}`);
               const streams = shards.slice(0, nShards).map((rs, i) => deliveries(rs, plans[i] as never));
-              const cursors = streams.map(() => 0);
-              for (let i = 0; cursors.some((c, s) => c < (streams[s] as Rec[][]).length); i++) {
-                let s = (interleave[i % interleave.length] as number) % nShards;
-                while ((cursors[s] as number) >= (streams[s] as Rec[][]).length) s = (s + 1) % nShards;
-                const proc = procs[perShard ? s : 0] as (typeof procs)[number];
-                await proc.process(toBatch((streams[s] as Rec[][])[cursors[s] as number] as Rec[]));
-                cursors[s] = (cursors[s] as number) + 1;
-              }
+              await deliverInterleaved(streams, interleave, (batch, s) =>
+                (procs[perShard ? s : 0] as (typeof procs)[number]).process(batch),
+              );
               for (const [i, p] of procs.entries()) {
                 await p.flush({ shards: perShard ? [`s${i}`] : Array.from({ length: nShards }, (_, s) => `s${s}`) });
               }
@@ -106,21 +96,18 @@ for (const [backend, kind] of [
           fc.tuple(shardArb('s0'), shardArb('s1')),
           fc.tuple(planArb, planArb),
           async (gap, shards, plans) => {
-            const yaml = pipelineYaml(freshName(), keyedKind(kind, gap), 'updates', stateYaml(servers, backend));
+            const yaml = windowPipelineYaml(freshName(), keyedKind(kind, gap), 'updates', stateYaml(servers, backend));
             const proc = processOf(yamlPipeline(yaml));
             try {
               proc.compiled.registerShard('s0');
               proc.compiled.registerShard('s1');
               const streams = shards.map((rs, i) => deliveries(rs, plans[i] as never));
-              const longest = Math.max(...streams.map((s) => s.length));
-              for (let i = 0; i < longest; i++)
-                for (const s of streams) if (s[i]) await proc.process(toBatch(s[i] as Rec[]));
+              await deliverInTurn(streams, (batch) => proc.process(batch));
               await proc.flush();
               // Sessions merge: the last emission of each final session (by its start) is what counts.
               const ref = reference(shards.flat(), keyedKind(kind, gap));
-              const last = new Map<string, Record<string, unknown>>();
-              for (const o of proc.out) last.set(`${o.key}/${o.windowStart}/${o.windowEnd}`, o);
-              for (const r of ref) expect(last.get(`${r.key}/${r.windowStart}/${r.windowEnd}`)).toEqual(r);
+              const last = lastPerWindow(proc.out);
+              for (const r of ref) expect(last.get(windowId(r))).toEqual(r);
             } finally {
               await proc.close();
             }
@@ -174,7 +161,7 @@ describe('dynamodb: a key whose sessions outgrow their item', () => {
   });
 });
 
-for (const backend of ['dynamodb', 'redis'] as BackendName[]) {
+for (const backend of BACKENDS) {
   describe(`${backend}: sliding windows seen by consumers with different watermarks`, () => {
     it('a record accepted on an older view, whose look-back reaches a folded point, is late — never in a short window', async () => {
       const yaml = `version: 1\nname: ${freshName()}\nsource: { file: { path: in.jsonl } }\neventTime: event.t\nsteps:\n  - window:\n      key: event.k\n      sliding: 10\n      aggregate: { n: count(), ids: 'collect(event.id, 100)' }\n      ${stateYaml(servers, backend)}\n`;

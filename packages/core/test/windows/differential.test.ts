@@ -8,13 +8,14 @@ import { stepsPipeline } from '../helpers.js';
 import { harness } from '../window-helpers.js';
 import {
   byWindow,
+  deliverInTurn,
+  deliverInterleaved,
   deliveries,
   kindArb,
+  lastPerWindow,
   planArb,
-  type Rec,
   reference,
   shardArb,
-  toBatch,
   windowYaml,
 } from './reference.js';
 
@@ -34,13 +35,7 @@ describe('windows match a naive reference on random streams', () => {
           const h = harness(stepsPipeline(windowYaml(w, 'final'), 'eventTime: event.t\n'));
           for (let s = 0; s < nShards; s++) h.compiled.registerShard(`s${s}`);
           // Interleave the shards' deliveries; each shard's own order is kept.
-          const cursors = streams.map(() => 0);
-          for (let i = 0; cursors.some((c, s) => c < (streams[s] as Rec[][]).length); i++) {
-            let s = (interleave[i % interleave.length] as number) % nShards;
-            while ((cursors[s] as number) >= (streams[s] as Rec[][]).length) s = (s + 1) % nShards;
-            await h.process(toBatch((streams[s] as Rec[][])[cursors[s] as number] as Rec[]));
-            cursors[s] = (cursors[s] as number) + 1;
-          }
+          await deliverInterleaved(streams, interleave, (batch) => h.process(batch));
           await h.flush();
           const expected = reference(shards.slice(0, nShards).flat(), w);
           expect([...(h.out as Record<string, unknown>[])].sort(byWindow)).toEqual(expected);
@@ -62,11 +57,9 @@ describe('windows match a naive reference on random streams', () => {
           h.compiled.registerShard('s0');
           h.compiled.registerShard('s1');
           const streams = shards.map((rs, i) => deliveries(rs, plans[i] as never));
-          const longest = Math.max(...streams.map((s) => s.length));
-          for (let i = 0; i < longest; i++) for (const s of streams) if (s[i]) await h.process(toBatch(s[i] as Rec[]));
+          await deliverInTurn(streams, (batch) => h.process(batch));
           await h.flush();
-          const last = new Map<string, Record<string, unknown>>();
-          for (const o of h.out as Record<string, unknown>[]) last.set(`${o.key}/${o.windowStart}/${o.windowEnd}`, o);
+          const last = lastPerWindow(h.out as Record<string, unknown>[]);
           expect([...last.values()].sort(byWindow)).toEqual(reference(shards.flat(), w));
         },
       ),

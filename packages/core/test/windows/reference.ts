@@ -152,6 +152,46 @@ export const toBatch = (rs: Rec[]): SourceBatch => ({
   })),
 });
 
+/** A window's identity in output: key, start and end. */
+export const windowId = (o: Record<string, unknown>) => `${o.key}/${o.windowStart}/${o.windowEnd}`;
+
+/** The last emission of each window (with `emit: updates`, the value the window ended with). */
+export function lastPerWindow(out: readonly Record<string, unknown>[]): Map<string, Record<string, unknown>> {
+  const last = new Map<string, Record<string, unknown>>();
+  for (const o of out) last.set(windowId(o), o);
+  return last;
+}
+
+/**
+ * Delivers every stream's deliveries, each stream in its own order, the streams interleaved as
+ * `turns` says: turn i goes to stream `turns[i % turns.length] % streams.length`, or to the next
+ * stream with deliveries left.
+ */
+export async function deliverInterleaved(
+  streams: readonly Rec[][][],
+  turns: readonly number[],
+  deliver: (batch: SourceBatch, stream: number) => Promise<unknown>,
+): Promise<void> {
+  const cursors = streams.map(() => 0);
+  for (let i = 0; cursors.some((c, s) => c < (streams[s] as Rec[][]).length); i++) {
+    let s = (turns[i % turns.length] as number) % streams.length;
+    while ((cursors[s] as number) >= (streams[s] as Rec[][]).length) s = (s + 1) % streams.length;
+    await deliver(toBatch((streams[s] as Rec[][])[cursors[s] as number] as Rec[]), s);
+    cursors[s] = (cursors[s] as number) + 1;
+  }
+}
+
+/** Delivers every stream's first delivery, then every stream's second, and so on. */
+export async function deliverInTurn(
+  streams: readonly Rec[][][],
+  deliver: (batch: SourceBatch, stream: number) => Promise<unknown>,
+): Promise<void> {
+  const longest = Math.max(...streams.map((s) => s.length));
+  for (let i = 0; i < longest; i++) {
+    for (const [s, stream] of streams.entries()) if (stream[i]) await deliver(toBatch(stream[i] as Rec[]), s);
+  }
+}
+
 export function windowYaml(w: Kind, emit: string, extra = ''): string {
   const kind =
     w.kind === 'tumbling'
