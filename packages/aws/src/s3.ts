@@ -2,6 +2,10 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { type AwsClientOptions, awsClientConfig } from './config.js';
 
-export function s3Client(options: AwsClientOptions = {}): S3Client {
-  return new S3Client(awsClientConfig(options));
+/** `forcePathStyle`: address buckets by path (`endpoint/bucket/key`), as local S3 servers want. */
+export function s3Client(options: AwsClientOptions & { forcePathStyle?: boolean } = {}): S3Client {
+  const config = awsClientConfig(options);
+  return new S3Client(
+    options.forcePathStyle === undefined ? config : { ...config, forcePathStyle: options.forcePathStyle },
+  );
 }

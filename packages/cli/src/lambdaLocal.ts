@@ -16,8 +16,7 @@
  * Failed records go to the pipeline's dead-letter output (the on-failure destination) with the
  * error the handler logged for them; any such record makes the run a failure (`failed > 0`).
  */
-import { KinesisClient } from '@aws-sdk/client-kinesis';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { kinesisClient } from '@tributary/aws/kinesis';
 import type { Pipeline } from '@tributary/core';
 import { describeError, envelope } from '@tributary/core/spi';
 import { createHandler, LambdaSimulator } from '@tributary/runtime-lambda';
@@ -44,16 +43,8 @@ export interface LambdaLocalResult {
 }
 
 export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOptions): Promise<LambdaLocalResult> {
-  const client = new KinesisClient({
-    requestHandler: new NodeHttpHandler(),
-    ...(options.endpoint
-      ? {
-          endpoint: options.endpoint,
-          region: process.env.AWS_REGION ?? 'us-east-1',
-          ...(process.env.AWS_ACCESS_KEY_ID ? {} : { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
-        }
-      : {}),
-  });
+  // The SDK's own attempts (3): the simulator's polls have no retry of their own.
+  const client = kinesisClient({ endpoint: options.endpoint, region: process.env.AWS_REGION, maxAttempts: 3 });
   let recordsIn = 0;
   let recordsOut = 0;
   let deadLettered = 0;

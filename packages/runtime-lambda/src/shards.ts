@@ -16,9 +16,9 @@
  * goes on with the shards seen; it is tried again on a later invocation, 1 s after the failure at
  * first, doubling to once a minute.
  *
- * The default listers load the AWS SDK on first use (in a Lambda bundle the runtime's SDK) and
- * take the region from the stream ARN; endpoints follow the SDK's own settings
- * (`AWS_ENDPOINT_URL_KINESIS`, `AWS_ENDPOINT_URL_DYNAMODB_STREAMS`).
+ * The default listers create their clients with `@tributary/aws` on first use, loading the AWS SDK
+ * then (in a Lambda bundle the runtime's SDK), and take the region from the stream ARN; endpoints
+ * follow the SDK's own settings (`AWS_ENDPOINT_URL_KINESIS`, `AWS_ENDPOINT_URL_DYNAMODB_STREAMS`).
  */
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
@@ -53,8 +53,11 @@ function regionOf(arn: string): string | undefined {
   return arn.split(':')[3] || undefined;
 }
 
-/** Timeouts so a stalled connection fails the listing instead of holding the invocation. */
-const REQUEST_HANDLER = { connectionTimeout: 2_000, requestTimeout: 5_000 };
+/**
+ * Client options of the listings: timeouts so a stalled connection fails the listing instead of
+ * holding the invocation, and the SDK's own attempts (a failed listing is retried later as well).
+ */
+const LISTING_CLIENT = { connectionTimeout: 2_000, requestTimeout: 5_000, maxAttempts: 3 };
 
 /**
  * `ListShards` through the AWS SDK, every page (`NextToken`). With no client, one per region is
@@ -64,12 +67,11 @@ export function kinesisShardLister(client?: KinesisClient): ListShards {
   const clients = new Map<string, Promise<KinesisClient>>();
   const clientFor = (arn: string): Promise<KinesisClient> => {
     if (client) return Promise.resolve(client);
+    // '' (no region in the ARN): the factory takes the environment's.
     const region = regionOf(arn) ?? '';
     let c = clients.get(region);
     if (!c) {
-      c = import('@aws-sdk/client-kinesis').then(
-        (sdk) => new sdk.KinesisClient({ requestHandler: REQUEST_HANDLER, ...(region ? { region } : {}) }),
-      );
+      c = import('@tributary/aws/kinesis').then((aws) => aws.kinesisClient({ ...LISTING_CLIENT, region }));
       clients.set(region, c);
       c.catch(() => clients.delete(region));
     }
@@ -111,8 +113,8 @@ export function dynamoDbStreamDescriber(client?: DynamoDBStreamsClient): Describ
     const region = regionOf(arn) ?? '';
     let c = clients.get(region);
     if (!c) {
-      c = import('@aws-sdk/client-dynamodb-streams').then(
-        (sdk) => new sdk.DynamoDBStreamsClient({ requestHandler: REQUEST_HANDLER, ...(region ? { region } : {}) }),
+      c = import('@tributary/aws/dynamodb-streams').then((aws) =>
+        aws.dynamoDbStreamsClient({ ...LISTING_CLIENT, region }),
       );
       clients.set(region, c);
       c.catch(() => clients.delete(region));

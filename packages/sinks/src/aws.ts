@@ -1,11 +1,11 @@
 /**
- * Shared pieces of the AWS sinks: the client configuration and the region/endpoint schema fields
- * are @tributary/aws's (the SDK retries nothing: the sink retries itself); the batching fields.
+ * Shared pieces of the AWS sinks: the region/endpoint schema fields are @tributary/aws's, as are
+ * their clients (its factories; the SDK retries nothing: the sink retries itself); the batching
+ * fields.
  */
-import { awsClientConfig, awsClientFields } from '@tributary/aws';
+import { awsClientFields } from '@tributary/aws';
 import Type from 'typebox';
 
-export { awsClientConfig };
 export const awsFields = awsClientFields;
 
 export const batchSinkFields = {

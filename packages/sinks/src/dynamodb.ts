@@ -8,15 +8,16 @@
 import {
   BatchWriteItemCommand,
   type BatchWriteItemCommandOutput,
-  DynamoDBClient,
+  type DynamoDBClient,
   UpdateItemCommand,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
+import { dynamoDbClient } from '@tributary/aws/dynamodb';
 import { ConfigError, type RecordEnvelope } from '@tributary/core';
 import { register, type SinkDefinition } from '@tributary/core/spi';
 import Type, { type Static } from 'typebox';
-import { awsClientConfig, awsFields, batchSinkFields } from './aws.js';
+import { awsFields, batchSinkFields } from './aws.js';
 import { BatchSink, type BatchSinkOptions, type Encoded, type EntryFailure, failureOf } from './BatchSink.js';
 
 export const dynamoDbSinkSchema = Type.Object(
@@ -87,7 +88,7 @@ export class DynamoDbSink extends BatchSink<Payload> {
     }
     this.summary = `dynamodb table ${sinkOptions.table}`;
     this.maxRecordsPerCall = sinkOptions.mode === 'update' ? 1 : 25;
-    this.client = sinkOptions.client ?? new DynamoDBClient(awsClientConfig(sinkOptions));
+    this.client = sinkOptions.client ?? dynamoDbClient(sinkOptions);
     this.owned = !sinkOptions.client;
   }
 

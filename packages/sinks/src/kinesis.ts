@@ -6,11 +6,12 @@
  * set `idField` and de-duplicate downstream on the record id.
  */
 import {
-  KinesisClient,
+  type KinesisClient,
   ListShardsCommand,
   PutRecordsCommand,
   type PutRecordsRequestEntry,
 } from '@aws-sdk/client-kinesis';
+import { kinesisClient } from '@tributary/aws/kinesis';
 import type { RecordEnvelope } from '@tributary/core';
 import {
   aggregateUserRecords,
@@ -24,7 +25,7 @@ import {
   userRecordSize,
 } from '@tributary/core/spi';
 import Type, { type Static } from 'typebox';
-import { awsClientConfig, awsFields, batchSinkFields } from './aws.js';
+import { awsFields, batchSinkFields } from './aws.js';
 import { BatchSink, type BatchSinkOptions, type Encoded, type EntryFailure } from './BatchSink.js';
 import { recordJson } from './json.js';
 
@@ -85,7 +86,7 @@ export class KinesisSink extends BatchSink<PutRecordsRequestEntry> {
     // PutRecords writer). Raise `concurrency` when order does not matter.
     super({ concurrency: 1, ...sinkOptions });
     this.summary = `kinesis stream ${sinkOptions.stream}`;
-    this.client = sinkOptions.client ?? new KinesisClient(awsClientConfig(sinkOptions));
+    this.client = sinkOptions.client ?? kinesisClient(sinkOptions);
     this.owned = !sinkOptions.client;
   }
 

@@ -13,8 +13,9 @@
  */
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { s3Client } from '@tributary/aws/s3';
 import type { RecordEnvelope } from '@tributary/core';
 import {
   DurationSchema,
@@ -27,7 +28,7 @@ import {
 } from '@tributary/core/spi';
 import type { SchedulerLike, Subscription } from 'rxjs';
 import Type, { type Static } from 'typebox';
-import { awsClientConfig, awsFields } from './aws.js';
+import { awsFields } from './aws.js';
 import { contentHash, emptyMetrics, recordId, type SinkMetrics, type SinkRetryOptions } from './BatchSink.js';
 import { EncodeError, SinkError } from './errors.js';
 
@@ -104,11 +105,7 @@ export class S3Sink implements Sink {
     this.bufferSize = options.bufferSize ?? 5 * 1024 * 1024;
     this.interval = options.bufferInterval ?? 60_000;
     this.client =
-      options.client ??
-      new S3Client({
-        ...awsClientConfig(options),
-        forcePathStyle: options.forcePathStyle ?? Boolean(options.endpoint),
-      });
+      options.client ?? s3Client({ ...options, forcePathStyle: options.forcePathStyle ?? Boolean(options.endpoint) });
     this.owned = !options.client;
   }
 

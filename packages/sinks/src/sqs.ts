@@ -5,11 +5,12 @@
  * id as the `tributary-record-id` attribute (and, for FIFO queues, a hash of the id and the body as
  * the deduplication id, so a replay within five minutes is dropped by SQS itself). Usable as the dead-letter output.
  */
-import { SendMessageBatchCommand, type SendMessageBatchRequestEntry, SQSClient } from '@aws-sdk/client-sqs';
+import { SendMessageBatchCommand, type SendMessageBatchRequestEntry, type SQSClient } from '@aws-sdk/client-sqs';
+import { sqsClient } from '@tributary/aws/sqs';
 import type { RecordEnvelope } from '@tributary/core';
 import { compileExpression, Expression, register, type SinkDefinition } from '@tributary/core/spi';
 import Type, { type Static } from 'typebox';
-import { awsClientConfig, awsFields, batchSinkFields } from './aws.js';
+import { awsFields, batchSinkFields } from './aws.js';
 import {
   BatchSink,
   type BatchSinkOptions,
@@ -59,7 +60,7 @@ export class SqsSink extends BatchSink<SendMessageBatchRequestEntry> {
     super(sinkOptions.queueUrl.endsWith('.fifo') ? { concurrency: 1, ...sinkOptions } : sinkOptions);
     this.summary = `sqs queue ${sinkOptions.queueUrl.split('/').pop()}`;
     this.fifo = sinkOptions.queueUrl.endsWith('.fifo');
-    this.client = sinkOptions.client ?? new SQSClient(awsClientConfig(sinkOptions));
+    this.client = sinkOptions.client ?? sqsClient(sinkOptions);
     this.owned = !sinkOptions.client;
   }
 
