@@ -19,7 +19,6 @@
  * than the metadata-only invocation record Lambda sends; tumbling windows of the event source
  * mapping itself (`TumblingWindowInSeconds`) are not modelled — Tributary's windows replace them.
  */
-import { createHash } from 'node:crypto';
 import {
   DescribeStreamCommand,
   GetRecordsCommand,
@@ -27,7 +26,7 @@ import {
   type KinesisClient,
   type _Record as KinesisRecord,
 } from '@aws-sdk/client-kinesis';
-import { ConfigError, compareSequenceNumbers } from '@tributary/core/spi';
+import { ConfigError, compareSequenceNumbers, hashKeyOf } from '@tributary/core/spi';
 import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
 import type { HandlerResponse } from './handler.js';
 
@@ -231,7 +230,8 @@ export class LambdaSimulator {
     if (n === 1) return this.deliver(shardId, 0, records);
     const lanes: KinesisStreamRecord[][] = Array.from({ length: n }, () => []);
     for (const r of records) {
-      const h = createHash('md5').update(r.kinesis.partitionKey).digest().readUInt32BE(0);
+      // The top 32 bits of the record's hash key (its partition key's MD5), as Kinesis hashes it.
+      const h = Number(hashKeyOf({ partitionKey: r.kinesis.partitionKey }) >> 96n);
       (lanes[h % n] as KinesisStreamRecord[]).push(r);
     }
     await Promise.all(lanes.map((l, lane) => (l.length > 0 ? this.deliver(shardId, lane, l) : undefined)));
