@@ -20,6 +20,9 @@ import {
 import { S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { createStateTable } from '@tributary/state';
+import { afterAll, beforeAll } from 'vitest';
+
+import { startDynalite, startKinesalite } from './servers.mjs';
 
 export { type RedisServer, startDynalite, startKinesalite, startRedis, startS3 } from './servers.mjs';
 
@@ -253,4 +256,44 @@ export async function startSqs(
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+// ---- a stream and its state --------------------------------------------------------------
+
+/** kinesalite with a client, and dynalite with a window state table: what a runtime test of a Kinesis pipeline runs on. */
+export interface StreamServers {
+  kinesis: Emulator;
+  dynamo: Emulator;
+  client: KinesisClient;
+  close(): Promise<void>;
+}
+
+export async function startStreamServers(stateTable: string): Promise<StreamServers> {
+  const [kinesis, dynamo] = await Promise.all([startKinesalite(), startDynalite()]);
+  const client = kinesisClient(kinesis.endpoint);
+  await createStateTables(dynamo.endpoint, stateTable);
+  return {
+    kinesis,
+    dynamo,
+    client,
+    close: async () => {
+      client.destroy();
+      await Promise.all([kinesis.close(), dynamo.close()]);
+    },
+  };
+}
+
+/**
+ * Servers for the tests of one file: `start` runs before the first test and the servers close
+ * after the last; the object returned is filled in by the time a test runs.
+ */
+export function useServers<T extends { close(): Promise<void> }>(start: () => Promise<T>): T {
+  const servers = {} as T;
+  beforeAll(async () => {
+    Object.assign(servers, await start());
+  });
+  afterAll(async () => {
+    await servers.close?.();
+  });
+  return servers;
 }

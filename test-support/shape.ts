@@ -2,17 +2,16 @@
 // filled with generated events, random or keyed partition keys, a few records hours old, and an
 // oracle recomputed from the generated input alone (it shares no code with the window step).
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import { type DeadLetterRecord, MemorySink } from '@tributary/core';
+import { expect } from 'vitest';
 import {
-  createStateTables,
   createStream,
-  type Emulator,
-  kinesisClient,
   type Placed,
   putJson,
   type RedisServer,
-  startDynalite,
-  startKinesalite,
+  type StreamServers,
   startRedis,
+  startStreamServers,
 } from './emulators.js';
 
 export interface ShapeEvent {
@@ -153,27 +152,71 @@ export function oracleSliding(events: readonly ShapeEvent[], size: number): Map<
   return m;
 }
 
+/** A window as the shape tests' pipelines emit it: the count `n` and sum `s` of its events' amounts. */
+export type ShapeWindow = { key: string; windowStart: number; windowEnd: number; n: number; s: number };
+
+/** Where a shape test's pipeline writes: windows, the late output, dead letters. */
+export interface ShapeOutputs {
+  out: MemorySink<ShapeWindow>;
+  late: MemorySink<ShapeEvent>;
+  dead: MemorySink<DeadLetterRecord>;
+}
+
+export const shapeOutputs = (): ShapeOutputs => ({
+  out: new MemorySink(),
+  late: new MemorySink(),
+  dead: new MemorySink(),
+});
+
+/**
+ * Every record in exactly one place: each record not `old` in its windows (totals equal `oracle`
+ * of those records, each window once), each old record either in 1 to `perRecord` windows of its
+ * own key or in the late output — never both, never neither; nothing dead-lettered.
+ */
+export function expectEveryRecordOnce(
+  events: readonly ShapeEvent[],
+  oracle: (events: readonly ShapeEvent[]) => Map<string, { n: number; s: number }>,
+  perRecord: number,
+  s: ShapeOutputs,
+): void {
+  const expected = oracle(events.filter((e) => !e.old));
+  const got = new Map<string, { n: number; s: number }>();
+  const old = new Map<string, number>();
+  for (const o of s.out.values) {
+    if (o.key.startsWith('old')) {
+      old.set(o.key, (old.get(o.key) ?? 0) + o.n);
+      continue;
+    }
+    const id = `${o.key}/${o.windowStart}`;
+    expect(got.has(id), `window ${id} emitted twice`).toBe(false);
+    got.set(id, { n: o.n, s: o.s });
+  }
+  expect(s.late.values.filter((e) => !e.old)).toEqual([]);
+  expect(Object.fromEntries(got)).toEqual(Object.fromEntries(expected));
+  for (const e of events.filter((x) => x.old)) {
+    const inWindows = old.get(e.user) ?? 0;
+    const late = s.late.values.filter((x) => x.user === e.user).length;
+    expect([inWindows, late], `old record ${e.user}`).toSatisfy(
+      // In all its windows, or late; with hopping windows, some of which closed before it came,
+      // in those still open (as Flink does) — never both, never neither.
+      ([a = 0, b = 0]: number[]) => (a >= 1 && a <= perRecord && b === 0) || (a === 0 && b === 1),
+    );
+  }
+  expect(s.dead.values).toEqual([]);
+}
+
 /** The emulators a real-shape test runs on: kinesalite, dynalite (with a state table) and redis-server. */
-export interface ShapeServers {
-  kinesis: Emulator;
-  dynamo: Emulator;
+export interface ShapeServers extends StreamServers {
   redis: RedisServer;
-  client: KinesisClient;
-  close(): Promise<void>;
 }
 
 export async function startShapeServers(stateTable: string): Promise<ShapeServers> {
-  const [kinesis, dynamo, redis] = await Promise.all([startKinesalite(), startDynalite(), startRedis()]);
-  const client = kinesisClient(kinesis.endpoint);
-  await createStateTables(dynamo.endpoint, stateTable);
+  const [stream, redis] = await Promise.all([startStreamServers(stateTable), startRedis()]);
   return {
-    kinesis,
-    dynamo,
+    ...stream,
     redis,
-    client,
     close: async () => {
-      client.destroy();
-      await Promise.all([kinesis.close(), dynamo.close(), redis.close()]);
+      await Promise.all([stream.close(), redis.close()]);
     },
   };
 }

@@ -4,32 +4,22 @@
 // maps). Property: the invocation ends without failing, reports no batch item failure, and every
 // record is either written or dead-lettered (once, naming its shard and reason); every value
 // written has a JSON form.
-import { type DeadLetterRecord, fileSource, MemorySink, pipeline } from '@tributary/core';
-import { createHandler } from '@tributary/runtime-lambda';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { dynamoDbEventRecord, kinesisEventRecord } from '../../../test-support/lambdaEvents.js';
+import { passThroughHandler } from './support.js';
 
 const SHARD = 'shardId-000000000001';
 const KINESIS_ARN = 'arn:aws:kinesis:us-east-1:000000000000:stream/fuzz';
 const DDB_ARN = 'arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2026-12-01T00:00:00.000';
 const DDB_SHARD = 'shardId-00000001795000000000-0000fuzz';
 
-function handlerWithOutputs() {
-  const out = new MemorySink<unknown>();
-  const dead = new MemorySink<DeadLetterRecord>();
-  const p = pipeline('fuzz')
-    .source(fileSource({ path: '-' }))
-    .sink(out)
-    .build();
-  const handler = createHandler(p, {
-    deadLetter: dead,
+const handlerWithOutputs = () =>
+  passThroughHandler('fuzz', {
     log: () => {},
     listShards: async () => [{ shardId: SHARD, closed: false }],
     describeDynamoDbStream: async () => [{ shardId: DDB_SHARD, start: '1' }],
   });
-  return { out, dead, handler };
-}
 
 /** Anything a field could be replaced by. */
 const junk = fc.oneof(

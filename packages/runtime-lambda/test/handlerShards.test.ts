@@ -3,7 +3,7 @@
 // limited and allowed to fail; DynamoDB Streams records mapped to their shard by sequence number
 // range, with window state in DynamoDB (dynalite) exact under redelivery — checked against
 // oracles recomputed from the input. Time is virtual (the handler's scheduler).
-import { type KinesisClient, SplitShardCommand } from '@aws-sdk/client-kinesis';
+import { SplitShardCommand } from '@aws-sdk/client-kinesis';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { count, fileSource, MemorySink, pipeline, type RecordEnvelope, sum } from '@tributary/core';
 import {
@@ -15,17 +15,14 @@ import {
 } from '@tributary/runtime-lambda';
 import { dynamoDbState } from '@tributary/state';
 import { VirtualTimeScheduler } from 'rxjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  createStateTables,
   createStream,
-  type Emulator,
-  kinesisClient,
   putJson,
   type StreamShardInfo,
-  startDynalite,
-  startKinesalite,
+  startStreamServers,
   streamShards,
+  useServers,
 } from '../../../test-support/emulators.js';
 import {
   type DynamoDBRecord,
@@ -39,30 +36,19 @@ import {
 type Click = { user: string; amount: number; t: number };
 type Total = { key: string; windowStart: number; n: number; s: number };
 
-let kinesis: Emulator;
-let dynamo: Emulator;
-let client: KinesisClient;
-beforeAll(async () => {
-  [kinesis, dynamo] = await Promise.all([startKinesalite(), startDynalite()]);
-  client = kinesisClient(kinesis.endpoint);
-  await createStateTables(dynamo.endpoint, 'shards-state');
-});
-afterAll(async () => {
-  client?.destroy();
-  await Promise.all([kinesis?.close(), dynamo?.close()]);
-});
+const servers = useServers(() => startStreamServers('shards-state'));
 
 const arnOf = kinesisStreamArn;
 type Shard = StreamShardInfo;
-const shardsOf = (stream: string) => streamShards(client, stream);
+const shardsOf = (stream: string) => streamShards(servers.client, stream);
 
 /** Writes events into one shard (an explicit hash key inside its range). */
 async function putInto(stream: string, hashKey: string, events: Click[]) {
-  await putJson(client, stream, events, (e) => ({ partitionKey: e.user, explicitHashKey: hashKey }));
+  await putJson(servers.client, stream, events, (e) => ({ partitionKey: e.user, explicitHashKey: hashKey }));
 }
 
 /** What Lambda hands the function for one shard: its records as GetRecords returns them. */
-const eventOf = (stream: string, shardId: string) => kinesisEventOf(client, stream, shardId);
+const eventOf = (stream: string, shardId: string) => kinesisEventOf(servers.client, stream, shardId);
 
 /** The oracle: per user and 1 s window, count and sum, from the input. */
 function oracle(events: Click[]): Total[] {
@@ -123,13 +109,13 @@ const warningsOf = (lines: string[]) => lines.map((l) => JSON.parse(l)).filter((
 describe('lambda handler: every Kinesis shard is known before windows close', () => {
   it('lists the stream on the first event: one shard that alone would close windows closes none until the other three have delivered', async () => {
     const stream = 'four';
-    const shards = await createStream(client, stream, 4);
+    const shards = await createStream(servers.client, stream, 4);
     expect(shards).toHaveLength(4);
     const byShard = shards.map((_, i) => clicks(40, 0, 5000, i)); // windows [0,1000) … [4000,5000)
     for (const [i, s] of shards.entries()) await putInto(stream, s.hashKey, byShard[i] as Click[]);
     const out = new MemorySink<Total>();
     const late = new MemorySink<Click>();
-    const lister = counted(kinesisShardLister(client));
+    const lister = counted(kinesisShardLister(servers.client));
     const lines: string[] = [];
     const handler = createHandler(windowPipeline('four', out, late), {
       listShards: lister.list,
@@ -155,7 +141,7 @@ describe('lambda handler: every Kinesis shard is known before windows close', ()
 
   it('without the listing (only the first shard given) the same input goes wrong: its batch closes windows, the others are late', async () => {
     const stream = 'four-unlisted';
-    const shards = await createStream(client, stream, 4);
+    const shards = await createStream(servers.client, stream, 4);
     const byShard = shards.map((_, i) => clicks(40, 0, 5000, i));
     for (const [i, s] of shards.entries()) await putInto(stream, s.hashKey, byShard[i] as Click[]);
     const out = new MemorySink<Total>();
@@ -174,9 +160,9 @@ describe('lambda handler: every Kinesis shard is known before windows close', ()
 
   it('lists at init when the stream ARN is known; the first event lists nothing more', async () => {
     const stream = 'at-init';
-    const shards = await createStream(client, stream, 2);
+    const shards = await createStream(servers.client, stream, 2);
     await putInto(stream, shards[0]?.hashKey as string, clicks(10, 0, 3000, 0));
-    const lister = counted(kinesisShardLister(client));
+    const lister = counted(kinesisShardLister(servers.client));
     const out = new MemorySink<Total>();
     const handler = createHandler(windowPipeline('at-init', out, new MemorySink()), {
       streamArn: arnOf(stream),
@@ -193,11 +179,11 @@ describe('lambda handler: every Kinesis shard is known before windows close', ()
 
   it('a batch from a shard the list did not hold (resharding) lists again and registers its new sibling', async () => {
     const stream = 'resharded';
-    const [parent] = await createStream(client, stream, 1);
+    const [parent] = await createStream(servers.client, stream, 1);
     const before = clicks(30, 0, 3000, 0);
     await putInto(stream, parent?.hashKey as string, before);
     const scheduler = new VirtualTimeScheduler();
-    const lister = counted(kinesisShardLister(client));
+    const lister = counted(kinesisShardLister(servers.client));
     const out = new MemorySink<Total>();
     const late = new MemorySink<Click>();
     const handler = createHandler(windowPipeline('resharded', out, late), {
@@ -208,7 +194,7 @@ describe('lambda handler: every Kinesis shard is known before windows close', ()
     await handler(await eventOf(stream, parent?.shardId as string));
     expect(lister.calls).toHaveLength(1);
     // The shard splits in two; the parent has been read to its end and goes idle (1 min).
-    await client.send(
+    await servers.client.send(
       new SplitShardCommand({
         StreamName: stream,
         ShardToSplit: parent?.shardId as string,
@@ -235,19 +221,19 @@ describe('lambda handler: every Kinesis shard is known before windows close', ()
 
   it("a child shard's first batch closes its parent: the parent, read to its end, no longer holds windows back (no idle wait)", async () => {
     const stream = 'resharded-close';
-    const [parent] = await createStream(client, stream, 1);
+    const [parent] = await createStream(servers.client, stream, 1);
     const before = clicks(30, 0, 3000, 0);
     await putInto(stream, parent?.hashKey as string, before);
     const scheduler = new VirtualTimeScheduler();
     const out = new MemorySink<Total>();
     const late = new MemorySink<Click>();
     const handler = createHandler(windowPipeline('resharded-close', out, late), {
-      listShards: kinesisShardLister(client),
+      listShards: kinesisShardLister(servers.client),
       scheduler,
       log: () => {},
     });
     await handler(await eventOf(stream, parent?.shardId as string));
-    await client.send(
+    await servers.client.send(
       new SplitShardCommand({
         StreamName: stream,
         ShardToSplit: parent?.shardId as string,
@@ -317,12 +303,12 @@ describe('lambda handler: every Kinesis shard is known before windows close', ()
 
   it('a listing that fails is logged and the invocation goes on; it is tried again later', async () => {
     const stream = 'failing';
-    const shards = await createStream(client, stream, 2);
+    const shards = await createStream(servers.client, stream, 2);
     const events = clicks(20, 0, 3000, 0);
     await putInto(stream, shards[0]?.hashKey as string, events);
     const scheduler = new VirtualTimeScheduler();
     let fail = true;
-    const real = kinesisShardLister(client);
+    const real = kinesisShardLister(servers.client);
     const lister = counted((arn) =>
       fail
         ? Promise.reject(Object.assign(new Error('User is not authorized'), { name: 'AccessDeniedException' }))
@@ -447,7 +433,7 @@ function ddbPipeline(name: string, out: MemorySink<{ key: string; n: number; s: 
       key: (e) => e.eventName,
       tumbling: 3_600_000,
       aggregate: { n: count(), s: sum((e) => e.newImage?.clicks ?? 0) },
-      state: dynamoDbState({ table: 'shards-state', endpoint: dynamo.endpoint }),
+      state: dynamoDbState({ table: 'shards-state', endpoint: servers.dynamo.endpoint }),
     })
     .sink(out)
     .build();

@@ -7,11 +7,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { marshall } from '@aws-sdk/util-dynamodb';
-import { type DeadLetterRecord, FileSink, fileSource, MemorySink, pipeline } from '@tributary/core';
+import { type DeadLetterRecord, FileSink, fileSource, pipeline } from '@tributary/core';
 import { createHandler, deaggregate } from '@tributary/runtime-lambda';
 import type { KinesisStreamRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ddbRecordMaker, kinesisRecordMaker, kplAggregate, protobufField } from '../../../test-support/lambdaEvents.js';
+import { passThroughHandler } from './support.js';
 
 const SHARD = 'shardId-000000000003';
 const KINESIS_ARN = 'arn:aws:kinesis:us-east-1:000000000000:stream/hostile';
@@ -29,20 +30,11 @@ afterAll(async () => {
 });
 
 /** A pipeline that passes every value on, with memory outputs. */
-function passThrough() {
-  const out = new MemorySink<unknown>();
-  const dead = new MemorySink<DeadLetterRecord>();
-  const p = pipeline('hostile')
-    .source(fileSource({ path: '-' }))
-    .sink(out)
-    .build();
-  const handler = createHandler(p, {
-    deadLetter: dead,
+const passThrough = () =>
+  passThroughHandler('hostile', {
     log: () => {},
     describeDynamoDbStream: async () => [{ shardId: DDB_SHARD, start: '1' }],
   });
-  return { out, dead, handler };
-}
 
 /** An `M` attribute nested `levels` maps deep, a string at the bottom. */
 function nestedMap(levels: number): unknown {

@@ -7,6 +7,7 @@ import { type DeadLetterRecord, fileSource, MemorySink, pipeline } from '@tribut
 import { createHandler, deaggregate } from '@tributary/runtime-lambda';
 import { describe, expect, it } from 'vitest';
 import { ddbRecordMaker, kinesisRecordMaker, kplAggregate, protobufField } from '../../../test-support/lambdaEvents.js';
+import { passThroughHandler } from './support.js';
 
 const SHARD = 'shardId-000000000007';
 const KINESIS_ARN = 'arn:aws:kinesis:us-east-1:000000000000:stream/review';
@@ -15,23 +16,11 @@ const DDB_SHARD = 'shardId-00000001795000000000-0000abcd';
 const kinesisRecord = kinesisRecordMaker({ shard: SHARD, arn: KINESIS_ARN, rawStrings: true });
 const ddbRecord = ddbRecordMaker(DDB_ARN, (seq) => ({ Keys: { id: { S: `k${seq}` } } }));
 
-function passThrough(options: { hashRange?: (s: string) => { start: bigint; end: bigint } | undefined } = {}) {
-  const out = new MemorySink<unknown>();
-  const dead = new MemorySink<DeadLetterRecord>();
-  const lines: string[] = [];
-  const p = pipeline('review')
-    .source(fileSource({ path: '-' }))
-    .sink(out)
-    .build();
-  const handler = createHandler(p, {
-    deadLetter: dead,
-    log: (l) => lines.push(l),
+const passThrough = (options: { hashRange?: (s: string) => { start: bigint; end: bigint } | undefined } = {}) =>
+  passThroughHandler('review', {
     describeDynamoDbStream: async () => [{ shardId: DDB_SHARD, start: '1' }],
     ...options,
   });
-  const metric = () => lines.map((l) => JSON.parse(l)).find((m) => m._aws !== undefined);
-  return { out, dead, handler, lines, metric };
-}
 
 /** A KPL aggregate of a protobuf body, in base64. */
 const aggregate = (body: Buffer): string => kplAggregate(body).toString('base64');

@@ -5,57 +5,43 @@
 // recycled — and a few records hours old. Every record ends in exactly one place: a window (the
 // totals equal an oracle recomputed from the input) or the late output; a replay of the whole
 // stream against the same state re-emits nothing and reports nothing late.
-import { count, type DeadLetterRecord, fileSource, MemorySink, type Pipeline, pipeline, sum } from '@tributary/core';
+import { count, fileSource, type Pipeline, pipeline, sum } from '@tributary/core';
 import type { StateStore } from '@tributary/core/spi';
 import { createHandler, LambdaSimulator, MemoryCheckpoints } from '@tributary/runtime-lambda';
 import { dynamoDbState, redisState } from '@tributary/state';
 import type { KinesisStreamEvent } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useServers } from '../../../test-support/emulators.js';
 import {
+  expectEveryRecordOnce,
   generate,
   oracleWindows,
   prng,
   type ShapeEvent,
-  type ShapeServers,
+  type ShapeOutputs,
+  shapeOutputs,
   startShapeServers,
   streamOf,
   T0,
 } from '../../../test-support/shape.js';
 
-let servers: ShapeServers;
-let dynamo: ShapeServers['dynamo'];
-let redis: ShapeServers['redis'];
-let client: ShapeServers['client'];
-beforeAll(async () => {
-  servers = await startShapeServers('shape-state');
-  ({ dynamo, redis, client } = servers);
-});
-afterAll(async () => {
-  await servers?.close();
-});
+const servers = useServers(() => startShapeServers('shape-state'));
 
-type Out = { key: string; windowStart: number; windowEnd: number; n: number; s: number };
 /** `dynamodb-spread`: DynamoDB with the shards' progress spread over 4 partition keys. */
 type StateName = 'memory' | 'dynamodb' | 'dynamodb-spread' | 'redis';
 type Window = { size: number; every?: number };
 
 let runs = 0;
 function store(state: StateName): StateStore | undefined {
-  if (state === 'dynamodb') return dynamoDbState({ table: 'shape-state', endpoint: dynamo.endpoint });
+  if (state === 'dynamodb') return dynamoDbState({ table: 'shape-state', endpoint: servers.dynamo.endpoint });
   if (state === 'dynamodb-spread') {
-    return dynamoDbState({ table: 'shape-state', endpoint: dynamo.endpoint, progressPartitions: 4 });
+    return dynamoDbState({ table: 'shape-state', endpoint: servers.dynamo.endpoint, progressPartitions: 4 });
   }
-  if (state === 'redis') return redisState({ url: redis.url });
+  if (state === 'redis') return redisState({ url: servers.redis.url });
   return undefined;
 }
 
-interface Outputs {
-  out: MemorySink<Out>;
-  late: MemorySink<ShapeEvent>;
-  dead: MemorySink<DeadLetterRecord>;
-}
-
-function windowPipeline(name: string, w: Window, state: StateName, sinks: Outputs): Pipeline {
+function windowPipeline(name: string, w: Window, state: StateName, sinks: ShapeOutputs): Pipeline {
   const st = store(state);
   return pipeline(name)
     .source(fileSource<ShapeEvent>({ path: '-' }))
@@ -73,8 +59,6 @@ function windowPipeline(name: string, w: Window, state: StateName, sinks: Output
     .build();
 }
 
-const outputs = (): Outputs => ({ out: new MemorySink(), late: new MemorySink(), dead: new MemorySink() });
-
 /** A handler that waits a random 0–4 ms before each invocation: shards interleave differently. */
 function jittered(seed: number, invoke: (e: KinesisStreamEvent) => Promise<unknown>) {
   const rnd = prng(seed);
@@ -90,7 +74,7 @@ interface Run {
   shards: string[];
   w: Window;
   state: StateName;
-  sinks: Outputs;
+  sinks: ShapeOutputs;
   seed: number;
   containers: 'one' | 'per-shard';
   batchSize: number;
@@ -115,7 +99,7 @@ async function simulate(r: Run): Promise<{ invocations: number; failed: number }
   let failed = 0;
   const one = r.containers === 'one' ? container() : undefined;
   const sim = new LambdaSimulator(one ?? { container, recycleAfter: 7 }, {
-    client,
+    client: servers.client,
     stream: r.stream,
     checkpoints: new MemoryCheckpoints(),
     mapping: { batchSize: r.batchSize, maximumRetryAttempts: 3, parallelizationFactor: r.parallelization ?? 1 },
@@ -136,40 +120,9 @@ async function simulate(r: Run): Promise<{ invocations: number; failed: number }
   return { invocations: sim.invocations, failed };
 }
 
-/**
- * Every record in exactly one place: each non-old record in its windows (totals equal the
- * oracle, each window once), each old record either alone in its own window or in the late
- * output — never both, never neither; nothing dead-lettered.
- */
-function expectExact(events: ShapeEvent[], w: Window, s: Outputs) {
-  const oracle = oracleWindows(
-    events.filter((e) => !e.old),
-    w,
-  );
-  const got = new Map<string, { n: number; s: number }>();
-  const oldWindows = new Map<string, number>();
-  for (const o of s.out.values) {
-    const id = `${o.key}/${o.windowStart}`;
-    if (o.key.startsWith('old')) oldWindows.set(o.key, (oldWindows.get(o.key) ?? 0) + o.n);
-    else {
-      expect(got.has(id), `window ${id} emitted twice`).toBe(false);
-      got.set(id, { n: o.n, s: o.s });
-    }
-  }
-  expect(s.late.values.filter((e) => !e.old)).toEqual([]);
-  expect(Object.fromEntries(got)).toEqual(Object.fromEntries(oracle));
-  const perWindow = w.every ? w.size / w.every : 1;
-  for (const e of events.filter((x) => x.old)) {
-    const inWindows = oldWindows.get(e.user) ?? 0;
-    const late = s.late.values.filter((x) => x.user === e.user).length;
-    expect([inWindows, late], `old record ${e.user}`).toSatisfy(
-      // In all its windows, or late; with hopping windows, some of which closed before it came,
-      // in those still open (as Flink does) — never both, never neither.
-      ([a = 0, b = 0]: number[]) => (a >= 1 && a <= perWindow && b === 0) || (a === 0 && b === 1),
-    );
-  }
-  expect(s.dead.values).toEqual([]);
-}
+/** Every record in exactly one place, against the tumbling or hopping windows' oracle. */
+const expectExact = (events: ShapeEvent[], w: Window, s: ShapeOutputs) =>
+  expectEveryRecordOnce(events, (fresh) => oracleWindows(fresh, w), w.every ? w.size / w.every : 1, s);
 
 describe('windows on the real shape: 4 shards through the Lambda event source', () => {
   const cases: { state: StateName; partitionKey: 'keyed' | 'random'; containers: 'one' | 'per-shard'; w: Window }[] = [
@@ -188,15 +141,15 @@ describe('windows on the real shape: 4 shards through the Lambda event source', 
     it(title, async () => {
       const seed = 1000 + i;
       const events = generate({ n: 3000, users: 40, seed, stepMs: 20, disorder: 500, old: 3 });
-      const { stream } = await streamOf(client, events, { shards: 4, partitionKey: c.partitionKey, seed });
-      const shards = await new LambdaSimulator(async () => undefined, { client, stream }).shards();
+      const { stream } = await streamOf(servers.client, events, { shards: 4, partitionKey: c.partitionKey, seed });
+      const shards = await new LambdaSimulator(async () => undefined, { client: servers.client, stream }).shards();
       const run: Run = {
         name: `shape-${++runs}-${c.state}`,
         stream,
         shards,
         w: c.w,
         state: c.state,
-        sinks: outputs(),
+        sinks: shapeOutputs(),
         seed,
         containers: c.containers,
         batchSize: 100,
@@ -206,7 +159,7 @@ describe('windows on the real shape: 4 shards through the Lambda event source', 
       expectExact(events, c.w, run.sinks);
       if (c.state === 'memory') return; // memory state dies with the process: nothing to replay against
       // The whole stream again, from the start, against the same state, with other batch cuts.
-      const again = { ...run, sinks: outputs(), batchSize: 37, seed: seed + 1 };
+      const again = { ...run, sinks: shapeOutputs(), batchSize: 37, seed: seed + 1 };
       expect((await simulate(again)).failed).toBe(0);
       expect(again.sinks.out.values).toEqual([]);
       expect(again.sinks.late.values).toEqual([]);
@@ -224,15 +177,19 @@ describe('windows on the real shape: 4 shards through the Lambda event source', 
       const w = { size: 10_000 };
       const n = 'n' in c ? (c.n as number) : 2000;
       const events = generate({ n, users: 40, seed, stepMs: 20, disorder: 500, old: 3 });
-      const { stream } = await streamOf(client, events, { shards: c.shards, partitionKey: c.partitionKey, seed });
-      const shards = await new LambdaSimulator(async () => undefined, { client, stream }).shards();
+      const { stream } = await streamOf(servers.client, events, {
+        shards: c.shards,
+        partitionKey: c.partitionKey,
+        seed,
+      });
+      const shards = await new LambdaSimulator(async () => undefined, { client: servers.client, stream }).shards();
       const run: Run = {
         name: `shape-pf-${++runs}`,
         stream,
         shards,
         w,
         state: c.state,
-        sinks: outputs(),
+        sinks: shapeOutputs(),
         seed,
         containers: 'per-shard',
         batchSize: 200,
@@ -240,7 +197,7 @@ describe('windows on the real shape: 4 shards through the Lambda event source', 
       };
       expect((await simulate(run)).failed).toBe(0);
       expectExact(events, w, run.sinks);
-      const again = { ...run, sinks: outputs(), batchSize: 77, seed: seed + 1 };
+      const again = { ...run, sinks: shapeOutputs(), batchSize: 77, seed: seed + 1 };
       expect((await simulate(again)).failed).toBe(0);
       expect(again.sinks.out.values).toEqual([]);
       expect(again.sinks.dead.values).toEqual([]);
@@ -254,9 +211,9 @@ describe('windows on the real shape: 4 shards through the Lambda event source', 
       amount: 1,
       ts: T0 + i * 1000,
     }));
-    const { stream } = await streamOf(client, events, { shards: 4, partitionKey: 'keyed', seed: 1 });
-    const shards = await new LambdaSimulator(async () => undefined, { client, stream }).shards();
-    const sinks = outputs();
+    const { stream } = await streamOf(servers.client, events, { shards: 4, partitionKey: 'keyed', seed: 1 });
+    const shards = await new LambdaSimulator(async () => undefined, { client: servers.client, stream }).shards();
+    const sinks = shapeOutputs();
     const w = { size: 10_000 };
     await simulate({
       name: `repro-${++runs}`,

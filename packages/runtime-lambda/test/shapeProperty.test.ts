@@ -8,51 +8,36 @@
 // Seeded, so a CI run is reproducible; sized to fit the suite.
 
 import { DeleteStreamCommand } from '@aws-sdk/client-kinesis';
-import { count, type DeadLetterRecord, fileSource, MemorySink, pipeline, sum } from '@tributary/core';
+import { count, fileSource, pipeline, sum } from '@tributary/core';
 import type { StateStore } from '@tributary/core/spi';
 import { createHandler, LambdaSimulator, MemoryCheckpoints } from '@tributary/runtime-lambda';
 import { dynamoDbState, redisState } from '@tributary/state';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useServers } from '../../../test-support/emulators.js';
 import {
+  expectEveryRecordOnce,
   generate,
   oracleSessions,
   oracleSliding,
   oracleWindows,
   type ShapeEvent,
-  type ShapeServers,
+  type ShapeOutputs,
+  shapeOutputs,
   startShapeServers,
   streamOf,
 } from '../../../test-support/shape.js';
 
-let servers: ShapeServers;
-let dynamo: ShapeServers['dynamo'];
-let redis: ShapeServers['redis'];
-let client: ShapeServers['client'];
-beforeAll(async () => {
-  servers = await startShapeServers('prop-state');
-  ({ dynamo, redis, client } = servers);
-});
-afterAll(async () => {
-  await servers?.close();
-});
+const servers = useServers(() => startShapeServers('prop-state'));
 
-type Out = { key: string; windowStart: number; windowEnd: number; n: number; s: number };
 type Kind = 'tumbling' | 'hopping' | 'session' | 'sliding';
 const SIZE = 10_000;
 const EVERY = 5_000;
 const GAP = 3_000;
 
-interface Sinks {
-  out: MemorySink<Out>;
-  late: MemorySink<ShapeEvent>;
-  dead: MemorySink<DeadLetterRecord>;
-}
-const sinks = (): Sinks => ({ out: new MemorySink(), late: new MemorySink(), dead: new MemorySink() });
-
 let runs = 0;
 
-function build(name: string, kind: Kind, store: StateStore, s: Sinks, perShard: boolean) {
+function build(name: string, kind: Kind, store: StateStore, s: ShapeOutputs, perShard: boolean) {
   const shape =
     kind === 'tumbling'
       ? { tumbling: SIZE }
@@ -91,11 +76,11 @@ interface Case {
 }
 
 /** Runs the stream through the simulator: killed after `killAfter` invocations (0: never), then restarted. */
-async function deliver(c: Case, name: string, stream: string, shards: string[], s: Sinks, killAfter: number) {
+async function deliver(c: Case, name: string, stream: string, shards: string[], s: ShapeOutputs, killAfter: number) {
   const store =
     c.state === 'dynamodb'
-      ? dynamoDbState({ table: 'prop-state', endpoint: dynamo.endpoint })
-      : redisState({ url: redis.url });
+      ? dynamoDbState({ table: 'prop-state', endpoint: servers.dynamo.endpoint })
+      : redisState({ url: servers.redis.url });
   const p = build(name, c.kind, store, s, c.perShard && c.partitionKey === 'keyed');
   const handlers: ReturnType<typeof createHandler>[] = [];
   const container = () => {
@@ -110,6 +95,7 @@ async function deliver(c: Case, name: string, stream: string, shards: string[], 
   };
   const checkpoints = new MemoryCheckpoints();
   const mapping = { batchSize: c.batchSize, maximumRetryAttempts: 3, parallelizationFactor: c.parallelization };
+  const client = servers.client;
   let failed = 0;
   const onFailure = async (f: { records: unknown[] }) => {
     failed += f.records.length;
@@ -143,38 +129,15 @@ async function deliver(c: Case, name: string, stream: string, shards: string[], 
   return failed;
 }
 
-function expectExact(c: Case, events: ShapeEvent[], s: Sinks) {
-  const fresh = events.filter((e) => !e.old);
-  const oracle =
+/** Every record in exactly one place, against the oracle of the case's window kind. */
+function expectExact(c: Case, events: ShapeEvent[], s: ShapeOutputs) {
+  const oracle = (fresh: readonly ShapeEvent[]) =>
     c.kind === 'session'
       ? oracleSessions(fresh, GAP)
       : c.kind === 'sliding'
         ? oracleSliding(fresh, GAP)
         : oracleWindows(fresh, { size: SIZE, ...(c.kind === 'hopping' ? { every: EVERY } : {}) });
-  const got = new Map<string, { n: number; s: number }>();
-  const old = new Map<string, number>();
-  for (const o of s.out.values) {
-    if (o.key.startsWith('old')) {
-      old.set(o.key, (old.get(o.key) ?? 0) + o.n);
-      continue;
-    }
-    const id = `${o.key}/${o.windowStart}`;
-    expect(got.has(id), `window ${id} emitted twice`).toBe(false);
-    got.set(id, { n: o.n, s: o.s });
-  }
-  expect(s.late.values.filter((e) => !e.old)).toEqual([]);
-  expect(Object.fromEntries(got)).toEqual(Object.fromEntries(oracle));
-  const perRecord = c.kind === 'hopping' ? SIZE / EVERY : 1;
-  for (const e of events.filter((x) => x.old)) {
-    const inWindows = old.get(e.user) ?? 0;
-    const late = s.late.values.filter((x) => x.user === e.user).length;
-    expect([inWindows, late], `old record ${e.user}`).toSatisfy(
-      // In all its windows, or late; with hopping windows, some of which closed before it came,
-      // in those still open (as Flink does) — never both, never neither.
-      ([a = 0, b = 0]: number[]) => (a >= 1 && a <= perRecord && b === 0) || (a === 0 && b === 1),
-    );
-  }
-  expect(s.dead.values).toEqual([]);
+  expectEveryRecordOnce(events, oracle, c.kind === 'hopping' ? SIZE / EVERY : 1, s);
 }
 
 describe('windows on the real shape, as a property', () => {
@@ -195,6 +158,7 @@ describe('windows on the real shape, as a property', () => {
         async (c) => {
           const n = c.batchSize === 1 ? 120 : 600;
           const events = generate({ n, users: 15, seed: c.seed, stepMs: 25, disorder: 300, old: 2 });
+          const client = servers.client;
           const { stream } = await streamOf(client, events, {
             shards: c.shards,
             partitionKey: c.partitionKey,
@@ -202,11 +166,11 @@ describe('windows on the real shape, as a property', () => {
           });
           const shards = await new LambdaSimulator(async () => undefined, { client, stream }).shards();
           const name = `prop-${++runs}`;
-          const first = sinks();
+          const first = shapeOutputs();
           expect(await deliver(c, name, stream, shards, first, c.killAfter)).toBe(0);
           expectExact(c, events, first);
           // The whole stream again, from the start, against the same state.
-          const again = sinks();
+          const again = shapeOutputs();
           expect(await deliver({ ...c, batchSize: c.batchSize === 1 ? 7 : 61 }, name, stream, shards, again, 0)).toBe(
             0,
           );

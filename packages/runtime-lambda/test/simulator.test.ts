@@ -1,42 +1,22 @@
 // The local event source against kinesalite, with window state in DynamoDB (dynalite): a poison
 // record isolated by bisection, transient failures in many batches, a simulator killed mid-run
 // and restarted from its checkpoints — window totals exact every time, checked against an oracle.
-import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { count, fileSource, MemorySink, pipeline, sum } from '@tributary/core';
 import { createHandler, type FailedBatch, LambdaSimulator, MemoryCheckpoints } from '@tributary/runtime-lambda';
 import { dynamoDbState } from '@tributary/state';
 import type { KinesisStreamEvent } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createStateTables,
-  createStream,
-  type Emulator,
-  kinesisClient,
-  putJson,
-  startDynalite,
-  startKinesalite,
-} from '../../../test-support/emulators.js';
+import { describe, expect, it } from 'vitest';
+import { createStream, putJson, startStreamServers, useServers } from '../../../test-support/emulators.js';
 
 type Click = { user: string; amount: number; t: number; poison?: boolean };
 
-let kinesis: Emulator;
-let dynamo: Emulator;
-let client: KinesisClient;
-beforeAll(async () => {
-  [kinesis, dynamo] = await Promise.all([startKinesalite(), startDynalite()]);
-  client = kinesisClient(kinesis.endpoint);
-  await createStateTables(dynamo.endpoint, 'sim-state');
-});
-afterAll(async () => {
-  client?.destroy();
-  await Promise.all([kinesis?.close(), dynamo?.close()]);
-});
+const servers = useServers(() => startStreamServers('sim-state'));
 
 let streams = 0;
 async function streamWith(events: Click[], shards = 2): Promise<string> {
   const name = `s${++streams}`;
-  await createStream(client, name, shards);
-  await putJson(client, name, events, (e) => ({ partitionKey: e.user }));
+  await createStream(servers.client, name, shards);
+  await putJson(servers.client, name, events, (e) => ({ partitionKey: e.user }));
   return name;
 }
 
@@ -64,7 +44,7 @@ function container(name: string, out: MemorySink<{ key: string; n: number; s: nu
       key: (e) => e.user,
       tumbling: 1_000_000,
       aggregate: { n: count(), s: sum((e) => e.amount) },
-      state: dynamoDbState({ table: 'sim-state', endpoint: dynamo.endpoint }),
+      state: dynamoDbState({ table: 'sim-state', endpoint: servers.dynamo.endpoint }),
     })
     .sink(out)
     .build();
@@ -99,7 +79,7 @@ describe('lambda-local: the event source simulator', () => {
     };
     const destination: FailedBatch[] = [];
     const sim = new LambdaSimulator(crashing, {
-      client,
+      client: servers.client,
       stream,
       mapping: { batchSize: 100, bisectBatchOnFunctionError: true, maximumRetryAttempts: 2 },
       onFailure: async (f) => {
@@ -134,7 +114,7 @@ describe('lambda-local: the event source simulator', () => {
       return handler(event);
     };
     const sim = new LambdaSimulator(flaky, {
-      client,
+      client: servers.client,
       stream,
       mapping: { batchSize: 20, maximumRetryAttempts: 3 },
       pollIntervalMs: 5,
@@ -159,13 +139,13 @@ describe('lambda-local: the event source simulator', () => {
         if (++calls === 7) sim1.stop(); // killed after the 7th invocation, before its checkpoint
         return r;
       },
-      { client, stream, checkpoints, mapping: { batchSize: 50 }, pollIntervalMs: 5 },
+      { client: servers.client, stream, checkpoints, mapping: { batchSize: 50 }, pollIntervalMs: 5 },
     );
     await sim1.runUntilIdle();
     expect(checkpoints.map.size).toBeGreaterThan(0);
     const second = container(name, out, SHARDS);
     const sim2 = new LambdaSimulator(second, {
-      client,
+      client: servers.client,
       stream,
       checkpoints,
       mapping: { batchSize: 50 },
@@ -194,7 +174,7 @@ describe('lambda-local: the event source simulator', () => {
         concurrent--;
         return { batchItemFailures: [] };
       },
-      { client, stream, mapping: { batchSize: 200, parallelizationFactor: 4 }, pollIntervalMs: 5 },
+      { client: servers.client, stream, mapping: { batchSize: 200, parallelizationFactor: 4 }, pollIntervalMs: 5 },
     );
     await sim.runUntilIdle();
     expect(peak).toBeGreaterThan(1);

@@ -19,8 +19,13 @@ import {
   type WindowStateOptions,
 } from '@tributary/state';
 import type { SchedulerLike } from 'rxjs';
-import { afterAll, beforeAll } from 'vitest';
-import { createStateTables, type RedisServer, startDynalite, startRedis } from '../../../test-support/emulators.js';
+import {
+  createStateTables,
+  type RedisServer,
+  startDynalite,
+  startRedis,
+  useServers,
+} from '../../../test-support/emulators.js';
 import { type Kind, windowYaml } from '../../core/test/windows/reference.js';
 
 export type BackendName = 'dynamodb' | 'redis';
@@ -49,16 +54,7 @@ export async function startBackends(): Promise<Backends> {
 }
 
 /** Both servers for the tests of one file: started before the first, closed after the last (filled in by then). */
-export function useBackends(): Backends {
-  const servers = {} as Backends;
-  beforeAll(async () => {
-    Object.assign(servers, await startBackends());
-  });
-  afterAll(async () => {
-    await servers.close?.();
-  });
-  return servers;
-}
+export const useBackends = (): Backends => useServers(startBackends);
 
 let runs = 0;
 /** A pipeline name nobody used yet (state namespaces start with it). */
