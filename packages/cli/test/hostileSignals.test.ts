@@ -6,10 +6,8 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateStreamCommand, DescribeStreamCommand, KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKinesalite } from '../../../test-support/servers.mjs';
+import { createStream, kinesisClient, putJson, startKinesalite } from '../../../test-support/emulators.js';
 import { jsonLines, sizeOf, startCli, until } from './hostileSupport.js';
 
 let dir: string;
@@ -151,28 +149,10 @@ describe('tributary lambda-local, interrupted', () => {
   let kinesis: { endpoint: string; close: () => Promise<void> };
   beforeAll(async () => {
     kinesis = await startKinesalite();
-    const client = new KinesisClient({
-      endpoint: kinesis.endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-      requestHandler: new NodeHttpHandler(),
-    });
-    await client.send(new CreateStreamCommand({ StreamName: 'signals', ShardCount: 1 }));
-    await until(async () => {
-      const d = await client.send(new DescribeStreamCommand({ StreamName: 'signals' }));
-      return d.StreamDescription?.StreamStatus === 'ACTIVE';
-    }, 'the stream');
-    for (let i = 0; i < 3000; i += 500) {
-      await client.send(
-        new PutRecordsCommand({
-          StreamName: 'signals',
-          Records: Array.from({ length: 500 }, (_, k) => ({
-            Data: Buffer.from(JSON.stringify({ i: i + k, pad: 'x'.repeat(40) })),
-            PartitionKey: `p${(i + k) % 5}`,
-          })),
-        }),
-      );
-    }
+    const client = kinesisClient(kinesis.endpoint);
+    await createStream(client, 'signals');
+    const values = Array.from({ length: 3000 }, (_, i) => ({ i, pad: 'x'.repeat(40) }));
+    await putJson(client, 'signals', values, (v) => ({ partitionKey: `p${v.i % 5}` }));
     client.destroy();
   }, 60_000);
   afterAll(async () => {

@@ -4,9 +4,8 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteTableCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
-import { createStateTable, dynamoDbClient } from '@tributary/state';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDynalite } from '../../../test-support/servers.mjs';
+import { createStateTables, dynamoDbClient, startDynalite } from '../../../test-support/emulators.js';
 import { startCli, until } from './hostileSupport.js';
 
 let dyn: { endpoint: string; close: () => Promise<void> };
@@ -21,8 +20,8 @@ describe('a state table deleted mid-run', () => {
   it('tributary run fails (exit 2) with a StateStoreError naming the table: not found (deleted?)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'trib-deleted-'));
     const table = 'deleted-mid-run';
-    const client = dynamoDbClient({ endpoint: dyn.endpoint });
-    await createStateTable(client, table);
+    await createStateTables(dyn.endpoint, table);
+    const client = dynamoDbClient(dyn.endpoint);
     const file = join(dir, 'p.yaml');
     await writeFile(
       file,

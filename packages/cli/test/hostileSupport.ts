@@ -84,7 +84,7 @@ export async function jsonLines(file: string): Promise<unknown[]> {
 }
 
 /** The AWS SDK's notice that its releases after January 2027 need Node 22 (printed on Node 20). */
-function withoutSdkNotice(stderr: string): string {
+export function withoutSdkNotice(stderr: string): string {
   const start = stderr.indexOf('Warning: NodeVersionSupportWarning');
   if (start < 0) return stderr;
   const lineStart = stderr.lastIndexOf('\n', start) + 1;

@@ -4,10 +4,8 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateStreamCommand, DescribeStreamCommand, KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKinesalite } from '../../../test-support/servers.mjs';
+import { createStream, kinesisClient, putJson, startKinesalite } from '../../../test-support/emulators.js';
 
 const bin = join(import.meta.dirname, '..', 'dist', 'bin.js');
 const tributary = (args: string[]) =>
@@ -29,26 +27,9 @@ beforeAll(async () => {
   kinesis = await startKinesalite();
   dir = await mkdtemp(join(tmpdir(), 'trib-lambda-local-'));
   await writeFile(join(dir, 'events.jsonl'), `${events.map((e) => JSON.stringify(e)).join('\n')}\n`);
-  const client = new KinesisClient({
-    endpoint: kinesis.endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-    requestHandler: new NodeHttpHandler(),
-  });
-  await client.send(new CreateStreamCommand({ StreamName: 'clicks', ShardCount: 1 }));
-  for (let i = 0; i < 50; i++) {
-    const d = await client.send(new DescribeStreamCommand({ StreamName: 'clicks' }));
-    if (d.StreamDescription?.StreamStatus === 'ACTIVE') break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  for (let i = 0; i < events.length; i += 500) {
-    await client.send(
-      new PutRecordsCommand({
-        StreamName: 'clicks',
-        Records: events.slice(i, i + 500).map((e) => ({ Data: Buffer.from(JSON.stringify(e)), PartitionKey: e.user })),
-      }),
-    );
-  }
+  const client = kinesisClient(kinesis.endpoint);
+  await createStream(client, 'clicks');
+  await putJson(client, 'clicks', events, (e) => ({ partitionKey: e.user }));
   client.destroy();
 });
 afterAll(async () => {

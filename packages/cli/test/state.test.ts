@@ -5,7 +5,8 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, startDynalite, startRedis } from '../../../test-support/servers.mjs';
+import { type RedisServer, startDynalite, startRedis } from '../../../test-support/emulators.js';
+import { withoutSdkNotice } from './hostileSupport.js';
 
 const bin = join(import.meta.dirname, '..', 'dist', 'bin.js');
 // Asynchronous: dynalite runs in this process and must keep answering while the CLI runs.
@@ -16,16 +17,6 @@ const tributary = (args: string[]) =>
       resolve({ code, stdout, stderr: withoutSdkNotice(stderr) });
     });
   });
-
-/** The AWS SDK's notice that its releases after January 2027 need Node 22 (printed on Node 20). */
-function withoutSdkNotice(stderr: string): string {
-  const start = stderr.indexOf('Warning: NodeVersionSupportWarning');
-  if (start < 0) return stderr;
-  const lineStart = stderr.lastIndexOf('\n', start) + 1;
-  const end = stderr.indexOf('(Use `node --trace-warnings', start);
-  const lineEnd = end < 0 ? stderr.length : stderr.indexOf('\n', end) + 1;
-  return stderr.slice(0, lineStart) + stderr.slice(lineEnd);
-}
 
 let dir: string;
 let dynamo: { endpoint: string; close: () => Promise<void> };

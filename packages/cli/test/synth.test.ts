@@ -6,19 +6,18 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import {
-  CreateStreamCommand,
-  DescribeStreamCommand,
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  KinesisClient,
-} from '@aws-sdk/client-kinesis';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { loadPipelineFile } from '@tributary/core';
 import '@tributary/sinks';
 import { synth, template } from '@tributary/cli/synth';
 import { describe, expect, it } from 'vitest';
-import { startKinesalite, startRedis } from '../../../test-support/servers.mjs';
+import {
+  createStream,
+  kinesisClient,
+  startKinesalite,
+  startRedis,
+  streamData,
+} from '../../../test-support/emulators.js';
+import { kinesisEventRecord } from '../../../test-support/lambdaEvents.js';
 
 type Prop = {
   Required?: boolean;
@@ -33,19 +32,22 @@ type Spec = {
 };
 const spec = (createRequire(import.meta.url)('@aws-cdk/cfnspec') as { specification(): Spec }).specification();
 
-/** A Kinesis event of one shard carrying these values as JSON (partition key: `user`, or k). */
+/**
+ * A Kinesis event of one shard carrying these values as JSON (partition key: `user`, or k). It
+ * names no event source ARN: the handler then lists no shards (there is no AWS account here).
+ */
 function kinesisEvent(values: readonly object[]) {
   return {
-    Records: values.map((v, i) => ({
-      eventID: `shardId-000000000000:${i + 1}`,
-      eventSource: 'aws:kinesis',
-      kinesis: {
-        partitionKey: (v as { user?: string }).user ?? 'k',
+    Records: values.map((v, i) =>
+      kinesisEventRecord({
+        shardId: 'shardId-000000000000',
+        arn: '',
         sequenceNumber: String(i + 1),
+        partitionKey: (v as { user?: string }).user ?? 'k',
         data: Buffer.from(JSON.stringify(v)).toString('base64'),
-        approximateArrivalTimestamp: 1,
-      },
-    })),
+        arrivalSeconds: 1,
+      }),
+    ),
   };
 }
 
@@ -200,19 +202,9 @@ describe('tributary synth (lambda)', () => {
     await mkdir(root, { recursive: true });
     const dir = await mkdtemp(join(root, 'synth-'));
     const kinesis = await startKinesalite();
-    const client = new KinesisClient({
-      endpoint: kinesis.endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-      requestHandler: new NodeHttpHandler(),
-    });
+    const client = kinesisClient(kinesis.endpoint);
     try {
-      await client.send(new CreateStreamCommand({ StreamName: 'totals', ShardCount: 1 }));
-      for (let i = 0; i < 50; i++) {
-        const d = await client.send(new DescribeStreamCommand({ StreamName: 'totals' }));
-        if (d.StreamDescription?.StreamStatus === 'ACTIVE') break;
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await createStream(client, 'totals');
       await writeFile(
         join(dir, 'tiers.json'),
         JSON.stringify({ u0: { tier: 'gold' }, u1: { tier: 'silver' }, u2: { tier: 'gold' } }),
@@ -266,15 +258,7 @@ steps:
         w.total += e.amount;
         expected.set(`${key}|${start}`, w);
       }
-      const { ShardIterator } = await client.send(
-        new GetShardIteratorCommand({
-          StreamName: 'totals',
-          ShardId: 'shardId-000000000000',
-          ShardIteratorType: 'TRIM_HORIZON',
-        }),
-      );
-      const got = await client.send(new GetRecordsCommand({ ShardIterator }));
-      const windows = (got.Records ?? []).map((rec) => JSON.parse(Buffer.from(rec.Data as Uint8Array).toString()));
+      const windows = (await streamData(client, 'totals')).map((data) => JSON.parse(data));
       const norm = (ws: { key: string; windowStart: number; n: number; total: number }[]) =>
         ws
           .map((w) => ({ key: w.key, windowStart: w.windowStart, n: w.n, total: w.total }))

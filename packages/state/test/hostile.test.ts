@@ -3,9 +3,9 @@
 // a StateStoreError that says what happened, never a TypeError from translating it.
 import { DeleteTableCommand } from '@aws-sdk/client-dynamodb';
 import { isTransient } from '@tributary/core/spi';
-import { createStateTable, dynamoDbClient, dynamoDbState, StateStoreError } from '@tributary/state';
+import { dynamoDbState, StateStoreError } from '@tributary/state';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDynalite } from '../../../test-support/servers.mjs';
+import { createStateTables, dynamoDbClient, startDynalite } from '../../../test-support/emulators.js';
 import { toBatch } from '../../core/test/windows/reference.js';
 import { withRetries } from '../src/retry.js';
 import { processOf, yamlPipeline } from './backends.js';
@@ -62,8 +62,8 @@ describe('a DynamoDB state table deleted mid-run', () => {
 
   it('fails the batch with a StateStoreError naming the table, not retried (ResourceNotFoundException)', async () => {
     const table = 'hostile-deleted';
-    const client = dynamoDbClient({ endpoint: dyn.endpoint });
-    await createStateTable(client, table);
+    await createStateTables(dyn.endpoint, table);
+    const client = dynamoDbClient(dyn.endpoint);
     const store = dynamoDbState({ table, endpoint: dyn.endpoint, retry: { retries: 3, minDelay: 1, maxDelay: 5 } });
     const yaml = `version: 1
 name: deleted-table
