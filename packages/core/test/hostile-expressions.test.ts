@@ -5,17 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { ExpressionError } from '../src/errors.js';
 import { compileCel } from '../src/expression.js';
-
-/** Runs `f` and returns what it threw (or fails the test). */
-function thrown(f: () => unknown): ExpressionError {
-  try {
-    f();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ExpressionError);
-    return err as ExpressionError;
-  }
-  return expect.unreachable('expected an ExpressionError');
-}
+import { expressionErrorOf as thrown } from './helpers.js';
 
 describe('regular expressions run on RE2 (linear time)', () => {
   it('evaluates a catastrophic-backtracking pattern over a hostile string at once', () => {

@@ -5,7 +5,7 @@
  * by the sink that cannot write it (reason `sink`), and the dead-letter output writes a safe form.
  */
 
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -23,7 +23,7 @@ import {
 import { envelope } from '@tributary/core/spi';
 import { describe, expect, it } from 'vitest';
 import { jsonSafe, MAX_NESTING, safeJsonLine } from '../src/sinks/json.js';
-import { yamlPipeline } from './helpers.js';
+import { fileCopyPipeline, jsonLinesOf as readLines, yamlPipeline } from './helpers.js';
 
 /** `{"a":{"a":…1…}}` nested `depth` objects deep. */
 const deepText = (depth: number) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
@@ -33,11 +33,6 @@ function deepValue(depth: number): unknown {
   for (let i = 0; i < depth; i++) v = { a: v };
   return v;
 }
-const readLines = async (f: string) =>
-  (await readFile(f, 'utf8'))
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l));
 
 describe('hostile input: nesting at decode', () => {
   it(`takes a record nested ${MAX_NESTING} levels and dead-letters one nested deeper (reason decode), as text and as a decoded value`, async () => {
@@ -71,16 +66,7 @@ describe('hostile input: nesting at decode', () => {
     const dir = await mkdtemp(join(tmpdir(), 'trib-deep-'));
     const lines = ['{"n":1}', deepText(5000), '{"n":3}', deepArray(100_000), '{"n":5}'];
     await writeFile(join(dir, 'in.jsonl'), `${lines.join('\n')}\n`);
-    const p = yamlPipeline(
-      `version: 1
-name: deep
-source: { file: { path: in.jsonl } }
-steps:
-  - sink: { file: { path: out.jsonl } }
-deadLetter: { file: { path: dead.jsonl } }
-`,
-      dir,
-    );
+    const p = fileCopyPipeline('deep', dir);
     const summary = await runPipeline(compile(p));
     expect(summary).toMatchObject({ recordsIn: 5, recordsOut: 3, deadLettered: 2 });
     expect(await readLines(join(dir, 'out.jsonl'))).toEqual([{ n: 1 }, { n: 3 }, { n: 5 }]);

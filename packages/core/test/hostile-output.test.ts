@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { compile, FileSink, runPipeline } from '@tributary/core';
 import { envelope } from '@tributary/core/spi';
 import { describe, expect, it } from 'vitest';
-import { yamlPipeline } from './helpers.js';
+import { fileCopyPipeline } from './helpers.js';
 
 const rec = (n: number) => envelope({ partitionKey: 'k', sequenceNumber: String(n), arrivalTime: 0 }, 's', { n }, 0);
 
@@ -67,16 +67,7 @@ describe('hostile input: file outputs', () => {
     const dir = await mkdtemp(join(tmpdir(), 'trib-run-'));
     await writeFile(join(dir, 'in.jsonl'), '{"n":1}\n');
     await writeFile(join(dir, 'out.jsonl.lock'), `${process.ppid}\n${hostname()}\n`);
-    const p = yamlPipeline(
-      `version: 1
-name: locked
-source: { file: { path: in.jsonl } }
-steps:
-  - sink: { file: { path: out.jsonl } }
-deadLetter: { file: { path: dead.jsonl } }
-`,
-      dir,
-    );
+    const p = fileCopyPipeline('locked', dir);
     await expect(runPipeline(compile(p))).rejects.toThrow(/out\.jsonl is in use by another run/);
     expect(existsSync(join(dir, 'dead.jsonl.lock'))).toBe(false);
     expect(existsSync(join(dir, 'out.jsonl'))).toBe(false);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { compile, type DeadLetterRecord, readJsonLines, runPipeline, type SourceBatch } from '@tributary/core';
 import { describe, expect, it } from 'vitest';
-import { yamlPipeline } from './helpers.js';
+import { fileCopyPipeline, jsonLinesOf } from './helpers.js';
 
 const bytes = (...parts: (string | number[])[]) =>
   Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
@@ -90,25 +90,13 @@ describe('hostile input: non-UTF-8 lines in a file', () => {
   it('dead-letters such a line (reason decode) with its base64 bytes and line number; the rest of the batch goes on', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'trib-utf8-'));
     await writeFile(join(dir, 'in.jsonl'), input);
-    const p = yamlPipeline(
-      `version: 1
-name: utf8
-source: { file: { path: in.jsonl } }
-steps:
-  - sink: { file: { path: out.jsonl } }
-deadLetter: { file: { path: dead.jsonl } }
-`,
-      dir,
-    );
+    const p = fileCopyPipeline('utf8', dir);
     const summary = await runPipeline(compile(p));
     expect(summary).toMatchObject({ recordsIn: 6, recordsOut: 3, deadLettered: 3 });
     const out = (await readFile(join(dir, 'out.jsonl'), 'utf8')).trimEnd().split('\n');
     expect(out.map((l) => JSON.parse(l))).toEqual([{ n: 1, s: 'é€😀' }, { n: 6, s: 'ü' }, { n: 7 }]);
     expect(out.join('')).not.toContain('\uFFFD');
-    const dead = (await readFile(join(dir, 'dead.jsonl'), 'utf8'))
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l) as DeadLetterRecord);
+    const dead = (await jsonLinesOf(join(dir, 'dead.jsonl'))) as DeadLetterRecord[];
     expect(dead.map((d) => [d.line, d.sequenceNumber, d.shardId, d.reason, d.step, d.error])).toEqual([
       [2, '2', 'file', 'decode', 'source', 'record is not valid UTF-8'],
       [4, '4', 'file', 'decode', 'source', 'record is not valid UTF-8'],

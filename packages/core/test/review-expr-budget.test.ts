@@ -6,19 +6,8 @@
  */
 import { testPipeline } from '@tributary/core';
 import { describe, expect, it } from 'vitest';
-import { ExpressionError } from '../src/errors.js';
 import { compileCel, MAX_COMPREHENSION_STEPS } from '../src/expression.js';
-import { stepsPipeline } from './helpers.js';
-
-function thrown(f: () => unknown): ExpressionError {
-  try {
-    f();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ExpressionError);
-    return err as ExpressionError;
-  }
-  return expect.unreachable('expected an ExpressionError');
-}
+import { stepsPipeline, expressionErrorOf as thrown } from './helpers.js';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const limit = `more than ${MAX_COMPREHENSION_STEPS} steps`;

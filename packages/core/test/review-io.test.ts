@@ -22,7 +22,7 @@ import { envelope } from '@tributary/core/spi';
 import { describe, expect, it } from 'vitest';
 import { decodeRecord } from '../src/compile/decode.js';
 import { MAX_RECORD_BYTES } from '../src/envelope.js';
-import { yamlPipeline } from './helpers.js';
+import { fileCopyPipeline } from './helpers.js';
 
 const options = { batchSize: 1000, shardId: 'file', now: () => 0 };
 
@@ -98,10 +98,7 @@ describe('review: lines over the record limit', () => {
   it('through a run: the dead letter has reason decode, the line number and the 1 KiB prefix; the good records of the batch are written', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'trib-review-io-'));
     await writeFile(join(dir, 'in.jsonl'), `{"n":1}\n{"a":"${'€'.repeat(2 * MAX_RECORD_BYTES)}"}\n{"n":3}\n`);
-    const p = yamlPipeline(
-      'version: 1\nname: big\nsource: { file: { path: in.jsonl } }\nsteps:\n  - sink: { file: { path: out.jsonl } }\ndeadLetter: { file: { path: dead.jsonl } }\n',
-      dir,
-    );
+    const p = fileCopyPipeline('big', dir);
     expect(await runPipeline(compile(p))).toMatchObject({ recordsIn: 3, recordsOut: 2, deadLettered: 1 });
     expect(await readFile(join(dir, 'out.jsonl'), 'utf8')).toBe('{"n":1}\n{"n":3}\n');
     const dead = JSON.parse(await readFile(join(dir, 'dead.jsonl'), 'utf8')) as DeadLetterRecord;
