@@ -1,7 +1,7 @@
 // Errors: every package throws its own TributaryError types (no plain Error in src), and an error
 // raised while compiling a component is a validation issue at that component's spec — with the
 // file, line and column of a YAML pipeline.
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import {
@@ -22,8 +22,92 @@ import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '../../..');
 
-/** The source trees whose errors are all TributaryErrors (packages/cli and packages/aws join when converted). */
-const CONVERTED = ['core', 'state', 'sinks', 'runtime-lambda', 'runtime-node'];
+/** Every package with a source tree: all their errors are TributaryErrors (a new package is scanned as it comes). */
+const PACKAGES = readdirSync(join(root, 'packages'), { withFileTypes: true })
+  .filter((e) => e.isDirectory() && existsSync(join(root, 'packages', e.name, 'src')))
+  .map((e) => e.name);
+
+/**
+ * The code of a TypeScript source, without the text of its string, template and regular expression
+ * literals and its comments (each character blanked, line breaks kept, so lines keep their
+ * numbers): code a file generates as text — synth writes the stubs of a bundle — is not its own.
+ * The code inside a template literal's `${…}` is kept.
+ */
+function codeOnly(source: string): string {
+  let out = '';
+  let i = 0;
+  /** Open template literals, each with the depth of braces of its innermost `${…}`. */
+  const templates: number[] = [];
+  /** The last character of code before this point that is not blank (it tells a regex from a division). */
+  let last = '';
+  const blank = (c: string) => (c === '\n' ? '\n' : ' ');
+  const skip = (end: number) => {
+    for (; i < end; i++) out += blank(source[i] as string);
+  };
+  while (i < source.length) {
+    const c = source[i] as string;
+    const next = source[i + 1];
+    if (c === '/' && next === '/') {
+      const end = source.indexOf('\n', i);
+      skip(end < 0 ? source.length : end);
+    } else if (c === '/' && next === '*') {
+      const end = source.indexOf('*/', i + 2);
+      skip(end < 0 ? source.length : end + 2);
+    } else if (c === "'" || c === '"' || (c === '/' && (last === '' || /[(,=:[!&|?{};+\-*%<>~^]/.test(last)))) {
+      // A string, or a regular expression where an operand is expected: up to its closing quote or slash.
+      let j = i + 1;
+      let inClass = false;
+      for (; j < source.length && source[j] !== '\n'; j++) {
+        const d = source[j];
+        if (d === '\\') j++;
+        else if (c === '/' && d === '[') inClass = true;
+        else if (c === '/' && d === ']') inClass = false;
+        else if (d === c && !inClass) break;
+      }
+      out += c;
+      i++;
+      skip(j);
+      if (i < source.length) {
+        out += source[i];
+        i++;
+      }
+      last = c;
+    } else if (c === '`' || (c === '}' && templates.length > 0 && templates.at(-1) === 0)) {
+      // A template literal's text, from its start (or the end of a `${…}`) to its end (or the next `${`).
+      if (c === '}') templates.pop();
+      out += c;
+      i++;
+      for (; i < source.length; i++) {
+        const d = source[i] as string;
+        if (d === '\\') {
+          out += '  ';
+          i++;
+        } else if (d === '`') break;
+        else if (d === '$' && source[i + 1] === '{') break;
+        else out += blank(d);
+      }
+      if (source[i] === '$') {
+        out += '${';
+        i += 2;
+        templates.push(0);
+        last = '{';
+      } else {
+        out += '`';
+        i++;
+        last = '`';
+      }
+    } else {
+      if (templates.length > 0) {
+        if (c === '{') templates[templates.length - 1]++;
+        else if (c === '}') templates[templates.length - 1]--;
+      }
+      out += c;
+      i++;
+      if (!/\s/.test(c)) last = /[\w$)\]]/.test(c) ? 'a' : c;
+    }
+  }
+  return out;
+}
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -34,20 +118,43 @@ function sourceFiles(dir: string): string[] {
 }
 
 describe('error types', () => {
-  it('no src file of a converted package throws a plain Error or declares an error class outside its errors.ts', () => {
+  it('no src file of any package throws a plain Error or declares an error class outside its errors.ts', () => {
+    expect(PACKAGES).toEqual(
+      expect.arrayContaining(['aws', 'cli', 'core', 'runtime-lambda', 'runtime-node', 'sinks', 'state']),
+    );
     const found: string[] = [];
-    for (const pkg of CONVERTED) {
+    for (const pkg of PACKAGES) {
       for (const file of sourceFiles(join(root, 'packages', pkg, 'src'))) {
-        const lines = readFileSync(file, 'utf8').split('\n');
+        const text = readFileSync(file, 'utf8');
+        const lines = text.split('\n');
         const errorsFile = file.endsWith('/errors.ts');
-        lines.forEach((line, i) => {
-          const where = `${relative(root, file)}:${i + 1}: ${line.trim()}`;
-          if (/throw new (Error|TypeError|RangeError)\(/.test(line)) found.push(where);
-          if (!errorsFile && /class \w+ extends (Error|TributaryError|[A-Za-z]+Error)\b/.test(line)) found.push(where);
-        });
+        codeOnly(text)
+          .split('\n')
+          .forEach((line, i) => {
+            const where = `${relative(root, file)}:${i + 1}: ${lines[i]?.trim()}`;
+            if (/throw new (Error|TypeError|RangeError)\(/.test(line)) found.push(where);
+            if (!errorsFile && /class \w+ extends (Error|TributaryError|[A-Za-z]+Error)\b/.test(line))
+              found.push(where);
+          });
       }
     }
     expect(found).toEqual([]);
+  });
+
+  it('the scan reads code, not the text of literals or comments (lines keep their numbers)', () => {
+    const source = [
+      "const stub = 'throw new Error(1)'; // throw new Error(2)",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: source text holding a template literal
+      'const gen = `export function f() { throw new Error(${JSON.stringify("a`b")}); }`;',
+      "const re = /throw new Error\\(['\"`]/; /* throw new Error( */ if (x) throw new Error('real');",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: source text holding template literals
+      '`${`${"}"}`}` + `x`; throw new TypeError(`y`);',
+    ].join('\n');
+    const code = codeOnly(source).split('\n');
+    expect(code).toHaveLength(4);
+    expect(code.map((line) => /throw new (Error|TypeError)\(/.test(line))).toEqual([false, false, true, true]);
+    expect(code[1]).toContain('${JSON.stringify(');
+    expect(code.every((line, i) => line.length === source.split('\n')[i]?.length)).toBe(true);
   });
 
   it('subclasses name themselves and keep the cause', () => {
