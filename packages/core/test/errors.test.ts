@@ -97,10 +97,8 @@ function codeOnly(source: string): string {
         last = '`';
       }
     } else {
-      if (templates.length > 0) {
-        if (c === '{') templates[templates.length - 1]++;
-        else if (c === '}') templates[templates.length - 1]--;
-      }
+      const top = templates.length - 1;
+      if (top >= 0 && (c === '{' || c === '}')) templates[top] = (templates[top] as number) + (c === '{' ? 1 : -1);
       out += c;
       i++;
       if (!/\s/.test(c)) last = /[\w$)\]]/.test(c) ? 'a' : c;
