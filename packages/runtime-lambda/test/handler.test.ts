@@ -65,17 +65,20 @@ function totals(cs: Click[]) {
   return m;
 }
 
+/** Per user, the count and sum of the amounts, in one window as long as a test (state in memory, volatile). */
+const totalsPerUser = {
+  key: (e: Click) => e.user,
+  tumbling: 1_000_000,
+  aggregate: { n: count(), s: sum((e: Click) => e.amount) },
+  state: { memory: { volatile: true } },
+};
+
 function windowPipeline(out: MemorySink<{ key: string; n: number; s: number }>, name = 'lambda-test') {
   return pipeline(name)
     .source(fileSource<Click>({ path: '-' }))
     .eventTime((e) => e.t)
     .filter((e) => e.amount >= 0)
-    .window({
-      key: (e) => e.user,
-      tumbling: 1_000_000,
-      aggregate: { n: count(), s: sum((e) => e.amount) },
-      state: { memory: { volatile: true } },
-    })
+    .window(totalsPerUser)
     .sink(out)
     .build();
 }
@@ -181,12 +184,7 @@ describe('lambda handler: Kinesis events', () => {
       .source(fileSource<Click>({ path: '-' }))
       .eventTime((e) => e.t)
       .sink(failing)
-      .window({
-        key: (e) => e.user,
-        tumbling: 1_000_000,
-        aggregate: { n: count(), s: sum((e) => e.amount) },
-        state: { memory: { volatile: true } },
-      })
+      .window(totalsPerUser)
       .sink(out)
       .build();
     const handler = createHandler(p, { chunkSize: 50, log: () => {} });
