@@ -1,10 +1,12 @@
 // The late-data scenario of Beam's TestStream documentation, on Tributary, as a timeline:
 // 5-minute tumbling windows, 5 minutes of allowed lateness, emit: updates (and final).
 import { describe, it } from 'vitest';
-import { timeline } from '../timeline.js';
+import { type TimelineRecord, timeline } from '../timeline.js';
 
 const window = { key: 'event.k', tumbling: '5m', allowedLateness: '5m', aggregate: { sum: 'sum(event.v)' } };
 const team = (v: number) => ({ k: 'team', v });
+/** The three records that come after the window closed, as the late output has them. */
+const tooLate = [-1, -2, -3].map((v): TimelineRecord => ['s', 0, team(v)]);
 
 describe('late data (Beam TestStream scenario)', () => {
   it('on-time sum 6, final sum 15, and the three too-late records in the late output', async () => {
@@ -23,11 +25,7 @@ describe('late data (Beam TestStream scenario)', () => {
       .at('s', 0, team(-1)) // too late
       .at('s', 0, team(-2))
       .at('s', 0, team(-3))
-      .expectLate([
-        ['s', 0, team(-1)],
-        ['s', 0, team(-2)],
-        ['s', 0, team(-3)],
-      ])
+      .expectLate(tooLate)
       .end()
       .expectWindows([])
       .run();
@@ -47,11 +45,7 @@ describe('late data (Beam TestStream scenario)', () => {
       .at('s', 0, team(-1))
       .at('s', 0, team(-2))
       .at('s', 0, team(-3))
-      .expectLate([
-        ['s', 0, team(-1)],
-        ['s', 0, team(-2)],
-        ['s', 0, team(-3)],
-      ])
+      .expectLate(tooLate)
       .end()
       .expectWindows([])
       .run();
