@@ -444,37 +444,61 @@ export class ItemWindowStore implements SharedWindowStore {
   private async seal(range: WindowRange, writers: readonly string[]): Promise<ItemBody[]> {
     const ids = writers.flatMap((w) => Array.from({ length: this.partitions }, (_, p) => this.itemId(range, w, p)));
     const sealed = new Map<string, ItemBody>();
-    let pending = ids;
+    const written = await this.rewrite(
+      ids,
+      'sealing a window for emission',
+      () => `state store: could not seal window [${range.start}, ${range.end}) for emission`,
+      (id, item) => {
+        if (item.body.s) {
+          sealed.set(id, item.body);
+          return undefined;
+        }
+        const body: ItemBody = { ...item.body, s: true };
+        return { body, text: encode(body), expiresAt: this.expiresAt(range, true) };
+      },
+    );
+    return ids.map((id) => (sealed.get(id) ?? written.get(id)) as ItemBody);
+  }
+
+  /**
+   * Rewrites items by compare-and-set, in rounds: each round reads the pending items afresh,
+   * `next` gives an item's new body (encoded as `text`) and expiry, or nothing to write, and an
+   * item another writer changed meanwhile goes to the next round; after MAX_CONFLICT_ROUNDS the
+   * batch fails with the message `tooMany` gives for the items still pending. Returns the bodies
+   * written, by item id.
+   */
+  private async rewrite(
+    ids: readonly string[],
+    what: string,
+    tooMany: (pending: number) => string,
+    next: (id: string, item: CachedItem) => { body: ItemBody; text: string; expiresAt: number } | undefined,
+  ): Promise<Map<string, ItemBody>> {
+    const written = new Map<string, ItemBody>();
+    let pending = [...ids];
     for (let round = 0; pending.length > 0; round++) {
-      if (round >= MAX_CONFLICT_ROUNDS) {
-        throw new StateStoreError(`state store: could not seal window [${range.start}, ${range.end}) for emission`);
-      }
+      if (round >= MAX_CONFLICT_ROUNDS) throw new StateStoreError(tooMany(pending.length));
       for (const id of pending) this.cache.delete(id);
       await this.load(pending);
       const writes: ItemWrite[] = [];
       const bodies: ItemBody[] = [];
       for (const id of pending) {
         const item = this.cache.get(id) as CachedItem;
-        if (item.body.s) {
-          sealed.set(id, item.body);
-          continue;
-        }
-        const body: ItemBody = { ...item.body, s: true };
-        writes.push({ id, body: encode(body), expected: item.version, expiresAt: this.expiresAt(range, true) });
-        bodies.push(body);
+        const change = next(id, item);
+        if (!change) continue;
+        writes.push({ id, body: change.text, expected: item.version, expiresAt: change.expiresAt });
+        bodies.push(change.body);
       }
-      const results =
-        writes.length > 0 ? await this.retry('sealing a window for emission', () => this.backend.write(writes)) : [];
+      const results = writes.length > 0 ? await this.retry(what, () => this.backend.write(writes)) : [];
       pending = [];
       for (let k = 0; k < writes.length; k++) {
         const w = writes[k] as ItemWrite;
         if (results[k]) {
-          sealed.set(w.id, bodies[k] as ItemBody);
+          written.set(w.id, bodies[k] as ItemBody);
           this.cache.set(w.id, { version: w.expected + 1, body: bodies[k] as ItemBody });
         } else pending.push(w.id);
       }
     }
-    return ids.map((id) => sealed.get(id) as ItemBody);
+    return written;
   }
 
   /**
@@ -497,17 +521,11 @@ export class ItemWindowStore implements SharedWindowStore {
       const at = entry.grains.get(r.grain);
       if (at === undefined || comparePositions(r.position, at) > 0) entry.grains.set(r.grain, r.position);
     }
-    let pending = [...byItem.keys()];
-    for (let round = 0; pending.length > 0; round++) {
-      if (round >= MAX_CONFLICT_ROUNDS) {
-        throw new StateStoreError(`state store: late records could not be noted in ${pending.length} window item(s)`);
-      }
-      for (const id of pending) this.cache.delete(id);
-      await this.load(pending);
-      const writes: ItemWrite[] = [];
-      const bodies: ItemBody[] = [];
-      for (const id of pending) {
-        const item = this.cache.get(id) as CachedItem;
+    await this.rewrite(
+      [...byItem.keys()],
+      'noting late records',
+      (pending) => `state store: late records could not be noted in ${pending} window item(s)`,
+      (id, item) => {
         const { range, grains } = byItem.get(id) as { range: WindowRange; grains: Map<string, string> };
         // (A range closed by the watermark may have no item of this writer, or an open one: the
         // positions go there too; an item made for them holds no window, sealed.)
@@ -520,22 +538,13 @@ export class ItemWindowStore implements SharedWindowStore {
             moved = true;
           }
         }
-        if (!moved) continue;
+        if (!moved) return undefined;
         const body: ItemBody = item.version === 0 ? { w: new Map(), p, s: true } : { ...item.body, p };
         const text = encode(body);
-        if (Buffer.byteLength(text) > this.backend.maxItemBytes) continue;
-        writes.push({ id, body: text, expected: item.version, expiresAt: this.expiresAt(range, true) });
-        bodies.push(body);
-      }
-      const results =
-        writes.length > 0 ? await this.retry('noting late records', () => this.backend.write(writes)) : [];
-      pending = [];
-      for (let k = 0; k < writes.length; k++) {
-        const w = writes[k] as ItemWrite;
-        if (results[k]) this.cache.set(w.id, { version: w.expected + 1, body: bodies[k] as ItemBody });
-        else pending.push(w.id);
-      }
-    }
+        if (Buffer.byteLength(text) > this.backend.maxItemBytes) return undefined;
+        return { body, text, expiresAt: this.expiresAt(range, true) };
+      },
+    );
   }
 
   async emitted(range: WindowRange): Promise<void> {
