@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
+import { boundObject } from '../bindings.js';
 import { type Lookup, type LookupDefinition, lookupKey } from '../compile/types.js';
 import { ConfigError } from '../errors.js';
 import { register } from '../registry.js';
@@ -86,10 +87,6 @@ export const refLookupDefinition: LookupDefinition<string> = register({
   module: './lookups/static.js',
   schema: Type.String({ minLength: 1, description: 'name of a lookup object bound by the TypeScript builder' }),
   description: 'A lookup object supplied in TypeScript, bound by name by the builder.',
-  create(name, ctx) {
-    const lookup = ctx.bindings.get(name) as Lookup | undefined;
-    if (!lookup || typeof lookup.get !== 'function')
-      throw new ConfigError(`no lookup is bound under the name \`${name}\``);
-    return lookup;
-  },
+  create: (name, ctx) =>
+    boundObject(ctx.bindings, name, 'lookup', (v): v is Lookup => !!v && typeof (v as Lookup).get === 'function'),
 });

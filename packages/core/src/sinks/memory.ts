@@ -1,7 +1,7 @@
 import Type from 'typebox';
+import { boundObject } from '../bindings.js';
 import type { Sink, SinkDefinition } from '../compile/types.js';
 import type { RecordEnvelope } from '../envelope.js';
-import { ConfigError } from '../errors.js';
 import { register } from '../registry.js';
 
 declare module '../index.js' {
@@ -41,9 +41,6 @@ export const refSinkDefinition: SinkDefinition<string> = register({
   schema: refSinkSchema,
   description: 'A sink object supplied in TypeScript (`.sink(new MemorySink())` binds it under a generated name).',
   summary: (name) => name,
-  create(name, ctx) {
-    const sink = ctx.bindings.get(name) as Sink | undefined;
-    if (!sink || typeof sink.write !== 'function') throw new ConfigError(`no sink is bound under the name \`${name}\``);
-    return sink;
-  },
+  create: (name, ctx) =>
+    boundObject(ctx.bindings, name, 'sink', (v): v is Sink => !!v && typeof (v as Sink).write === 'function'),
 });

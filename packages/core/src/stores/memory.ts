@@ -3,8 +3,8 @@
  * supplied in TypeScript). DynamoDB and Redis come from `@tributary/state`.
  */
 import Type from 'typebox';
+import { boundObject } from '../bindings.js';
 import type { StoreDefinition } from '../compile/types.js';
-import { ConfigError } from '../errors.js';
 import { register } from '../registry.js';
 import { isStateStore } from '../windows/shared.js';
 
@@ -43,9 +43,5 @@ export const refStoreDefinition: StoreDefinition<string> = register({
   schema: Type.String({ minLength: 1, description: 'name of a state store bound by the TypeScript builder' }),
   description: 'A state store object supplied in TypeScript (`state: dynamoDbState({...})` binds it).',
   summary: (name) => name,
-  create(name, ctx) {
-    const store = ctx.bindings.get(name);
-    if (!isStateStore(store)) throw new ConfigError(`no state store is bound under the name \`${name}\``);
-    return store;
-  },
+  create: (name, ctx) => boundObject(ctx.bindings, name, 'state store', isStateStore),
 });
