@@ -55,6 +55,16 @@ export async function compiledPipeline(
 }
 
 /**
+ * Prints why a command on `file` failed (`what`: `synth`, `lambda-local`): the issues of a
+ * pipeline a runtime refuses, one per line as `file:line:column: message` (as validate prints
+ * them), or else one line for the error.
+ */
+export function reportFailure(file: string, what: string, err: unknown, context: CommandContext): void {
+  if (err instanceof PipelineValidationError) for (const i of err.issues) context.io.err.write(`${formatIssue(i)}\n`);
+  else context.io.err.write(`${file}: ${what} failed: ${context.errorText(err)}\n`);
+}
+
+/**
  * `pipeline` (of `file`) compiled, or undefined when a component refuses its options: every
  * problem is printed, as `file:line:column: message`.
  */

@@ -6,8 +6,9 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { loadPipelineFile } from '@tributary/core';
+import { loadPipelineFile, PipelineValidationError } from '@tributary/core';
 import '@tributary/sinks';
+import { main } from '@tributary/cli';
 import { synth, template } from '@tributary/cli/synth';
 import { describe, expect, it } from 'vitest';
 import {
@@ -49,6 +50,20 @@ function kinesisEvent(values: readonly object[]) {
       }),
     ),
   };
+}
+
+const STATE_LOST =
+  'window state in memory would be lost whenever a Lambda container ends (at any time, without notice) — keep it in a shared store (state: { dynamodb: { table } } or { redis: { url } }), or accept the loss with state: { memory: { volatile: true } }';
+
+/** Standard error of a command run in process (nothing is written to standard output). */
+function errorOutput() {
+  let text = '';
+  const write = (s: string) => {
+    text += s;
+    return true;
+  };
+  const io = { out: { write: () => true }, err: { write } } as never as Parameters<typeof main>[1];
+  return Object.assign(io as object, { text: () => text }) as typeof io & { text(): string };
 }
 
 /** Imports a synthesised bundle and returns its handler. */
@@ -161,13 +176,49 @@ describe('tributary synth (lambda)', () => {
     const dir = await mkdtemp(join(tmpdir(), 'trib-synth-mem-'));
     const yaml = (state: string) =>
       `version: 1\nname: synth-mem\nsource: { file: { path: in.jsonl } }\nsteps:\n  - window: { key: event.k, tumbling: 1m, aggregate: { n: count() }${state} }\n  - sink: { stdout: {} }\n`;
+    const refusal = async (file: string) => {
+      const p = await loadPipelineFile(file);
+      const err = await synth(p, { outDir: join(dir, 'dist') }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PipelineValidationError);
+      return (err as PipelineValidationError).issues;
+    };
     for (const [i, state] of ['', ', state: memory', ', state: { memory: {} }'].entries()) {
-      await writeFile(join(dir, `p${i}.yaml`), yaml(state));
-      const p = await loadPipelineFile(join(dir, `p${i}.yaml`));
-      await expect(synth(p, { outDir: join(dir, `dist${i}`) })).rejects.toThrow(
-        /window state in memory would be lost whenever a Lambda container ends .*\/steps\/0\/window.*volatile: true/,
-      );
+      const file = join(dir, `p${i}.yaml`);
+      await writeFile(file, yaml(state));
+      // At the window step's spec: line 5, column 13.
+      expect(await refusal(file)).toEqual([
+        { file, line: 5, column: 13, path: '/steps/0/window', message: STATE_LOST },
+      ]);
     }
+    // One issue for each window step that would lose its state, a nested one at its own path.
+    const two = join(dir, 'two.yaml');
+    await writeFile(
+      two,
+      `version: 1
+name: synth-mem
+source: { file: { path: in.jsonl } }
+steps:
+  - window: { key: event.k, tumbling: 1m, aggregate: { n: count() }, state: { memory: { volatile: true } } }
+  - branch:
+      routes:
+        - when: event.n > 0
+          steps:
+            - window:
+                key: event.k
+                session: { gap: 1m }
+                aggregate: { n: count() }
+  - window: { key: event.k, tumbling: 1m, aggregate: { n: count() } }
+`,
+    );
+    expect(await refusal(two)).toEqual([
+      { file: two, line: 11, column: 17, path: '/steps/1/branch/routes/0/steps/0/window', message: STATE_LOST },
+      { file: two, line: 14, column: 13, path: '/steps/2/window', message: STATE_LOST },
+    ]);
+    // The command prints them as validate does, one per line, and fails.
+    const io = errorOutput();
+    const cli = await main(['synth', two, '--runtime', 'lambda', '--out', join(dir, 'dist-cli')], io);
+    expect(cli).toBe(2);
+    expect(io.text()).toBe(`${two}:11:17: ${STATE_LOST}\n${two}:14:13: ${STATE_LOST}\n`);
     await writeFile(join(dir, 'ok.yaml'), yaml(', state: { memory: { volatile: true } }'));
     const ok = await synth(await loadPipelineFile(join(dir, 'ok.yaml')), { outDir: join(dir, 'dist-ok') });
     expect(ok.bundleBytes).toBeGreaterThan(0);

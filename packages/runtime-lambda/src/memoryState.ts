@@ -5,8 +5,12 @@
  * its state in a shared store (DynamoDB, Redis), or opt in to losing it:
  * `state: { memory: { volatile: true } }`. `createHandler` and `synth` refuse anything else.
  */
-import type { PipelineSpec, WindowSpec } from '@tributary/core';
-import { ConfigError, walkComponents } from '@tributary/core/spi';
+import type { Pipeline, PipelineSpec, WindowSpec } from '@tributary/core';
+import { PipelineValidationError, walkComponents } from '@tributary/core/spi';
+
+/** What is said of each window step whose state would die with a Lambda container. */
+const STATE_LOST =
+  'window state in memory would be lost whenever a Lambda container ends (at any time, without notice) — keep it in a shared store (state: { dynamodb: { table } } or { redis: { url } }), or accept the loss with state: { memory: { volatile: true } }';
 
 /** JSON pointers of the window steps whose state is in memory without `volatile: true`. */
 export function memoryWindows(spec: PipelineSpec): string[] {
@@ -25,16 +29,18 @@ export function memoryWindows(spec: PipelineSpec): string[] {
   return out;
 }
 
-/** Throws a ConfigError naming every window step whose state would die with a Lambda container. */
-export function checkLambdaWindowState(spec: PipelineSpec, file?: string): void {
-  const paths = memoryWindows(spec);
+/**
+ * Throws a PipelineValidationError with one issue for each window step whose state would die with
+ * a Lambda container, at that step's window spec (with its file, line and column when the
+ * pipeline came from YAML), as compile reports a component it refuses.
+ */
+export function checkLambdaWindowState(pipeline: Pick<Pipeline, 'spec' | 'file' | 'locate'>): void {
+  const paths = memoryWindows(pipeline.spec);
   if (paths.length === 0) return;
-  const where = file ? `${file}: ` : '';
-  throw new ConfigError(
-    `${where}window state in memory would be lost whenever a Lambda container ends (at any time, without notice): ${paths
-      .map((p) => `${p}/window`)
-      .join(
-        ', ',
-      )} — keep it in a shared store (state: { dynamodb: { table } } or { redis: { url } }), or accept the loss with state: { memory: { volatile: true } }`,
+  throw new PipelineValidationError(
+    paths.map((step) => {
+      const path = `${step}/window`;
+      return { file: pipeline.file, ...pipeline.locate?.(path), path, message: STATE_LOST };
+    }),
   );
 }

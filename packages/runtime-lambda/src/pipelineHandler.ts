@@ -240,10 +240,10 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
   const now = () => options.scheduler?.now() ?? Date.now();
   const initArn = options.streamArn ?? (process.env.TRIBUTARY_STREAM_ARN || undefined);
   // Window state in memory dies with the container: refused unless the pipeline opts in.
-  if (!(pipeline instanceof Promise)) checkLambdaWindowState(pipeline.spec, pipeline.file);
+  if (!(pipeline instanceof Promise)) checkLambdaWindowState(pipeline);
   const init = (async () => {
     const p = await pipeline;
-    checkLambdaWindowState(p.spec, p.file);
+    checkLambdaWindowState(p);
     const compiled = compile(p, options);
     await compiled.open();
     for (const s of options.shards ?? []) compiled.registerShard(s);

@@ -5,7 +5,7 @@
  */
 import { type Command, EXIT } from '../command.js';
 import { lambdaLocal as runLambdaLocal } from '../lambdaLocal.js';
-import { loadPipeline } from '../pipeline.js';
+import { loadPipeline, reportFailure } from '../pipeline.js';
 import { STOP_SIGNALS, stopOnSignals } from '../signals.js';
 
 const number = (v: string | boolean | undefined) => (v === undefined ? undefined : Number(v));
@@ -56,7 +56,7 @@ export const lambdaLocal: Command = {
       const sig = stop.received();
       return sig === undefined ? EXIT.ok : STOP_SIGNALS[sig];
     } catch (err) {
-      io.err.write(`${file}: lambda-local failed: ${context.errorText(err)}\n`);
+      reportFailure(file, 'lambda-local', err, context);
       return EXIT.failed;
     } finally {
       stop.dispose();

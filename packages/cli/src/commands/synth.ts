@@ -1,7 +1,7 @@
 /** `tributary synth <pipeline.yaml> --runtime lambda`: a bundle and CloudFormation template for Lambda. */
 import { resolve } from 'node:path';
 import { type Command, EXIT } from '../command.js';
-import { loadPipeline } from '../pipeline.js';
+import { loadPipeline, reportFailure } from '../pipeline.js';
 
 export const synth: Command = {
   name: 'synth',
@@ -34,7 +34,7 @@ export const synth: Command = {
       );
       return EXIT.ok;
     } catch (err) {
-      context.io.err.write(`${file}: synth failed: ${context.errorText(err)}\n`);
+      reportFailure(file, 'synth', err, context);
       return EXIT.failed;
     }
   },

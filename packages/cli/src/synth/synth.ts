@@ -33,7 +33,7 @@ export interface SynthResult {
 
 /** Writes `index.mjs` (the bundle), the files it reads and `template.json` into `outDir`. */
 export async function synth(pipeline: Pipeline, options: SynthOptions): Promise<SynthResult> {
-  checkLambdaWindowState(pipeline.spec, pipeline.file);
+  checkLambdaWindowState(pipeline);
   await mkdir(options.outDir, { recursive: true });
   const bundle = join(options.outDir, 'index.mjs');
   const inlined = await copyReadFiles(pipeline, options.outDir);
