@@ -145,19 +145,52 @@ export function wellFormedKinesisRecord(r: unknown, eventShard: string): SourceR
   const text = k.data;
   const arrival = k.approximateArrivalTimestamp;
   if (typeof seq !== 'string' || typeof partitionKey !== 'string' || typeof text !== 'string') return undefined;
-  if (typeof arrival !== 'number' || !(Math.abs(arrival) <= MAX_EPOCH_SECONDS) || !DIGITS.test(seq)) return undefined;
-  const data = Buffer.from(text, 'base64');
-  if (data.length !== base64Length(text) || text.indexOf('-') >= 0 || text.indexOf('_') >= 0) return undefined;
-  if (hasAggregateMagic(data)) return undefined;
-  // The payload as its text (what decoding reads, and the dead-letter output shows): the bytes
-  // are not kept for the batch. Not UTF-8: the bytes are kept, and decoding dead-letters them.
-  let payload: string;
+  if (typeof arrival !== 'number' || !(Math.abs(arrival) <= MAX_EPOCH_SECONDS) || !isDecimal(seq)) return undefined;
+  const payload = payloadOf(text);
+  if (payload === undefined) return undefined;
+  return { data: payload, partitionKey, sequenceNumber: seq, arrivalTime: Math.round(arrival * 1000) };
+}
+
+/** Whether `s` is a decimal number (`DIGITS`, without a regular expression: this runs per record). */
+function isDecimal(s: string): boolean {
+  const n = s.length;
+  if (n === 0) return false;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/**
+ * Where payloads are decoded from base64 on the fast path: one buffer for every record (the bytes
+ * are read once, into the payload's text), so a record allocates no buffer of its own. A payload
+ * larger than this takes the general path.
+ */
+const scratch = Buffer.allocUnsafeSlow(64 * 1024);
+
+/**
+ * The UTF-8 text of strict base64 `text` that is not a KPL aggregate, as `decodeKinesisRecord`
+ * and decoding with a fatal TextDecoder would make it; undefined for anything else (not strict
+ * base64, larger than `scratch`, an aggregate, not UTF-8), which the general path decides.
+ */
+function payloadOf(text: string): string | undefined {
+  const length = base64Length(text);
+  if (length < 0 || length > scratch.length) return undefined;
+  // Node decodes leniently (what is not base64 is skipped): fewer bytes than expected, or `-`
+  // and `_` (base64url) among them, is not strict base64.
+  if (scratch.write(text, 'base64') !== length || text.indexOf('-') >= 0 || text.indexOf('_') >= 0) return undefined;
+  if (length > 0 && scratch[0] === 0xf3 && hasAggregateMagic(scratch.subarray(0, length))) return undefined;
+  // Lenient decoding replaces each ill-formed sequence with U+FFFD: without one (nor a byte order
+  // mark, which a TextDecoder drops), the text is what the fatal decoder gives. With one, the
+  // fatal decoder decides (U+FFFD may also be in the payload as such).
+  const payload = scratch.toString('utf8', 0, length);
+  if (payload.indexOf('\ufffd') < 0 && payload.charCodeAt(0) !== 0xfeff) return payload;
   try {
-    payload = utf8.decode(data);
+    return utf8.decode(scratch.subarray(0, length));
   } catch {
     return undefined;
   }
-  return { data: payload, partitionKey, sequenceNumber: seq, arrivalTime: Math.round(arrival * 1000) };
 }
 
 /**
