@@ -167,7 +167,17 @@ function isDecimal(s: string): boolean {
  * are read once, into the payload's text), so a record allocates no buffer of its own. A payload
  * larger than this takes the general path.
  */
-const scratch = Buffer.allocUnsafeSlow(64 * 1024);
+const scratch = Buffer.allocUnsafeSlow(64 * 1024) as Buffer & NodeBufferCodecs;
+
+/**
+ * What `Buffer.prototype.write` and `toString` call for base64 and UTF-8, called directly: the
+ * public methods are JavaScript shared with every other use of buffers in the process, whose
+ * type feedback makes them polymorphic; these are the native codecs themselves (Node ≥ 0.x).
+ */
+interface NodeBufferCodecs {
+  base64Write(text: string, offset: number, length: number): number;
+  utf8Slice(start: number, end: number): string;
+}
 
 /**
  * The UTF-8 text of strict base64 `text` that is not a KPL aggregate, as `decodeKinesisRecord`
@@ -179,12 +189,13 @@ function payloadOf(text: string): string | undefined {
   if (length < 0 || length > scratch.length) return undefined;
   // Node decodes leniently (what is not base64 is skipped): fewer bytes than expected, or `-`
   // and `_` (base64url) among them, is not strict base64.
-  if (scratch.write(text, 'base64') !== length || text.indexOf('-') >= 0 || text.indexOf('_') >= 0) return undefined;
+  if (scratch.base64Write(text, 0, scratch.length) !== length || text.indexOf('-') >= 0 || text.indexOf('_') >= 0)
+    return undefined;
   if (length > 0 && scratch[0] === 0xf3 && hasAggregateMagic(scratch.subarray(0, length))) return undefined;
   // Lenient decoding replaces each ill-formed sequence with U+FFFD: without one (nor a byte order
   // mark, which a TextDecoder drops), the text is what the fatal decoder gives. With one, the
   // fatal decoder decides (U+FFFD may also be in the payload as such).
-  const payload = scratch.toString('utf8', 0, length);
+  const payload = scratch.utf8Slice(0, length);
   if (payload.indexOf('\ufffd') < 0 && payload.charCodeAt(0) !== 0xfeff) return payload;
   try {
     return utf8.decode(scratch.subarray(0, length));
