@@ -54,6 +54,21 @@ declare module '../index.js' {
 const ABSENT = Symbol('absent');
 
 /**
+ * `{ ...value }`: its own enumerable properties, copied into a new object. Object.assign makes
+ * the same copy several times faster in V8 (spreading a record with number fields costs about
+ * 600 ns, assigning 55 ns), but it sets where spreading defines: an own `__proto__` property
+ * (JSON.parse makes one of `{"__proto__": …}`) would set the copy's prototype, so such a value
+ * is spread.
+ */
+function ownCopy(value: unknown): Record<string, unknown> {
+  return hasOwnProto(value) ? { ...(value as object) } : Object.assign({}, value);
+}
+
+function hasOwnProto(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__');
+}
+
+/**
  * `enrich`: joins each record with a value from a lookup table. Per batch, keys are evaluated,
  * de-duplicated, served from a bounded TTL cache where possible, and fetched in one call.
  */
@@ -101,13 +116,14 @@ export const enrichStepDefinition: StepDefinition<EnrichSpec> = register({
 
     const merge = (value: unknown, found: unknown): unknown => {
       if (as !== undefined) {
-        // Spread, then assign: a computed key inside the literal is several times slower in V8.
-        const out: Record<string, unknown> = { ...(value as object) };
+        const out = ownCopy(value);
         out[as] = found === ABSENT ? null : found;
         return out;
       }
       if (found === ABSENT || found === null || typeof found !== 'object') return value;
-      return { ...(value as object), ...(found as object) };
+      return hasOwnProto(value) || hasOwnProto(found)
+        ? { ...(value as object), ...(found as object) }
+        : Object.assign({}, value, found);
     };
 
     return (next) =>

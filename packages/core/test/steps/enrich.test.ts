@@ -149,4 +149,24 @@ describe('enrich', () => {
     // Without `as`, the looked-up fields are merged into the record.
     expect((await testPipeline(rows, input)).output).toEqual([{ user: 'b', key: 'b', name: 'Bob' }, { user: 'q' }]);
   });
+
+  it('copies a record with an own `__proto__` field as a field, with the record and the looked-up value', async () => {
+    // JSON.parse makes `__proto__` an own field; the copy keeps it as one and its prototype as is.
+    const input = [JSON.parse('{"__proto__":{"polluted":true},"user":"a"}')];
+    const lookup: Lookup = {
+      get: async (keys) => new Map(keys.map((k) => [k, JSON.parse('{"__proto__":{"polluted":true},"name":"Ann"}')])),
+    };
+    for (const as of ['profile', undefined]) {
+      const p = pipeline('t')
+        .source(fileSource<{ user: string }>({ path: 'x' }))
+        .enrich({ lookup, key: (e) => e.user, ...(as ? { as } : {}) })
+        .build();
+      const [out] = (await testPipeline<Record<string, unknown>>(p, input)).output;
+      expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+      expect(Object.hasOwn(out as object, '__proto__')).toBe(true);
+      expect((out as { polluted?: unknown }).polluted).toBeUndefined();
+      expect(Object.keys(out as object)).toEqual(as ? ['__proto__', 'user', 'profile'] : ['__proto__', 'user', 'name']);
+    }
+    expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
+  });
 });
