@@ -157,10 +157,12 @@ describe('enrich', () => {
       get: async (keys) => new Map(keys.map((k) => [k, JSON.parse('{"__proto__":{"polluted":true},"name":"Ann"}')])),
     };
     for (const as of ['profile', undefined]) {
-      const p = pipeline('t')
-        .source(fileSource<{ user: string }>({ path: 'x' }))
-        .enrich({ lookup, key: (e) => e.user, ...(as ? { as } : {}) })
-        .build();
+      const p = {
+        ...yamlPipeline(
+          `version: 1\nname: t\nsource: { file: { path: x } }\nsteps:\n  - enrich: { lookup: { ref: users }, key: event.user${as ? `, as: ${as}` : ''} }\n`,
+        ),
+        bindings: new Map([['users', lookup]]),
+      };
       const [out] = (await testPipeline<Record<string, unknown>>(p, input)).output;
       expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
       expect(Object.hasOwn(out as object, '__proto__')).toBe(true);
