@@ -377,6 +377,7 @@ export class CompiledPipeline {
     // Nodes are named in definition order, then linked back to front so each push knows its next.
     const compileSteps = (specs: StepSpec[], path: string, next: Push): Push => {
       const linkers: ((next: Push) => Push)[] = [];
+      const specPaths: string[] = [];
       depth++;
       specs.forEach((spec, i) => {
         const kind = kindOf(spec);
@@ -394,6 +395,7 @@ export class CompiledPipeline {
         };
         if (kind === 'sink') node.summary = `${kindOf(value as object)} ${sinkSummary(value as SinkSpec)}`;
         nodes.push(node);
+        specPaths.push(`${node.path}/${kind}`);
         try {
           linkers.push(def.compile(value as never, node, ctx));
         } catch (err) {
@@ -405,7 +407,16 @@ export class CompiledPipeline {
       });
       depth--;
       let push = next;
-      for (let i = linkers.length - 1; i >= 0; i--) push = (linkers[i] as (n: Push) => Push)(push);
+      for (let i = linkers.length - 1; i >= 0; i--) {
+        // A step may refuse its options while linking too (knowing its next): reported the same way.
+        const specPath = specPaths[i] as string;
+        currentPath = specPath.slice(0, specPath.lastIndexOf('/'));
+        try {
+          push = (linkers[i] as (n: Push) => Push)(push);
+        } catch (err) {
+          if (!collect(err, specPath)) throw err;
+        }
+      }
       return push;
     };
 
