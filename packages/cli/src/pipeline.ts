@@ -14,21 +14,34 @@ import { overridesOf, withOverrides } from './overrides.js';
 /**
  * The pipeline of `file`, or undefined when it cannot be loaded or is invalid: every problem is
  * printed, as `file:line:column: message`. `importModules: false` lexes `fn:` modules for their
- * exports instead of importing them (validation never runs user code); with `standIns` their
- * functions are bound to stand-ins, so that the pipeline compiles.
+ * exports instead of importing them (validation never runs user code).
  */
 export async function loadPipeline(
   file: string,
   context: CommandContext,
-  options: { importModules?: boolean; standIns?: boolean } = {},
+  options: { importModules?: boolean } = {},
 ): Promise<Pipeline | undefined> {
+  const { pipeline, problems } = await checkPipeline(file, context, options);
+  return problems === 0 ? pipeline : undefined;
+}
+
+/**
+ * As {@link loadPipeline}, with the number of problems printed; with `standIns` (and
+ * `importModules: false`), the pipeline is returned even when some of its function references
+ * have problems (they stand in too), so that compiling it finds the other problems in the same run.
+ */
+export async function checkPipeline(
+  file: string,
+  context: CommandContext,
+  options: { importModules?: boolean; standIns?: boolean } = {},
+): Promise<{ pipeline: Pipeline | undefined; problems: number }> {
   try {
     const { pipeline, issues } = await checkPipelineFile(file, { ...context.modules, ...options });
     for (const issue of issues) context.io.err.write(`${formatIssue(issue)}\n`);
-    return pipeline;
+    return { pipeline, problems: issues.length };
   } catch (err) {
     context.io.err.write(`${file}: cannot load the pipeline: ${context.errorText(err)}\n`);
-    return undefined;
+    return { pipeline: undefined, problems: 1 };
   }
 }
 

@@ -1,6 +1,6 @@
 /** `tributary validate <pipeline.yaml>...`: every problem of each file, as file:line:column: message. */
 import { type Command, EXIT } from '../command.js';
-import { compilePipeline, loadPipeline } from '../pipeline.js';
+import { checkPipeline, compilePipeline } from '../pipeline.js';
 
 export const validate: Command = {
   name: 'validate',
@@ -12,13 +12,14 @@ export const validate: Command = {
     let ok = true;
     for (const file of positionals) {
       // Validation never runs user code: `fn:` modules are lexed for their exports, not imported,
-      // and their functions are bound to stand-ins that are never called.
-      const pipeline = await loadPipeline(file, context, { importModules: false, standIns: true });
+      // and their functions are bound to stand-ins that are never called (a missing one too).
+      const { pipeline, problems } = await checkPipeline(file, context, { importModules: false, standIns: true });
       // Compiled as `run` compiles it, so that every option a component refuses is reported too.
       // Compiling opens nothing: sinks, stores and lookups open their files and connections when
       // first used, and a compiled pipeline that never ran closes without touching them.
       const compiled = pipeline && compilePipeline(pipeline, file, context, { validated: true });
-      if (!compiled) {
+      if (!compiled || problems > 0) {
+        if (compiled) await compiled.close().catch(() => {});
         ok = false;
         continue;
       }

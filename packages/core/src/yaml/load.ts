@@ -299,6 +299,9 @@ export async function resolveFunctions(
       else issues.push({ path, message: `cannot load module \`${modulePath}\`: ${describeError(err)}` });
     }
   }
+  // A reference with a problem stands in too, so that the pipeline still compiles for its others.
+  if (options.importModules === false && options.standIns)
+    for (const { ref } of refs) if (!bindings.has(ref)) bindings.set(ref, standIn(ref));
   return { bindings, issues };
 }
 
@@ -326,7 +329,10 @@ export type PipelineFileOptions = FunctionModuleOptions;
  * Every problem with a pipeline file (syntax, schema, expressions, functions), located. With
  * `importModules: false` (what `validate` wants) no user code runs: `fn:` modules are only read
  * and lexed, and the pipeline returned has no function bindings (or, with `standIns`, stand-ins
- * that are never to be called).
+ * that are never to be called). The pipeline is undefined when there are issues — except with
+ * `standIns`, where the only issues are of function references: then every reference with a
+ * problem is bound to a stand-in as well, and the pipeline is returned beside its issues, so that
+ * compiling it reports the problems of its components in the same run.
  */
 export async function checkPipelineFile(
   path: string,
@@ -351,11 +357,13 @@ export async function checkPipelineFile(
   if (!parsed.spec) return { pipeline: undefined, issues: parsed.issues };
   const baseDir = dirname(resolve(path));
   const { bindings, issues } = await resolveFunctions(parsed.spec, baseDir, options);
+  const pipeline: Pipeline = { spec: parsed.spec, bindings, file, baseDir, locate: parsed.locate };
   if (issues.length > 0) {
     const relocated = parsePipelineLocations(text, file, issues);
-    return { pipeline: undefined, issues: relocated };
+    const standingIn = options.importModules === false && options.standIns === true;
+    return { pipeline: standingIn ? pipeline : undefined, issues: relocated };
   }
-  return { pipeline: { spec: parsed.spec, bindings, file, baseDir, locate: parsed.locate }, issues: [] };
+  return { pipeline, issues: [] };
 }
 
 /**

@@ -29,7 +29,9 @@ export interface FunctionModuleOptions {
   /**
    * With `importModules: false`: bind each function to a stand-in instead (one that throws if it
    * is ever called), so that the pipeline can be compiled — its components' option checks run —
-   * still without running user code. What `validate` wants. Default false.
+   * still without running user code. A reference whose module or export is missing is reported
+   * and stands in too, so that the other problems are found in the same run. What `validate`
+   * wants. Default false.
    */
   standIns?: boolean;
   /** Accept modules outside the pipeline's project folder (see {@link projectFolder}). Default false. */
