@@ -8,7 +8,25 @@ import { lambdaLocal as runLambdaLocal } from '../lambdaLocal.js';
 import { loadPipeline, reportFailure } from '../pipeline.js';
 import { STOP_SIGNALS, stopOnSignals } from '../signals.js';
 
-const number = (v: string | boolean | undefined) => (v === undefined ? undefined : Number(v));
+/** The ranges of the event source mapping's settings that lambda-local takes as flags. */
+const INTEGER_FLAGS = {
+  'batch-size': { min: 1, max: 10_000 },
+  'max-retries': { min: 0, max: 10_000 },
+  parallelization: { min: 1, max: 10 },
+} as const;
+
+/**
+ * The integer value of flag `name`, undefined when it is not given, or the message saying why
+ * it is refused.
+ */
+function integerFlag(values: Record<string, unknown>, name: keyof typeof INTEGER_FLAGS): number | undefined | string {
+  const text = values[name];
+  if (text === undefined) return undefined;
+  const { min, max } = INTEGER_FLAGS[name];
+  const n = typeof text === 'string' && /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (n >= min && n <= max) return n;
+  return `Expected \`--${name}\` to be an integer from ${min} to ${max}, got ${String(text)}`;
+}
 
 export const lambdaLocal: Command = {
   name: 'lambda-local',
@@ -26,16 +44,23 @@ export const lambdaLocal: Command = {
   optionsHelp: `  --stream <name>       the Kinesis stream to read
   --endpoint <url>      the Kinesis endpoint (e.g. kinesalite's); default: AWS's, for the region
                         and credentials of the environment
-  --batch-size <n>      records per invocation at most (default 100)
+  --batch-size <n>      records per invocation at most, 1 to 10000 (default 100)
   --bisect              split a failed batch in two and retry each half (BisectBatchOnFunctionError)
   --max-retries <n>     retries of a failed batch before its records go to the dead-letter output
-                        (the on-failure destination; default 3)
-  --parallelization <n> batches of one shard handled at once (ParallelizationFactor, default 1)`,
+                        (the on-failure destination), 0 to 10000 (default 3)
+  --parallelization <n> batches of one shard handled at once (ParallelizationFactor), 1 to 10
+                        (default 1)`,
   async run({ values, positionals }, context) {
     const file = positionals[0];
     const stream = values.stream as string | undefined;
     if (file === undefined || positionals.length > 1 || stream === undefined)
       return context.usageError('lambda-local needs a pipeline file and --stream <name>');
+    const numbers = {
+      batchSize: integerFlag(values, 'batch-size'),
+      maxRetries: integerFlag(values, 'max-retries'),
+      parallelization: integerFlag(values, 'parallelization'),
+    };
+    for (const n of Object.values(numbers)) if (typeof n === 'string') return context.usageError(n);
     const loaded = await loadPipeline(file, context);
     if (!loaded) return EXIT.invalid;
     const { io } = context;
@@ -45,10 +70,10 @@ export const lambdaLocal: Command = {
         signal: stop.signal,
         stream,
         endpoint: values.endpoint as string | undefined,
-        batchSize: number(values['batch-size']),
+        batchSize: numbers.batchSize as number | undefined,
         bisect: values.bisect === true,
-        maxRetries: number(values['max-retries']),
-        parallelization: number(values.parallelization),
+        maxRetries: numbers.maxRetries as number | undefined,
+        parallelization: numbers.parallelization as number | undefined,
         log: (line) => io.err.write(`${line}\n`),
       });
       io.err.write(`${summary}\n`);
