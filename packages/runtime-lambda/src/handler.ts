@@ -34,8 +34,17 @@
  *   windows whose time has passed are emitted even when no record arrives.
  * - One CloudWatch Embedded Metric Format line per invocation (records in/out, dead-lettered,
  *   late, iterator age, duration), and structured JSON logs.
+ *
+ * This module is also the entry `@tributary/runtime-lambda/handler`: the lean one, that registers
+ * only core's components (the bundle `tributary synth` builds enters through it, importing the
+ * modules of the components its pipeline uses and nothing else). A pipeline file naming a sink,
+ * state store or lookup of another package (`kinesis`, `dynamodb`, ...) needs that package
+ * loaded: import `@tributary/runtime-lambda` (which loads `@tributary/sinks` and
+ * `@tributary/state`) or the package that provides the kind; when none is, the refusal of an
+ * unknown kind says so.
  */
-import { loadPipelineFile, type Pipeline } from '@tributary/core';
+import { loadPipelineFile, type Pipeline, PipelineValidationError, type ValidationIssue } from '@tributary/core';
+import { type ComponentCategory, definitions } from '@tributary/core/spi';
 import { createPipelineHandler, type Handler, type HandlerOptions } from './pipelineHandler.js';
 
 export { MAX_NESTING } from './dynamoDbImage.js';
@@ -44,5 +53,28 @@ export type { BatchItemFailure, Handler, HandlerOptions, HandlerResponse } from 
 
 /** The Lambda handler of a pipeline, or of a pipeline file (loaded and validated at init). */
 export function createHandler(pipeline: Pipeline | string, options: HandlerOptions = {}): Handler {
-  return createPipelineHandler(typeof pipeline === 'string' ? loadPipelineFile(pipeline) : pipeline, options);
+  return createPipelineHandler(
+    typeof pipeline === 'string' ? loadPipelineFile(pipeline).catch(withPackageHint) : pipeline,
+    options,
+  );
+}
+
+const CATEGORIES: readonly ComponentCategory[] = ['step', 'source', 'sink', 'lookup', 'store'];
+/** How the validation of a pipeline refuses a kind no registration has (`unknown sink \`kinesis\`; ...`). */
+const UNKNOWN_KIND = /^unknown (step|source|sink|lookup|state store) `/;
+const PACKAGE_HINT =
+  " — no package that registers it is loaded (only core's components are registered): import `@tributary/runtime-lambda` (which loads `@tributary/sinks` and `@tributary/state`) or the package that provides it";
+
+/**
+ * `err` with the issues of unknown kinds saying what to import, when no package but core has
+ * registered a component in this process (as when only this entry is imported).
+ */
+function withPackageHint(err: unknown): never {
+  const onlyCore = CATEGORIES.every((c) => definitions(c).every((d) => d.module.startsWith('.')));
+  if (!(err instanceof PipelineValidationError) || !onlyCore || !err.issues.some((i) => UNKNOWN_KIND.test(i.message)))
+    throw err;
+  const issues: ValidationIssue[] = err.issues.map((i) =>
+    UNKNOWN_KIND.test(i.message) ? { ...i, message: i.message + PACKAGE_HINT } : i,
+  );
+  throw new PipelineValidationError(issues, { cause: err.cause ?? err });
 }
