@@ -2,7 +2,7 @@
  * `@tributary/core/spi`: for authors of components — steps, sources, sinks, lookups and state
  * stores — and of runtimes: `register` and the schema helpers a registration is written with, the
  * contracts a component implements and the contexts it is given, envelopes, errors, durations,
- * expressions, the KPL codec and position order. Importing it registers no component (a bundle
+ * expressions, the KPL codec and position order; TypeBox's `Type`, to write a kind's schema. Importing it registers no component (a bundle
  * may import it beside `@tributary/core/runtime`). Pipeline authors import `@tributary/core`.
  *
  * A new kind adds its spec to the kind maps of `@tributary/core`:
@@ -11,6 +11,9 @@
  * A custom step: the fused chain owns its envelopes — later steps of a chain may change an
  * envelope in place, so a step that keeps a record beyond its push takes a copy (see `Push`).
  */
+
+// The schema builder a registration's `schema` is written with (TypeBox's, as core's own kinds use).
+export { type Static, type TSchema, Type } from 'typebox';
 export type {
   BarrierRun,
   BatchContext,

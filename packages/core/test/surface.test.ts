@@ -67,6 +67,7 @@ describe('public surface of @tributary/core', () => {
         'FunctionRef',
         'PipelineValidationError',
         'TributaryError',
+        'Type',
         'X_EXPECTED',
         'aggregateUserRecords',
         'backoff',

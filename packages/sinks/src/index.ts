@@ -17,7 +17,7 @@ export {
   dynamoDbSink,
   dynamodbSinkDefinition,
 } from './dynamodb.js';
-export { SinkError } from './errors.js';
+export { EncodeError, SinkError } from './errors.js';
 export { HttpSink, type HttpSinkOptions, type HttpSinkSpec, httpSink, httpSinkDefinition } from './http.js';
 export {
   KinesisSink,

@@ -9,6 +9,7 @@ describe('public surface of @tributary/sinks', () => {
     expect(Object.keys(sinks).sort()).toEqual([
       'BatchSink',
       'DynamoDbSink',
+      'EncodeError',
       'HttpSink',
       'KinesisSink',
       'RedisSink',
