@@ -151,7 +151,10 @@ export function wellFormedKinesisRecord(r: unknown, eventShard: string): SourceR
   return { data: payload, partitionKey, sequenceNumber: seq, arrivalTime: Math.round(arrival * 1000) };
 }
 
-/** Whether `s` is a decimal number (`DIGITS`, without a regular expression: this runs per record). */
+/**
+ * Whether `s` is a decimal number, as `DIGITS` tests it (this runs per record: a loop is a little
+ * faster than the expression on short numbers and as fast on Kinesis's 56-digit ones).
+ */
 function isDecimal(s: string): boolean {
   const n = s.length;
   if (n === 0) return false;
@@ -172,7 +175,8 @@ const scratch = Buffer.allocUnsafeSlow(64 * 1024) as Buffer & NodeBufferCodecs;
 /**
  * What `Buffer.prototype.write` and `toString` call for base64 and UTF-8, called directly: the
  * public methods are JavaScript shared with every other use of buffers in the process, whose
- * type feedback makes them polymorphic; these are the native codecs themselves (Node ≥ 0.x).
+ * type feedback makes them polymorphic; these are the native codecs themselves (on every Buffer,
+ * though not in Node's type declarations).
  */
 interface NodeBufferCodecs {
   base64Write(text: string, offset: number, length: number): number;
