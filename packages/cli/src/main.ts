@@ -7,17 +7,20 @@
  *   tributary run <pipeline.yaml> [options]     run on the file source
  *   tributary describe <pipeline.yaml>          print the compiled graph
  *   tributary schema                            print the pipeline JSON Schema
- *   tributary docs                              print the step/source/sink reference (Markdown)
+ *   tributary docs                              print the step/source/sink/lookup/store reference (Markdown)
  *   tributary state init <pipeline.yaml>        create the tables the window state needs
  *   tributary synth <pipeline.yaml> --runtime lambda [--out <dir>]
  *                                               bundle and CloudFormation template for Lambda
  *   tributary lambda-local <pipeline.yaml> --stream <name> [--endpoint <url>]
  *                                               run the Lambda handler on a Kinesis stream locally
  *
+ * Global flags (`--verbose`, `--allow-outside-project`) go before or after the command;
+ * `tributary --version` prints the version. A usage error prints the usage of its command.
  * Errors are one line each, naming the file; `--verbose` (or `TRIBUTARY_DEBUG=1`) adds stacks.
  * SIGINT/SIGTERM during `run` or `lambda-local` stop after the batch in progress: the outputs are
  * closed (every line complete), the summary says "interrupted", and the exit status is 130/143.
  */
+import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { describeError } from '@tributary/core/spi';
 // Registers the state stores (dynamodb, redis) and the sinks (dynamodb, kinesis, redis, s3, sqs, http) for YAML pipelines.
@@ -45,7 +48,10 @@ const GLOBAL_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies CommandOptions;
 
-const GLOBAL_HELP = `every command:
+/** The global flags that may come before the command's name (those that take no value). */
+const GLOBAL_FLAGS_BEFORE = new Set(['--verbose', '--allow-outside-project']);
+
+const GLOBAL_HELP = `every command (before or after its name):
   --verbose             print the stack of an error (also: TRIBUTARY_DEBUG=1)
   --allow-outside-project
                         accept fn: modules outside the pipeline's project folder (the nearest
@@ -57,6 +63,7 @@ const EXIT_HELP = `Exit status: 0 ok, 1 invalid pipeline, 2 the run failed, 3 de
 /** `tributary --help`: every command's synopsis, the options of the main one (run), the global flags. */
 const USAGE = `Usage:
 ${COMMANDS.map((c) => `  tributary ${c.usage}`).join('\n')}
+  tributary --version
 
 ${run.name} options:
 ${run.optionsHelp}
@@ -64,6 +71,17 @@ ${run.optionsHelp}
 ${GLOBAL_HELP}
 
 ${EXIT_HELP}`;
+
+/** The version of this package (`tributary --version`). */
+function version(): string {
+  // This module is in src/ or dist/, one folder below the package's manifest.
+  return (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+}
+
+/** What a usage error of `command` prints after its message: its synopsis and where its help is. */
+function commandUsage(command: Command): string {
+  return `Usage:\n  tributary ${command.usage}\n\nRun \`tributary ${command.name} --help\` for its options.`;
+}
 
 /** `tributary <command> --help`. */
 function commandHelp(command: Command): string {
@@ -99,7 +117,15 @@ export function errorText(err: unknown, verbose = false): string {
 }
 
 export async function main(argv: string[], io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
-  const [name, ...rest] = argv;
+  // Global flags may come before the command's name: they are parsed with its own flags.
+  let at = 0;
+  while (at < argv.length && GLOBAL_FLAGS_BEFORE.has(argv[at] as string)) at++;
+  const [name, ...after] = argv.slice(at);
+  const rest = [...argv.slice(0, at), ...after];
+  if (name === '--version' || name === '-V') {
+    io.out.write(`${version()}\n`);
+    return EXIT.ok;
+  }
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     (name === undefined ? io.err : io.out).write(`${USAGE}\n`);
     return name === undefined ? EXIT.usage : EXIT.ok;
@@ -119,7 +145,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
     // No flag is declared `multiple`: each value is a string or a boolean.
     args = { values: parsed.values as CommandArgs['values'], positionals: parsed.positionals };
   } catch (err) {
-    io.err.write(`${describeError(err)}\n\n${USAGE}\n`);
+    io.err.write(`${describeError(err)}\n\n${commandUsage(command)}\n`);
     return EXIT.usage;
   }
   if (args.values.help === true) {
@@ -133,7 +159,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
     modules: { allowOutsideProject: args.values['allow-outside-project'] === true },
     errorText: (err) => errorText(err, verbose),
     usageError: (message) => {
-      io.err.write(`${message}\n\n${USAGE}\n`);
+      io.err.write(`${message}\n\n${commandUsage(command)}\n`);
       return EXIT.usage;
     },
   };

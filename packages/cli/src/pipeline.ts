@@ -95,3 +95,26 @@ export function compilePipeline(
     return undefined;
   }
 }
+
+/**
+ * The pipeline of `file` if `validate` accepts it, else undefined with every problem printed, as
+ * `file:line:column: message`. No user code runs: `fn:` modules are lexed for their exports, not
+ * imported, and their functions are bound to stand-ins that are never called (a missing one too,
+ * so the other problems are still found). The pipeline is compiled as `run` compiles it, so that
+ * every option a component refuses is reported too; compiling opens nothing (sinks, stores and
+ * lookups open their files and connections when first used, and a compiled pipeline that never
+ * ran closes without touching them). The pipeline returned has stand-ins for its functions: it is
+ * for reading its spec, not for running.
+ */
+export async function validatedPipeline(file: string, context: CommandContext): Promise<Pipeline | undefined> {
+  const { pipeline, problems } = await checkPipeline(file, context, { importModules: false, standIns: true });
+  const compiled = pipeline && compilePipeline(pipeline, file, context, { validated: true });
+  if (!compiled) return undefined;
+  try {
+    await compiled.close();
+  } catch (err) {
+    context.io.err.write(`${file}: ${context.errorText(err)}\n`);
+    return undefined;
+  }
+  return problems === 0 ? pipeline : undefined;
+}

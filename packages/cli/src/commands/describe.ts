@@ -5,7 +5,8 @@ import { compiledPipeline } from '../pipeline.js';
 
 export const describe: Command = {
   name: 'describe',
-  usage: 'describe <pipeline.yaml>',
+  usage: `describe <pipeline.yaml> [--input <file>] [--output <file>] [--dead-letter <file>]
+                [--batch-size <n>]`,
   summary: 'print the compiled graph of a pipeline (with the run overrides given, as run would run it)',
   options: OVERRIDE_OPTIONS,
   optionsHelp: OVERRIDES_HELP,

@@ -5,9 +5,10 @@ import { type Command, EXIT } from '../command.js';
 export const docs: Command = {
   name: 'docs',
   usage: 'docs',
-  summary: 'print the step/source/sink reference (Markdown), generated from the registered schemas',
+  summary: 'print the step/source/sink/lookup/store reference (Markdown), generated from the registered schemas',
   options: {},
-  async run(_, { io }) {
+  async run({ positionals }, { io, usageError }) {
+    if (positionals.length > 0) return usageError(`docs takes no arguments, got \`${positionals[0]}\``);
     io.out.write(referenceMarkdown());
     return EXIT.ok;
   },

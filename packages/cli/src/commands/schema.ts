@@ -7,7 +7,8 @@ export const schema: Command = {
   usage: 'schema',
   summary: 'print the pipeline JSON Schema',
   options: {},
-  async run(_, { io }) {
+  async run({ positionals }, { io, usageError }) {
+    if (positionals.length > 0) return usageError(`schema takes no arguments, got \`${positionals[0]}\``);
     io.out.write(`${JSON.stringify(pipelineSchema(), null, 2)}\n`);
     return EXIT.ok;
   },

@@ -1,6 +1,6 @@
 /** `tributary state init <pipeline.yaml>`: creates the tables the pipeline's window state needs. */
 import { type Command, EXIT } from '../command.js';
-import { loadPipeline } from '../pipeline.js';
+import { validatedPipeline } from '../pipeline.js';
 import { initState } from '../stateInit.js';
 
 export const stateInit: Command = {
@@ -12,7 +12,8 @@ export const stateInit: Command = {
     const [sub, file, ...more] = positionals;
     if (sub !== 'init' || file === undefined || more.length > 0)
       return context.usageError('state needs: state init <pipeline.yaml>');
-    const loaded = await loadPipeline(file, context);
+    // Refused as validate refuses it (the same problems, located), before any table is created.
+    const loaded = await validatedPipeline(file, context);
     if (!loaded) return EXIT.invalid;
     try {
       for (const line of await initState(loaded.spec)) context.io.out.write(`${line}\n`);
