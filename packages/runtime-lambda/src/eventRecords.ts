@@ -170,7 +170,7 @@ function isDecimal(s: string): boolean {
  * are read once, into the payload's text), so a record allocates no buffer of its own. A payload
  * larger than this takes the general path.
  */
-const scratch = Buffer.allocUnsafeSlow(64 * 1024) as Buffer & NodeBufferCodecs;
+const scratch = withNativeCodecs(Buffer.allocUnsafeSlow(64 * 1024));
 
 /**
  * What `Buffer.prototype.write` and `toString` call for base64 and UTF-8, called directly: the
@@ -181,6 +181,23 @@ const scratch = Buffer.allocUnsafeSlow(64 * 1024) as Buffer & NodeBufferCodecs;
 interface NodeBufferCodecs {
   base64Write(text: string, offset: number, length: number): number;
   utf8Slice(start: number, end: number): string;
+}
+
+/**
+ * `buffer` with the native codecs as its own methods: Node's (Node 20 and 22 have them), or, on
+ * a runtime without them (they are not documented), `Buffer.from` and a lenient `TextDecoder`,
+ * which give the same results — only the speed differs.
+ */
+export function withNativeCodecs(buffer: Buffer): Buffer & NodeBufferCodecs {
+  const b = buffer as Buffer & Partial<NodeBufferCodecs>;
+  // Not `write`/`toString` on `buffer` itself: Node's call these very methods.
+  if (typeof b.base64Write !== 'function')
+    b.base64Write = (text, offset, length) => Buffer.from(text, 'base64').copy(b, offset, 0, length);
+  if (typeof b.utf8Slice !== 'function') {
+    const lenient = new TextDecoder('utf-8', { ignoreBOM: true });
+    b.utf8Slice = (start, end) => lenient.decode(b.subarray(start, end));
+  }
+  return b as Buffer & NodeBufferCodecs;
 }
 
 /**

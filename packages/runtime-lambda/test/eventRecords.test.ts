@@ -7,7 +7,7 @@
 import { aggregateUserRecords } from '@tributary/core/spi';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeKinesisRecord, wellFormedKinesisRecord } from '../src/eventRecords.js';
+import { decodeKinesisRecord, wellFormedKinesisRecord, withNativeCodecs } from '../src/eventRecords.js';
 
 const SHARD = 'shardId-000000000001';
 const fatal = new TextDecoder('utf-8', { fatal: true });
@@ -109,6 +109,29 @@ describe('wellFormedKinesisRecord', () => {
     for (const seq of ['', '12a', '-1', '1.5', '١٢']) {
       expect(wellFormedKinesisRecord(record('e30=', seq), SHARD)).toBeUndefined();
       expect('rejected' in decodeKinesisRecord(record('e30=', seq), 0, SHARD, undefined)).toBe(true);
+    }
+  });
+});
+
+describe('withNativeCodecs', () => {
+  it('gives a buffer without Node’s native codecs stand-ins that decode the same', () => {
+    const native = withNativeCodecs(Buffer.alloc(64));
+    const bare = Buffer.alloc(64);
+    Object.defineProperty(bare, 'base64Write', { value: undefined, writable: true });
+    Object.defineProperty(bare, 'utf8Slice', { value: undefined, writable: true });
+    const standIn = withNativeCodecs(bare);
+    expect(standIn.base64Write).not.toBe(native.base64Write);
+    const texts = [
+      Buffer.from('{"a":1}').toString('base64'),
+      Buffer.from([0xef, 0xbb, 0xbf, 0x41, 0xc3, 0x28, 0xff]).toString('base64'), // BOM, ill-formed, 0xff
+      'ab$c=',
+      '',
+    ];
+    for (const text of texts) {
+      const n = native.base64Write(text, 0, 64);
+      expect(standIn.base64Write(text, 0, 64)).toBe(n);
+      expect(standIn.subarray(0, n)).toEqual(native.subarray(0, n));
+      expect(standIn.utf8Slice(0, n)).toBe(native.utf8Slice(0, n));
     }
   });
 });
