@@ -419,6 +419,7 @@ steps:
           'an expression using matches',
           'a kinesis sink with aggregate',
           'a DynamoDB Streams event source',
+          'a file sink',
         ].filter((neededBy) => code.includes(JSON.stringify(neededBy)));
       // (No Kinesis sink: no KPL encoder, nor its stub.)
       expect(leftOut(sessionCode)).toEqual([
@@ -430,7 +431,11 @@ steps:
         'a window with keyIsPartitionKey',
         'an expression using matches',
         'a DynamoDB Streams event source',
+        'a file sink',
       ]);
+      // The file sink's output locks and checks are in the bundle that has one only.
+      expect(sessionCode).toContain('each output must be a file of its own');
+      expect(tumblingCode).not.toContain('each output must be a file of its own');
       for (const code of [sessionCode, tumblingCode]) {
         // The window step's description and the memory store's option description are blanked;
         // the pipeline's own description (its spec, inline) is kept.

@@ -266,6 +266,22 @@ export async function bundleEntry(
         m.neededBy,
       ),
     ),
+    // File output locks, which only a file sink takes: without one no output is a file, and the
+    // check that no output is the input or another output has nothing to check.
+    ...(entry.uses.sinks.some((s) => s.kind === 'file')
+      ? []
+      : [
+          {
+            files: moduleDirs('@tributary/core').map((d) => join(d, 'sinks/fileLock.js')),
+            contents: [
+              `import { leftOut } from ${JSON.stringify(LEFT_OUT)};`,
+              "const neededBy = 'a file sink';",
+              "export async function checkOutputs(_input, outputs) { if (outputs.length > 0) leftOut('checkOutputs', neededBy); }",
+              "export function lockOutput() { leftOut('lockOutput', neededBy); }",
+              "export function makeDirectory() { leftOut('makeDirectory', neededBy); }",
+            ].join('\n'),
+          },
+        ]),
     // The spec inlined in the bundle was checked by synth, as it was validated: the handler's
     // check at cold start (and its message) is left out with the validator.
     {
