@@ -10,6 +10,7 @@ import { loadPipelineFile, PipelineValidationError } from '@tributary/core';
 import '@tributary/sinks';
 import { main } from '@tributary/cli';
 import { synth, template } from '@tributary/cli/synth';
+import { createHandler } from '@tributary/runtime-lambda';
 import { describe, expect, it } from 'vitest';
 import {
   createStream,
@@ -460,6 +461,65 @@ steps:
       expect(got.map((w) => [w.key, w.windowStart, w.windowEnd, w.n]).sort()).toEqual(
         ['u0', 'u1', 'u2'].map((u) => [u, base, base + 40_000 + 30_000, 5]),
       );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a bundle whose expressions use no optional values leaves out CEL's optional functions, and computes what the unbundled pipeline does", async () => {
+    const root = join(import.meta.dirname, '..', '..', '..', '.tributary');
+    await mkdir(root, { recursive: true });
+    const dir = await mkdtemp(join(root, 'synth-cel-'));
+    try {
+      const yaml = (out: string, map: string) => `version: 1
+name: synth-cel
+source: { file: { path: in.jsonl } }
+eventTime: event.ts
+steps:
+  - filter: 'event.type == "click" && size(event.user) > 1 && event.amount in [1, 2, 3, 5, 8]'
+  - map: ${map}
+  - window: { key: event.user, tumbling: 1m, aggregate: { n: count(), total: sum(event.amount) }, state: { memory: { volatile: true } } }
+  - sink: { file: { path: ${JSON.stringify(out)} } }
+`;
+      const plain = '{ user: event.user + "-" + string(event.amount), amount: event.amount * 2, ts: event.ts }';
+      const optional =
+        '{ user: event.user + "-" + event.?tag.orValue("none"), amount: event.amount * 2, ts: event.ts }';
+      const base = 1_800_000_000_000;
+      const events = Array.from({ length: 40 }, (_, i) => ({
+        type: i % 5 === 0 ? 'view' : 'click',
+        user: `u${i % 3}`,
+        amount: i % 7,
+        ts: base + i * 5_000,
+        ...(i % 4 === 0 ? { tag: 'a' } : {}),
+      }));
+      events.push({ type: 'click', user: 'u0', amount: 1, ts: base + 900_000 });
+      const bundleCode: Record<string, string> = {};
+      for (const [name, map] of Object.entries({ plain, optional })) {
+        const [bundled, unbundled] = ['bundled', 'unbundled'].map((w) => join(dir, `${name}-${w}.jsonl`)) as [
+          string,
+          string,
+        ];
+        await writeFile(join(dir, `${name}.yaml`), yaml(bundled, map));
+        await writeFile(join(dir, `${name}-unbundled.yaml`), yaml(unbundled, map));
+        const result = await synth(await loadPipelineFile(join(dir, `${name}.yaml`)), {
+          outDir: join(dir, `dist-${name}`),
+        });
+        bundleCode[name] = await readFile(result.bundle, 'utf8');
+        const handler = await bundledHandler(result.bundle);
+        const reference = createHandler(await loadPipelineFile(join(dir, `${name}-unbundled.yaml`)));
+        expect(await handler(kinesisEvent(events))).toEqual({ batchItemFailures: [] });
+        expect(await reference(kinesisEvent(events))).toEqual({ batchItemFailures: [] });
+        const [got, want] = await Promise.all([readFile(bundled, 'utf8'), readFile(unbundled, 'utf8')]);
+        expect(got.trim().split('\n').length).toBeGreaterThan(3);
+        expect(got).toEqual(want);
+      }
+      // Optional syntax in the optional pipeline's map: a tag or "none".
+      expect((await readFile(join(dir, 'optional-bundled.jsonl'), 'utf8')).includes('-none')).toBe(true);
+      const neededBy = JSON.stringify('an expression using optional values (optional.of, ?., orValue)');
+      expect(bundleCode.plain).toContain(neededBy);
+      expect(bundleCode.plain).not.toContain('must be optional');
+      expect(bundleCode.optional).not.toContain(neededBy);
+      expect(bundleCode.optional).toContain('must be optional');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

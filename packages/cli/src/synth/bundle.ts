@@ -5,7 +5,7 @@
  * (stubs that throw, saying what needs them), the components' documentation — and load the AWS
  * SDK the Lambda runtime provides.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { build, type Metafile, type Plugin } from 'esbuild';
@@ -119,6 +119,8 @@ interface Replacement {
   files: string[];
   /** What the bundle holds instead: a module exporting the same names. */
   contents: string;
+  /** Where its relative imports resolve (by default, it has none). */
+  resolveDir?: string;
 }
 
 /** The module every stub of `throwing` imports its error from. */
@@ -132,6 +134,44 @@ function throwing(files: string[], names: readonly string[], neededBy: string): 
   const stub = (name: string) =>
     `export function ${name}() { leftOut(${JSON.stringify(name)}, ${JSON.stringify(neededBy)}); }`;
   return { files, contents: [`import { leftOut } from ${JSON.stringify(LEFT_OUT)};`, ...names.map(stub)].join('\n') };
+}
+
+/** The text of any of CEL's optional values (see celOptional). */
+const OPTIONAL_TEXT = /optional|value\(|or\(|none\(|of\(|\?/i;
+
+/**
+ * CEL's optional values (`optional.of`, `?.`, `.orValue(…)`: cel-js's optional.js) for a bundle
+ * whose expressions use none of them (the spec's text has none of their words or syntax, see
+ * OPTIONAL_TEXT): the module as it is, but for the bodies of its functions and macros, each of
+ * which throws instead, saying what needs it. They are registered with the same signatures (the
+ * environment holds the same names and types). Undefined when the module is not as expected (it
+ * is then bundled whole).
+ */
+async function celOptional(): Promise<Replacement | undefined> {
+  const lib = dirname(await realpath(createRequire(join(coreDist(), 'index.js')).resolve('@marcbachmann/cel-js')));
+  const file = join(lib, 'optional.js');
+  const text = await readFile(file, 'utf8');
+  const start = text.indexOf('\nexport function register(registry) {\n');
+  const errors = "import {evaluationError} from './errors.js'\n";
+  if (start < 0 || !text.startsWith(errors) || !text.trimEnd().endsWith('\n}')) return undefined;
+  const neededBy = 'an expression using optional values (optional.of, ?., orValue)';
+  const signatures = [
+    'optional.hasValue(): bool',
+    'optional<A>.value(): A',
+    'OptionalNamespace.none(): optional<T>',
+    'OptionalNamespace.of(A): optional<A>',
+    'optional.or(ast): optional<dyn>',
+    'optional.orValue(ast): dyn',
+  ];
+  const register = `
+export function register(registry) {
+  registry.registerType('OptionalNamespace', OptionalNamespace)
+  registry.registerConstant('optional', 'OptionalNamespace', registry.enableOptionalTypes ? optionalNamespace : undefined)
+  for (const sig of ${JSON.stringify(signatures)}) registry.registerFunctionOverload(sig, () => leftOut(sig, ${JSON.stringify(neededBy)}), {async: false})
+}
+`;
+  const contents = [`import { leftOut } from ${JSON.stringify(LEFT_OUT)};`, text.slice(0, start), register].join('\n');
+  return { files: [file], contents, resolveDir: lib };
 }
 
 /**
@@ -156,6 +196,7 @@ function replaced(modules: readonly Replacement[]): Plugin {
           args.path === LEFT_OUT
             ? 'export function leftOut(name, neededBy) { throw new Error(name + " is left out of this bundle (tributary synth): only " + neededBy + " needs it"); }'
             : (byFile.get(args.path) as Replacement).contents,
+        resolveDir: byFile.get(args.path)?.resolveDir,
       }));
     },
   };
@@ -282,6 +323,7 @@ export async function bundleEntry(
             ].join('\n'),
           },
         ]),
+    ...(OPTIONAL_TEXT.test(entry.uses.text) ? [] : [await celOptional()].filter((r) => r !== undefined)),
     // The spec inlined in the bundle was checked by synth, as it was validated: the handler's
     // check at cold start (and its message) is left out with the validator.
     {
