@@ -11,7 +11,7 @@ import '@tributary/sinks';
 import { main } from '@tributary/cli';
 import { synth, template } from '@tributary/cli/synth';
 import { createHandler } from '@tributary/runtime-lambda';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   createStream,
   kinesisClient,
@@ -19,7 +19,7 @@ import {
   startRedis,
   streamData,
 } from '../../../test-support/emulators.js';
-import { kinesisEventRecord } from '../../../test-support/lambdaEvents.js';
+import { dynamoDbEventRecord, kinesisEventRecord } from '../../../test-support/lambdaEvents.js';
 
 type Prop = {
   Required?: boolean;
@@ -466,7 +466,7 @@ steps:
     }
   });
 
-  it("a bundle whose expressions use no optional values leaves out CEL's optional functions, and computes what the unbundled pipeline does", async () => {
+  it("a bundle whose expressions use no optional values leaves out CEL's optional functions, and computes what the unbundled pipeline does; a Kinesis bundle leaves out the DynamoDB Streams describer", async () => {
     const root = join(import.meta.dirname, '..', '..', '..', '.tributary');
     await mkdir(root, { recursive: true });
     const dir = await mkdtemp(join(root, 'synth-cel-'));
@@ -494,6 +494,7 @@ steps:
       }));
       events.push({ type: 'click', user: 'u0', amount: 1, ts: base + 900_000 });
       const bundleCode: Record<string, string> = {};
+      const handlers: Record<string, (event: unknown) => Promise<unknown>> = {};
       for (const [name, map] of Object.entries({ plain, optional })) {
         const [bundled, unbundled] = ['bundled', 'unbundled'].map((w) => join(dir, `${name}-${w}.jsonl`)) as [
           string,
@@ -506,6 +507,7 @@ steps:
         });
         bundleCode[name] = await readFile(result.bundle, 'utf8');
         const handler = await bundledHandler(result.bundle);
+        handlers[name] = handler;
         const reference = createHandler(await loadPipelineFile(join(dir, `${name}-unbundled.yaml`)));
         expect(await handler(kinesisEvent(events))).toEqual({ batchItemFailures: [] });
         expect(await reference(kinesisEvent(events))).toEqual({ batchItemFailures: [] });
@@ -520,6 +522,41 @@ steps:
       expect(bundleCode.plain).not.toContain('must be optional');
       expect(bundleCode.optional).not.toContain(neededBy);
       expect(bundleCode.optional).toContain('must be optional');
+      // The template's event source is Kinesis: the bundle does not describe DynamoDB streams.
+      // An event of DynamoDB Streams (a misconfigured trigger) is logged and dead-lettered, saying
+      // what was left out, and the rest of the batch goes on.
+      expect(bundleCode.plain).not.toContain('DescribeStreamCommand');
+      let logged = '';
+      // (The dead-letter output, stderr, waits for each write's callback.)
+      const capture = (s: string | Uint8Array, ...rest: unknown[]) => {
+        logged += String(s);
+        const done = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+        done?.();
+        return true;
+      };
+      const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture);
+      const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+      try {
+        const arn = 'arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-01-01T00:00:00.000';
+        await (handlers.plain as (event: unknown) => Promise<unknown>)({
+          Records: [
+            dynamoDbEventRecord({
+              arn,
+              eventID: 'ev-1',
+              dynamodb: { SequenceNumber: '100', Keys: { id: { S: 'a' } }, NewImage: { id: { S: 'a' } } },
+            }),
+          ],
+        });
+      } finally {
+        out.mockRestore();
+        err.mockRestore();
+      }
+      expect(logged).toContain(
+        'dynamoDbStreamDescriber is left out of this bundle (tributary synth): only a DynamoDB Streams event source needs it',
+      );
+      expect(logged).toContain(
+        'imageValue is left out of this bundle (tributary synth): only a DynamoDB Streams event source needs it',
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

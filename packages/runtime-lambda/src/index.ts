@@ -7,6 +7,7 @@ import '@tributary/state';
 
 // The KPL codec is core's (one copy for the sink that writes aggregates and the runtimes that read them).
 export { deaggregate, hashKeyOf, type UserRecord } from '@tributary/core/spi';
+export { dynamoDbStreamDescriber } from './dynamoDbStreams.js';
 export {
   type BatchItemFailure,
   createHandler,
@@ -18,7 +19,6 @@ export { checkLambdaWindowState } from './memoryState.js';
 export {
   type DescribeDynamoDbStream,
   type DynamoDbStreamShard,
-  dynamoDbStreamDescriber,
   kinesisShardLister,
   type ListShards,
   type StreamShard,

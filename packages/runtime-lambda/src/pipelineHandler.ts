@@ -13,6 +13,7 @@ import {
   type SourceRecord,
 } from '@tributary/core/spi';
 import type { Context, DynamoDBRecord, KinesisStreamRecord } from 'aws-lambda';
+import { dynamoDbStreamDescriber } from './dynamoDbStreams.js';
 import {
   type Decoded,
   decodeDynamoDbRecord,
@@ -24,14 +25,7 @@ import {
 } from './eventRecords.js';
 import { type EventShape, eventShape } from './eventShape.js';
 import { checkLambdaWindowState } from './memoryState.js';
-import {
-  type DescribeDynamoDbStream,
-  dynamoDbStreamDescriber,
-  kindOfArn,
-  kinesisShardLister,
-  type ListShards,
-  StreamShards,
-} from './shards.js';
+import { type DescribeDynamoDbStream, kindOfArn, kinesisShardLister, type ListShards, StreamShards } from './shards.js';
 
 export interface HandlerOptions extends CompileOptions {
   /**

@@ -20,7 +20,6 @@
  * then (in a Lambda bundle the runtime's SDK), and take the region from the stream ARN; endpoints
  * follow the SDK's own settings (`AWS_ENDPOINT_URL_KINESIS`, `AWS_ENDPOINT_URL_DYNAMODB_STREAMS`).
  */
-import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { compareSequenceNumbers, describeError } from '@tributary/core/spi';
 
@@ -49,7 +48,7 @@ export type ListShards = (streamArn: string) => Promise<StreamShard[]>;
 export type DescribeDynamoDbStream = (streamArn: string) => Promise<DynamoDbStreamShard[]>;
 
 /** The region named by an ARN (`arn:aws:kinesis:<region>:…`), if any. */
-function regionOf(arn: string): string | undefined {
+export function regionOf(arn: string): string | undefined {
   return arn.split(':')[3] || undefined;
 }
 
@@ -57,7 +56,7 @@ function regionOf(arn: string): string | undefined {
  * Client options of the listings: timeouts so a stalled connection fails the listing instead of
  * holding the invocation, and the SDK's own attempts (a failed listing is retried later as well).
  */
-const LISTING_CLIENT = { connectionTimeout: 2_000, requestTimeout: 5_000, maxAttempts: 3 };
+export const LISTING_CLIENT = { connectionTimeout: 2_000, requestTimeout: 5_000, maxAttempts: 3 };
 
 /**
  * `ListShards` through the AWS SDK, every page (`NextToken`). With no client, one per region is
@@ -98,52 +97,6 @@ export function kinesisShardLister(client?: KinesisClient): ListShards {
       }
       token = res.NextToken;
     } while (token);
-    return shards;
-  };
-}
-
-/**
- * DynamoDB Streams `DescribeStream` through the AWS SDK, every page (`ExclusiveStartShardId`).
- * With no client, one per region is created on first use.
- */
-export function dynamoDbStreamDescriber(client?: DynamoDBStreamsClient): DescribeDynamoDbStream {
-  const clients = new Map<string, Promise<DynamoDBStreamsClient>>();
-  const clientFor = (arn: string): Promise<DynamoDBStreamsClient> => {
-    if (client) return Promise.resolve(client);
-    const region = regionOf(arn) ?? '';
-    let c = clients.get(region);
-    if (!c) {
-      c = import('@tributary/aws/dynamodb-streams').then((aws) =>
-        aws.dynamoDbStreamsClient({ ...LISTING_CLIENT, region }),
-      );
-      clients.set(region, c);
-      c.catch(() => clients.delete(region));
-    }
-    return c;
-  };
-  return async (streamArn) => {
-    const [streams, { DescribeStreamCommand }] = await Promise.all([
-      clientFor(streamArn),
-      import('@aws-sdk/client-dynamodb-streams'),
-    ]);
-    const shards: DynamoDbStreamShard[] = [];
-    let after: string | undefined;
-    do {
-      const res = await streams.send(
-        new DescribeStreamCommand({ StreamArn: streamArn, ...(after ? { ExclusiveStartShardId: after } : {}) }),
-      );
-      const d = res.StreamDescription;
-      for (const s of d?.Shards ?? []) {
-        const start = s.SequenceNumberRange?.StartingSequenceNumber;
-        if (!s.ShardId || !start) continue;
-        const shard: DynamoDbStreamShard = { shardId: s.ShardId, start };
-        const end = s.SequenceNumberRange?.EndingSequenceNumber;
-        if (end) shard.end = end;
-        if (s.ParentShardId) shard.parent = s.ParentShardId;
-        shards.push(shard);
-      }
-      after = d?.LastEvaluatedShardId;
-    } while (after);
     return shards;
   };
 }

@@ -324,6 +324,16 @@ export async function bundleEntry(
           },
         ]),
     ...(OPTIONAL_TEXT.test(entry.uses.text) ? [] : [await celOptional()].filter((r) => r !== undefined)),
+    // The function's event source is the template's Kinesis stream: no DynamoDB stream is ever
+    // described (the handler makes its describer at start; describing fails, saying so, and the
+    // handler logs it as any failed description).
+    {
+      files: moduleDirs('@tributary/runtime-lambda').map((d) => join(d, 'dynamoDbStreams.js')),
+      contents: [
+        `import { leftOut } from ${JSON.stringify(LEFT_OUT)};`,
+        "export function dynamoDbStreamDescriber() { return async () => leftOut('dynamoDbStreamDescriber', 'a DynamoDB Streams event source'); }",
+      ].join('\n'),
+    },
     // The spec inlined in the bundle was checked by synth, as it was validated: the handler's
     // check at cold start (and its message) is left out with the validator.
     {
