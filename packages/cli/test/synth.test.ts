@@ -466,7 +466,7 @@ steps:
     }
   });
 
-  it("a bundle whose expressions use no optional values leaves out CEL's optional functions, and computes what the unbundled pipeline does; a Kinesis bundle leaves out the DynamoDB Streams describer", async () => {
+  it("a bundle whose expressions use no optional values leaves out CEL's optional functions (one calling no macro, its macros), and computes what the unbundled pipeline does; a Kinesis bundle leaves out the DynamoDB Streams describer", async () => {
     const root = join(import.meta.dirname, '..', '..', '..', '.tributary');
     await mkdir(root, { recursive: true });
     const dir = await mkdtemp(join(root, 'synth-cel-'));
@@ -482,8 +482,9 @@ steps:
   - sink: { file: { path: ${JSON.stringify(out)} } }
 `;
       const plain = '{ user: event.user + "-" + string(event.amount), amount: event.amount * 2, ts: event.ts }';
+      // Optional syntax, and a macro (has).
       const optional =
-        '{ user: event.user + "-" + event.?tag.orValue("none"), amount: event.amount * 2, ts: event.ts }';
+        '{ user: event.user + "-" + event.?tag.orValue("none") + string(has(event.tag)), amount: event.amount * 2, ts: event.ts }';
       const base = 1_800_000_000_000;
       const events = Array.from({ length: 40 }, (_, i) => ({
         type: i % 5 === 0 ? 'view' : 'click',
@@ -516,12 +517,22 @@ steps:
         expect(got).toEqual(want);
       }
       // Optional syntax in the optional pipeline's map: a tag or "none".
-      expect((await readFile(join(dir, 'optional-bundled.jsonl'), 'utf8')).includes('-none')).toBe(true);
+      const optionalOut = await readFile(join(dir, 'optional-bundled.jsonl'), 'utf8');
+      expect(optionalOut.includes('-nonefalse"')).toBe(true);
+      expect(optionalOut.includes('-atrue"')).toBe(true);
       const neededBy = JSON.stringify('an expression using optional values (optional.of, ?., orValue)');
       expect(bundleCode.plain).toContain(neededBy);
       expect(bundleCode.plain).not.toContain('must be optional');
       expect(bundleCode.optional).not.toContain(neededBy);
       expect(bundleCode.optional).toContain('must be optional');
+      // Likewise CEL's macros: left out of the plain bundle only.
+      const macrosNeededBy = JSON.stringify(
+        'an expression using a CEL macro (has, all, exists, exists_one, map, filter, cel.bind)',
+      );
+      expect(bundleCode.plain).toContain(macrosNeededBy);
+      expect(bundleCode.plain).not.toContain('invalid variable argument');
+      expect(bundleCode.optional).not.toContain(macrosNeededBy);
+      expect(bundleCode.optional).toContain('invalid variable argument');
       // The template's event source is Kinesis: the bundle does not describe DynamoDB streams.
       // An event of DynamoDB Streams (a misconfigured trigger) is logged and dead-lettered, saying
       // what was left out, and the rest of the batch goes on.

@@ -174,6 +174,48 @@ export function register(registry) {
   return { files: [file], contents, resolveDir: lib };
 }
 
+/** A call of one of CEL's macros (see celMacros). */
+const MACRO_TEXT = /\b(has|all|exists|exists_one|map|filter|bind)\s*\(/;
+
+/**
+ * CEL's macros (`has`, `all`, `exists`, `exists_one`, `map`, `filter`, `cel.bind`: cel-js's
+ * macros.js) for a bundle whose spec calls none of them (see MACRO_TEXT): registered with the same
+ * signatures (and the `cel` namespace), each expanding to an error that names what needs it.
+ * Undefined when the module is not as expected (it is then bundled whole).
+ */
+async function celMacros(): Promise<Replacement | undefined> {
+  const lib = dirname(await realpath(createRequire(join(coreDist(), 'index.js')).resolve('@marcbachmann/cel-js')));
+  const file = join(lib, 'macros.js');
+  const text = await readFile(file, 'utf8');
+  const signatures = [
+    'has(ast): bool',
+    'list.all(ast, ast): bool',
+    'list.exists(ast, ast): bool',
+    'list.exists_one(ast, ast): bool',
+    'list.map(ast, ast): list<dyn>',
+    'list.map(ast, ast, ast): list<dyn>',
+    'list.filter(ast, ast): list<dyn>',
+  ];
+  const bind = 'CelNamespace.bind(ast, dyn, ast): dyn';
+  const expected =
+    text.split('functionOverload(').length - 1 === signatures.length + 1 &&
+    [...signatures, bind].every((sig) => text.includes(`'${sig}'`)) &&
+    text.includes("registry.registerConstant('cel', 'CelNamespace', celNamespace)");
+  if (!expected) return undefined;
+  const neededBy = 'an expression using a CEL macro (has, all, exists, exists_one, map, filter, cel.bind)';
+  const contents = `import { leftOut } from ${JSON.stringify(LEFT_OUT)};
+export function registerMacros(registry) {
+  const overload = (sig) => registry.registerFunctionOverload(sig, () => leftOut(sig, ${JSON.stringify(neededBy)}))
+  for (const sig of ${JSON.stringify(signatures)}) overload(sig)
+  class CelNamespace {}
+  registry.registerType('CelNamespace', CelNamespace)
+  registry.registerConstant('cel', 'CelNamespace', new CelNamespace())
+  overload(${JSON.stringify(bind)})
+}
+`;
+  return { files: [file], contents };
+}
+
 /**
  * An esbuild plugin replacing modules of Tributary's own packages by the given contents. A module
  * importing a name the replacement does not export fails the build, not the function.
@@ -324,6 +366,7 @@ export async function bundleEntry(
           },
         ]),
     ...(OPTIONAL_TEXT.test(entry.uses.text) ? [] : [await celOptional()].filter((r) => r !== undefined)),
+    ...(MACRO_TEXT.test(entry.uses.text) ? [] : [await celMacros()].filter((r) => r !== undefined)),
     // The function's event source is the template's Kinesis stream: no DynamoDB stream is ever
     // described (the handler makes its describer at start; describing fails, saying so, and the
     // handler logs it as any failed description).
