@@ -77,27 +77,18 @@ const tooDeep = () => new DecodeProblem(`record nests arrays and objects more th
 function holdsInfinity(v: unknown): boolean {
   if (typeof v !== 'object' || v === null) return v === Number.POSITIVE_INFINITY || v === Number.NEGATIVE_INFINITY;
   if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const x: unknown = v[i];
-      if (
-        typeof x === 'object'
-          ? x !== null && holdsInfinity(x)
-          : x === Number.POSITIVE_INFINITY || x === Number.NEGATIVE_INFINITY
-      )
-        return true;
-    }
+    for (let i = 0; i < v.length; i++) if (isOrHoldsInfinity(v[i])) return true;
     return false;
   }
-  for (const k in v) {
-    const x = (v as Record<string, unknown>)[k];
-    if (
-      typeof x === 'object'
-        ? x !== null && holdsInfinity(x)
-        : x === Number.POSITIVE_INFINITY || x === Number.NEGATIVE_INFINITY
-    )
-      return true;
-  }
+  for (const k in v) if (isOrHoldsInfinity((v as Record<string, unknown>)[k])) return true;
   return false;
+}
+
+/** One member of an array or object: an infinite number, or a value holding one. */
+function isOrHoldsInfinity(x: unknown): boolean {
+  return typeof x === 'object'
+    ? x !== null && holdsInfinity(x)
+    : x === Number.POSITIVE_INFINITY || x === Number.NEGATIVE_INFINITY;
 }
 
 /** The JSON pointer of the first infinite number in `value` (`''`: the value itself), if any. */
