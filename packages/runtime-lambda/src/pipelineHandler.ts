@@ -140,17 +140,23 @@ class Chunker {
   }
 }
 
-/** Kinesis event records → source batches per shard, in order, de-aggregated; malformed records rejected. */
-function kinesisChunks(records: readonly unknown[], options: HandlerOptions, chunkSize: number): Chunk[] {
+/**
+ * Kinesis event records → source batches per shard, in order, de-aggregated; malformed records
+ * rejected. Each chunk is decoded as it is taken, so only one chunk's records are alive at once.
+ */
+function* kinesisChunks(records: readonly unknown[], options: HandlerOptions, chunkSize: number): Generator<Chunk> {
   const chunker = new Chunker(chunkSize, parallelization(options) > 1 ? 'partitionKey' : 'shard');
+  const chunks = chunker.chunks;
   const eventShard = kinesisEventShard(records);
   for (let i = 0; i < records.length; i++) {
     const r = records[i];
     const src = eventShard === undefined ? undefined : wellFormedKinesisRecord(r, eventShard);
     if (src !== undefined) chunker.addRecord(eventShard as string, src);
     else chunker.add(decodeKinesisRecord(r, i, eventShard, options.hashRange));
+    // The record just added began a new chunk: the one before it is complete.
+    if (chunks.length > 1) yield chunks.shift() as Chunk;
   }
-  return chunker.chunks;
+  yield* chunks;
 }
 
 /** The ParallelizationFactor the handler runs under (see HandlerOptions.parallelizationFactor). */
@@ -299,14 +305,20 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
     else if (shape.kind !== 'empty') {
       const records = shape.records;
       const eventArn = firstArn(records);
-      let chunks: Chunk[];
+      let chunks: Iterable<Chunk>;
+      // The shards that delivered records (a malformed record does not name a shard to wait for):
+      // each is made known before its first chunk is processed.
+      let beforeShard: ((shardId: string) => Promise<void>) | undefined;
       if (shape.kind === 'kinesis') {
         chunks = kinesisChunks(records, options, chunkSize);
         const arn = kinesisStreamArn(eventArn);
         if (registersShards && arn) {
-          // Only shards that delivered records (a malformed record does not name a shard to wait for).
-          const delivering = new Set(chunks.filter((c) => c.batch.records.length > 0).map((c) => c.batch.shardId));
-          await shards.beforeKinesisBatches(arn, delivering, requestId);
+          const delivering = new Set<string>();
+          beforeShard = async (shardId) => {
+            if (delivering.has(shardId)) return;
+            delivering.add(shardId);
+            await shards.beforeKinesisBatches(arn, [shardId], requestId);
+          };
         }
       } else {
         const sequenceNumbers = records.map(dynamoDbSequenceNumber);
@@ -344,7 +356,10 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
         }
         try {
           // A chunk of malformed records only is not a batch of its shard (which may not be known).
-          if (c.batch.records.length > 0) add(await compiled.process(c.batch));
+          if (c.batch.records.length > 0) {
+            if (beforeShard !== undefined) await beforeShard(c.batch.shardId);
+            add(await compiled.process(c.batch));
+          }
           if (c.rejected.length > 0) {
             await compiled.deadLetterOutput.write(deadLettersOf(c.rejected, compiled.name, now()));
             totals.recordsIn += c.rejected.length;

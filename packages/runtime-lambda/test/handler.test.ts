@@ -218,6 +218,42 @@ describe('lambda handler: Kinesis events', () => {
     expect(results).toHaveLength(250); // the pass-through sink got every record once
   });
 
+  it('decodes each chunk as it takes it: one chunk of records is alive at a time', async () => {
+    const event = await eventFrom('flaky');
+    let read = 0;
+    // Each event record counts the first read of its payload (what decoding it does).
+    const Records = event.Records.map((r) => {
+      let counted = false;
+      const kinesis = { ...r.kinesis };
+      const data = kinesis.data;
+      Object.defineProperty(kinesis, 'data', {
+        enumerable: true,
+        get() {
+          if (!counted) read++;
+          counted = true;
+          return data;
+        },
+      });
+      return { ...r, kinesis };
+    });
+    const readAtWrite: number[] = [];
+    const out = {
+      async write(records: readonly RecordEnvelope[]) {
+        if (records.length > 0) readAtWrite.push(read);
+      },
+      async close() {},
+    };
+    const p = pipeline('lazy')
+      .source(fileSource<Click>({ path: '-' }))
+      .sink(out)
+      .build();
+    const handler = createHandler(p, { chunkSize: 50, log: () => {} });
+    expect(await handler({ Records })).toEqual({ batchItemFailures: [] });
+    // 250 records in 5 chunks: when chunk k is written, k chunks have been decoded, and the one
+    // record that told chunk k was complete (it begins chunk k + 1).
+    expect(readAtWrite).toEqual(Array.from({ length: 5 }, (_, k) => Math.min(250, 50 * (k + 1) + 1)));
+  });
+
   it('starts no chunk near the timeout and reports the rest for retry', async () => {
     const event = await eventFrom('flaky');
     const handler = createHandler(windowPipeline(new MemorySink()), {
