@@ -25,6 +25,43 @@ export interface ComponentDefinition {
   defs?: Readonly<Record<string, TSchema>>;
   /** One paragraph for the generated docs. */
   description: string;
+  /**
+   * The AWS actions a configured component calls and what they act on, for the least-privilege
+   * role `tributary synth` writes (one statement per component). Absent: it calls no AWS API.
+   * The synth policy test checks every SDK command a real run sends against these.
+   */
+  permissions?(spec: never): AwsPermission[];
+}
+
+/**
+ * What an AWS resource a component acts on is, by name as the pipeline gives it; synth turns it
+ * into an ARN (or a reference to the resource when its template creates it).
+ */
+export type AwsResource =
+  | { type: 'kinesis-stream'; name?: string; arn?: string }
+  /** An enhanced fan-out consumer of a stream (its ARN is the stream's plus `/consumer/<name>:*`). */
+  | { type: 'kinesis-consumer'; stream?: string; streamArn?: string; consumer: string }
+  /** A table, and with `indexes` its secondary indexes too. */
+  | { type: 'dynamodb-table'; name: string; indexes?: boolean }
+  /** The stream of a table (`/stream/*`) or a stream ARN. */
+  | { type: 'dynamodb-stream'; table?: string; arn?: string }
+  /** Objects under a key prefix of a bucket (`arn:…:s3:::bucket/prefix*`); or the bucket itself. */
+  | { type: 's3-objects'; bucket: string; prefix?: string }
+  | { type: 's3-bucket'; bucket: string }
+  /** A queue by its URL or name. */
+  | { type: 'sqs-queue'; url?: string; name?: string }
+  | { type: 'firehose-delivery-stream'; name: string }
+  /** A Secrets Manager secret by name or ARN. */
+  | { type: 'secret'; id: string }
+  /** A KMS key by ARN, id or alias (`alias/…`). */
+  | { type: 'kms-key'; id: string }
+  /** A resource named by its full ARN. */
+  | { type: 'arn'; arn: string };
+
+export interface AwsPermission {
+  /** IAM actions, `service:Action` (e.g. `dynamodb:UpdateItem`). */
+  actions: string[];
+  resource: AwsResource;
 }
 
 const components: Record<ComponentCategory, Map<string, ComponentDefinition>> = {

@@ -65,7 +65,15 @@ export {
 } from './kpl.js';
 export { aggregateUserRecords, userRecordSize } from './kplAggregate.js';
 export { comparePositions, compareSequenceNumbers } from './position.js';
-export { type ComponentCategory, type ComponentDefinition, definitions, kindOf, register } from './registry.js';
+export {
+  type AwsPermission,
+  type AwsResource,
+  type ComponentCategory,
+  type ComponentDefinition,
+  definitions,
+  kindOf,
+  register,
+} from './registry.js';
 export { type BackoffPolicy, backoff, backoffDelay, type RetryPolicy, retry, sleep } from './retry.js';
 export { ComponentRef, DurationSchema, Expression, FunctionRef, X_EXPECTED } from './schema.js';
 export { type ComponentUse, walkComponents } from './walkComponents.js';

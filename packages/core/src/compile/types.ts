@@ -7,7 +7,7 @@
 import type { SchedulerLike } from 'rxjs';
 import type { DeadLetterReason, DeadLetterRecord, Ordering, RecordEnvelope, SourceBatch } from '../envelope.js';
 import type { CompiledExpression, ExpressionSource, FunctionResolver } from '../expression.js';
-import type { ComponentDefinition } from '../registry.js';
+import type { AwsPermission, ComponentDefinition } from '../registry.js';
 import type { StateStore } from '../windows/shared.js';
 import type { WatermarkView } from '../windows/watermarks.js';
 
@@ -175,18 +175,24 @@ export interface StepDefinition<S = never> extends ComponentDefinition {
 
 export interface SinkDefinition<S = never> extends ComponentDefinition {
   category: 'sink';
+  /** The AWS actions this component calls for `spec` (see ComponentDefinition.permissions). */
+  permissions?(spec: S): AwsPermission[];
   create(spec: S, ctx: ResourceContext): Sink;
   summary(spec: S): string;
 }
 
 export interface SourceDefinition<S = never> extends ComponentDefinition {
   category: 'source';
+  /** The AWS actions this component calls for `spec` (see ComponentDefinition.permissions). */
+  permissions?(spec: S): AwsPermission[];
   create(spec: S, ctx: ResourceContext & { fields?: unknown }): Source;
   summary(spec: S): string;
 }
 
 export interface LookupDefinition<S = never> extends ComponentDefinition {
   category: 'lookup';
+  /** The AWS actions this component calls for `spec` (see ComponentDefinition.permissions). */
+  permissions?(spec: S): AwsPermission[];
   create(spec: S, ctx: ResourceContext): Lookup;
   /** The key expression the lookup's own spec names, if it names one (`key: { id: event.user }`). */
   keyOf?(spec: S): ExpressionSource | undefined;
@@ -194,6 +200,8 @@ export interface LookupDefinition<S = never> extends ComponentDefinition {
 
 export interface StoreDefinition<S = never> extends ComponentDefinition {
   category: 'store';
+  /** The AWS actions this component calls for `spec` (see ComponentDefinition.permissions). */
+  permissions?(spec: S): AwsPermission[];
   /** `undefined`: window state in process memory. */
   create(spec: S, ctx: ResourceContext): StateStore | undefined;
   summary(spec: S): string;
