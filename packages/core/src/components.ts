@@ -7,6 +7,7 @@ import './steps/keyBy.js';
 import './steps/branch.js';
 import './steps/sink.js';
 import './sources/file.js';
+import './sources/stream.js';
 import './sinks/file.js';
 import './sinks/stdout.js';
 import './sinks/memory.js';

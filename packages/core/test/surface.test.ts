@@ -115,7 +115,7 @@ describe('public surface of @tributary/core', () => {
       'sink',
       'window',
     ]);
-    expect(spi.definitions('source').map((d) => d.kind)).toEqual(['file']);
+    expect(spi.definitions('source').map((d) => d.kind)).toEqual(['file', 'kinesis', 'dynamodbStream']);
     expect(spi.definitions('sink').map((d) => d.kind)).toEqual(['file', 'stdout', 'stderr', 'ref']);
     expect(spi.definitions('lookup').map((d) => d.kind)).toEqual(['static', 'ref']);
     expect(spi.definitions('store').map((d) => d.kind)).toEqual(['memory', 'ref']);

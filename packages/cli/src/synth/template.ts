@@ -11,7 +11,9 @@
  *   for a data action; only the CloudWatch Logs statements use the function's log group ARN).
  */
 import type { PipelineSpec } from '@tributary/core';
+import { kindOf } from '@tributary/core/spi';
 import { STATE_TABLE_KEYS, stateStoresOf } from '@tributary/state';
+import { componentStatements, type Statement } from './iam.js';
 
 /** The event source mapping's settings (the template's defaults otherwise). */
 export interface TemplateOptions {
@@ -32,39 +34,32 @@ export function template(spec: PipelineSpec, options: TemplateOptions = {}): Rec
   const tableArn = (t: string) => ({
     'Fn::Sub': `arn:\${AWS::Partition}:dynamodb:\${AWS::Region}:\${AWS::AccountId}:table/${t}`,
   });
-  const statements: Record<string, unknown>[] = [
+  // The function reads the stream its mapping names (a file source: the stream this template makes).
+  const deployed: PipelineSpec =
+    kindOf(spec.source) === 'file' ? { ...spec, source: { kinesis: { stream: spec.name } } } : spec;
+  const storeIndex = new Map(stateStoresOf(spec).map((s, i) => [s.path, i]));
+  const statements: Statement[] = [
+    ...componentStatements(deployed, (resource, use) => {
+      if (use.category === 'source' && resource.type === 'kinesis-stream') return [streamArn];
+      if (use.category === 'store' && resource.type === 'dynamodb-table') {
+        const t = tables.indexOf(resource.name);
+        return t >= 0 && storeIndex.has(use.path) ? [tableArn(resource.name)] : undefined;
+      }
+      return undefined;
+    }),
     {
+      Sid: 'FailureQueue',
       Effect: 'Allow',
-      Action: [
-        'kinesis:GetRecords',
-        'kinesis:GetShardIterator',
-        'kinesis:DescribeStream',
-        'kinesis:DescribeStreamSummary',
-        'kinesis:ListShards',
-        'kinesis:ListStreams',
-      ],
-      Resource: [streamArn],
+      Action: ['sqs:SendMessage'],
+      Resource: [{ 'Fn::GetAtt': ['FailureQueue', 'Arn'] }],
     },
-    { Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [{ 'Fn::GetAtt': ['FailureQueue', 'Arn'] }] },
     {
-      Effect: 'Allow',
+      Sid: 'Logs',
+      Effect: 'Allow' as const,
       Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
       Resource: [{ 'Fn::GetAtt': ['LogGroup', 'Arn'] }],
     },
   ];
-  if (tables.length > 0) {
-    statements.push({
-      Effect: 'Allow',
-      Action: [
-        'dynamodb:GetItem',
-        'dynamodb:PutItem',
-        'dynamodb:UpdateItem',
-        'dynamodb:BatchGetItem',
-        'dynamodb:Query',
-      ],
-      Resource: tables.map(tableArn),
-    });
-  }
   const resources: Record<string, unknown> = {
     Stream: {
       Type: 'AWS::Kinesis::Stream',

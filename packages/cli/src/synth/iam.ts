@@ -1,0 +1,135 @@
+/**
+ * The least-privilege policy of a synthesised stack, built from the components themselves: each
+ * registered source, sink, lookup, store and dead-letter kind declares the AWS actions it calls
+ * and what they act on (`permissions(spec)` on its definition, in its own file); here each
+ * declaration becomes a statement naming that resource's ARN. A resource the template creates
+ * itself (a state table with a generated name, the stream it makes) is named by the template's
+ * reference instead (`refs`). No data action is granted on `"Resource": "*"`.
+ */
+import type { PipelineSpec } from '@tributary/core';
+import {
+  type AwsPermission,
+  type AwsResource,
+  type ComponentDefinition,
+  type ComponentUse,
+  definitions,
+  walkComponents,
+} from '@tributary/core/spi';
+
+/** One IAM policy statement. */
+export interface Statement {
+  Sid: string;
+  Effect: 'Allow';
+  Action: string[];
+  Resource: unknown[];
+}
+
+/**
+ * The template's own reference for a resource it creates (e.g. `{ 'Fn::GetAtt': ['StateTable0', 'Arn'] }`),
+ * or undefined to name it by its ARN. `use` is the component declaring it.
+ */
+export type ResourceRef = (resource: AwsResource, use: ComponentUse) => unknown[] | undefined;
+
+const sub = (s: string) => ({ 'Fn::Sub': s });
+const PREFIX = 'arn:${AWS::Partition}';
+const REGIONAL = (service: string) => `${PREFIX}:${service}:\${AWS::Region}:\${AWS::AccountId}`;
+/** `${…}` in a name would be read by Fn::Sub as a reference: `${!` writes it literally. */
+const lit = (s: string) => s.replaceAll('${', '${!');
+
+/** An SQS queue URL's ARN (`https://sqs.<region>.amazonaws.com/<account>/<name>`), or by name in this stack's account. */
+function queueArn(r: { url?: string; name?: string }): unknown {
+  if (r.url !== undefined) {
+    const m = /^https?:\/\/(?:sqs\.)?([a-z0-9-]+)?\.?[^/]*\/(\d{12})\/([^/?#]+)/.exec(r.url);
+    if (m?.[1] && m[2] && m[3] && m[1] !== 'localhost') return `arn:aws:sqs:${m[1]}:${m[2]}:${m[3]}`;
+    const name =
+      r.url
+        .replace(/[?#].*$/, '')
+        .split('/')
+        .filter(Boolean)
+        .pop() ?? '*';
+    return sub(`${REGIONAL('sqs')}:${lit(name)}`);
+  }
+  return sub(`${REGIONAL('sqs')}:${lit(r.name ?? '*')}`);
+}
+
+/** The ARNs a resource declaration stands for. */
+export function arnsOf(r: AwsResource): unknown[] {
+  switch (r.type) {
+    case 'kinesis-stream':
+      return [r.arn ?? sub(`${REGIONAL('kinesis')}:stream/${lit(r.name ?? '*')}`)];
+    case 'kinesis-consumer': {
+      const stream = r.streamArn ?? `${REGIONAL('kinesis')}:stream/${lit(r.stream ?? '*')}`;
+      return [sub(`${r.streamArn ? lit(stream) : stream}/consumer/${lit(r.consumer)}:*`)];
+    }
+    case 'dynamodb-table': {
+      const table = `${REGIONAL('dynamodb')}:table/${lit(r.name)}`;
+      return r.indexes ? [sub(table), sub(`${table}/index/*`)] : [sub(table)];
+    }
+    case 'dynamodb-stream':
+      return [r.arn ?? sub(`${REGIONAL('dynamodb')}:table/${lit(r.table ?? '*')}/stream/*`)];
+    case 's3-objects':
+      return [sub(`${PREFIX}:s3:::${lit(r.bucket)}/${lit(r.prefix ?? '')}*`)];
+    case 's3-bucket':
+      return [sub(`${PREFIX}:s3:::${lit(r.bucket)}`)];
+    case 'sqs-queue':
+      return [queueArn(r)];
+    case 'firehose-delivery-stream':
+      return [sub(`${REGIONAL('firehose')}:deliverystream/${lit(r.name)}`)];
+    case 'secret':
+      return r.id.startsWith('arn:') ? [r.id] : [sub(`${REGIONAL('secretsmanager')}:secret:${lit(r.id)}-*`)];
+    case 'kms-key':
+      if (r.id.startsWith('arn:')) return [r.id];
+      return [sub(`${REGIONAL('kms')}:${r.id.startsWith('alias/') ? lit(r.id) : `key/${lit(r.id)}`}`)];
+    case 'arn':
+      return [r.arn];
+  }
+}
+
+/** `Steps2WindowState` for `/steps/2/window/state`: a statement id (alphanumeric) naming the component. */
+export function sidOf(path: string): string {
+  const words = path
+    .split('/')
+    .filter(Boolean)
+    .map((w) => w.replace(/[^A-Za-z0-9]/g, ''))
+    .map((w) => w.charAt(0).toUpperCase() + w.slice(1));
+  return words.join('') || 'Pipeline';
+}
+
+/** Every component of `spec` with its declared permissions (the default dead-letter output, stderr, included). */
+export function componentPermissions(spec: PipelineSpec): { use: ComponentUse; permissions: AwsPermission[] }[] {
+  const defs = new Map<string, ComponentDefinition>();
+  for (const category of ['step', 'source', 'sink', 'lookup', 'store'] as const)
+    for (const d of definitions(category)) defs.set(`${category}:${d.kind}`, d);
+  const out: { use: ComponentUse; permissions: AwsPermission[] }[] = [];
+  for (const use of walkComponents({ ...spec, deadLetter: spec.deadLetter ?? { stderr: {} } })) {
+    const def = defs.get(`${use.category}:${use.kind}`) as
+      | (ComponentDefinition & { permissions?: (spec: unknown) => AwsPermission[] })
+      | undefined;
+    const permissions = def?.permissions?.(use.spec) ?? [];
+    if (permissions.length > 0) out.push({ use, permissions });
+  }
+  return out;
+}
+
+/**
+ * One statement per component and resource: its actions on that resource's ARNs (or the
+ * template's reference to it). Actions sorted, duplicates dropped; ids unique.
+ */
+export function componentStatements(spec: PipelineSpec, ref: ResourceRef = () => undefined): Statement[] {
+  const statements: Statement[] = [];
+  const sids = new Set<string>();
+  for (const { use, permissions } of componentPermissions(spec)) {
+    permissions.forEach((p, i) => {
+      let sid = `${sidOf(use.path)}${permissions.length > 1 ? i : ''}`;
+      for (let n = 2; sids.has(sid); n++) sid = `${sidOf(use.path)}${i}x${n}`;
+      sids.add(sid);
+      statements.push({
+        Sid: sid,
+        Effect: 'Allow',
+        Action: [...new Set(p.actions)].sort(),
+        Resource: ref(p.resource, use) ?? arnsOf(p.resource),
+      });
+    });
+  }
+  return statements;
+}
