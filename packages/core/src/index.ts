@@ -80,7 +80,9 @@ export {
   MAX_ALIASES,
   MAX_PIPELINE_BYTES,
   type PipelineFileOptions,
+  type PipelineYamlOptions,
   parsePipelineYaml,
   resolveFunctions,
 } from './yaml/load.js';
+export type { Environment } from './yaml/substitute.js';
 export type { FunctionModuleOptions } from './yaml/modules.js';

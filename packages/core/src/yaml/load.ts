@@ -40,6 +40,7 @@ import {
   projectFolder,
   typeScriptProblem,
 } from './modules.js';
+import { type Environment, substituteDocument, UNQUOTED_IN_FLOW, unquotedInFlow } from './substitute.js';
 
 export const MAX_PIPELINE_BYTES = 1024 * 1024;
 export const MAX_ALIASES = 100;
@@ -57,8 +58,24 @@ export interface ParsedPipeline {
   locate?: (path: string) => { line: number; column: number };
 }
 
-/** Parses and validates YAML text. `spec` is set only when there are no issues. */
-export function parsePipelineYaml(text: string, file = '<pipeline>'): ParsedPipeline {
+/** Options of {@link parsePipelineYaml}. */
+export interface PipelineYamlOptions {
+  /**
+   * Where `${NAME}` and `${NAME:-default}` in values are looked up (see `substitute.ts`);
+   * default `process.env`.
+   */
+  env?: Environment;
+}
+
+/**
+ * Parses and validates YAML text, after substituting `${NAME}` references in its values from
+ * `options.env`. `spec` is set only when there are no issues.
+ */
+export function parsePipelineYaml(
+  text: string,
+  file = '<pipeline>',
+  options: PipelineYamlOptions = {},
+): ParsedPipeline {
   if (text.length > MAX_PIPELINE_BYTES) {
     return {
       spec: undefined,
@@ -85,8 +102,16 @@ export function parsePipelineYaml(text: string, file = '<pipeline>'): ParsedPipe
     strict: true,
   });
   const issues: ValidationIssue[] = [];
+  // A `${NAME}` unquoted in a flow collection breaks the syntax from there on: that is said, once
+  // per reference, instead of the errors that follow from it.
+  const inFlow = unquotedInFlow(
+    text,
+    doc.errors.map((e) => e.pos[0]),
+  ).map((o) => lineCounter.linePos(o));
+  for (const pos of inFlow) issues.push({ file, line: pos.line, column: pos.col, path: '', message: UNQUOTED_IN_FLOW });
   for (const e of [...doc.errors, ...doc.warnings]) {
     const pos = e.linePos?.[0] ?? lineCounter.linePos(e.pos[0]);
+    if (inFlow.length > 0 && pos.line >= (inFlow[0] as { line: number }).line) continue;
     const message =
       e.code === 'TAG_RESOLVE_FAILED' ? `tags are not allowed: ${firstLine(e.message)}` : firstLine(e.message);
     issues.push({ file, line: pos.line, column: pos.col, path: '', message });
@@ -109,6 +134,8 @@ export function parsePipelineYaml(text: string, file = '<pipeline>'): ParsedPipe
     },
   });
   if (issues.length > 0) return { spec: undefined, issues: dedupe(issues) };
+  const { issues: unset, substituted } = substituteDocument(doc, text, lineCounter, file, options.env ?? process.env);
+  if (unset.length > 0) return { spec: undefined, issues: unset };
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: MAX_ALIASES });
@@ -116,9 +143,10 @@ export function parsePipelineYaml(text: string, file = '<pipeline>'): ParsedPipe
     return { spec: undefined, issues: [{ file, line: 1, column: 1, path: '', message: describeError(err) }] };
   }
   const found = validateSpec(value) as LocatedIssue[];
-  if (found.length > 0) return { spec: undefined, issues: found.map((i) => locate(i, doc, lineCounter, file)) };
+  if (found.length > 0)
+    return { spec: undefined, issues: found.map((i) => locate(i, doc, lineCounter, file, substituted)) };
   const position = (path: string) => {
-    const { line = 1, column = 1 } = locate({ path, message: '' }, doc, lineCounter, file);
+    const { line = 1, column = 1 } = locate({ path, message: '' }, doc, lineCounter, file, substituted);
     return { line, column };
   };
   return { spec: value as PipelineSpec, issues: [], locate: position };
@@ -175,8 +203,18 @@ function at(node: Node, lc: LineCounter): { line: number; column: number } {
   return { line: pos.line, column: pos.col };
 }
 
-/** Finds the YAML node behind a JSON pointer and sets the issue's line and column. */
-function locate(issue: LocatedIssue, doc: Document, lc: LineCounter, file: string): ValidationIssue {
+/**
+ * Finds the YAML node behind a JSON pointer and sets the issue's line and column. An offset into
+ * a scalar whose `${...}` were substituted (`substituted`) is not applied: it counts in the
+ * substituted text, not the source.
+ */
+function locate(
+  issue: LocatedIssue,
+  doc: Document,
+  lc: LineCounter,
+  file: string,
+  substituted?: WeakSet<Node>,
+): ValidationIssue {
   const segs = parsePointer(issue.path);
   let node: unknown = doc.contents;
   let target: Node | undefined = doc.contents ?? undefined;
@@ -204,7 +242,7 @@ function locate(issue: LocatedIssue, doc: Document, lc: LineCounter, file: strin
     const pos = lc.linePos(target.range[0]);
     out.line = pos.line;
     out.column = pos.col;
-    if (issue.offset !== undefined && isScalar(target)) {
+    if (issue.offset !== undefined && isScalar(target) && !substituted?.has(target)) {
       const raw = lc.linePos(target.range[1]);
       if (
         raw.line === pos.line &&
@@ -323,7 +361,7 @@ function exportList(names: Set<string>): string {
 }
 
 /** Options of {@link checkPipelineFile} and {@link loadPipelineFile}. */
-export type PipelineFileOptions = FunctionModuleOptions;
+export type PipelineFileOptions = FunctionModuleOptions & PipelineYamlOptions;
 
 /**
  * Every problem with a pipeline file (syntax, schema, expressions, functions), located. With
@@ -353,7 +391,7 @@ export async function checkPipelineFile(
       issues: [{ file, path: '', message: `cannot read pipeline file: ${describeError(err)}` }],
     };
   }
-  const parsed = parsePipelineYaml(text, file);
+  const parsed = parsePipelineYaml(text, file, { env: options.env });
   if (!parsed.spec) return { pipeline: undefined, issues: parsed.issues };
   const baseDir = dirname(resolve(path));
   const { bindings, issues } = await resolveFunctions(parsed.spec, baseDir, options);
