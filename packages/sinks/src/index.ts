@@ -1,6 +1,6 @@
 /**
- * @tributary/sinks: batched, retried sinks that never lose a record — DynamoDB, Kinesis, Redis,
- * SQS and HTTP. Importing the package registers their kinds for YAML.
+ * @tributary/sinks: batched, retried sinks that never lose a record — DynamoDB, Kinesis, Firehose,
+ * Redis, S3, SQS and HTTP. Importing the package registers their kinds for YAML.
  */
 export {
   BatchSink,
@@ -18,6 +18,13 @@ export {
   dynamodbSinkDefinition,
 } from './dynamodb.js';
 export { EncodeError, SinkError } from './errors.js';
+export {
+  FirehoseSink,
+  type FirehoseSinkOptions,
+  type FirehoseSinkSpec,
+  firehoseSink,
+  firehoseSinkDefinition,
+} from './firehose.js';
 export { HttpSink, type HttpSinkOptions, type HttpSinkSpec, httpSink, httpSinkDefinition } from './http.js';
 export {
   KinesisSink,

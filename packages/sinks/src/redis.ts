@@ -4,7 +4,21 @@
  * (sorted set `key`, `score`, member `member` or the JSON), `xadd` (stream `key`, one `data`
  * field with the JSON). `set`/`hset`/`zadd` are idempotent (a replay writes the same values);
  * `xadd` appends again — set `idField` and de-duplicate downstream.
+ *
+ * ElastiCache: a `rediss://` URL connects over TLS (`tls`: the CA to trust, the name to expect),
+ * with the AUTH token from an environment variable (`authTokenEnv`), a Secrets Manager secret
+ * (`authTokenSecret`, read once, before the first command) or the URL. A refused token or a
+ * certificate that does not verify fails the write at once (the batch is not acknowledged),
+ * saying so without the token; it is not retried, and no record is dead-lettered for it.
  */
+import type { AwsClientOptions } from '@tributary/aws';
+import {
+  type RedisAuth,
+  type RedisConnectionError,
+  redisConnection,
+  redisConnectionFields,
+  watchRedisConnection,
+} from '@tributary/aws/redis';
 import { ConfigError, type RecordEnvelope } from '@tributary/core';
 import {
   type CompiledExpression,
@@ -31,6 +45,7 @@ export const redisSinkSchema = Type.Object(
     score: Type.Optional(Expression('zadd: yields the score')),
     member: Type.Optional(Expression('zadd: yields the member (default: the record as JSON)')),
     ttl: Type.Optional(Type.Integer({ minimum: 1, description: 'set: seconds until the key expires' })),
+    ...redisConnectionFields,
     ...batchSinkFields,
   },
   { additionalProperties: false },
@@ -54,6 +69,16 @@ export interface RedisSinkOptions extends BatchSinkOptions {
   score?: (value: unknown) => unknown;
   member?: (value: unknown) => unknown;
   ttl?: number;
+  /** TLS settings (a `rediss://` URL turns TLS on): the CA to trust, a PEM file or its text; whether to refuse an unverified server (default true); the name to expect. */
+  tls?: { ca?: string; rejectUnauthorized?: boolean; servername?: string };
+  /** An environment variable holding the AUTH token. */
+  authTokenEnv?: string;
+  /** Name or ARN of a Secrets Manager secret holding the AUTH token (read once, before the first command). */
+  authTokenSecret?: string;
+  /** Where a relative `tls.ca` path is resolved (default: the working directory; YAML: the pipeline file's folder). */
+  baseDir?: string;
+  /** The Secrets Manager client's region and endpoint (default: from the environment). */
+  secretsManager?: AwsClientOptions;
 }
 
 export class RedisSink extends BatchSink<Command> {
@@ -62,15 +87,47 @@ export class RedisSink extends BatchSink<Command> {
   protected readonly maxBytesPerCall = 8 * 1024 * 1024;
   private readonly client: Redis;
   private readonly owned: boolean;
+  /** A refused AUTH or an unverified certificate as a permanent error (see watchRedisConnection). */
+  private readonly explain: (err: unknown) => RedisConnectionError | undefined = () => undefined;
+  /** Reads the token of `authTokenSecret`. */
+  private readonly auth: (() => Promise<RedisAuth>) | undefined;
+  /** Resolves once that token is in the client's options. */
+  private authorised: Promise<void> | undefined;
   constructor(private readonly sinkOptions: RedisSinkOptions) {
     super(sinkOptions);
     if (!sinkOptions.client && !sinkOptions.url) throw new ConfigError('Expected `url` or `client` for the redis sink');
     if (sinkOptions.command === 'zadd' && !sinkOptions.score) throw new ConfigError('Expected `score` for zadd');
     this.summary = `redis ${sinkOptions.command}`;
-    this.client =
-      sinkOptions.client ?? new Redis(sinkOptions.url as string, { lazyConnect: true, maxRetriesPerRequest: 1 });
-    if (!sinkOptions.client) this.client.on('error', () => {}); // failures reach the commands, which are retried
+    if (sinkOptions.client) {
+      this.client = sinkOptions.client;
+    } else {
+      const url = sinkOptions.url as string;
+      let connection: ReturnType<typeof redisConnection>;
+      try {
+        connection = redisConnection(sinkOptions);
+      } catch (err) {
+        throw new ConfigError(`redis sink: ${(err as Error).message}`, { cause: err });
+      }
+      this.auth = connection.auth;
+      this.client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, ...connection.options });
+      // Failures reach the commands, which are retried, unless they are permanent (explain).
+      this.explain = watchRedisConnection(this.client, `redis ${url.replace(/\/\/[^@/]*@/, '//')}`);
+    }
     this.owned = !sinkOptions.client;
+  }
+
+  /** Before the first command: the token of `authTokenSecret`, read once (a failed read is tried again by the retry). */
+  private ready(): Promise<void> {
+    const auth = this.auth;
+    if (!auth) return Promise.resolve();
+    this.authorised ??= auth().then(({ password, username }) => {
+      this.client.options.password = password;
+      if (username !== undefined) this.client.options.username = username;
+    });
+    this.authorised.catch(() => {
+      this.authorised = undefined;
+    });
+    return this.authorised;
   }
 
   protected encode(env: RecordEnvelope): Encoded<Command> | EntryFailure {
@@ -111,11 +168,20 @@ export class RedisSink extends BatchSink<Command> {
   }
 
   protected async send(entries: readonly Encoded<Command>[]): Promise<(EntryFailure | undefined)[]> {
-    const pipeline = this.client.pipeline(entries.map((e) => e.payload));
-    const results = (await pipeline.exec()) ?? [];
+    await this.ready();
+    let results: [Error | null, unknown][];
+    try {
+      results = (await this.client.pipeline(entries.map((e) => e.payload)).exec()) ?? [];
+    } catch (err) {
+      throw this.explain(err) ?? err;
+    }
     return entries.map((_, i) => {
       const err = results[i]?.[0];
-      return err ? failureOf(err) : undefined;
+      if (!err) return undefined;
+      // A refused token or certificate says nothing about the record: the write fails instead.
+      const connection = this.explain(err);
+      if (connection) throw connection;
+      return failureOf(err);
     });
   }
 
@@ -136,11 +202,17 @@ export const redisSinkDefinition: SinkDefinition<RedisSinkSpec> = register({
   description:
     'Writes records to Redis with set, hset, zadd or xadd, one pipeline per call (up to 1000 records); failed commands are retried when the error is transient (connection lost, LOADING), dead-lettered otherwise.',
   summary: (spec) => `${spec.command} ${typeof spec.key === 'string' ? spec.key : 'fn'}`,
+  // Redis is no AWS API: only a token kept in Secrets Manager needs a permission.
+  permissions: (spec) =>
+    spec.authTokenSecret === undefined
+      ? []
+      : [{ actions: ['secretsmanager:GetSecretValue'], resource: { type: 'secret', id: spec.authTokenSecret } }],
   create(spec, ctx) {
     const expr = (source: typeof spec.key | undefined): CompiledExpression | undefined =>
       source === undefined ? undefined : compileExpression(source, (name) => ctx.bindings.get(name) as never);
     return redisSink({
       ...spec,
+      baseDir: ctx.baseDir,
       key: expr(spec.key) as CompiledExpression,
       field: expr(spec.field),
       score: expr(spec.score),

@@ -10,6 +10,7 @@ describe('public surface of @tributary/sinks', () => {
       'BatchSink',
       'DynamoDbSink',
       'EncodeError',
+      'FirehoseSink',
       'HttpSink',
       'KinesisSink',
       'RedisSink',
@@ -18,6 +19,8 @@ describe('public surface of @tributary/sinks', () => {
       'SqsSink',
       'dynamoDbSink',
       'dynamodbSinkDefinition',
+      'firehoseSink',
+      'firehoseSinkDefinition',
       'httpSink',
       'httpSinkDefinition',
       'kinesisSink',
@@ -30,14 +33,14 @@ describe('public surface of @tributary/sinks', () => {
       'sqsSinkDefinition',
     ]);
     expect(definitions('sink').map((d) => d.kind)).toEqual(
-      expect.arrayContaining(['dynamodb', 'kinesis', 'redis', 'sqs', 'http', 's3']),
+      expect.arrayContaining(['dynamodb', 'firehose', 'kinesis', 'redis', 'sqs', 'http', 's3']),
     );
   });
 
   it('each of its kinds names its module, which exports it as <kind>SinkDefinition', async () => {
     const own = definitions('sink').filter((d) => d.module.startsWith('@tributary/sinks/'));
     expect(own.map((d) => `${d.kind} ${d.module}`).sort()).toEqual(
-      ['dynamodb', 'http', 'kinesis', 'redis', 's3', 'sqs'].map((k) => `${k} @tributary/sinks/${k}`),
+      ['dynamodb', 'firehose', 'http', 'kinesis', 'redis', 's3', 'sqs'].map((k) => `${k} @tributary/sinks/${k}`),
     );
     for (const d of own) expect((await import(d.module))[`${d.kind}SinkDefinition`], d.module).toBe(d);
   });

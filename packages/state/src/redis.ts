@@ -32,8 +32,23 @@
  * Loss is detected by the processes that saw the old state: a process started after the loss has
  * no memory of the old epoch, creates a new marker and starts from empty — acceptable, as a
  * restart is also how one starts over deliberately, but the windows in flight are then gone.
+ *
+ * ElastiCache: a `rediss://` URL connects over TLS (`tls` sets the CA to trust and the name to
+ * expect), and the AUTH token comes from an environment variable (`authTokenEnv`), a Secrets
+ * Manager secret (`authTokenSecret`, read once, before the first command) or the URL. A refused
+ * token or a certificate that does not verify fails the batch at once with a
+ * {@link StateStoreError} saying so — not retried, never naming the token. A Lambda function
+ * reaches ElastiCache only inside its VPC.
  */
 import { randomUUID } from 'node:crypto';
+import type { AwsClientOptions } from '@tributary/aws';
+import {
+  type RedisAuth,
+  type RedisConnectionError,
+  redisConnection,
+  redisConnectionFields,
+  watchRedisConnection,
+} from '@tributary/aws/redis';
 import { register, type StoreDefinition, type StoredShardProgress, X_EXPECTED } from '@tributary/core/spi';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import Type, { type Static } from 'typebox';
@@ -192,6 +207,7 @@ export const redisStateSchema = Type.Object(
       }),
     ),
     keyPrefix: Type.Optional(Type.String({ description: 'prefix of every key (default "tributary:")' })),
+    ...redisConnectionFields,
     ...windowStateFields,
   },
   {
@@ -210,6 +226,16 @@ export interface RedisStateOptions extends WindowStateOptions {
   client?: Redis | Cluster;
   /** Largest item body in bytes (default 4 MB; Redis allows 512 MB, but big values block the server). */
   maxItemBytes?: number;
+  /** TLS settings (a `rediss://` URL turns TLS on): the CA to trust, a PEM file or its text; whether to refuse an unverified server (default true); the name to expect. */
+  tls?: { ca?: string; rejectUnauthorized?: boolean; servername?: string };
+  /** An environment variable holding the AUTH token. */
+  authTokenEnv?: string;
+  /** Name or ARN of a Secrets Manager secret holding the AUTH token (read once, before the first command). */
+  authTokenSecret?: string;
+  /** Where a relative `tls.ca` path is resolved (default: the working directory; YAML: the pipeline file's folder). */
+  baseDir?: string;
+  /** The Secrets Manager client's region and endpoint (default: from the environment). */
+  secretsManager?: AwsClientOptions;
 }
 
 declare module '@tributary/core' {
@@ -245,6 +271,11 @@ const CLIENT_OPTIONS: RedisOptions = {
   retryStrategy: (times) => Math.min(50 * 2 ** times, 1000),
 };
 
+/** How an owned client connects beyond its options: the token from a secret, read before the first command. */
+export interface RedisBackendConnection {
+  auth?: () => Promise<RedisAuth>;
+}
+
 export class RedisBackend implements StateBackend {
   readonly summary: string;
   readonly maxItemBytes: number;
@@ -252,6 +283,10 @@ export class RedisBackend implements StateBackend {
   private readonly client: Scripted;
   /** Per namespace, the id its epoch marker held when this process first touched it. */
   private readonly epochs = new Map<string, Promise<string>>();
+  /** A refused AUTH or an unverified certificate as a permanent error (see watchRedisConnection). */
+  private readonly explain: (err: unknown) => RedisConnectionError | undefined;
+  /** Resolves once the AUTH token of a secret is in the client's options (at once without one). */
+  private authorised: Promise<void> | undefined;
 
   constructor(
     client: Client,
@@ -259,12 +294,13 @@ export class RedisBackend implements StateBackend {
     private readonly owned: boolean,
     summary: string,
     maxItemBytes = 4_000_000,
+    private readonly connection: RedisBackendConnection = {},
   ) {
     this.summary = summary;
     this.maxItemBytes = maxItemBytes;
-    // Connection errors also reach the commands that hit them (and are retried there); without a
-    // listener ioredis would print each reconnect failure as an unhandled error event.
-    if (owned) client.on('error', () => {});
+    // Connection errors also reach the commands that hit them (and are retried there, unless
+    // they are permanent: see explain).
+    this.explain = owned ? watchRedisConnection(client, this.summary) : () => undefined;
     client.defineCommand('tributaryEpoch', { numberOfKeys: 1, lua: EPOCH });
     client.defineCommand('tributaryCas', { numberOfKeys: 2, lua: CAS });
     client.defineCommand('tributaryProgress', { numberOfKeys: 2, lua: PROGRESS });
@@ -273,6 +309,26 @@ export class RedisBackend implements StateBackend {
     client.defineCommand('tributaryFinish', { numberOfKeys: 3, lua: FINISH });
     client.defineCommand('tributaryComplete', { numberOfKeys: 2, lua: COMPLETE });
     this.client = client as Scripted;
+  }
+
+  /**
+   * Before the first command: the token of `authTokenSecret`, read once, set where the client
+   * takes it when it connects (the client connects on its first command). A failed read is
+   * forgotten, so that the retry of the call reads again.
+   */
+  private ready(): Promise<void> {
+    const auth = this.connection.auth;
+    if (!auth) return Promise.resolve();
+    this.authorised ??= auth().then(({ password, username }) => {
+      // Only a standalone client is given a secret's token (see connect): it reads its options when it connects.
+      const options = (this.client as Redis).options;
+      options.password = password;
+      if (username !== undefined) options.username = username;
+    });
+    this.authorised.catch(() => {
+      this.authorised = undefined;
+    });
+    return this.authorised;
   }
 
   private tag(namespace: string): string {
@@ -302,7 +358,11 @@ export class RedisBackend implements StateBackend {
     const known = this.epochs.get(namespace);
     if (known) return known;
     this.calls++;
-    const found = this.client.tributaryEpoch(this.marker(namespace), randomUUID());
+    const found = this.ready()
+      .then(() => this.client.tributaryEpoch(this.marker(namespace), randomUUID()))
+      .catch((err: unknown) => {
+        throw this.explain(err) ?? err;
+      });
     this.epochs.set(namespace, found);
     // A failed attempt (the server is down) is forgotten, so that the retry of the call asks again.
     found.catch(() => {
@@ -324,6 +384,8 @@ export class RedisBackend implements StateBackend {
 
   /** A script's lost-state reply as a {@link StateStoreError} saying what happened and what to do; other errors as they are. */
   private translate(err: unknown, namespace: string): unknown {
+    const connection = this.explain(err);
+    if (connection) return connection;
     const reply = (err as { message?: unknown } | null)?.message;
     if (typeof reply !== 'string' || !reply.startsWith(LOST)) return err;
     const marker = this.marker(namespace);
@@ -345,8 +407,14 @@ export class RedisBackend implements StateBackend {
 
   /** Runs a pipeline; `namespaces[i]` is the namespace command i writes to (for lost-state errors). */
   private async run<T>(pipeline: ReturnType<Client['pipeline']>, namespaces: readonly string[] = []): Promise<T[]> {
+    await this.ready();
     this.calls++;
-    const results = (await pipeline.exec()) ?? [];
+    let results: [Error | null, unknown][];
+    try {
+      results = (await pipeline.exec()) ?? [];
+    } catch (err) {
+      throw this.explain(err) ?? err;
+    }
     return results.map(([err, value], i) => {
       if (err) throw this.translate(err, namespaces[i] as string);
       return value as T;
@@ -466,8 +534,13 @@ export class RedisBackend implements StateBackend {
 
   async claimed(namespace: string, rangeId: string): Promise<boolean> {
     const [start, end] = rangeId.split(':');
+    await this.ready();
     this.calls++;
-    return (await this.client.exists(`${this.tag(namespace)}|${start}|${end}|claim`)) > 0;
+    try {
+      return (await this.client.exists(`${this.tag(namespace)}|${start}|${end}|claim`)) > 0;
+    } catch (err) {
+      throw this.explain(err) ?? err;
+    }
   }
 
   async completeClaim(namespace: string, rangeId: string, expiresAt: number): Promise<void> {
@@ -483,8 +556,24 @@ export class RedisBackend implements StateBackend {
   }
 }
 
-function connect(options: RedisStateOptions): { client: Client; summary: string } {
+/** A URL without its credentials, for messages. */
+const withoutAuth = (url: string) => url.replace(/\/\/[^@/]*@/, '//');
+
+function connect(options: RedisStateOptions): { client: Client; summary: string; auth?: () => Promise<RedisAuth> } {
+  let connection: ReturnType<typeof redisConnection>;
+  try {
+    connection = redisConnection(options);
+  } catch (err) {
+    throw new StateConfigError(`redis state store: ${(err as Error).message}`, { cause: err });
+  }
+  const redisOptions: RedisOptions = { ...CLIENT_OPTIONS, ...connection.options };
   if (options.cluster) {
+    if (connection.auth) {
+      // A cluster copies its node options when it is made, before a secret could be read.
+      throw new StateConfigError(
+        'redis state store: `authTokenSecret` works with `url` only; with `cluster`, give the token by `authTokenEnv`',
+      );
+    }
     const nodes = options.cluster.map((n) => {
       const [host, port] = n.split(':');
       return { host: host as string, port: Number(port ?? 6379) };
@@ -492,16 +581,21 @@ function connect(options: RedisStateOptions): { client: Client; summary: string 
     return {
       client: new Cluster(nodes, {
         lazyConnect: true,
-        redisOptions: CLIENT_OPTIONS,
+        redisOptions,
         // Give up reconnecting after a while, so commands fail (and the batch is retried) rather than wait forever.
         clusterRetryStrategy: (times) => (times > 10 ? null : Math.min(100 * times, 2000)),
+        // With TLS, nodes are reached by the names their certificates carry (ElastiCache's
+        // configuration endpoint resolves to them), not by the addresses the cluster reports.
+        ...(redisOptions.tls
+          ? { dnsLookup: (address: string, callback: (e: null, a: string) => void) => callback(null, address) }
+          : {}),
       }),
       summary: `redis cluster ${options.cluster.join(',')}`,
+      auth: connection.auth,
     };
   }
   const url = options.url as string;
-  const where = url.replace(/\/\/[^@/]*@/, '//');
-  return { client: new Redis(url, CLIENT_OPTIONS), summary: `redis ${where}` };
+  return { client: new Redis(url, redisOptions), summary: `redis ${withoutAuth(url)}`, auth: connection.auth };
 }
 
 /** Window state in Redis: `window({ ..., state: redisState({ url: 'redis://localhost:6379' }) })`. */
@@ -512,10 +606,10 @@ export function redisState(options: RedisStateOptions): ItemStateStore<RedisBack
     throw new StateConfigError('Expected exactly one of `url`, `cluster` or `client` for the redis state store');
   }
   if (options.url !== undefined && !/^rediss?:\/\//.test(options.url)) {
-    throw new StateConfigError(`Expected \`url\` to start with redis:// or rediss://, got ${options.url}`);
+    throw new StateConfigError(`Expected \`url\` to start with redis:// or rediss://, got ${withoutAuth(options.url)}`);
   }
-  const { client, summary } = options.client
-    ? { client: options.client, summary: 'redis (client supplied)' }
+  const { client, summary, auth } = options.client
+    ? { client: options.client, summary: 'redis (client supplied)', auth: undefined }
     : connect(options);
   const backend = new RedisBackend(
     client,
@@ -523,6 +617,7 @@ export function redisState(options: RedisStateOptions): ItemStateStore<RedisBack
     !options.client,
     summary,
     options.maxItemBytes,
+    { auth },
   );
   return new ItemStateStore(backend, options);
 }
@@ -534,6 +629,11 @@ export const redisStoreDefinition: StoreDefinition<RedisStateSpec> = register({
   schema: redisStateSchema,
   description:
     'Window state in Redis or ElastiCache (every window kind), shared by every process and Lambda invocation of the pipeline: each batch is one pipelined round trip of Lua compare-and-set scripts (EVALSHA), exactly once per (shard, sequence number); windows fed by several shards are emitted once, by the consumer that claims them. Use persistence (AOF) so acknowledged state survives a restart.',
-  summary: (spec) => (spec.url ? `redis ${spec.url.replace(/\/\/[^@/]*@/, '//')}` : `redis cluster`),
-  create: (spec) => redisState(spec),
+  summary: (spec) => (spec.url ? `redis ${withoutAuth(spec.url)}` : `redis cluster`),
+  // Redis is no AWS API: only a token kept in Secrets Manager needs a permission.
+  permissions: (spec) =>
+    spec.authTokenSecret === undefined
+      ? []
+      : [{ actions: ['secretsmanager:GetSecretValue'], resource: { type: 'secret', id: spec.authTokenSecret } }],
+  create: (spec, ctx) => redisState({ ...spec, baseDir: ctx.baseDir }),
 });
