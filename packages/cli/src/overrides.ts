@@ -1,6 +1,8 @@
 /**
  * The run overrides of the command line (`--input`, `--output`, `--dead-letter`, `--batch-size`):
  * the paths and batch size a run takes instead of the pipeline file's. `run` and `describe` take them.
+ * `--input` on a pipeline whose source is a stream (`kinesis`, `dynamodbStream`) puts a file
+ * source in its place, so the pipeline deployed on a stream runs unchanged on a file.
  */
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError, type Pipeline, type PipelineSpec, type SinkSpec } from '@tributary/core';
@@ -9,7 +11,7 @@ import type { CommandArgs, CommandOptions } from './command.js';
 import { UsageError } from './errors.js';
 
 export interface RunOverrides {
-  /** Absolute path (or `-`) replacing the file source's path. */
+  /** Absolute path (or `-`) replacing the file source's path, or a stream source. */
   input?: string;
   /** Absolute path (or `-` for stdout) for the main output. */
   output?: string;
@@ -25,8 +27,15 @@ function fileOrStdout(path: string): SinkSpec {
 /** The pipeline with command-line overrides applied (the definition itself is not changed). */
 export function withOverrides(pipeline: Pipeline, o: RunOverrides): Pipeline {
   const spec: PipelineSpec = structuredClone(pipeline.spec);
-  if (o.input !== undefined || o.batchSize !== undefined) {
-    if (kindOf(spec.source) !== 'file') throw new ConfigError('--input and --batch-size apply to the file source only');
+  const kind = kindOf(spec.source);
+  if (kind !== 'file' && o.input !== undefined) {
+    // A stream source: the file takes its place (the stream's batch settings are the mapping's).
+    spec.source = { file: { path: o.input, ...(o.batchSize === undefined ? {} : { batchSize: o.batchSize }) } };
+  } else if (kind !== 'file' && o.batchSize !== undefined) {
+    throw new ConfigError(
+      `--batch-size applies to a file source: the source is ${kind}; give --input <file> with it (the stream's batch size is the source's \`batchSize\`)`,
+    );
+  } else if (o.input !== undefined || o.batchSize !== undefined) {
     const file = (spec.source as { file: { path: string; batchSize?: number } }).file;
     if (o.input !== undefined) file.path = o.input;
     if (o.batchSize !== undefined) file.batchSize = o.batchSize;
@@ -51,7 +60,8 @@ export const OVERRIDE_OPTIONS = {
 } as const satisfies CommandOptions;
 
 /** Their help, as `--help` prints it. */
-export const OVERRIDES_HELP = `  --input <file>        read this JSON Lines file instead of the source's path (- = stdin)
+export const OVERRIDES_HELP = `  --input <file>        read this JSON Lines file instead of the source's path, or instead of
+                        the stream of a kinesis/dynamodbStream source (- = stdin)
   --output <file>       write the main output here (- = stdout): replaces the last step if it is
                         a sink, else adds one
   --dead-letter <file>  write dead letters here (JSON Lines) instead of the pipeline's deadLetter

@@ -70,7 +70,7 @@ describe('tributary lambda-local', () => {
     ]);
     expect(local.code).toBe(0);
     expect(local.stderr).toMatch(
-      /local-clicks: \d+ invocations, 700 records handled, \d+ written, 0 dead-lettered, 0 sent to the on-failure destination\n/,
+      /local-clicks: \d+ invocations, 700 records in \(each once, retries not counted\), \d+ written, 0 dead-lettered, 0 sent to the on-failure destination\n/,
     );
     const run = await tributary(['run', join(dir, 'file.yaml'), '--quiet']);
     expect(run.code).toBe(0);
@@ -118,7 +118,7 @@ steps:
     ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
-      /local-down: 1 invocations, 0 records handled, 0 written, 0 dead-lettered, 700 sent to the on-failure destination \(FAILED: their retries ran out; FAILED: the end-of-stream flush: state store: .*ECONNREFUSED.*\)/,
+      /local-down: 1 invocations, 700 records in \(each once, retries not counted\), 0 written, 0 dead-lettered, 700 sent to the on-failure destination \(FAILED: their retries ran out; FAILED: the end-of-stream flush: state store: .*ECONNREFUSED.*\)/,
     );
     const dead = (await readFile(join(dir, 'down-dead.jsonl'), 'utf8'))
       .trim()
@@ -133,9 +133,11 @@ steps:
     expect(dead[0].error).toMatch(/state store: .* failed/);
   });
 
-  it('needs a stream', async () => {
+  it('needs a stream when the source is a file', async () => {
     const r = await tributary(['lambda-local', join(dir, 'local.yaml')]);
     expect(r.code).toBe(64);
-    expect(r.stderr).toContain('lambda-local needs a pipeline file and --stream <name>');
+    expect(r.stderr).toContain(
+      `lambda-local needs --stream <name>: the source of ${join(dir, 'local.yaml')} is a file, not a kinesis stream`,
+    );
   });
 });

@@ -10,9 +10,13 @@
  * on-failure destination and the shard moves on), MaximumRecordAgeInSeconds (older records go to
  * the destination without an invocation), the on-failure destination (a function: an SQS sink,
  * a file, ...), ParallelizationFactor (up to 10 concurrent batches per shard, records of one
- * partition key always in the same lane, in order). Checkpoints are kept in a `CheckpointStore`
- * (memory by default), so a simulator stopped mid-run and started again resumes where the last
- * fully handled batch ended.
+ * partition key always in the same lane, in order), StartingPosition (TRIM_HORIZON, LATEST,
+ * AT_TIMESTAMP with StartingPositionTimestamp: the shard iterator a shard without a checkpoint
+ * starts from). Checkpoints are kept in a `CheckpointStore` (memory by default), so a simulator
+ * stopped mid-run and started again resumes where the last fully handled batch ended.
+ *
+ * `runUntilIdle` ends when every shard has been empty for a few polls in a row (drained);
+ * `follow` keeps polling the drained shards (as the service does) until `stop()`.
  *
  * Differences from the real service (documented in the README): one process polls every shard;
  * retries happen at once (no backoff); the destination receives the records themselves rather
@@ -40,14 +44,20 @@ export interface EventSourceMapping {
   /** −1 (default): never too old. */
   maximumRecordAgeInSeconds?: number;
   parallelizationFactor?: number;
-  startingPosition?: 'TRIM_HORIZON' | 'LATEST';
+  /** Where a shard without a checkpoint starts (default TRIM_HORIZON). */
+  startingPosition?: 'TRIM_HORIZON' | 'LATEST' | 'AT_TIMESTAMP';
+  /** With AT_TIMESTAMP: seconds since the epoch; the first record read arrived at or after it. */
+  startingPositionTimestamp?: number;
 }
 
 export interface FailedBatch {
   shardId: string;
   records: KinesisStreamRecord[];
   reason: 'RetryAttemptsExhausted' | 'RecordAgeExceeded';
-  /** The error the handler threw, if it threw (a reported batch item failure carries none). */
+  /**
+   * The error the handler threw, if it threw (a reported batch item failure carries none: the
+   * handler logged it), or why the records were too old.
+   */
   error?: string;
 }
 
@@ -75,6 +85,10 @@ export interface SimulatorOptions {
   onFailure?: (failed: FailedBatch) => Promise<void>;
   /** Delay between polls of a shard that had nothing (ms, default 50). */
   pollIntervalMs?: number;
+  /** With `follow`: delay between polls of a drained shard (ms, default 1000, as Lambda polls an idle shard once a second). */
+  idleIntervalMs?: number;
+  /** The clock (ms since the epoch) the record age and the batching window are measured on; default `Date.now`. */
+  now?: () => number;
 }
 
 type Invoke = (event: KinesisStreamEvent) => Promise<HandlerResponse | undefined>;
@@ -90,11 +104,20 @@ export interface Containers {
 }
 
 export class LambdaSimulator {
-  private readonly mapping: Required<EventSourceMapping>;
+  private readonly mapping: Required<Omit<EventSourceMapping, 'startingPositionTimestamp'>> &
+    Pick<EventSourceMapping, 'startingPositionTimestamp'>;
   private readonly checkpoints: CheckpointStore;
+  private readonly now: () => number;
   private stopped = false;
+  /** Wakes the polls that wait (so `stop()` ends a wait at once). */
+  private readonly sleepers = new Set<() => void>();
   /** Invocations made (for tests and logs). */
   invocations = 0;
+  /**
+   * Records handed to the handler at least once, each counted once however often it was retried
+   * (records sent to the destination for their age without an invocation are not counted).
+   */
+  recordsDelivered = 0;
 
   /** Per lane (`shard#lane`): its container and how many invocations it has served. */
   private readonly lanes = new Map<string, { invoke: Invoke; served: number }>();
@@ -115,7 +138,12 @@ export class LambdaSimulator {
       maximumRecordAgeInSeconds: m.maximumRecordAgeInSeconds ?? -1,
       parallelizationFactor: m.parallelizationFactor ?? 1,
       startingPosition: m.startingPosition ?? 'TRIM_HORIZON',
+      ...(m.startingPositionTimestamp === undefined ? {} : { startingPositionTimestamp: m.startingPositionTimestamp }),
     };
+    if (this.mapping.startingPosition === 'AT_TIMESTAMP' && !Number.isFinite(this.mapping.startingPositionTimestamp)) {
+      throw new ConfigError('Expected `startingPositionTimestamp` (seconds since the epoch) with AT_TIMESTAMP');
+    }
+    this.now = options.now ?? Date.now;
     if (this.mapping.batchSize < 1 || this.mapping.batchSize > 10_000) {
       throw new ConfigError(`Expected \`batchSize\` to be an integer from 1 to 10000, got ${this.mapping.batchSize}`);
     }
@@ -130,6 +158,8 @@ export class LambdaSimulator {
   /** Stops after the batches in flight (a killed simulator: nothing more is checkpointed). */
   stop(): void {
     this.stopped = true;
+    for (const wake of this.sleepers) wake();
+    this.sleepers.clear();
   }
 
   /**
@@ -139,6 +169,39 @@ export class LambdaSimulator {
   async runUntilIdle({ idlePolls = 2, maxPolls = 10_000 } = {}): Promise<void> {
     const shards = await this.shards();
     await Promise.all(shards.map((shardId) => this.pollShard(shardId, idlePolls, maxPolls)));
+  }
+
+  /**
+   * Polls every shard (those the stream has at the start) until `stop()`, handling what arrives:
+   * a shard drained (empty for `idlePolls` polls in a row) is polled every `idleIntervalMs`.
+   * `onDrained` is called each time every shard has become drained (after the start, and again
+   * after records arrived and were handled).
+   */
+  async follow({ idlePolls = 2, onDrained }: { idlePolls?: number; onDrained?: () => void } = {}): Promise<void> {
+    const shards = await this.shards();
+    const drained = new Set<string>();
+    const follow = {
+      drained: (shardId: string) => {
+        if (drained.has(shardId)) return;
+        drained.add(shardId);
+        if (drained.size === shards.length) onDrained?.();
+      },
+      busy: (shardId: string) => drained.delete(shardId),
+    };
+    await Promise.all(shards.map((shardId) => this.pollShard(shardId, idlePolls, Number.POSITIVE_INFINITY, follow)));
+  }
+
+  /** Waits `ms`, or less if `stop()` is called. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.sleepers.add(wake);
+    });
   }
 
   /** The ids of the stream's shards (DescribeStream, every page). */
@@ -168,13 +231,27 @@ export class LambdaSimulator {
         ShardId: shardId,
         ...(after
           ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after }
-          : { ShardIteratorType: this.mapping.startingPosition }),
+          : this.mapping.startingPosition === 'AT_TIMESTAMP'
+            ? {
+                ShardIteratorType: 'AT_TIMESTAMP',
+                Timestamp: new Date((this.mapping.startingPositionTimestamp as number) * 1000),
+              }
+            : { ShardIteratorType: this.mapping.startingPosition }),
       }),
     );
     return res.ShardIterator;
   }
 
-  private async pollShard(shardId: string, idlePolls: number, maxPolls: number): Promise<void> {
+  /**
+   * Polls one shard: until it is drained (`idlePolls` empty polls in a row), or with `follow`
+   * on and on, telling `follow` when the shard is drained and when it has records again.
+   */
+  private async pollShard(
+    shardId: string,
+    idlePolls: number,
+    maxPolls: number,
+    follow?: { drained: (shardId: string) => void; busy: (shardId: string) => void },
+  ): Promise<void> {
     let it = await this.iterator(shardId);
     let idle = 0;
     const pending: KinesisRecord[] = [];
@@ -186,14 +263,20 @@ export class LambdaSimulator {
       it = res.NextShardIterator;
       const got = res.Records ?? [];
       if (got.length === 0 && pending.length === 0) {
-        if (++idle >= idlePolls) return;
-        await new Promise((r) => setTimeout(r, this.options.pollIntervalMs ?? 50));
+        if (++idle >= idlePolls) {
+          if (!follow) return;
+          follow.drained(shardId);
+          await this.sleep(this.options.idleIntervalMs ?? 1000);
+          continue;
+        }
+        await this.sleep(this.options.pollIntervalMs ?? 50);
         continue;
       }
       idle = 0;
-      if (pending.length === 0) windowStart = Date.now();
+      follow?.busy(shardId);
+      if (pending.length === 0) windowStart = this.now();
       pending.push(...got);
-      const windowOpen = Date.now() - windowStart < this.mapping.maximumBatchingWindowInSeconds * 1000;
+      const windowOpen = this.now() - windowStart < this.mapping.maximumBatchingWindowInSeconds * 1000;
       if (pending.length < this.mapping.batchSize && windowOpen && got.length > 0) continue; // wait for more
       const batch = pending.splice(0);
       await this.handleBatch(
@@ -203,6 +286,8 @@ export class LambdaSimulator {
       if (this.stopped) return;
       await this.checkpoints.set(shardId, batch[batch.length - 1]?.SequenceNumber as string);
     }
+    // A closed shard read to its end (after a reshard) is drained for good.
+    if (follow && it === undefined && !this.stopped) follow.drained(shardId);
   }
 
   private toEventRecord(shardId: string, r: KinesisRecord): KinesisStreamRecord {
@@ -219,7 +304,7 @@ export class LambdaSimulator {
         partitionKey: r.PartitionKey as string,
         sequenceNumber: r.SequenceNumber as string,
         data: Buffer.from(r.Data as Uint8Array).toString('base64'),
-        approximateArrivalTimestamp: (r.ApproximateArrivalTimestamp?.getTime() ?? Date.now()) / 1000,
+        approximateArrivalTimestamp: (r.ApproximateArrivalTimestamp?.getTime() ?? this.now()) / 1000,
       },
     };
   }
@@ -257,13 +342,19 @@ export class LambdaSimulator {
     const maxAge = this.mapping.maximumRecordAgeInSeconds;
     let records = all;
     if (maxAge >= 0) {
-      const cutoff = Date.now() / 1000 - maxAge;
+      const cutoff = this.now() / 1000 - maxAge;
       const old = records.filter((r) => r.kinesis.approximateArrivalTimestamp < cutoff);
       if (old.length > 0) {
-        await this.options.onFailure?.({ shardId, records: old, reason: 'RecordAgeExceeded' });
+        await this.options.onFailure?.({
+          shardId,
+          records: old,
+          reason: 'RecordAgeExceeded',
+          error: `older than the maximum record age (MaximumRecordAgeInSeconds ${maxAge})`,
+        });
         records = records.filter((r) => r.kinesis.approximateArrivalTimestamp >= cutoff);
       }
     }
+    if (records.length > 0 && !this.stopped) this.recordsDelivered += records.length;
     await this.attempt(shardId, lane, records, 0);
   }
 

@@ -1,15 +1,36 @@
 /**
  * `tributary run <pipeline.yaml>`: runs a pipeline on the file source, printing progress (on a
- * terminal) and a summary. SIGINT/SIGTERM stop it after the batch in progress: the outputs are
+ * terminal) and a summary. A pipeline whose source is a stream (`kinesis`, `dynamodbStream`) runs
+ * on a file given with `--input`; without one it is refused (exit 1) before anything is read. SIGINT/SIGTERM stop it after the batch in progress: the outputs are
  * closed (every line complete), the summary says "interrupted", and the exit status is 130/143.
  */
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import { type Pipeline, type RunSummary, runPipeline } from '@tributary/core';
+import { formatIssue, type Pipeline, type RunSummary, runPipeline } from '@tributary/core';
+import { kindOf } from '@tributary/core/spi';
 import { type Command, EXIT } from '../command.js';
 import { OVERRIDE_OPTIONS, OVERRIDES_HELP } from '../overrides.js';
 import { compiledPipeline } from '../pipeline.js';
 import { STOP_SIGNALS, stopOnSignals, stoppable } from '../signals.js';
+
+/**
+ * Why `run` cannot read the source of `pipeline` (of `file`), located at `/source`: a stream
+ * source is read by a runtime, not by `run` (unless `--input` put a file in its place).
+ */
+function streamSourceProblem(pipeline: Pipeline, file: string): string | undefined {
+  const kind = kindOf(pipeline.spec.source);
+  if (kind !== 'kinesis' && kind !== 'dynamodbStream') return undefined;
+  const elsewhere =
+    kind === 'kinesis'
+      ? 'or run it on the stream with `tributary lambda-local`'
+      : 'the stream itself is read by the deployed function';
+  return formatIssue({
+    file,
+    ...(pipeline.locate?.('/source') ?? {}),
+    path: '/source',
+    message: `\`tributary run\` reads a file, not a ${kind} source: give \`--input <file>\` (JSON Lines) to run it on a file; ${elsewhere}`,
+  });
+}
 
 /** A problem with the file source's input that Node would report without the path (a directory). */
 async function inputProblem(pipeline: Pipeline): Promise<string | undefined> {
@@ -42,7 +63,7 @@ export const run: Command = {
   name: 'run',
   usage: `run <pipeline.yaml> [--input <file>] [--output <file>] [--dead-letter <file>]
                 [--batch-size <n>] [--fail-on-dead-letter] [--quiet]`,
-  summary: 'run a pipeline on the file source',
+  summary: 'run a pipeline on the file source (or on --input instead of a stream source)',
   options: {
     ...OVERRIDE_OPTIONS,
     'fail-on-dead-letter': { type: 'boolean' },
@@ -60,6 +81,12 @@ export const run: Command = {
     if (typeof loaded === 'number') return loaded;
     const { pipeline, compiled } = loaded;
     const quiet = values.quiet === true;
+    const notRunnable = streamSourceProblem(pipeline, file);
+    if (notRunnable !== undefined) {
+      await compiled.close().catch(() => {});
+      io.err.write(`${notRunnable}\n`);
+      return EXIT.invalid;
+    }
     const problem = await inputProblem(pipeline);
     if (problem !== undefined) {
       await compiled.close().catch(() => {});
