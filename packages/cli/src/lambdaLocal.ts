@@ -49,8 +49,8 @@ export interface LambdaLocalOptions {
   timestamp?: number;
   /** Keep polling when every shard is drained, until `signal` stops the run. */
   follow?: boolean;
-  /** With `follow`: called each time every shard has become drained. */
-  onDrained?: () => void;
+  /** With `follow`: called each time every shard has become drained, with the records in so far. */
+  onDrained?: (recordsIn: number) => void;
   /** With `follow`: ms between polls of a drained shard (default 1000). */
   idleIntervalMs?: number;
   log?: (line: string) => void;
@@ -218,7 +218,8 @@ export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOption
   if (options.signal?.aborted) sim.stop();
   let flushError: string | undefined;
   try {
-    if (options.follow) await sim.follow({ ...(options.onDrained ? { onDrained: options.onDrained } : {}) });
+    const onDrained = options.onDrained;
+    if (options.follow) await sim.follow(onDrained ? { onDrained: () => onDrained(sim.recordsDelivered) } : {});
     else await sim.runUntilIdle();
     try {
       const final = await compiled.flush({ shards });

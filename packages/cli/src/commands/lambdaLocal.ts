@@ -143,6 +143,10 @@ export const lambdaLocal: Command = {
         ...(from === undefined ? {} : { from }),
         ...(timestamp === undefined ? {} : { timestamp }),
         follow: values.follow === true,
+        onDrained: (recordsIn) =>
+          io.err.write(
+            `${loaded.spec.name}: every shard drained, ${recordsIn} records in so far; following until SIGINT/SIGTERM\n`,
+          ),
         log: (line) => io.err.write(`${line}\n`),
       });
       io.err.write(`${summary}\n`);
