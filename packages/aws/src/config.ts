@@ -8,6 +8,15 @@ export interface AwsClientOptions {
   /** Endpoint URL, e.g. a local emulator: then local credentials are used unless the environment has some. */
   endpoint?: string;
   /**
+   * The client's service as the SDK names its endpoint variable, `AWS_ENDPOINT_URL_<service>`
+   * (`DYNAMODB`, `DYNAMODB_STREAMS`, `KINESIS`, `S3`, `SQS`, ...). Without an `endpoint`, the SDK
+   * itself reads that variable (else `AWS_ENDPOINT_URL`); when the one it will use is a loopback
+   * address (an emulator on this machine), the region defaults to `us-east-1` and local
+   * credentials are used, as for an `endpoint`, unless the environment names credentials
+   * (`AWS_ACCESS_KEY_ID` or `AWS_PROFILE`).
+   */
+  service?: string;
+  /**
    * Attempts the SDK makes per call (default 1: Tributary's stores and sinks retry themselves,
    * with core's backoff; 3 is the SDK's own default).
    */
@@ -42,8 +51,52 @@ export function awsClientConfig(options: AwsClientOptions = {}): AwsClientConfig
     config.region ??= 'us-east-1';
     // Local emulators accept any credentials; AWS itself uses the default provider chain.
     if (!process.env.AWS_ACCESS_KEY_ID) config.credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+  } else if (options.service !== undefined) {
+    const fromEnvironment = environmentEndpoint(options.service);
+    if (fromEnvironment !== undefined && isLoopbackUrl(fromEnvironment)) {
+      if (!process.env.AWS_REGION) config.region ??= 'us-east-1';
+      if (!process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE)
+        config.credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+    }
   }
   return config;
+}
+
+/**
+ * The endpoint the SDK takes from the environment for a service (see `AwsClientOptions.service`):
+ * `AWS_ENDPOINT_URL_<service>`, else `AWS_ENDPOINT_URL`; none with `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`.
+ */
+export function environmentEndpoint(service: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS?.toLowerCase() === 'true') return undefined;
+  return env[`AWS_ENDPOINT_URL_${service.toUpperCase().replace(/ /g, '_')}`] || env.AWS_ENDPOINT_URL || undefined;
+}
+
+/**
+ * Whether a host name is this machine: `localhost` (and `*.localhost`), 127.0.0.0/8, `::1`,
+ * `0.0.0.0`/`::` (which reach this machine when connected to), IPv4-mapped forms of these; brackets allowed.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1')
+    .replace(/\.$/, '');
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (/^127(\.\d{1,3}){3}$/.test(h) || h === '0.0.0.0') return true;
+  if (h === '::1' || h === '::' || h === '0:0:0:0:0:0:0:1' || h === '0:0:0:0:0:0:0:0') return true;
+  // IPv4-mapped IPv6, as the URL parser writes it (::ffff:7f00:1) or as typed (::ffff:127.0.0.1).
+  const mapped = /^::ffff:(.*)$/.exec(h)?.[1];
+  if (mapped !== undefined)
+    return /^127\./.test(mapped) || /^7f[0-9a-f]{2}:/.test(mapped) || mapped === '0.0.0.0' || mapped === '0:0';
+  return false;
+}
+
+/** Whether a URL's host is this machine (see {@link isLoopbackHost}); false for text that is no URL. */
+export function isLoopbackUrl(url: string): boolean {
+  try {
+    return isLoopbackHost(new URL(url).hostname);
+  } catch {
+    return false;
+  }
 }
 
 /** The `region` and `endpoint` fields of a component's schema (sinks, stores, lookups). */

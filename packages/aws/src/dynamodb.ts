@@ -3,5 +3,5 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type AwsClientOptions, awsClientConfig } from './config.js';
 
 export function dynamoDbClient(options: AwsClientOptions = {}): DynamoDBClient {
-  return new DynamoDBClient(awsClientConfig(options));
+  return new DynamoDBClient(awsClientConfig({ service: 'DYNAMODB', ...options }));
 }

@@ -4,4 +4,12 @@
  * SDK's own attempts. Each client has its own entry (`@tributary/aws/dynamodb`, `/dynamodb-streams`, `/kinesis`, `/s3`,
  * `/sqs`) so a bundle carries only the SDK clients it uses; this entry loads none.
  */
-export { type AwsClientConfig, type AwsClientOptions, awsClientConfig, awsClientFields } from './config.js';
+export {
+  type AwsClientConfig,
+  type AwsClientOptions,
+  awsClientConfig,
+  awsClientFields,
+  environmentEndpoint,
+  isLoopbackHost,
+  isLoopbackUrl,
+} from './config.js';

@@ -14,7 +14,7 @@
  *   tributary lambda-local <pipeline.yaml> --stream <name> [--endpoint <url>]
  *                                               run the Lambda handler on a Kinesis stream locally
  *
- * Global flags (`--verbose`, `--allow-outside-project`) go before or after the command;
+ * Global flags (`--verbose`, `--allow-outside-project`, `--env-file <file>`) go before or after the command;
  * `tributary --version` prints the version. A usage error prints the usage of its command.
  * Errors are one line each, naming the file; `--verbose` (or `TRIBUTARY_DEBUG=1`) adds stacks.
  * SIGINT/SIGTERM during `run` or `lambda-local` stop after the batch in progress: the outputs are
@@ -35,6 +35,7 @@ import { schema } from './commands/schema.js';
 import { stateInit } from './commands/stateInit.js';
 import { synth } from './commands/synth.js';
 import { validate } from './commands/validate.js';
+import { readEnvFiles } from './pipeline.js';
 
 export { EXIT };
 
@@ -45,17 +46,32 @@ const COMMANDS: readonly Command[] = [validate, run, describe, schema, docs, sta
 const GLOBAL_OPTIONS = {
   verbose: { type: 'boolean' },
   'allow-outside-project': { type: 'boolean' },
+  'env-file': { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies CommandOptions;
 
 /** The global flags that may come before the command's name (those that take no value). */
 const GLOBAL_FLAGS_BEFORE = new Set(['--verbose', '--allow-outside-project']);
+/** The global flags with a value that may come before the command's name (`--env-file f` or `--env-file=f`). */
+const GLOBAL_VALUE_FLAGS_BEFORE = new Set(['--env-file']);
+
+/** How many arguments of `argv` from `at` are one global flag that may come before the command (0: none). */
+function globalFlagBefore(argv: readonly string[], at: number): number {
+  const arg = argv[at] as string;
+  if (GLOBAL_FLAGS_BEFORE.has(arg)) return 1;
+  if (GLOBAL_VALUE_FLAGS_BEFORE.has(arg)) return at + 1 < argv.length ? 2 : 0;
+  const eq = arg.indexOf('=');
+  return eq > 0 && GLOBAL_VALUE_FLAGS_BEFORE.has(arg.slice(0, eq)) ? 1 : 0;
+}
 
 const GLOBAL_HELP = `every command (before or after its name):
   --verbose             print the stack of an error (also: TRIBUTARY_DEBUG=1)
   --allow-outside-project
                         accept fn: modules outside the pipeline's project folder (the nearest
-                        folder with a package.json at or above the pipeline file)`;
+                        folder with a package.json at or above the pipeline file)
+  --env-file <file>     variables (NAME=value lines, dotenv format) for the pipeline's \${NAME}
+                        references and the AWS SDK (AWS_REGION, AWS_ENDPOINT_URL_<SERVICE>, ...),
+                        over the environment's; repeatable, a later file wins`;
 
 const EXIT_HELP = `Exit status: 0 ok, 1 invalid pipeline, 2 the run failed, 3 dead letters with --fail-on-dead-letter,
 64 usage, 70 internal error (a bug), 130/143 interrupted by SIGINT/SIGTERM.`;
@@ -119,7 +135,11 @@ export function errorText(err: unknown, verbose = false): string {
 export async function main(argv: string[], io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
   // Global flags may come before the command's name: they are parsed with its own flags.
   let at = 0;
-  while (at < argv.length && GLOBAL_FLAGS_BEFORE.has(argv[at] as string)) at++;
+  while (at < argv.length) {
+    const n = globalFlagBefore(argv, at);
+    if (n === 0) break;
+    at += n;
+  }
   const [name, ...after] = argv.slice(at);
   const rest = [...argv.slice(0, at), ...after];
   if (name === '--version' || name === '-V') {
@@ -136,14 +156,18 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
     return EXIT.usage;
   }
   let args: CommandArgs;
+  let envFiles: string[] = [];
   try {
     const parsed = parseArgs({
       args: rest,
       allowPositionals: true,
       options: { ...command.options, ...GLOBAL_OPTIONS },
     });
-    // No flag is declared `multiple`: each value is a string or a boolean.
-    args = { values: parsed.values as CommandArgs['values'], positionals: parsed.positionals };
+    // `--env-file` is the one flag declared `multiple` (its files are read here): every other value
+    // is a string or a boolean.
+    const { 'env-file': files, ...values } = parsed.values;
+    envFiles = (files as string[] | undefined) ?? [];
+    args = { values: values as CommandArgs['values'], positionals: parsed.positionals };
   } catch (err) {
     io.err.write(`${describeError(err)}\n\n${commandUsage(command)}\n`);
     return EXIT.usage;
@@ -153,10 +177,18 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
     return EXIT.ok;
   }
   const verbose = args.values.verbose === true || debugWanted();
+  // The env files' variables join the environment (a later file wins over an earlier one and over
+  // the environment), for the pipeline's `${NAME}` references and for the AWS SDK, which reads them there.
+  const env = await readEnvFiles(envFiles);
+  if (typeof env === 'string') {
+    io.err.write(`${env}\n\n${commandUsage(command)}\n`);
+    return EXIT.usage;
+  }
+  Object.assign(process.env, env);
   const context: CommandContext = {
     io,
     verbose,
-    modules: { allowOutsideProject: args.values['allow-outside-project'] === true },
+    modules: { allowOutsideProject: args.values['allow-outside-project'] === true, env: process.env },
     errorText: (err) => errorText(err, verbose),
     usageError: (message) => {
       io.err.write(`${message}\n\n${commandUsage(command)}\n`);

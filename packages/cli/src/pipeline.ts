@@ -1,4 +1,7 @@
 /** Loading the pipeline file a command names, with its problems printed one per line. */
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import * as util from 'node:util';
 import {
   type CompiledPipeline,
   type CompileOptions,
@@ -10,6 +13,41 @@ import {
 } from '@tributary/core';
 import { type CommandArgs, type CommandContext, EXIT } from './command.js';
 import { overridesOf, withOverrides } from './overrides.js';
+
+/** The largest env file read (`--env-file`). */
+const MAX_ENV_FILE_BYTES = 1024 * 1024;
+
+/**
+ * The variables of the `--env-file` files, a later file's over an earlier one's; or, when one
+ * cannot be read, the line that says which and why. The format is Node's (`util.parseEnv`, as
+ * `node --env-file` reads): `NAME=value` lines, `#` comments, values optionally quoted, `export `
+ * prefixes allowed.
+ */
+export async function readEnvFiles(files: readonly string[]): Promise<Record<string, string> | string> {
+  const env: Record<string, string> = {};
+  for (const file of files) {
+    let text: string;
+    try {
+      // Opened without blocking, so a FIFO with no writer does not hang; only a regular file is read.
+      const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+      try {
+        const st = await handle.stat();
+        if (!st.isFile()) return `--env-file ${file}: not a regular file`;
+        if (st.size > MAX_ENV_FILE_BYTES) return `--env-file ${file}: larger than ${MAX_ENV_FILE_BYTES} bytes`;
+        text = await handle.readFile('utf8');
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      return `--env-file ${file}: cannot read it: ${(err as Error).message}`;
+    }
+    // util.parseEnv is Node 20.12's; this package's engines allow 20.11.
+    const parseEnv = (util as { parseEnv?: (text: string) => Record<string, string | undefined> }).parseEnv;
+    if (parseEnv === undefined) return `--env-file ${file}: reading env files needs Node 20.12 or later`;
+    for (const [name, value] of Object.entries(parseEnv(text))) if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
 
 /**
  * The pipeline of `file`, or undefined when it cannot be loaded or is invalid: every problem is
