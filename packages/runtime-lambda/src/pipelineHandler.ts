@@ -248,6 +248,9 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
   const namespace = options.metricNamespace ?? 'Tributary';
   const now = () => options.scheduler?.now() ?? Date.now();
   const initArn = options.streamArn ?? (process.env.TRIBUTARY_STREAM_ARN || undefined);
+  // In Lambda the metrics are also kept per function (Lambda's own variable), so that two stacks
+  // of one pipeline have alarms of their own (the template's DeadLettered alarm names both).
+  const functionName = process.env.AWS_LAMBDA_FUNCTION_NAME || undefined;
   // Window state in memory dies with the container: refused unless the pipeline opts in.
   if (!(pipeline instanceof Promise)) checkLambdaWindowState(pipeline);
   const init = (async () => {
@@ -403,7 +406,7 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
           CloudWatchMetrics: [
             {
               Namespace: namespace,
-              Dimensions: [['Pipeline']],
+              Dimensions: functionName ? [['Pipeline'], ['Pipeline', 'FunctionName']] : [['Pipeline']],
               Metrics: [
                 { Name: 'RecordsIn', Unit: 'Count' },
                 { Name: 'RecordsOut', Unit: 'Count' },
@@ -418,6 +421,7 @@ export function createPipelineHandler(pipeline: Pipeline | Promise<Pipeline>, op
           ],
         },
         Pipeline: compiled.name,
+        ...(functionName ? { FunctionName: functionName } : {}),
         Event: kind,
         RecordsIn: totals.recordsIn,
         RecordsOut: totals.recordsOut,

@@ -5,17 +5,21 @@ import { loadPipeline, reportFailure } from '../pipeline.js';
 
 export const synth: Command = {
   name: 'synth',
-  usage: 'synth <pipeline.yaml> --runtime lambda [--out <dir>] [--bundle-sdk]',
+  usage: 'synth <pipeline.yaml> --runtime lambda [--out <dir>] [--bundle-sdk] [--zip]',
   summary: 'bundle a pipeline as a Lambda function and write its CloudFormation template',
   options: {
     runtime: { type: 'string' },
     out: { type: 'string' },
     'bundle-sdk': { type: 'boolean' },
+    zip: { type: 'boolean' },
   },
   optionsHelp: `  --runtime lambda      the runtime to deploy to (lambda is the one there is)
   --out <dir>           where the bundle (index.mjs), the files it reads and template.json go
                         (default: dist-lambda)
-  --bundle-sdk          bundle the AWS SDK too (default: the Lambda runtime's own SDK v3)`,
+  --bundle-sdk          bundle the AWS SDK too (default: the Lambda runtime's own SDK v3)
+  --zip                 also write function.zip, which template.json then names as the function's
+                        code (for \`aws cloudformation package\`; without it: parameters CodeBucket,
+                        CodeKey)`,
   async run({ values, positionals }, context) {
     const file = positionals[0];
     if (file === undefined || positionals.length > 1 || values.runtime !== 'lambda')
@@ -28,9 +32,10 @@ export const synth: Command = {
       const r = await synth(loaded, {
         outDir: resolve(process.cwd(), (values.out as string | undefined) ?? 'dist-lambda'),
         bundleSdk: values['bundle-sdk'] === true,
+        zip: values.zip === true,
       });
       context.io.out.write(
-        `${r.bundle} (${r.bundleBytes} bytes, ${r.bundleGzipBytes} gzipped)\n${r.files.map((f) => `${f}\n`).join('')}${r.template}\n`,
+        `${r.bundle} (${r.bundleBytes} bytes, ${r.bundleGzipBytes} gzipped)\n${r.files.map((f) => `${f}\n`).join('')}${r.template}\n${r.zip ? `${r.zip}\n` : ''}`,
       );
       return EXIT.ok;
     } catch (err) {

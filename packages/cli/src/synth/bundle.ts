@@ -60,14 +60,15 @@ const OPTIONAL_MODULES: {
     neededBy: 'an expression using matches',
     needed: (u) => u.text.includes('matches'),
   },
-  // The function's event source is the template's Kinesis stream: no DynamoDB Streams records
-  // reach it to decode (one that did would be dead-lettered, saying so).
+  // Unless the pipeline's source is a DynamoDB stream, the function's event source is a Kinesis
+  // stream: no DynamoDB Streams records reach it to decode (one that did would be dead-lettered,
+  // saying so).
   {
     pkg: '@tributary/runtime-lambda',
     module: 'dynamoDbImage.js',
     exports: ['imageValue'],
     neededBy: 'a DynamoDB Streams event source',
-    needed: () => false,
+    needed: (u) => u.source === 'dynamodbStream',
   },
   // The KPL encoder, which only the Kinesis sink's aggregation uses (the decoder, kpl.js, every
   // function needs).
@@ -367,16 +368,20 @@ export async function bundleEntry(
         ]),
     ...(OPTIONAL_TEXT.test(entry.uses.text) ? [] : [await celOptional()].filter((r) => r !== undefined)),
     ...(MACRO_TEXT.test(entry.uses.text) ? [] : [await celMacros()].filter((r) => r !== undefined)),
-    // The function's event source is the template's Kinesis stream: no DynamoDB stream is ever
-    // described (the handler makes its describer at start; describing fails, saying so, and the
-    // handler logs it as any failed description).
-    {
-      files: moduleDirs('@tributary/runtime-lambda').map((d) => join(d, 'dynamoDbStreams.js')),
-      contents: [
-        `import { leftOut } from ${JSON.stringify(LEFT_OUT)};`,
-        "export function dynamoDbStreamDescriber() { return async () => leftOut('dynamoDbStreamDescriber', 'a DynamoDB Streams event source'); }",
-      ].join('\n'),
-    },
+    // Unless the source is a DynamoDB stream, the function's event source is a Kinesis stream: no
+    // DynamoDB stream is ever described (the handler makes its describer at start; describing
+    // fails, saying so, and the handler logs it as any failed description).
+    ...(entry.uses.source === 'dynamodbStream'
+      ? []
+      : [
+          {
+            files: moduleDirs('@tributary/runtime-lambda').map((d) => join(d, 'dynamoDbStreams.js')),
+            contents: [
+              `import { leftOut } from ${JSON.stringify(LEFT_OUT)};`,
+              "export function dynamoDbStreamDescriber() { return async () => leftOut('dynamoDbStreamDescriber', 'a DynamoDB Streams event source'); }",
+            ].join('\n'),
+          },
+        ]),
     // The spec inlined in the bundle was checked by synth, as it was validated: the handler's
     // check at cold start (and its message) is left out with the validator.
     {

@@ -9,11 +9,12 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError, type Pipeline, type PipelineSpec } from '@tributary/core';
-import { type ComponentCategory, definitions, walkComponents } from '@tributary/core/spi';
+import { type ComponentCategory, definitions, kindOf, walkComponents } from '@tributary/core/spi';
 // The sink, store and lookup kinds of the other packages, registered in this process so that
 // their registrations name their modules (the bundle imports only the modules a pipeline uses).
 import '@tributary/sinks';
 import '@tributary/state';
+import { stateTables } from './template.js';
 
 /** Resolves a module as this package does. */
 const here = createRequire(import.meta.url);
@@ -34,6 +35,8 @@ export interface SpecUses {
   sinks: { kind: string; options: Record<string, unknown> }[];
   /** Its JSON text (every expression is in it). */
   text: string;
+  /** Its source's kind (`dynamodbStream`: the function decodes DynamoDB Streams records). */
+  source: string;
 }
 
 /** The module a bundle imports to register a kind: its registration's, core's relative to core's dist. */
@@ -51,7 +54,7 @@ function moduleOf(category: ComponentCategory, kind: string): string {
  */
 export function componentImports(spec: PipelineSpec): { imports: string[]; uses: SpecUses } {
   const out = new Set<string>();
-  const uses: SpecUses = { windows: [], sinks: [], text: JSON.stringify(spec) };
+  const uses: SpecUses = { windows: [], sinks: [], text: JSON.stringify(spec), source: kindOf(spec.source) };
   // The default dead-letter output is stderr; window state is in memory unless a store is named.
   for (const c of walkComponents({ ...spec, deadLetter: spec.deadLetter ?? { stderr: {} } })) {
     if (c.category === 'source') continue;
@@ -97,6 +100,24 @@ export async function copyReadFiles(
   return { spec, files };
 }
 
+/** `/steps/2/window/state` → `["steps", "2", "window", "state"]` (a JSON pointer's keys). */
+const pointerKeys = (pointer: string) =>
+  pointer
+    .split('/')
+    .slice(1)
+    .map((k) => k.replaceAll('~1', '/').replaceAll('~0', '~'));
+
+/**
+ * The statement that puts the state tables' deployed names into the spec before it compiles: the
+ * template creates each table with a generated name and passes it in `TRIBUTARY_STATE_TABLE_<i>`;
+ * unset (a local run of the bundle), each store keeps the table its pipeline file names.
+ */
+export function stateTableNames(spec: PipelineSpec): string {
+  const tables = stateTables(spec).map((t) => [t.variable, t.stores.map((s) => [...pointerKeys(s), 'dynamodb'])]);
+  if (tables.length === 0) return '';
+  return `for (const [v, at] of ${JSON.stringify(tables)}) { const n = process.env[v]; if (n) for (const p of at) p.reduce((o, k) => o[k], spec).table = n; }`;
+}
+
 /** The handler module esbuild bundles: the spec inline, `fn:` modules imported statically. */
 export function entrySource(pipeline: Pipeline, spec: PipelineSpec, components: string[]): string {
   const modules = new Map<string, string>();
@@ -118,6 +139,7 @@ export function entrySource(pipeline: Pipeline, spec: PipelineSpec, components: 
     ...components.map((k) => `import ${JSON.stringify(k)};`),
     ...imports,
     `const spec = ${JSON.stringify(spec)};`,
+    stateTableNames(spec),
     `const bindings = new Map([${bindings.join(', ')}]);`,
     // Validated when it was synthesised: the container skips the schema check at cold start.
     // Relative paths (the copied lookup files) are read beside the bundle, whatever the cwd.
