@@ -3,17 +3,22 @@
 
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { ListTablesCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { loadPipelineFile, PipelineValidationError } from '@tributary/core';
 import '@tributary/sinks';
 import { main } from '@tributary/cli';
 import { synth, template } from '@tributary/cli/synth';
 import { createHandler } from '@tributary/runtime-lambda';
+import { unzipSync } from 'fflate';
 import { describe, expect, it, vi } from 'vitest';
 import {
+  createStateTables,
   createStream,
+  dynamoDbClient,
   kinesisClient,
+  startDynalite,
   startKinesalite,
   startRedis,
   streamData,
@@ -581,6 +586,233 @@ steps:
       }
       const got = new Map((await lines(totals)).map((w) => [`${w.key}|${w.windowStart}`, w.qty]));
       expect(got).toEqual(want);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** The central directory of a zip: each entry's name and Unix mode (from its external attributes). */
+function zipModes(zip: Uint8Array): Record<string, number> {
+  const b = Buffer.from(zip);
+  const out: Record<string, number> = {};
+  // End of central directory: its offset at +16, entries at +10.
+  const end = b.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  let at = b.readUInt32LE(end + 16);
+  for (let i = 0; i < b.readUInt16LE(end + 10); i++) {
+    expect(b.readUInt32LE(at)).toBe(0x02014b50);
+    const nameLength = b.readUInt16LE(at + 28);
+    const extra = b.readUInt16LE(at + 30);
+    const comment = b.readUInt16LE(at + 32);
+    out[b.subarray(at + 46, at + 46 + nameLength).toString()] = b.readUInt32LE(at + 38) >>> 16;
+    at += 46 + nameLength + extra + comment;
+  }
+  return out;
+}
+
+/** Runs `fn` with standard output captured; returns what was written (each write's callback called). */
+async function captureStdout(fn: () => Promise<unknown>): Promise<string> {
+  let text = '';
+  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array, ...rest: unknown[]) => {
+    text += String(s);
+    (rest.find((r) => typeof r === 'function') as (() => void) | undefined)?.();
+    return true;
+  });
+  try {
+    await fn();
+  } finally {
+    spy.mockRestore();
+  }
+  return text;
+}
+
+describe('tributary synth for a stack', () => {
+  it("a bundle run with the template's TRIBUTARY_STATE_TABLE_<i> keeps window state in the stack's table, not the one the pipeline file names (dynalite)", async () => {
+    const root = join(import.meta.dirname, '..', '..', '..', '.tributary');
+    await mkdir(root, { recursive: true });
+    const dir = await mkdtemp(join(root, 'synth-tables-'));
+    const dynamo = await startDynalite();
+    const client = dynamoDbClient(dynamo.endpoint);
+    try {
+      const out = join(dir, 'windows.jsonl');
+      await writeFile(
+        join(dir, 'pipeline.yaml'),
+        `version: 1
+name: synth-tables
+source: { file: { path: in.jsonl } }
+eventTime: event.ts
+steps:
+  - window: { key: event.user, tumbling: 1m, aggregate: { n: count(), total: sum(event.amount) }, state: { dynamodb: { table: yaml-state } } }
+  - sink: { file: { path: ${JSON.stringify(out)} } }
+`,
+      );
+      const r = await synth(await loadPipelineFile(join(dir, 'pipeline.yaml')), { outDir: join(dir, 'dist') });
+      const env = (r.templateBody.Resources as { Function: { Properties: { Environment: { Variables: object } } } })
+        .Function.Properties.Environment.Variables;
+      expect(env).toMatchObject({ TRIBUTARY_STATE_TABLE_0: { Ref: 'StateTable0' } });
+      // The stack's table (a name CloudFormation made up); the pipeline file's does not exist.
+      const deployed = 'mystack-StateTable0-1A2B3C4D5E6F';
+      await createStateTables(dynamo.endpoint, deployed);
+      vi.stubEnv('TRIBUTARY_STATE_TABLE_0', deployed);
+      vi.stubEnv('AWS_ENDPOINT_URL_DYNAMODB', dynamo.endpoint);
+      vi.stubEnv('AWS_REGION', 'us-east-1');
+      let handler: (event: unknown) => Promise<unknown>;
+      try {
+        // The entry reads the variables when the bundle is loaded, as at a cold start.
+        handler = await bundledHandler(r.bundle);
+        const base = 1_800_000_000_000;
+        const events = Array.from({ length: 30 }, (_, i) => ({ user: `u${i % 3}`, amount: i, ts: base + i * 3000 }));
+        events.push({ user: 'u0', amount: 0, ts: base + 300_000 });
+        expect(await handler(kinesisEvent(events))).toEqual({ batchItemFailures: [] });
+        // Oracle: the closed windows recomputed from the input.
+        const want = new Map<string, { n: number; total: number }>();
+        for (const e of events.slice(0, -1)) {
+          const k = `${e.user}|${e.ts - (e.ts % 60_000)}`;
+          const w = want.get(k) ?? { n: 0, total: 0 };
+          w.n++;
+          w.total += e.amount;
+          want.set(k, w);
+        }
+        const got = (await readFile(out, 'utf8'))
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { key: string; windowStart: number; n: number; total: number });
+        expect(new Map(got.map((w) => [`${w.key}|${w.windowStart}`, { n: w.n, total: w.total }]))).toEqual(want);
+      } finally {
+        vi.unstubAllEnvs();
+      }
+      const items = await client.send(new ScanCommand({ TableName: deployed }));
+      expect(items.Count ?? 0).toBeGreaterThan(0);
+      const tables = await client.send(new ListTablesCommand({}));
+      expect(tables.TableNames).toEqual([deployed]);
+    } finally {
+      client.destroy();
+      await dynamo.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('synth --zip writes function.zip (the bundle, its source map, the files it reads; 0644, the same bytes each time), which the template names as its code and which runs as unzipped', async () => {
+    const root = join(import.meta.dirname, '..', '..', '..', '.tributary');
+    await mkdir(root, { recursive: true });
+    const dir = await mkdtemp(join(root, 'synth-zip-'));
+    try {
+      await writeFile(join(dir, 'tiers.json'), JSON.stringify({ u0: { tier: 'gold' }, u1: { tier: 'silver' } }));
+      await writeFile(
+        join(dir, 'pipeline.yaml'),
+        `version: 1
+name: synth-zip
+source: { kinesis: { stream: clicks } }
+steps:
+  - enrich: { lookup: { static: { path: tiers.json } }, key: event.user, as: info }
+  - map: { user: event.user, tier: event.info.tier }
+  - sink: { stdout: {} }
+`,
+      );
+      const outs = [join(dir, 'a'), join(dir, 'b')];
+      for (const out of outs) {
+        const io = errorOutput();
+        expect(
+          await main(['synth', join(dir, 'pipeline.yaml'), '--runtime', 'lambda', '--out', out, '--zip'], io),
+        ).toBe(0);
+        expect(io.text()).toBe('');
+      }
+      const [zipA, zipB] = await Promise.all(outs.map((o) => readFile(join(o, 'function.zip'))));
+      expect(Buffer.compare(zipA as Buffer, zipB as Buffer)).toBe(0);
+      const entries = unzipSync(new Uint8Array(zipA as Buffer));
+      expect(Object.keys(entries).sort()).toEqual(['files/0-tiers.json', 'index.mjs', 'index.mjs.map']);
+      for (const [name, bytes] of Object.entries(entries))
+        expect(Buffer.compare(Buffer.from(bytes), await readFile(join(outs[0] as string, name))), name).toBe(0);
+      expect(zipModes(zipA as Buffer)).toEqual({
+        'files/0-tiers.json': 0o100644,
+        'index.mjs': 0o100644,
+        'index.mjs.map': 0o100644,
+      });
+      const t = JSON.parse(await readFile(join(outs[0] as string, 'template.json'), 'utf8'));
+      expect(t.Resources.Function.Properties.Code).toBe('function.zip');
+      expect(t.Parameters.CodeBucket).toBeUndefined();
+      expect(validate(t)).toEqual([]);
+      // Without --zip: no zip, the code from parameters.
+      const plain = join(dir, 'plain');
+      expect(
+        await main(['synth', join(dir, 'pipeline.yaml'), '--runtime', 'lambda', '--out', plain], errorOutput()),
+      ).toBe(0);
+      await expect(readFile(join(plain, 'function.zip'))).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(
+        JSON.parse(await readFile(join(plain, 'template.json'), 'utf8')).Resources.Function.Properties.Code,
+      ).toEqual({
+        S3Bucket: { Ref: 'CodeBucket' },
+        S3Key: { Ref: 'CodeKey' },
+      });
+      // Unzipped elsewhere (the lookup table's original gone), the package runs on its own.
+      await rm(join(dir, 'tiers.json'));
+      const unzipped = join(dir, 'unzipped');
+      for (const [name, bytes] of Object.entries(entries)) {
+        await mkdir(dirname(join(unzipped, name)), { recursive: true });
+        await writeFile(join(unzipped, name), bytes);
+      }
+      const handler = await bundledHandler(join(unzipped, 'index.mjs'));
+      const values = [{ user: 'u0' }, { user: 'u1' }, { user: 'u0' }];
+      const text = await captureStdout(async () => {
+        expect(await handler(kinesisEvent(values))).toEqual({ batchItemFailures: [] });
+      });
+      const written = text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+        .filter((l) => !l._aws);
+      expect(written).toEqual(values.map((v) => ({ user: v.user, tier: v.user === 'u0' ? 'gold' : 'silver' })));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a dynamodbStream pipeline's bundle decodes DynamoDB Streams records (the decoding left out of a Kinesis bundle is in), and its template maps the table's stream", async () => {
+    const root = join(import.meta.dirname, '..', '..', '..', '.tributary');
+    await mkdir(root, { recursive: true });
+    const dir = await mkdtemp(join(root, 'synth-ddb-'));
+    try {
+      const out = join(dir, 'changes.jsonl');
+      await writeFile(
+        join(dir, 'pipeline.yaml'),
+        `version: 1
+name: synth-ddb
+source: { dynamodbStream: { table: users } }
+steps:
+  - map: { id: event.keys.id, name: event.newImage.name, kind: event.eventName }
+  - sink: { file: { path: ${JSON.stringify(out)} } }
+`,
+      );
+      const r = await synth(await loadPipelineFile(join(dir, 'pipeline.yaml')), { outDir: join(dir, 'dist') });
+      const code = await readFile(r.bundle, 'utf8');
+      expect(code).not.toContain(JSON.stringify('a DynamoDB Streams event source'));
+      const mapping = (r.templateBody.Resources as { EventSourceMapping: { Properties: Record<string, unknown> } })
+        .EventSourceMapping.Properties;
+      expect(mapping.EventSourceArn).toEqual({ Ref: 'TableStreamArn' });
+      const handler = await bundledHandler(r.bundle);
+      const users = [
+        { id: 'a', name: 'Ada' },
+        { id: 'b', name: 'Bo' },
+        { id: 'c', name: 'Cy' },
+      ];
+      const records = users.map((u, i) =>
+        dynamoDbEventRecord({
+          // No ARN: the handler maps no shard (there is no AWS account here to describe the stream).
+          arn: '',
+          eventID: `ev-${i}`,
+          dynamodb: {
+            SequenceNumber: String(100 + i),
+            Keys: { id: { S: u.id } },
+            NewImage: { id: { S: u.id }, name: { S: u.name } },
+          },
+        }),
+      );
+      expect(await handler({ Records: records })).toEqual({ batchItemFailures: [] });
+      const got = (await readFile(out, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(got).toEqual(users.map((u) => ({ id: u.id, name: u.name, kind: 'INSERT' })));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
