@@ -205,5 +205,12 @@ export const dynamodbSinkDefinition: SinkDefinition<DynamoDbSinkSpec> = register
   description:
     'Writes records to a DynamoDB table: `put` (default) as items with BatchWriteItem, 25 per call, UnprocessedItems retried alone with backoff; `update` with UpdateItem per record keyed by `key` (`add` attributes added, the rest set). Items over 400 KB and invalid items go to the dead-letter output with the error code.',
   summary: (spec) => `table ${spec.table} (${spec.mode ?? 'put'})`,
+  // `put` writes with BatchWriteItem only, `update` with UpdateItem only.
+  permissions: (spec) => [
+    {
+      actions: [spec.mode === 'update' ? 'dynamodb:UpdateItem' : 'dynamodb:BatchWriteItem'],
+      resource: { type: 'dynamodb-table', name: spec.table },
+    },
+  ],
   create: (spec) => dynamoDbSink(spec),
 });

@@ -228,6 +228,13 @@ export const kinesisSinkDefinition: SinkDefinition<KinesisSinkSpec> = register({
   description:
     'Writes records to a Kinesis stream as JSON: PutRecords in calls of up to 500 records / 5 MiB; failed entries (FailedRecordCount) retried alone when throttled, dead-lettered with their error code otherwise; records over 1 MiB dead-lettered. A replayed batch is written again: set `idField` to de-duplicate downstream.',
   summary: (spec) => `stream ${spec.stream}`,
+  // PutRecords; with `aggregate`, ListShards too (the open shards' hash ranges it packs records by).
+  permissions: (spec) => [
+    {
+      actions: spec.aggregate ? ['kinesis:PutRecords', 'kinesis:ListShards'] : ['kinesis:PutRecords'],
+      resource: { type: 'kinesis-stream', name: spec.stream },
+    },
+  ],
   create(spec, ctx) {
     const key: CompiledExpression = compileExpression(spec.partitionKey, (name) => ctx.bindings.get(name) as never);
     return kinesisSink({ ...spec, partitionKey: (env) => String(key(env.value)) });

@@ -9,7 +9,8 @@
  * time, shard and sequence number of their first record and a hash of their content: a replay
  * from the checkpoint rebuilds the same buffer and overwrites the same object instead of adding one. Records that cannot
  * be turned into JSON go, Firehose-style, to objects under `processing-failed/` with the error.
- * Objects over 5 MiB are written by multipart upload.
+ * Objects over 5 MiB are written by multipart upload. With `kmsKeyId` the objects are encrypted
+ * with that KMS key (SSE-KMS).
  */
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
@@ -34,6 +35,9 @@ import { EncodeError, SinkError } from './errors.js';
 
 const gzip = promisify(gzipCallback);
 
+/** A KMS key id (`1234abcd-…`, `mrk-…`) or key ARN. */
+const KMS_KEY = '^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\\d{12}:key/)?[A-Za-z0-9-]{1,256}$';
+
 export const s3SinkSchema = Type.Object(
   {
     bucket: Type.String({ minLength: 3, maxLength: 63, description: 'bucket name' }),
@@ -44,6 +48,13 @@ export const s3SinkSchema = Type.Object(
     bufferInterval: Type.Optional(DurationSchema('longest a record waits in the buffer (default 60s)')),
     gzip: Type.Optional(Type.Boolean({ description: 'gzip the objects (default false)' })),
     forcePathStyle: Type.Optional(Type.Boolean({ description: 'path-style URLs (local S3-compatible servers)' })),
+    kmsKeyId: Type.Optional(
+      Type.String({
+        pattern: KMS_KEY,
+        description:
+          'encrypt the objects with this KMS key (SSE-KMS): its id or ARN (not an alias: the role is granted the key itself)',
+      }),
+    ),
     idField: Type.Optional(
       Type.String({ minLength: 1, description: 'add the record id (shard/sequence) to each object under this field' }),
     ),
@@ -69,6 +80,8 @@ export interface S3SinkOptions {
   region?: string;
   endpoint?: string;
   forcePathStyle?: boolean;
+  /** Encrypt the objects with this KMS key (SSE-KMS). */
+  kmsKeyId?: string;
   client?: S3Client;
   idField?: string;
   retry?: SinkRetryOptions;
@@ -215,6 +228,9 @@ export class S3Sink implements Sink {
             Body: body,
             ContentType: 'application/x-ndjson',
             ...(this.options.gzip ? { ContentEncoding: 'gzip' } : {}),
+            ...(this.options.kmsKeyId
+              ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: this.options.kmsKeyId }
+              : {}),
           },
           partSize: 5 * 1024 * 1024,
           queueSize: 4,
@@ -267,6 +283,26 @@ export const s3SinkDefinition: SinkDefinition<S3SinkSpec> = register({
   description:
     "Writes records to S3 as JSON Lines objects, Firehose-style: buffered by size (default 5 MiB) and time (default 60s), optionally gzipped, named by the time partition and the first record's shard and sequence number (a replay overwrites the same object); records that cannot be serialised go under processing-failed/. A batch is acknowledged when its objects are written.",
   summary: (spec) => `bucket ${spec.bucket}${spec.prefix ? `/${spec.prefix}` : ''}`,
+  // PutObject (a multipart upload's steps are authorised as PutObject too), AbortMultipartUpload
+  // when an upload fails; under the prefix and under processing-failed/. With `kmsKeyId`, S3 asks
+  // KMS for a data key as the caller (GenerateDataKey) and, to complete a multipart upload, reads
+  // the encrypted parts (Decrypt).
+  permissions(spec) {
+    const actions = ['s3:PutObject', 's3:AbortMultipartUpload'];
+    const prefixes = [...new Set([spec.prefix ?? '', 'processing-failed/'])];
+    const covered = prefixes.filter((p) => !prefixes.some((q) => q !== p && p.startsWith(q)));
+    return [
+      ...covered.map((prefix) => ({ actions, resource: { type: 's3-objects' as const, bucket: spec.bucket, prefix } })),
+      ...(spec.kmsKeyId
+        ? [
+            {
+              actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+              resource: { type: 'kms-key' as const, id: spec.kmsKeyId },
+            },
+          ]
+        : []),
+    ];
+  },
   create: (spec, ctx) =>
     s3Sink({
       ...spec,

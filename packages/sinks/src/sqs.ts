@@ -122,6 +122,8 @@ export const sqsSinkDefinition: SinkDefinition<SqsSinkSpec> = register({
   description:
     'Sends records to an SQS queue as JSON messages: SendMessageBatch, 10 per call (256 KiB); messages over 256 KiB and entries failed by the sender go to the dead-letter output, other failed entries are retried alone. Each message carries the record id (`tributary-record-id` attribute; FIFO: also the deduplication id).',
   summary: (spec) => `queue ${spec.queueUrl.split('/').pop()}`,
+  // SendMessageBatch is authorised as sqs:SendMessage (SQS has no action of its own for a batch).
+  permissions: (spec) => [{ actions: ['sqs:SendMessage'], resource: { type: 'sqs-queue', url: spec.queueUrl } }],
   create(spec, ctx) {
     const group =
       spec.messageGroupId === undefined

@@ -156,6 +156,9 @@ export const dynamodbLookupDefinition: LookupDefinition<DynamoDbLookupSpec> = re
   description:
     'Items of a DynamoDB table by partition key: per batch the distinct keys not in the enrich cache are fetched with BatchGetItem (100 per call, unprocessed keys retried with backoff). `key: { id: event.user }` names the key attribute and its expression (or give the attribute name and the enrich step its `key`).',
   keyOf: (spec) => (typeof spec.key === 'string' ? undefined : Object.values(spec.key)[0]),
+  permissions: (spec) => [
+    { actions: ['dynamodb:BatchGetItem'], resource: { type: 'dynamodb-table', name: spec.table } },
+  ],
   create(spec) {
     const keyAttribute = typeof spec.key === 'string' ? spec.key : (Object.keys(spec.key)[0] as string);
     return dynamoDbLookup({ ...spec, keyAttribute });

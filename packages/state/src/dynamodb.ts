@@ -666,10 +666,18 @@ export const dynamodbStoreDefinition: StoreDefinition<DynamoDbStateSpec> = regis
   description:
     'Window state in a DynamoDB table (every window kind), shared by every process and Lambda invocation of the pipeline: one conditional write per window item touched by a batch, exactly once per (shard, sequence number); windows fed by several shards are emitted once, by the consumer that claims them. Create the table with `tributary state init` or `createTable: true`.',
   summary: (spec) => `dynamodb table ${spec.table}`,
-  // What the store calls at run time (CreateTable/DescribeTable/UpdateTimeToLive are `tributary state init`'s, not the function's).
+  // What the store calls at run time; with `createTable`, also what creating the table calls
+  // (otherwise that is `tributary state init`'s, run with the operator's credentials).
   permissions: (spec) => [
     {
-      actions: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+      actions: [
+        'dynamodb:BatchGetItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:Query',
+        'dynamodb:UpdateItem',
+        ...(spec.createTable ? ['dynamodb:CreateTable', 'dynamodb:DescribeTable', 'dynamodb:UpdateTimeToLive'] : []),
+      ],
       resource: { type: 'dynamodb-table', name: spec.table },
     },
   ],

@@ -31,25 +31,38 @@ export interface Statement {
 export type ResourceRef = (resource: AwsResource, use: ComponentUse) => unknown[] | undefined;
 
 const sub = (s: string) => ({ 'Fn::Sub': s });
-const PREFIX = 'arn:${AWS::Partition}';
+const PREFIX = `arn:\${AWS::Partition}`;
 const REGIONAL = (service: string) => `${PREFIX}:${service}:\${AWS::Region}:\${AWS::AccountId}`;
 /** `${…}` in a name would be read by Fn::Sub as a reference: `${!` writes it literally. */
 const lit = (s: string) => s.replaceAll('${', '${!');
 
-/** An SQS queue URL's ARN (`https://sqs.<region>.amazonaws.com/<account>/<name>`), or by name in this stack's account. */
-function queueArn(r: { url?: string; name?: string }): unknown {
-  if (r.url !== undefined) {
-    const m = /^https?:\/\/(?:sqs\.)?([a-z0-9-]+)?\.?[^/]*\/(\d{12})\/([^/?#]+)/.exec(r.url);
-    if (m?.[1] && m[2] && m[3] && m[1] !== 'localhost') return `arn:aws:sqs:${m[1]}:${m[2]}:${m[3]}`;
-    const name =
-      r.url
-        .replace(/[?#].*$/, '')
-        .split('/')
-        .filter(Boolean)
-        .pop() ?? '*';
-    return sub(`${REGIONAL('sqs')}:${lit(name)}`);
+/**
+ * An SQS queue's ARN from its URL: `https://sqs.<region>.amazonaws.com/<account>/<name>` (and the
+ * legacy `https://<region>.queue.amazonaws.com/…`, `https://queue.amazonaws.com/…` of us-east-1)
+ * name their region and account; any other host (an emulator) is read as a queue of this stack's
+ * region, in the account its path names (or the stack's). By name: a queue of this stack.
+ */
+export function queueArn(r: { url?: string; name?: string }): unknown {
+  if (r.url === undefined) return sub(`${REGIONAL('sqs')}:${lit(r.name ?? '*')}`);
+  let host = '';
+  let path: string[] = [];
+  try {
+    const u = new URL(r.url);
+    host = u.hostname;
+    path = u.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  } catch {
+    path = r.url
+      .replace(/[?#].*$/, '')
+      .split('/')
+      .filter(Boolean);
   }
-  return sub(`${REGIONAL('sqs')}:${lit(r.name ?? '*')}`);
+  const name = path.at(-1) ?? '*';
+  const account = path.length >= 2 && /^\d{12}$/.test(path.at(-2) as string) ? (path.at(-2) as string) : undefined;
+  const region =
+    /^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/.exec(host)?.[1] ??
+    /^([a-z0-9-]+)\.queue\.amazonaws\.com(\.cn)?$/.exec(host)?.[1] ??
+    (host === 'queue.amazonaws.com' ? 'us-east-1' : undefined);
+  return sub(`${PREFIX}:sqs:${region ?? `\${AWS::Region}`}:${account ?? `\${AWS::AccountId}`}:${lit(name)}`);
 }
 
 /** The ARNs a resource declaration stands for. */
