@@ -1,12 +1,27 @@
 // The local event source against kinesalite, with window state in DynamoDB (dynalite): a poison
 // record isolated by bisection, transient failures in many batches, a simulator killed mid-run
 // and restarted from its checkpoints — window totals exact every time, checked against an oracle.
+// And the mapping's starting positions and record age, checked against the arrival times the
+// stream reports, and `follow` handling records put after every shard was drained.
 import { count, fileSource, MemorySink, pipeline, sum } from '@tributary/core';
-import { createHandler, type FailedBatch, LambdaSimulator, MemoryCheckpoints } from '@tributary/runtime-lambda';
+import {
+  createHandler,
+  type EventSourceMapping,
+  type FailedBatch,
+  LambdaSimulator,
+  MemoryCheckpoints,
+} from '@tributary/runtime-lambda';
 import { dynamoDbState } from '@tributary/state';
 import type { KinesisStreamEvent } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { createStream, putJson, startStreamServers, useServers } from '../../../test-support/emulators.js';
+import {
+  createStream,
+  putJson,
+  shardRecords,
+  startStreamServers,
+  streamShards,
+  useServers,
+} from '../../../test-support/emulators.js';
 
 type Click = { user: string; amount: number; t: number; poison?: boolean };
 
@@ -181,5 +196,120 @@ describe('lambda-local: the event source simulator', () => {
     for (const [user, ts] of seen) {
       expect(ts).toEqual(events.filter((e) => e.user === user).map((e) => e.t)); // in order
     }
+  });
+
+  /** A stream of 4 shards holding `early`, then (a few ms later) `late`; the first arrival of `late` (ms). */
+  async function earlyThenLate(early: Click[], late: Click[]): Promise<{ stream: string; lateFrom: number }> {
+    const stream = await streamWith(early, 4);
+    await new Promise((r) => setTimeout(r, 25)); // the two lots arrive at different milliseconds
+    await putJson(servers.client, stream, late, (e) => ({ partitionKey: e.user }));
+    let lateFrom = Number.POSITIVE_INFINITY;
+    const lateTimes = new Set(late.map((c) => c.t));
+    for (const shard of await streamShards(servers.client, stream))
+      for (const r of await shardRecords(servers.client, stream, shard.shardId)) {
+        const c = JSON.parse(Buffer.from(r.Data as Uint8Array).toString()) as Click;
+        if (lateTimes.has(c.t)) lateFrom = Math.min(lateFrom, (r.ApproximateArrivalTimestamp as Date).getTime());
+      }
+    return { stream, lateFrom };
+  }
+
+  const decode = (r: { kinesis: { data: string } }) =>
+    JSON.parse(Buffer.from(r.kinesis.data, 'base64').toString()) as Click;
+  const ts = (cs: Click[]) => cs.map((c) => c.t).sort((a, b) => a - b);
+
+  it('MaximumRecordAgeInSeconds: records older go to the destination without an invocation (on the simulator clock)', async () => {
+    const all = clicks(180);
+    const early = all.slice(0, 70);
+    const late = all.slice(70);
+    const { stream, lateFrom } = await earlyThenLate(early, late);
+    const delivered: Click[] = [];
+    const destination: FailedBatch[] = [];
+    const sim = new LambdaSimulator(
+      async (event) => {
+        delivered.push(...event.Records.map(decode));
+        return { batchItemFailures: [] };
+      },
+      {
+        client: servers.client,
+        stream,
+        mapping: { batchSize: 500, maximumRecordAgeInSeconds: 1 },
+        // One second after the first late record arrived, less half a millisecond: every early
+        // record is older than a second, no late one is.
+        now: () => lateFrom + 999.5,
+        onFailure: async (f) => {
+          destination.push(f);
+        },
+        pollIntervalMs: 5,
+      },
+    );
+    await sim.runUntilIdle();
+    expect(ts(delivered)).toEqual(ts(late));
+    expect(sim.recordsDelivered).toBe(late.length);
+    expect(ts(destination.flatMap((f) => f.records.map(decode)))).toEqual(ts(early));
+    for (const f of destination) {
+      expect(f.reason).toBe('RecordAgeExceeded');
+      expect(f.error).toBe('older than the maximum record age (MaximumRecordAgeInSeconds 1)');
+    }
+  });
+
+  it('StartingPosition AT_TIMESTAMP reads the records that arrived at or after the time; TRIM_HORIZON all', async () => {
+    const all = clicks(150);
+    const { stream, lateFrom } = await earlyThenLate(all.slice(0, 60), all.slice(60));
+    const read = async (mapping: EventSourceMapping) => {
+      const got: Click[] = [];
+      const sim = new LambdaSimulator(
+        async (event) => {
+          got.push(...event.Records.map(decode));
+          return { batchItemFailures: [] };
+        },
+        { client: servers.client, stream, mapping, pollIntervalMs: 5 },
+      );
+      await sim.runUntilIdle();
+      return got;
+    };
+    expect(ts(await read({ startingPosition: 'AT_TIMESTAMP', startingPositionTimestamp: lateFrom / 1000 }))).toEqual(
+      ts(all.slice(60)),
+    );
+    expect(ts(await read({ startingPosition: 'TRIM_HORIZON' }))).toEqual(ts(all));
+    expect(
+      () =>
+        new LambdaSimulator(async () => undefined, {
+          client: servers.client,
+          stream,
+          mapping: { startingPosition: 'AT_TIMESTAMP' },
+        }),
+    ).toThrow('Expected `startingPositionTimestamp` (seconds since the epoch) with AT_TIMESTAMP');
+  });
+
+  it('follow from LATEST: nothing of what was there; records put after every shard drained are handled; stop() ends it', async () => {
+    const before = clicks(80);
+    const stream = await streamWith(before, 4);
+    const after = clicks(130).map((c) => ({ ...c, t: c.t + 10_000 }));
+    const got: Click[] = [];
+    let drains = 0;
+    let putting: Promise<unknown> | undefined;
+    const sim: LambdaSimulator = new LambdaSimulator(
+      async (event) => {
+        got.push(...event.Records.map(decode));
+        if (got.length >= after.length) sim.stop();
+        return { batchItemFailures: [] };
+      },
+      {
+        client: servers.client,
+        stream,
+        mapping: { startingPosition: 'LATEST', batchSize: 40 },
+        pollIntervalMs: 5,
+        idleIntervalMs: 5,
+      },
+    );
+    await sim.follow({
+      onDrained: () => {
+        if (drains++ === 0) putting = putJson(servers.client, stream, after, (e) => ({ partitionKey: e.user }));
+      },
+    });
+    await putting;
+    expect(drains).toBeGreaterThanOrEqual(1);
+    expect(ts(got)).toEqual(ts(after));
+    expect(sim.recordsDelivered).toBe(after.length);
   });
 });
