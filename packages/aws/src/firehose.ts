@@ -3,5 +3,5 @@ import { FirehoseClient } from '@aws-sdk/client-firehose';
 import { type AwsClientOptions, awsClientConfig } from './config.js';
 
 export function firehoseClient(options: AwsClientOptions = {}): FirehoseClient {
-  return new FirehoseClient(awsClientConfig(options));
+  return new FirehoseClient(awsClientConfig({ service: 'FIREHOSE', ...options }));
 }

@@ -3,7 +3,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { type AwsClientOptions, awsClientConfig } from './config.js';
 
 export function secretsManagerClient(options: AwsClientOptions = {}): SecretsManagerClient {
-  return new SecretsManagerClient(awsClientConfig(options));
+  return new SecretsManagerClient(awsClientConfig({ service: 'SECRETS_MANAGER', ...options }));
 }
 
 /**

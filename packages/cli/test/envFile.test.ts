@@ -3,7 +3,7 @@
 // filled from the environment and env files (a later file wins), run against the emulators with
 // no endpoint in the file (AWS_ENDPOINT_URL_DYNAMODB points the SDK at dynalite), checked against
 // the input.
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
@@ -242,5 +242,27 @@ steps:
     const expected = events.filter((e) => e.kind === 'call');
     const byId = (a: { id: string }, b: { id: string }) => a.id.localeCompare(b.id);
     expect(items.sort(byId)).toEqual(expected.sort(byId));
+  });
+});
+
+describe('the README section "One pipeline, many environments"', () => {
+  it('its pipeline validates with the values it names, and the error it quotes is the one printed', async () => {
+    const readme = await readFile(join(import.meta.dirname, '..', '..', '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## One pipeline, many environments'));
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1] as string;
+    const file = join(dir, 'usage.yaml');
+    await writeFile(file, yaml);
+    await writeFile(join(dir, 'prod.env'), 'STAGE=prod\nSTREAM=calls\nUSAGE_TABLE=usage-prod\n');
+    const ok = capture();
+    expect(await main(['validate', file, '--env-file', join(dir, 'prod.env')], ok.io)).toBe(0);
+    expect(ok.err()).toBe(`${file}: ok\n`);
+    const quoted = /`(usage\.yaml:\d+:\d+: \$\{STREAM\} is not set \([^`]*\))`/.exec(section.replace(/\n\s+/g, ' '));
+    expect(quoted).not.toBeNull();
+    await writeFile(join(dir, 'no-stream.env'), 'STAGE=prod\nUSAGE_TABLE=usage-prod\n');
+    // (The first command put STREAM into this process's environment, as a command does.)
+    delete process.env.STREAM;
+    const bad = capture();
+    expect(await main(['validate', file, '--env-file', join(dir, 'no-stream.env')], bad.io)).toBe(1);
+    expect(bad.err()).toBe(`${join(dir, quoted?.[1] as string)}\n`);
   });
 });
