@@ -474,6 +474,7 @@ describe('the production template', () => {
         MaximumEventAgeInSeconds: 60,
       },
     });
+    expect(nested.Resources.TickRule?.DependsOn).toEqual(['LogsPolicy']);
     expect(nested.Resources.TickPermission?.Properties).toMatchObject({
       Principal: 'events.amazonaws.com',
       SourceArn: { 'Fn::GetAtt': ['TickRule', 'Arn'] },

@@ -452,6 +452,8 @@ export function template(spec: PipelineSpec, options: TemplateOptions = {}): Rec
   if (windowed) {
     resources.TickRule = {
       Type: 'AWS::Events::Rule',
+      // Its first ticks log.
+      DependsOn: ['LogsPolicy'],
       Properties: {
         Description: 'closes windows by processing time when no record arrives',
         ScheduleExpression: 'rate(1 minute)',
