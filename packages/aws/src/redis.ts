@@ -69,6 +69,12 @@ export interface RedisConnectionOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** The Secrets Manager client's region and endpoint (default: from the environment). */
   secretsManager?: AwsClientOptions;
+  /**
+   * Whether a failure to read the secret may pass (throttling, a dropped connection): the
+   * error then says so (`$retryable`), so that the caller's retries read again; others are
+   * permanent (a missing secret, access denied). Default: none may pass.
+   */
+  transient?: (err: unknown) => boolean;
 }
 
 /** Credentials for Redis AUTH. */
@@ -89,9 +95,12 @@ export interface RedisConnection {
 
 /** A problem with a Redis component's connection settings (the message names the setting). */
 export class RedisConnectionError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** Set when trying again may succeed (the mark the AWS SDK gives its retryable errors). */
+  readonly $retryable?: { throttling: boolean };
+  constructor(message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(message, options);
     this.name = 'RedisConnectionError';
+    if (options?.retryable) this.$retryable = { throttling: false };
   }
 }
 
@@ -180,7 +189,18 @@ export function redisConnection(o: RedisConnectionOptions): RedisConnection {
     read ??= (async () => {
       // Loaded only when a secret is used: a function without one does not load the client.
       const { secretString } = await import('./secretsManager.js');
-      return authOfSecret(id, await secretString(id, o.secretsManager));
+      let text: string;
+      try {
+        text = await secretString(id, o.secretsManager);
+      } catch (err) {
+        const e = err as { name?: unknown; message?: unknown } | null;
+        const why = `${typeof e?.name === 'string' ? `${e.name}: ` : ''}${String(e?.message ?? err).split('\n')[0]}`;
+        throw new RedisConnectionError(`authTokenSecret: cannot read secret ${id} (${why})`, {
+          cause: err,
+          retryable: o.transient?.(err) ?? false,
+        });
+      }
+      return authOfSecret(id, text);
     })();
     read.catch(() => {
       read = undefined;

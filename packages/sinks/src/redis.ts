@@ -24,6 +24,7 @@ import {
   type CompiledExpression,
   compileExpression,
   Expression,
+  isTransient,
   register,
   type SinkDefinition,
 } from '@tributary/core/spi';
@@ -104,7 +105,7 @@ export class RedisSink extends BatchSink<Command> {
       const url = sinkOptions.url as string;
       let connection: ReturnType<typeof redisConnection>;
       try {
-        connection = redisConnection(sinkOptions);
+        connection = redisConnection({ ...sinkOptions, transient: isTransient });
       } catch (err) {
         throw new ConfigError(`redis sink: ${(err as Error).message}`, { cause: err });
       }

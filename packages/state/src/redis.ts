@@ -49,7 +49,7 @@ import {
   redisConnectionFields,
   watchRedisConnection,
 } from '@tributary/aws/redis';
-import { register, type StoreDefinition, type StoredShardProgress, X_EXPECTED } from '@tributary/core/spi';
+import { isTransient, register, type StoreDefinition, type StoredShardProgress, X_EXPECTED } from '@tributary/core/spi';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import Type, { type Static } from 'typebox';
 import { type ItemWrite, progressFromJson, progressToJson, type StateBackend, type VersionedItem } from './backend.js';
@@ -562,7 +562,7 @@ const withoutAuth = (url: string) => url.replace(/\/\/[^@/]*@/, '//');
 function connect(options: RedisStateOptions): { client: Client; summary: string; auth?: () => Promise<RedisAuth> } {
   let connection: ReturnType<typeof redisConnection>;
   try {
-    connection = redisConnection(options);
+    connection = redisConnection({ ...options, transient: isTransient });
   } catch (err) {
     throw new StateConfigError(`redis state store: ${(err as Error).message}`, { cause: err });
   }
