@@ -33,9 +33,9 @@ export interface LambdaLocalOptions {
   /** The Kinesis stream to read (default: the pipeline's `kinesis` source's). */
   stream?: string;
   /**
-   * The Kinesis endpoint (default: the source's `endpoint`, else `AWS_ENDPOINT_URL_KINESIS`, else
-   * `AWS_ENDPOINT_URL`, else AWS's). With an endpoint and no AWS credentials in the environment,
-   * local ones are used (emulators take any).
+   * The Kinesis endpoint (default: the source's `endpoint`, else the SDK's `AWS_ENDPOINT_URL_KINESIS`,
+   * else `AWS_ENDPOINT_URL`, else AWS's). With an endpoint (one of the variables: on this machine)
+   * and no AWS credentials in the environment, local ones are used (emulators take any).
    */
   endpoint?: string;
   /** The mapping's settings, each over the source's (and the template's defaults). */
@@ -72,11 +72,6 @@ export interface LambdaLocalResult {
   counts: { invocations: number; recordsIn: number; written: number; deadLettered: number; onFailure: number };
 }
 
-/** The endpoint the SDK's standard variables name for Kinesis, if any. */
-function environmentEndpoint(): string | undefined {
-  return process.env.AWS_ENDPOINT_URL_KINESIS || process.env.AWS_ENDPOINT_URL || undefined;
-}
-
 /** The region of a stream ARN (`arn:aws:kinesis:<region>:...`). */
 const regionOfArn = (arn: string | undefined): string | undefined => arn?.split(':')[3] || undefined;
 
@@ -95,10 +90,12 @@ export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOption
     (settings.startingPositionTimestamp === undefined ? undefined : settings.startingPositionTimestamp * 1000);
   if (from === 'AT_TIMESTAMP' && (timestampMs === undefined || !Number.isFinite(timestampMs)))
     throw new ConfigError('starting AT_TIMESTAMP needs a timestamp');
-  const endpoint = options.endpoint ?? settings.endpoint ?? environmentEndpoint();
+  // Without an endpoint, the SDK's AWS_ENDPOINT_URL_KINESIS (else AWS_ENDPOINT_URL) applies, with
+  // local credentials when it is an emulator on this machine (see @tributary/aws's client config).
+  const endpoint = options.endpoint ?? settings.endpoint;
   // The SDK's own attempts (3): the simulator's polls have no retry of their own.
   const client = kinesisClient({
-    endpoint,
+    ...(endpoint === undefined ? {} : { endpoint }),
     region: settings.region ?? regionOfArn(settings.streamArn) ?? process.env.AWS_REGION,
     maxAttempts: 3,
   });

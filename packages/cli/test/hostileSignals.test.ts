@@ -190,7 +190,7 @@ deadLetter: { file: { path: dead.jsonl } }
     expect({ code, signal }).toEqual({ code: 130, signal: null });
     const summary = cli.stderr().trimEnd().split('\n').at(-1) ?? '';
     const m =
-      /^local-signals: interrupted by SIGINT: (\d+) invocations, (\d+) records handled, (\d+) written, 0 dead-lettered, 0 sent to the on-failure destination$/.exec(
+      /^local-signals: interrupted by SIGINT: (\d+) invocations, (\d+) records in \(each once, retries not counted\), (\d+) written, 0 dead-lettered, 0 sent to the on-failure destination$/.exec(
         summary,
       );
     expect(m, cli.stderr()).not.toBeNull();
