@@ -35,7 +35,11 @@ export const redisTlsSchema = Type.Object(
       Type.String({ minLength: 1, description: "the name the server's certificate must carry (default: the host)" }),
     ),
   },
-  { additionalProperties: false, description: 'TLS settings (with a rediss:// URL, or cluster nodes)' },
+  {
+    additionalProperties: false,
+    description:
+      'TLS settings, with a rediss:// URL or cluster nodes: `ca` (PEM file or text to trust), `rejectUnauthorized` (default true), `servername`',
+  },
 );
 export type RedisTlsOptions = Static<typeof redisTlsSchema>;
 
