@@ -101,11 +101,16 @@ describe('the production template', () => {
       { Name: 'QueueName', Value: { 'Fn::GetAtt': ['FailureQueue', 'Name'] } },
     ];
     (r.Stream as Resource).Condition = 'MakeStream';
+    broken.Parameters.Unused = { Type: 'String', Default: 'x', AllowedValues: ['y'] };
     expect(validate(broken as never).sort()).toEqual([
       'ErrorsAlarm.Threshold: Ref ErrorThreshold: unknown',
       'EventSourceMapping.BisectBatchOnFunctionErrors: not a property of AWS::Lambda::EventSourceMapping',
       'FailureQueueAlarm.Dimensions[0].Value: Fn::GetAtt FailureQueue.Name: AWS::SQS::Queue has no attribute Name',
       'Function.Role: required',
+      // (the alarm's threshold was its one use)
+      'Parameters.ErrorsAlarmThreshold: not used',
+      'Parameters.Unused: default x not among its allowed values',
+      'Parameters.Unused: not used',
       'Stream: Condition MakeStream: no such condition',
     ]);
   });

@@ -1,7 +1,8 @@
 // An offline check of a CloudFormation template against the CloudFormation resource specification
 // (@aws-cdk/cfnspec): every resource type and property known, required properties present, nested
-// property types and primitive kinds right; and every reference resolvable — Ref, Fn::GetAtt (an
-// attribute the type has), Fn::Sub's ${…}, Fn::If's and Condition's conditions, DependsOn.
+// property types and primitive kinds right; every reference resolvable — Ref, Fn::GetAtt (an
+// attribute the type has), Fn::Sub's ${…}, Fn::If's and Condition's conditions, DependsOn; and
+// every parameter of a known type, its default allowed, and used.
 import { createRequire } from 'node:module';
 
 export type Prop = {
@@ -175,5 +176,22 @@ export function validate(template: Record<string, unknown>): string[] {
       problems.push(`Outputs.${name}: Condition ${o.Condition}: no such condition`);
   }
   checkRefs(t, 'Conditions', t.Conditions ?? {}, problems);
+  checkParameters(t, problems);
   return problems;
+}
+
+/** A parameter's type, default (against its allowed values and pattern), and that something uses it. */
+function checkParameters(t: Template, problems: string[]): void {
+  const used = JSON.stringify([t.Resources, t.Conditions ?? {}, t.Outputs ?? {}]);
+  for (const [name, raw] of Object.entries(t.Parameters ?? {})) {
+    const p = raw as { Type?: string; Default?: unknown; AllowedValues?: unknown[]; AllowedPattern?: string };
+    if (!/^(String|Number|List<Number>|CommaDelimitedList|(List<)?AWS::EC2::[A-Za-z:]+>?)$/.test(p.Type ?? ''))
+      problems.push(`Parameters.${name}: type ${String(p.Type)}`);
+    if (p.Default !== undefined && p.AllowedValues && !p.AllowedValues.includes(p.Default))
+      problems.push(`Parameters.${name}: default ${String(p.Default)} not among its allowed values`);
+    if (p.Default !== undefined && p.AllowedPattern && !new RegExp(p.AllowedPattern).test(String(p.Default)))
+      problems.push(`Parameters.${name}: default ${String(p.Default)} does not match its pattern`);
+    if (!used.includes(JSON.stringify({ Ref: name })) && !used.includes(`\${${name}}`))
+      problems.push(`Parameters.${name}: not used`);
+  }
 }
