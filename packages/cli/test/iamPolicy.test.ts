@@ -85,7 +85,8 @@ function checkRun(
     unused?: string[];
   } = {},
 ) {
-  const { names = {}, refused = [] } = options;
+  const { refused = [] } = options;
+  const names = { ...run.names, ...options.names };
   const statements = roleStatements(run.template as never, templateEnvironment(run.template, names));
   expect(run.calls.length).toBeGreaterThan(0);
   expect(
@@ -132,8 +133,10 @@ source: { kinesis: { stream: iam-orders-in } }
 steps:
   - sink: { dynamodb: { table: iam-orders } }
 `,
-      { dynamodb: servers.dynamo.endpoint, kinesis: servers.kinesis.endpoint },
-      [kinesisEvent('iam-orders-in', values)],
+      {
+        targets: { dynamodb: servers.dynamo.endpoint, kinesis: servers.kinesis.endpoint },
+        events: [kinesisEvent('iam-orders-in', values)],
+      },
     );
     expect(run.answers).toEqual([{ batchItemFailures: [] }]);
     expect((await scan('iam-orders')).sort((a, b) => a.amount - b.amount)).toEqual(values);
@@ -149,15 +152,14 @@ steps:
       const values = Array.from({ length: 12 }, (_, i) => ({ user: `u${i % 3}`, n: 1, last: i }));
       const event = withUndecodable(kinesisEvent('iam-totals-in', values), 5);
       const run = await runBundle(
-        (at) => `version: 1
+        `version: 1
 name: iam-ddb-update
 source: { kinesis: { stream: iam-totals-in } }
-deadLetter: { sqs: { queueUrl: ${queueUrl(at.sqs, 'iam-dead')} } }
+deadLetter: { sqs: { queueUrl: ${queueUrl('iam-dead')} } }
 steps:
   - sink: { dynamodb: { table: iam-totals, mode: update, key: [user], add: [n] } }
 `,
-        { dynamodb: servers.dynamo.endpoint, sqs: sqs.endpoint },
-        [event],
+        { targets: { dynamodb: servers.dynamo.endpoint, sqs: sqs.endpoint }, events: [event] },
       );
       expect(run.answers).toEqual([{ batchItemFailures: [] }]);
       // Oracle: the counts and last values recomputed without the undecodable record.
@@ -197,8 +199,10 @@ steps:
   - sink: { kinesis: { stream: iam-out, partitionKey: event.user } }
   - sink: { kinesis: { stream: iam-packed, partitionKey: event.user, aggregate: true } }
 `,
-      { kinesis: servers.kinesis.endpoint, dynamodb: servers.dynamo.endpoint },
-      [withUndecodable(kinesisEvent('iam-kinesis-in', values), 0)],
+      {
+        targets: { kinesis: servers.kinesis.endpoint, dynamodb: servers.dynamo.endpoint },
+        events: [withUndecodable(kinesisEvent('iam-kinesis-in', values), 0)],
+      },
     );
     expect(run.answers).toEqual([{ batchItemFailures: [] }]);
     const kept = values.slice(1);
@@ -235,8 +239,7 @@ source: { kinesis: { stream: iam-s3-in } }
 steps:
   - sink: { s3: { bucket: iam-lake, prefix: events/, forcePathStyle: true, kmsKeyId: ${key}, bufferSize: 5767168, bufferInterval: 1s } }
 `,
-      { s3: servers.s3.endpoint },
-      [kinesisEvent('iam-s3-in', values)],
+      { targets: { s3: servers.s3.endpoint }, events: [kinesisEvent('iam-s3-in', values)] },
     );
     expect(run.answers).toEqual([{ batchItemFailures: [] }]);
     const listed = await servers.s3Client.send(new ListObjectsV2Command({ Bucket: 'iam-lake' }));
@@ -290,14 +293,13 @@ steps:
     try {
       const values = Array.from({ length: 25 }, (_, i) => ({ i }));
       const run = await runBundle(
-        (at) => `version: 1
+        `version: 1
 name: iam-sqs
 source: { kinesis: { stream: iam-sqs-in } }
 steps:
-  - sink: { sqs: { queueUrl: ${queueUrl(at.sqs, 'iam-events')} } }
+  - sink: { sqs: { queueUrl: ${queueUrl('iam-events')} } }
 `,
-        { sqs: sqs.endpoint },
-        [kinesisEvent('iam-sqs-in', values)],
+        { targets: { sqs: sqs.endpoint }, events: [kinesisEvent('iam-sqs-in', values)] },
       );
       expect(run.answers).toEqual([{ batchItemFailures: [] }]);
       expect(sqs.messages.map((m) => JSON.parse(m.MessageBody)).sort((a, b) => a.i - b.i)).toEqual(values);
@@ -320,15 +322,17 @@ steps:
     try {
       const values = Array.from({ length: 20 }, (_, i) => ({ user: `u${i % 4}`, i }));
       const run = await runBundle(
-        (at) => `version: 1
+        `version: 1
 name: iam-lookup
 source: { kinesis: { stream: iam-lookup-in } }
 steps:
   - enrich: { lookup: { dynamodb: { table: iam-users, key: { id: event.user } } }, as: profile, onMissing: keep }
-  - sink: { sqs: { queueUrl: ${queueUrl(at.sqs, 'iam-enriched')} } }
+  - sink: { sqs: { queueUrl: ${queueUrl('iam-enriched')} } }
 `,
-        { dynamodb: servers.dynamo.endpoint, sqs: sqs.endpoint },
-        [kinesisEvent('iam-lookup-in', values)],
+        {
+          targets: { dynamodb: servers.dynamo.endpoint, sqs: sqs.endpoint },
+          events: [kinesisEvent('iam-lookup-in', values)],
+        },
       );
       expect(run.answers).toEqual([{ batchItemFailures: [] }]);
       const out = sqs.messages.map((m) => JSON.parse(m.MessageBody) as { i: number; profile?: { tier: string } });
@@ -344,7 +348,9 @@ steps:
   });
 
   it('dynamodb window store, and the kinesis source as the event source mapping reads it (lambda-local’s simulator) and the handler lists its shards', async () => {
-    await createStateTables(servers.dynamo.endpoint, 'iam-window-state');
+    // The stack's table (its name generated, reaching the store as TRIBUTARY_STATE_TABLE_0); the
+    // pipeline file's table does not exist.
+    await createStateTables(servers.dynamo.endpoint, 'iam-stack-window-state');
     await createStream(servers.kinesisClient, 'iam-clicks', 2);
     await createStream(servers.kinesisClient, 'iam-counts', 1);
     const base = 1_800_000_000_000;
@@ -359,21 +365,23 @@ steps:
   - window: { key: event.user, tumbling: 1m, aggregate: { n: count() }, state: { dynamodb: { table: iam-window-state } } }
   - sink: { kinesis: { stream: iam-counts, partitionKey: event.key } }
 `,
-      { kinesis: servers.kinesis.endpoint, dynamodb: servers.dynamo.endpoint },
-      [],
-      async (handler) => {
-        // The mapping's reads through the recorder, as the function's role would be used for them.
-        const client = new KinesisClient(awsClientConfig({ region: ACCOUNT.region }));
-        try {
-          const sim = new LambdaSimulator(handler as never, {
-            client,
-            stream: 'iam-clicks',
-            mapping: { batchSize: 30 },
-          });
-          await sim.runUntilIdle();
-        } finally {
-          client.destroy();
-        }
+      {
+        targets: { kinesis: servers.kinesis.endpoint, dynamodb: servers.dynamo.endpoint },
+        names: { StateTable0: 'iam-stack-window-state', Stream: 'iam-clicks' },
+        during: async (handler) => {
+          // The mapping's reads through the recorder, as the function's role would be used for them.
+          const client = new KinesisClient(awsClientConfig({ region: ACCOUNT.region }));
+          try {
+            const sim = new LambdaSimulator(handler as never, {
+              client,
+              stream: 'iam-clicks',
+              mapping: { batchSize: 30 },
+            });
+            await sim.runUntilIdle();
+          } finally {
+            client.destroy();
+          }
+        },
       },
     );
     // Oracle: the windows closed by the watermark (the last minute stays open), recomputed.
@@ -391,13 +399,12 @@ steps:
     for (const op of ['kinesis:GetRecords', 'kinesis:GetShardIterator', 'kinesis:ListShards', 'kinesis:PutRecords'])
       expect(ops).toContain(op);
     expect(ops.filter((o) => o.startsWith('dynamodb:')).length).toBeGreaterThan(0);
-    const names = { StateTable0: 'iam-window-state', Stream: 'iam-clicks' };
-    const state = checkRun(run, '/steps/0/window/state', [arn.table('iam-window-state')], { names });
+    expect((await scan('iam-stack-window-state')).length).toBeGreaterThan(0);
+    const state = checkRun(run, '/steps/0/window/state', [arn.table('iam-stack-window-state')]);
     expect(state.own.flatMap((s) => s.Action)).not.toContain('dynamodb:CreateTable');
     // Lambda's own reading calls DescribeStreamSummary as well (AWS's list for the execution
     // role); the simulator describes the stream with DescribeStream only.
     const source = checkRun(run, '/source', [arn.stream('iam-clicks')], {
-      names,
       unused: [`kinesis:DescribeStreamSummary on ${arn.stream('iam-clicks')}`],
     });
     expect(source.own.flatMap((s) => s.Action).sort()).toEqual([
@@ -418,17 +425,19 @@ source: { kinesis: { stream: iam-create-in } }
 eventTime: event.ts
 steps:
   - window: { key: event.user, tumbling: 1m, aggregate: { n: count() }, state: { dynamodb: { table: iam-created-state, createTable: true } } }
-  - sink: { dynamodb: { table: iam-created-state } }
+  - sink: { dynamodb: { table: iam-created-out } }
 `,
-      { dynamodb: servers.dynamo.endpoint, kinesis: servers.kinesis.endpoint },
-      [kinesisEvent('iam-create-in', [{ user: 'u0', ts: 1_800_000_000_000 }])],
+      {
+        targets: { dynamodb: servers.dynamo.endpoint, kinesis: servers.kinesis.endpoint },
+        events: [kinesisEvent('iam-create-in', [{ user: 'u0', ts: 1_800_000_000_000 }])],
+        names: { StateTable0: 'iam-stack-created-state', Stream: 'iam-create-in' },
+      },
     );
     const ops = operations(run.calls);
     for (const op of ['dynamodb:CreateTable', 'dynamodb:DescribeTable', 'dynamodb:UpdateTimeToLive'])
       expect(ops).toContain(op);
     // dynalite has no TTL (UpdateTimeToLive is answered UnknownOperationException, which the store accepts).
-    const { own } = checkRun(run, '/steps/0/window/state', [arn.table('iam-created-state')], {
-      names: { StateTable0: 'iam-created-state', Stream: 'iam-create-in' },
+    const { own } = checkRun(run, '/steps/0/window/state', [arn.table('iam-stack-created-state')], {
       refused: ['UpdateTimeToLive'],
     });
     expect(own.flatMap((s) => s.Action)).toEqual(

@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { synth } from '@tributary/cli/synth';
 import { loadPipelineFile } from '@tributary/core';
 import { kinesisEventRecord } from '../../../../test-support/lambdaEvents.js';
-import type { Environment } from './policy.js';
+import { type Environment, resolver } from './policy.js';
 import {
   ACCOUNT,
   ENDPOINT_VARIABLE,
@@ -25,11 +25,10 @@ export const arn = {
 };
 
 /**
- * A queue URL on the recorder's host. (One as SQS gives it, `https://sqs.<region>.amazonaws.com/…`,
- * would be sent to that host: the SDK's SQS client takes the queue URL's host as its endpoint unless
- * the endpoint is given in code, and `AWS_ENDPOINT_URL_SQS` is not that.)
+ * A queue URL as SQS gives it: the SQS sink's client keeps to `AWS_ENDPOINT_URL_SQS` (the SDK
+ * would otherwise send to the URL's host), and the URL names the queue's region and account.
  */
-export const queueUrl = (endpoint: string | undefined, name: string) => `${endpoint}/${ACCOUNT.accountId}/${name}`;
+export const queueUrl = (name: string) => `https://sqs.${ACCOUNT.region}.amazonaws.com/${ACCOUNT.accountId}/${name}`;
 
 /** Kinesis event records of one shard of `stream` carrying these values as JSON. */
 export function kinesisEvent(stream: string, values: readonly unknown[], first = 1) {
@@ -109,19 +108,28 @@ export interface BundleRun {
   calls: RecordedCall[];
   /** The handler's answers, one per event. */
   answers: unknown[];
+  /** The physical names given to template resources with generated names. */
+  names: Record<string, string>;
+}
+
+export interface RunOptions {
+  /** Service → the emulator endpoint its recorder forwards to. */
+  targets: Partial<Record<Service, string>>;
+  /** The events the handler is invoked on, in turn. */
+  events?: readonly unknown[];
+  /** More to do while the recorders are open (it gets the handler). */
+  during?: (handler: (event: unknown) => Promise<unknown>) => Promise<void>;
+  /** Physical names of template resources with generated names (logical id → name), as the stack would make them. */
+  names?: Record<string, string>;
 }
 
 /**
  * Synthesises `yaml` (a pipeline file's text) and invokes its bundle on `events`, the services
- * in `targets` (service → emulator endpoint) reached through recorders. `during` may send more
- * (the recorders are still open; it gets the handler).
+ * of `targets` reached through recorders, with the function's environment as the template sets
+ * it (`TRIBUTARY_STATE_TABLE_<i>`, the stream ARN, …, resolved with `names`).
  */
-export async function runBundle(
-  yaml: string | ((endpoints: Partial<Record<Service, string>>) => string),
-  targets: Partial<Record<Service, string>>,
-  events: readonly unknown[],
-  during?: (handler: (event: unknown) => Promise<unknown>) => Promise<void>,
-): Promise<BundleRun> {
+export async function runBundle(yaml: string, options: RunOptions): Promise<BundleRun> {
+  const { targets, events = [], during, names = {} } = options;
   const root = join(import.meta.dirname, '..', '..', '..', '..', '.tributary');
   await mkdir(root, { recursive: true });
   const dir = await mkdtemp(join(root, 'iam-'));
@@ -132,19 +140,25 @@ export async function runBundle(
     process.env[k] = v;
   };
   try {
-    const endpoints: Partial<Record<Service, string>> = {};
+    await writeFile(join(dir, 'pipeline.yaml'), yaml);
+    const p = await loadPipelineFile(join(dir, 'pipeline.yaml'));
+    const r = await synth(p, { outDir: join(dir, 'dist') });
+    const template = r.templateBody as BundleRun['template'];
     for (const [service, target] of Object.entries(targets) as [Service, string][]) {
       const rec = await startRecorder(service, target);
       recorders.push(rec);
-      endpoints[service] = rec.endpoint;
       setEnv(ENDPOINT_VARIABLE[service], rec.endpoint);
     }
-    await writeFile(join(dir, 'pipeline.yaml'), typeof yaml === 'string' ? yaml : yaml(endpoints));
-    const p = await loadPipelineFile(join(dir, 'pipeline.yaml'));
-    const r = await synth(p, { outDir: join(dir, 'dist') });
     // Every other service at a closed port: a call to one not recorded fails rather than leaving the machine.
+    setEnv('AWS_ENDPOINT_URL', 'http://127.0.0.1:9');
     for (const [service, variable] of Object.entries(ENDPOINT_VARIABLE))
       if (!(service in targets)) setEnv(variable, 'http://127.0.0.1:9');
+    // The function's environment, as Lambda gives it.
+    const fn = Object.values(template.Resources).find((res) => res.Type === 'AWS::Lambda::Function');
+    const variables = ((fn?.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)
+      ?.Variables ?? {}) as Record<string, unknown>;
+    const resolve = resolver(template as never, templateEnvironment(template, names));
+    for (const [k, v] of Object.entries(variables)) if (k !== 'NODE_OPTIONS') setEnv(k, resolve.value(v));
     setEnv('AWS_REGION', ACCOUNT.region);
     // s3rver's credentials (the other emulators take any).
     setEnv('AWS_ACCESS_KEY_ID', 'S3RVER');
@@ -155,11 +169,7 @@ export async function runBundle(
     const answers: unknown[] = [];
     for (const e of events) answers.push(await handler(e));
     if (during) await during(handler);
-    return {
-      template: r.templateBody as BundleRun['template'],
-      calls: recorders.flatMap((rec) => rec.calls),
-      answers,
-    };
+    return { template, calls: recorders.flatMap((rec) => rec.calls), answers, names };
   } finally {
     for (const [k, v] of saved) {
       if (v === undefined) delete process.env[k];
