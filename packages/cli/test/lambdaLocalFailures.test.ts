@@ -4,8 +4,8 @@
 // it was retried; written, dead-lettered and sent to the on-failure destination are checked
 // against an oracle from the input, and each on-failure entry carries the sink's own error.
 // In process, on kinesalite with 4 shards.
-import { MemorySink, pipeline, type RecordEnvelope, type Sink } from '@tributary/core';
-import { hashKeyOf } from '@tributary/core/spi';
+import { MemorySink, pipeline, type RecordEnvelope } from '@tributary/core';
+import { hashKeyOf, type Sink } from '@tributary/core/spi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStream, kinesisClient, putJson, startKinesalite } from '../../../test-support/emulators.js';
 import { lambdaLocal } from '../src/lambdaLocal.js';
