@@ -16,6 +16,7 @@ import { type ComponentCategory, deaggregate, definitions } from '@tributary/cor
 import { LambdaSimulator } from '@tributary/runtime-lambda';
 import '@tributary/sinks';
 import '@tributary/state';
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import {
   createStateTables,
@@ -28,6 +29,7 @@ import {
   shardRecords,
   startDynalite,
   startKinesalite,
+  startRedis,
   startS3,
   startSqs,
   streamData,
@@ -38,6 +40,7 @@ import { componentStatements, sidOf } from '../src/synth/iam.js';
 import { allowing, arnMatch, denied, globMatch, roleStatements } from './iam/policy.js';
 import { ACCOUNT, type RecordedCall } from './iam/recorder.js';
 import { arn, type BundleRun, kinesisEvent, queueUrl, runBundle, templateEnvironment } from './iam/run.js';
+import { startFirehose, startSecretsManager } from './iam/servers.js';
 
 const servers = useServers(async () => {
   const [kinesis, dynamo, s3] = await Promise.all([startKinesalite(), startDynalite(), startS3()]);
@@ -347,6 +350,72 @@ steps:
     }
   });
 
+  it('firehose sink: PutRecordBatch on its delivery stream', async () => {
+    const firehose = await startFirehose();
+    try {
+      const values = Array.from({ length: 30 }, (_, i) => ({ i }));
+      const run = await runBundle(
+        `version: 1
+name: iam-firehose
+source: { kinesis: { stream: iam-firehose-in } }
+steps:
+  - sink: { firehose: { deliveryStream: iam-delivery } }
+`,
+        {
+          targets: { firehose: firehose.endpoint },
+          events: [kinesisEvent('iam-firehose-in', values)],
+          bundleSdk: true,
+        },
+      );
+      expect(run.answers).toEqual([{ batchItemFailures: [] }]);
+      const delivered = (firehose.delivered.get('iam-delivery') ?? []).map((line) => JSON.parse(line) as { i: number });
+      expect(delivered.sort((a, b) => a.i - b.i)).toEqual(values);
+      expect(operations(run.calls)).toEqual(['firehose:PutRecordBatch']);
+      const { own } = checkRun(run, '/steps/0/sink', [
+        `arn:aws:firehose:${ACCOUNT.region}:${ACCOUNT.accountId}:deliverystream/iam-delivery`,
+      ]);
+      expect(own.flatMap((s) => s.Action)).toEqual(['firehose:PutRecordBatch']);
+    } finally {
+      await firehose.close();
+    }
+  });
+
+  it('redis sink with its AUTH token in Secrets Manager: GetSecretValue on that secret', async () => {
+    const redis = await startRedis();
+    const secrets = await startSecretsManager({ 'iam/redis-token': 'iam-token-0123' });
+    const check = new Redis({ port: redis.port, host: '127.0.0.1', lazyConnect: true });
+    try {
+      await check.connect();
+      await check.config('SET', 'requirepass', 'iam-token-0123');
+      const values = Array.from({ length: 12 }, (_, i) => ({ user: `u${i}`, i }));
+      const run = await runBundle(
+        `version: 1
+name: iam-redis
+source: { kinesis: { stream: iam-redis-in } }
+steps:
+  - sink: { redis: { url: ${redis.url}, authTokenSecret: iam/redis-token, command: set, key: event.user } }
+`,
+        {
+          targets: { secretsmanager: secrets.endpoint },
+          events: [kinesisEvent('iam-redis-in', values)],
+          bundleSdk: true,
+        },
+      );
+      expect(run.answers).toEqual([{ batchItemFailures: [] }]);
+      await check.auth('iam-token-0123');
+      for (const v of values) expect(JSON.parse((await check.get(v.user)) ?? 'null')).toEqual(v);
+      expect(operations(run.calls)).toEqual(['secretsmanager:GetSecretValue']);
+      const { own } = checkRun(run, '/steps/0/sink', [
+        `arn:aws:secretsmanager:${ACCOUNT.region}:${ACCOUNT.accountId}:secret:iam/redis-token-*`,
+      ]);
+      expect(own.flatMap((s) => s.Action)).toEqual(['secretsmanager:GetSecretValue']);
+    } finally {
+      check.disconnect();
+      await secrets.close();
+      await redis.close();
+    }
+  });
+
   it('dynamodb window store, and the kinesis source as the event source mapping reads it (lambda-local’s simulator) and the handler lists its shards', async () => {
     // The stack's table (its name generated, reaching the store as TRIBUTARY_STATE_TABLE_0); the
     // pipeline file's table does not exist.
@@ -619,6 +688,9 @@ describe('a component that calls AWS cannot ship without its permissions', () =>
         'sink:kinesis',
         'sink:s3',
         'sink:sqs',
+        'sink:firehose',
+        'sink:redis',
+        'store:redis',
         'lookup:dynamodb',
         'store:dynamodb',
       ]),

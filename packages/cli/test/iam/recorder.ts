@@ -7,7 +7,7 @@
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type Service = 'dynamodb' | 'kinesis' | 'sqs' | 's3' | 'firehose';
+export type Service = 'dynamodb' | 'kinesis' | 'sqs' | 's3' | 'firehose' | 'secretsmanager';
 
 /** The partition, region and account the recorder's ARNs are in (the policy check resolves `Fn::Sub` with the same). */
 export const ACCOUNT = { partition: 'aws', region: 'us-east-1', accountId: '000000000000' } as const;
@@ -198,6 +198,15 @@ export async function startRecorder(service: Service, target: string): Promise<R
         } else if (service === 'sqs') {
           const action = `sqs:${SQS_ACTION[operation] ?? operation}`;
           needs = [{ action, resource: typeof input.QueueUrl === 'string' ? queueArnOfUrl(input.QueueUrl) : '*' }];
+        } else if (service === 'secretsmanager') {
+          // By name, the secret's ARN ends in the six characters Secrets Manager appends to it.
+          const id = String(input.SecretId ?? '*');
+          needs = [
+            {
+              action: `secretsmanager:${operation}`,
+              resource: id.startsWith('arn:') ? id : arnOf('secretsmanager', `secret:${id}-AbCdEf`),
+            },
+          ];
         } else {
           const name = input.DeliveryStreamName;
           needs = [
@@ -271,4 +280,5 @@ export const ENDPOINT_VARIABLE: Record<Service, string> = {
   sqs: 'AWS_ENDPOINT_URL_SQS',
   s3: 'AWS_ENDPOINT_URL_S3',
   firehose: 'AWS_ENDPOINT_URL_FIREHOSE',
+  secretsmanager: 'AWS_ENDPOINT_URL_SECRETS_MANAGER',
 };

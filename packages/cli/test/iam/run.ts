@@ -121,6 +121,8 @@ export interface RunOptions {
   during?: (handler: (event: unknown) => Promise<unknown>) => Promise<void>;
   /** Physical names of template resources with generated names (logical id → name), as the stack would make them. */
   names?: Record<string, string>;
+  /** Bundle the AWS SDK (for clients the repository root does not resolve: Firehose, Secrets Manager). */
+  bundleSdk?: boolean;
 }
 
 /**
@@ -129,7 +131,7 @@ export interface RunOptions {
  * it (`TRIBUTARY_STATE_TABLE_<i>`, the stream ARN, …, resolved with `names`).
  */
 export async function runBundle(yaml: string, options: RunOptions): Promise<BundleRun> {
-  const { targets, events = [], during, names = {} } = options;
+  const { targets, events = [], during, names = {}, bundleSdk } = options;
   const root = join(import.meta.dirname, '..', '..', '..', '..', '.tributary');
   await mkdir(root, { recursive: true });
   const dir = await mkdtemp(join(root, 'iam-'));
@@ -142,7 +144,7 @@ export async function runBundle(yaml: string, options: RunOptions): Promise<Bund
   try {
     await writeFile(join(dir, 'pipeline.yaml'), yaml);
     const p = await loadPipelineFile(join(dir, 'pipeline.yaml'));
-    const r = await synth(p, { outDir: join(dir, 'dist') });
+    const r = await synth(p, { outDir: join(dir, 'dist'), bundleSdk });
     const template = r.templateBody as BundleRun['template'];
     for (const [service, target] of Object.entries(targets) as [Service, string][]) {
       const rec = await startRecorder(service, target);
