@@ -131,7 +131,7 @@ export const firehoseSinkDefinition: SinkDefinition<FirehoseSinkSpec> = register
   module: '@tributary/sinks/firehose',
   schema: firehoseSinkSchema,
   description:
-    'Writes records to an Amazon Data Firehose delivery stream as JSON Lines (each record its JSON and a newline; `format: json` for the JSON alone): PutRecordBatch in calls of up to 500 records / 4 MiB; entries the answer reports failed (FailedPutCount) are sent again alone with backoff until the retry budget is spent, then the batch fails and is retried; records over 1,000 KiB dead-lettered. A replayed batch is delivered again: set `idField` to de-duplicate downstream.',
+    'Writes records to an Amazon Data Firehose delivery stream as JSON Lines (each record its JSON and a newline; `format: json` for the JSON alone): PutRecordBatch in calls of up to 500 records / 4 MiB; entries the answer reports failed (FailedPutCount) are sent again alone with backoff until the retry budget is spent, then the batch fails and is retried; records over 1,000 KiB dead-lettered. One call at a time unless `concurrency` is raised, so the records of a batch arrive in order (but for entries sent again). A replayed batch is delivered again: set `idField` to de-duplicate downstream.',
   summary: (spec) => `delivery stream ${spec.deliveryStream}`,
   permissions: (spec) => [
     { actions: ['firehose:PutRecordBatch'], resource: { type: 'firehose-delivery-stream', name: spec.deliveryStream } },

@@ -201,7 +201,7 @@ export const redisSinkDefinition: SinkDefinition<RedisSinkSpec> = register({
   module: '@tributary/sinks/redis',
   schema: redisSinkSchema,
   description:
-    'Writes records to Redis with set, hset, zadd or xadd, one pipeline per call (up to 1000 records); failed commands are retried when the error is transient (connection lost, LOADING), dead-lettered otherwise.',
+    'Writes records to Redis with set, hset, zadd or xadd, one pipeline per call (up to 1000 records); failed commands are retried when the error is transient (connection lost, LOADING), dead-lettered otherwise. ElastiCache with in-transit encryption: a rediss:// URL (`tls` for a private CA), the AUTH token from `authTokenEnv` or `authTokenSecret` (Secrets Manager, read once); a refused token or certificate fails the write without dead-lettering.',
   summary: (spec) => `${spec.command} ${typeof spec.key === 'string' ? spec.key : 'fn'}`,
   // Redis is no AWS API: only a token kept in Secrets Manager needs a permission.
   permissions: (spec) =>

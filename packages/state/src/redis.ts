@@ -628,7 +628,7 @@ export const redisStoreDefinition: StoreDefinition<RedisStateSpec> = register({
   module: '@tributary/state/redis',
   schema: redisStateSchema,
   description:
-    'Window state in Redis or ElastiCache (every window kind), shared by every process and Lambda invocation of the pipeline: each batch is one pipelined round trip of Lua compare-and-set scripts (EVALSHA), exactly once per (shard, sequence number); windows fed by several shards are emitted once, by the consumer that claims them. Use persistence (AOF) so acknowledged state survives a restart.',
+    'Window state in Redis or ElastiCache (every window kind), shared by every process and Lambda invocation of the pipeline: each batch is one pipelined round trip of Lua compare-and-set scripts (EVALSHA), exactly once per (shard, sequence number); windows fed by several shards are emitted once, by the consumer that claims them. Use persistence (AOF) so acknowledged state survives a restart. ElastiCache with in-transit encryption: a rediss:// URL (`tls` for a private CA), the AUTH token from `authTokenEnv` or `authTokenSecret` (Secrets Manager, read once); a Lambda function reaches it only inside its VPC.',
   summary: (spec) => (spec.url ? `redis ${withoutAuth(spec.url)}` : `redis cluster`),
   // Redis is no AWS API: only a token kept in Secrets Manager needs a permission.
   permissions: (spec) =>

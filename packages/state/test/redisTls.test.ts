@@ -367,6 +367,27 @@ describe('redis state store over TLS with an AUTH token', () => {
     await store.backend.close();
   });
 
+  it('servername: the name the certificate carries connects; another is a certificate error', async () => {
+    const ns = fresh();
+    const good = redisState({
+      url: redis.url,
+      tls: { ca: redis.caFile, servername: 'localhost' },
+      authTokenEnv: 'TRIBUTARY_TEST_REDIS_TOKEN',
+    });
+    expect(await good.backend.write([{ id: `${ns}|0|1|0`, expected: 0, body: 'n', expiresAt: 0 }])).toEqual([true]);
+    await good.backend.close();
+    const other = redisState({
+      url: redis.url,
+      tls: { ca: redis.caFile, servername: 'cache.example.com' },
+      authTokenEnv: 'TRIBUTARY_TEST_REDIS_TOKEN',
+    });
+    const err = await rejection(other.backend.read([`${ns}|0|1|0`]));
+    expect(String(err)).toMatch(
+      /the server's TLS certificate does not verify \(Hostname\/IP does not match certificate's altnames: Host: cache\.example\.com\. is not in the cert's altnames: IP Address:127\.0\.0\.1, DNS:localhost\)/,
+    );
+    await other.backend.close();
+  });
+
   it('rejectUnauthorized: false connects without the CA', async () => {
     const store = redisState({
       url: redis.url,
