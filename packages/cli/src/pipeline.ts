@@ -18,6 +18,38 @@ import { overridesOf, withOverrides } from './overrides.js';
 const MAX_ENV_FILE_BYTES = 1024 * 1024;
 
 /**
+ * The first line of an env file that is not `NAME=value` (nor blank, nor a `#` comment, nor a
+ * line of a quoted value spanning lines), with why: Node's parser would not refuse it but join
+ * it to the next line's name. A name is one `${NAME}` can reference: `[A-Za-z_][A-Za-z0-9_]*`.
+ */
+function envFileProblem(text: string): { line: number; message: string } | undefined {
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const trimmed = line.trim();
+    if (trimmed === '' || trimmed.startsWith('#')) continue;
+    const m = /^\s*(?:export\s+)?([^=\s]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) {
+      const shown = trimmed.length > 40 ? `${trimmed.slice(0, 40)}…` : trimmed;
+      return { line: i + 1, message: `expected NAME=value, got \`${shown}\`` };
+    }
+    const [, name = '', value = ''] = m;
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+      return {
+        line: i + 1,
+        message: `\`${name}\` is not a variable name (letters, digits and _, not starting with a digit)`,
+      };
+    // A quoted value may span lines, to the one with its closing quote.
+    const quote = value[0];
+    if ((quote === '"' || quote === "'" || quote === '`') && !value.includes(quote, 1)) {
+      const close = lines.findIndex((l, j) => j > i && l.includes(quote));
+      if (close !== -1) i = close;
+    }
+  }
+  return undefined;
+}
+
+/**
  * The variables of the `--env-file` files, a later file's over an earlier one's; or, when one
  * cannot be read, the line that says which and why. The format is Node's (`util.parseEnv`, as
  * `node --env-file` reads): `NAME=value` lines, `#` comments, values optionally quoted, `export `
@@ -41,6 +73,8 @@ export async function readEnvFiles(files: readonly string[]): Promise<Record<str
     } catch (err) {
       return `--env-file ${file}: cannot read it: ${(err as Error).message}`;
     }
+    const problem = envFileProblem(text);
+    if (problem) return `--env-file ${file}:${problem.line}: ${problem.message}`;
     // util.parseEnv is Node 20.12's; this package's engines allow 20.11.
     const parseEnv = (util as { parseEnv?: (text: string) => Record<string, string | undefined> }).parseEnv;
     if (parseEnv === undefined) return `--env-file ${file}: reading env files needs Node 20.12 or later`;

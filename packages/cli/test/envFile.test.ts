@@ -129,6 +129,43 @@ steps:
     expect(d.err().split('\n')[0]).toBe(`--env-file ${dir}: not a regular file`);
   });
 
+  it('a line that is not NAME=value is a usage error at its line (Node would join it to the next name)', async () => {
+    const file = join(dir, 'lines.yaml');
+    await writeFile(file, pipeline);
+    const cases: [string, number, string][] = [
+      ['NAME=n\nKIND\nOUT=o\n', 2, 'expected NAME=value, got `KIND`'],
+      [
+        '# c\n\nNAME=n\n1KIND=k\n',
+        4,
+        '`1KIND` is not a variable name (letters, digits and _, not starting with a digit)',
+      ],
+      [
+        'NAME="two\nlines"\nKIND.x=k\n',
+        3,
+        '`KIND.x` is not a variable name (letters, digits and _, not starting with a digit)',
+      ],
+    ];
+    for (const [i, [text, line, message]] of cases.entries()) {
+      const env = join(dir, `bad${i}.env`);
+      await writeFile(env, text);
+      const c = capture();
+      expect(await main(['validate', file, '--env-file', env], c.io)).toBe(64);
+      expect(c.err().split('\n')[0]).toBe(`--env-file ${env}:${line}: ${message}`);
+    }
+    // A quoted value over several lines, comments and `export` are fine, and the values are Node's.
+    const env = join(dir, 'good.env');
+    await writeFile(env, '# comment\nexport NOTE="multi\nline"\nNAME=n\n  KIND = k  \nOUT=\'o.jsonl\' # trailing\n');
+    const c = capture();
+    expect(await main(['validate', file, '--env-file', env], c.io)).toBe(0);
+    expect(c.err()).toBe(`${file}: ok\n`);
+    expect([process.env.NOTE, process.env.NAME, process.env.KIND, process.env.OUT]).toEqual([
+      'multi\nline',
+      'n',
+      'k',
+      'o.jsonl',
+    ]);
+  });
+
   it('every command that loads a pipeline takes it (and its --help names it)', async () => {
     for (const command of [['validate'], ['run'], ['describe'], ['state', 'init'], ['synth'], ['lambda-local']]) {
       const c = capture();
