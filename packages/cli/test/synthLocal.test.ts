@@ -268,6 +268,9 @@ steps:
     for (const value of ['usage-prod', 'usage-prod-out', 'https://kinesis.eu-west-1.amazonaws.com'])
       expect(bundle).toContain(value);
     expect(JSON.parse(template).Description).toContain('usage-prod');
+    // The role's statements name the account's table and stream (derived from the components).
+    expect(template).toContain(':table/usage-prod"');
+    expect(template).toContain(':stream/usage-prod-out"');
     for (const text of [bundle, template]) {
       expect(text).not.toContain(servers.kinesis.endpoint);
       expect(text).not.toContain(servers.dynamo.endpoint);
