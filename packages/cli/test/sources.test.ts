@@ -182,6 +182,21 @@ describe('tributary lambda-local reads the pipeline source', () => {
     );
   });
 
+  it('a kinesis source by streamArn: the stream its ARN names', async () => {
+    const file = join(dir, 'll-arn.yaml');
+    await writeFile(
+      file,
+      pipelineYaml(
+        `{ kinesis: { streamArn: 'arn:aws:kinesis:eu-west-1:123456789012:stream/clicks', endpoint: '${kinesis.endpoint}' } }`,
+        'll-arn.jsonl',
+      ),
+    );
+    const r = await tributary(['lambda-local', file]);
+    expect(r.err).toContain(`${events.length} records in`);
+    expect(r.code).toBe(0);
+    expect(canonical(await lines('ll-arn.jsonl'))).toEqual(expectedOut());
+  });
+
   it('the endpoint from AWS_ENDPOINT_URL_KINESIS when neither the flag nor the source names one (local credentials)', async () => {
     const file = join(dir, 'll-env.yaml');
     await writeFile(file, pipelineYaml('{ kinesis: { stream: clicks } }', 'll-env.jsonl'));
