@@ -192,6 +192,21 @@ steps:
     expect(issues(text, {})).toEqual([`${positionOf(text, '${B}')}: ${unset('B')}`]);
   });
 
+  it('locates a reference inside a block scalar, and substitutes there (a block scalar stays a string)', () => {
+    const text = `version: 1
+name: t
+description: |
+  first line
+  then \${D} here
+source: { file: { path: in.jsonl } }
+steps: [{ sink: { stdout: {} } }]
+`;
+    expect(issues(text, {})).toEqual([`${positionOf(text, '${D}')}: ${unset('D')}`]);
+    expect(parsePipelineYaml(text, 'p.yaml', { env: { D: '42' } }).spec?.description).toBe(
+      'first line\nthen 42 here\n',
+    );
+  });
+
   it('reports a malformed or unclosed `${` at its position', () => {
     const text = `version: 1
 name: t-\${bad name}
