@@ -16,6 +16,7 @@ import { redisSink, redisSinkDefinition } from '@tributary/sinks';
 import { redisState, redisStoreDefinition, StateStoreError } from '@tributary/state';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyReadFiles } from '../../cli/src/synth/entry.js';
 import { byWindow, deliverInTurn, type Kind, type Rec, reference } from '../../core/test/windows/reference.js';
 import { serveHttp } from '../../sinks/test/records.js';
 import { windowPipelineYaml } from './backends.js';
@@ -336,6 +337,31 @@ describe('redis state store over TLS with an AUTH token', () => {
       "RedisConnectionError: authTokenSecret: cannot read secret redis/missing (ResourceNotFoundException: Secrets Manager can't find the specified secret.)",
     );
     await missing.backend.close();
+  });
+
+  it('synth carries a CA file into the function as its text: the bundled spec connects where the file is not', async () => {
+    const state = `state: { redis: { url: '${redis.url}', tls: { ca: ca.crt }, authTokenEnv: TRIBUTARY_TEST_REDIS_TOKEN } }`;
+    const p = pipelineOf(state, fresh(), TUMBLING);
+    const out = mkdtempSync(join(tmpdir(), 'tributary-synth-ca-'));
+    try {
+      const { spec, files } = await copyReadFiles(p, out);
+      expect(files).toEqual([]);
+      type WindowStep = { window: { state: { redis: { tls: { ca: string } } } } };
+      const caOf = (steps: unknown) => ((steps as WindowStep[])[0] as WindowStep).window.state.redis.tls.ca;
+      expect(caOf(spec.steps)).toBe(readFileSync(redis.caFile, 'utf8'));
+      // The pipeline's own spec is unchanged: the copy is the bundle's.
+      expect(caOf(p.spec.steps)).toBe('ca.crt');
+      const run = await runWindows({ spec, bindings: new Map(), baseDir: out });
+      expect(run.dead).toEqual([]);
+      expect(run.out).toEqual(run.expected);
+      // A CA file that is not there stops synth, naming the option and the file.
+      const missing = pipelineOf(state.replace('ca.crt', 'gone.crt'), fresh(), TUMBLING);
+      await expect(copyReadFiles(missing, out)).rejects.toThrow(
+        `/steps/0/window/state/tls/ca: cannot read the CA file ${join(redis.dir, 'gone.crt')}: ENOENT`,
+      );
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 
   it('a token in the URL still works', async () => {

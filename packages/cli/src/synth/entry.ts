@@ -5,7 +5,7 @@
  * copied beside the bundle. A component's module is the one its registration declares, found by
  * `walkComponents`.
  */
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError, type Pipeline, type PipelineSpec } from '@tributary/core';
@@ -74,7 +74,8 @@ export function componentImports(spec: PipelineSpec): { imports: string[]; uses:
 /**
  * The files a pipeline reads when it starts (static lookup tables): each is copied into the
  * output beside the bundle, under `files/`, and the spec inlined in the bundle names the copy —
- * the function's package then holds everything it reads. Returns the spec to inline.
+ * the function's package then holds everything it reads (a Redis CA file goes into the spec as
+ * its text instead). Returns the spec to inline.
  */
 export async function copyReadFiles(
   pipeline: Pipeline,
@@ -84,6 +85,16 @@ export async function copyReadFiles(
   const files: string[] = [];
   const copies = new Map<string, string>();
   for (const c of walkComponents(spec)) {
+    // A Redis store's or sink's CA file (`tls.ca`, a path) is inlined as its PEM text, which the
+    // option also takes: the function's package holds no such file.
+    const tls = c.kind === 'redis' ? (c.spec as { tls?: { ca?: unknown } }).tls : undefined;
+    if (typeof tls?.ca === 'string' && !tls.ca.includes('-----BEGIN')) {
+      const path = resolve(pipeline.baseDir, tls.ca);
+      tls.ca = await readFile(path, 'utf8').catch((err: Error) => {
+        throw new ConfigError(`${c.path}/tls/ca: cannot read the CA file ${path}: ${err.message}`, { cause: err });
+      });
+      continue;
+    }
     const table = c.category === 'lookup' && c.kind === 'static' ? (c.spec as { path?: unknown }) : undefined;
     if (!table || typeof table.path !== 'string') continue;
     const source = resolve(pipeline.baseDir, table.path);
