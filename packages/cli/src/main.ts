@@ -11,8 +11,8 @@
  *   tributary state init <pipeline.yaml>        create the tables the window state needs
  *   tributary synth <pipeline.yaml> --runtime lambda [--out <dir>]
  *                                               bundle and CloudFormation template for Lambda
- *   tributary lambda-local <pipeline.yaml> --stream <name> [--endpoint <url>]
- *                                               run the Lambda handler on a Kinesis stream locally
+ *   tributary lambda-local <pipeline.yaml> [--stream <name>] [--from ...] [--follow]
+ *                                               run the Lambda handler on its Kinesis stream locally
  *
  * Global flags (`--verbose`, `--allow-outside-project`, `--env-file <file>`) go before or after the command;
  * `tributary --version` prints the version. A usage error prints the usage of its command.
