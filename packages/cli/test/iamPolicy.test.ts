@@ -437,7 +437,7 @@ steps:
       {
         targets: { kinesis: servers.kinesis.endpoint, dynamodb: servers.dynamo.endpoint },
         names: { StateTable0: 'iam-stack-window-state', Stream: 'iam-clicks' },
-        during: async (handler) => {
+        during: async (handler, template) => {
           // The mapping's reads through the recorder, as the function's role would be used for them.
           const client = new KinesisClient(awsClientConfig({ region: ACCOUNT.region }));
           try {
@@ -450,6 +450,11 @@ steps:
           } finally {
             client.destroy();
           }
+          // A tick of the schedule rule (the template's Input): windows due are read from the store and emitted.
+          const rule = Object.values(template.Resources).find((r) => r.Type === 'AWS::Events::Rule');
+          const input = (rule?.Properties?.Targets as { Input?: string }[] | undefined)?.[0]?.Input;
+          expect(input).toBeDefined();
+          await handler(JSON.parse(input as string));
         },
       },
     );

@@ -117,8 +117,8 @@ export interface RunOptions {
   targets: Partial<Record<Service, string>>;
   /** The events the handler is invoked on, in turn. */
   events?: readonly unknown[];
-  /** More to do while the recorders are open (it gets the handler). */
-  during?: (handler: (event: unknown) => Promise<unknown>) => Promise<void>;
+  /** More to do while the recorders are open (it gets the handler and the template). */
+  during?: (handler: (event: unknown) => Promise<unknown>, template: BundleRun['template']) => Promise<void>;
   /** Physical names of template resources with generated names (logical id → name), as the stack would make them. */
   names?: Record<string, string>;
   /** Bundle the AWS SDK (for clients the repository root does not resolve: Firehose, Secrets Manager). */
@@ -170,7 +170,7 @@ export async function runBundle(yaml: string, options: RunOptions): Promise<Bund
     };
     const answers: unknown[] = [];
     for (const e of events) answers.push(await handler(e));
-    if (during) await during(handler);
+    if (during) await during(handler, template);
     return { template, calls: recorders.flatMap((rec) => rec.calls), answers, names };
   } finally {
     for (const [k, v] of saved) {
