@@ -277,7 +277,7 @@ steps:
     admin.destroy();
     // The oracle: the input's calls, each once.
     const expected = events.filter((e) => e.kind === 'call');
-    const byId = (a: { id: string }, b: { id: string }) => a.id.localeCompare(b.id);
+    const byId = (a: { id?: unknown }, b: { id?: unknown }) => String(a.id).localeCompare(String(b.id));
     expect(items.sort(byId)).toEqual(expected.sort(byId));
   });
 });

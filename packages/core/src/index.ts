@@ -84,5 +84,5 @@ export {
   parsePipelineYaml,
   resolveFunctions,
 } from './yaml/load.js';
-export type { Environment } from './yaml/substitute.js';
 export type { FunctionModuleOptions } from './yaml/modules.js';
+export type { Environment } from './yaml/substitute.js';
