@@ -4,14 +4,15 @@
 // role's statements (iam/policy.ts evaluates them), and the component's own statement must name
 // that component's resource. What each run wrote is checked against its input, so a bundle that
 // sent nothing cannot pass.
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { awsClientConfig } from '@tributary/aws';
-import type { PipelineSpec } from '@tributary/core';
+import { loadPipelineFile, type PipelineSpec, PipelineValidationError } from '@tributary/core';
 import { type ComponentCategory, deaggregate, definitions } from '@tributary/core/spi';
 import { LambdaSimulator } from '@tributary/runtime-lambda';
 import '@tributary/sinks';
@@ -60,6 +61,11 @@ const servers = useServers(async () => {
     },
   };
 });
+
+const STREAM_KEY = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
+const QUEUE_KEY = `arn:aws:kms:${ACCOUNT.region}:${ACCOUNT.accountId}:key/mrk-5e6f7a8b9c0d`;
+const keyArn = (id: string) =>
+  id.startsWith('arn:') ? id : `arn:aws:kms:${ACCOUNT.region}:${ACCOUNT.accountId}:key/${id}`;
 
 const needs = (calls: readonly RecordedCall[]) => calls.flatMap((c) => c.needs);
 const operations = (calls: readonly RecordedCall[]) =>
@@ -188,7 +194,7 @@ steps:
     }
   });
 
-  it('kinesis sink: PutRecords on its stream; with aggregate, ListShards too; a dynamodb dead-letter output: BatchWriteItem on its table', async () => {
+  it('kinesis sink: PutRecords on its stream (GenerateDataKey on the customer key of an encrypted one); with aggregate, ListShards too; a dynamodb dead-letter output: BatchWriteItem on its table', async () => {
     await createStream(servers.kinesisClient, 'iam-out', 2);
     await createStream(servers.kinesisClient, 'iam-packed', 2);
     await createTable(servers.ddb, 'iam-dead', 'sequenceNumber');
@@ -199,12 +205,13 @@ name: iam-kinesis
 source: { kinesis: { stream: iam-kinesis-in } }
 deadLetter: { dynamodb: { table: iam-dead } }
 steps:
-  - sink: { kinesis: { stream: iam-out, partitionKey: event.user } }
+  - sink: { kinesis: { stream: iam-out, partitionKey: event.user, kmsKeyId: ${STREAM_KEY} } }
   - sink: { kinesis: { stream: iam-packed, partitionKey: event.user, aggregate: true } }
 `,
       {
         targets: { kinesis: servers.kinesis.endpoint, dynamodb: servers.dynamo.endpoint },
         events: [withUndecodable(kinesisEvent('iam-kinesis-in', values), 0)],
+        keys: { [arn.stream('iam-out')]: keyArn(STREAM_KEY) },
       },
     );
     expect(run.answers).toEqual([{ batchItemFailures: [] }]);
@@ -220,8 +227,10 @@ steps:
     expect((packed as { i: number }[]).sort((a, b) => a.i - b.i)).toEqual(kept);
     expect((await scan('iam-dead')).map((d) => d.data)).toEqual(['not json {']);
     expect(operations(run.calls)).toEqual(['dynamodb:BatchWriteItem', 'kinesis:ListShards', 'kinesis:PutRecords']);
-    const plain = checkRun(run, '/steps/0/sink', [arn.stream('iam-out')]);
-    expect(plain.own.flatMap((s) => s.Action)).toEqual(['kinesis:PutRecords']);
+    // The stream iam-out is encrypted with a customer managed key: Kinesis generates data keys as the writer.
+    expect(needs(run.calls)).toContainEqual({ action: 'kms:GenerateDataKey', resource: keyArn(STREAM_KEY) });
+    const plain = checkRun(run, '/steps/0/sink', [arn.stream('iam-out'), keyArn(STREAM_KEY)]);
+    expect(plain.own.map((s) => s.Action)).toEqual([['kinesis:PutRecords'], ['kms:GenerateDataKey']]);
     const aggregating = checkRun(run, '/steps/1/sink', [arn.stream('iam-packed')]);
     expect(aggregating.own.flatMap((s) => s.Action)).toEqual(['kinesis:ListShards', 'kinesis:PutRecords']);
     const dead = checkRun(run, '/deadLetter', [arn.table('iam-dead')]);
@@ -291,7 +300,7 @@ steps:
     ]);
   });
 
-  it('sqs sink: SendMessage on its queue', async () => {
+  it('sqs sink: SendMessage on its queue (GenerateDataKey and Decrypt on the customer key of an encrypted one)', async () => {
     const sqs = await startSqs();
     try {
       const values = Array.from({ length: 25 }, (_, i) => ({ i }));
@@ -300,15 +309,20 @@ steps:
 name: iam-sqs
 source: { kinesis: { stream: iam-sqs-in } }
 steps:
-  - sink: { sqs: { queueUrl: ${queueUrl('iam-events')} } }
+  - sink: { sqs: { queueUrl: ${queueUrl('iam-events')}, kmsKeyId: ${QUEUE_KEY} } }
 `,
-        { targets: { sqs: sqs.endpoint }, events: [kinesisEvent('iam-sqs-in', values)] },
+        {
+          targets: { sqs: sqs.endpoint },
+          events: [kinesisEvent('iam-sqs-in', values)],
+          keys: { [arn.queue('iam-events')]: keyArn(QUEUE_KEY) },
+        },
       );
       expect(run.answers).toEqual([{ batchItemFailures: [] }]);
       expect(sqs.messages.map((m) => JSON.parse(m.MessageBody)).sort((a, b) => a.i - b.i)).toEqual(values);
       expect(operations(run.calls)).toEqual(['sqs:SendMessageBatch']);
-      const { own } = checkRun(run, '/steps/0/sink', [arn.queue('iam-events')]);
-      expect(own.flatMap((s) => s.Action)).toEqual(['sqs:SendMessage']);
+      // The queue is encrypted with a customer managed key: SQS uses it as the sender.
+      const { own } = checkRun(run, '/steps/0/sink', [arn.queue('iam-events'), keyArn(QUEUE_KEY)]);
+      expect(own.map((s) => s.Action)).toEqual([['sqs:SendMessage'], ['kms:Decrypt', 'kms:GenerateDataKey']]);
     } finally {
       await sqs.close();
     }
@@ -582,6 +596,25 @@ describe('the statements components declare', () => {
       Resource: [`arn:aws:kms:${ACCOUNT.region}:${ACCOUNT.accountId}:key/mrk-0123456789abcdef`],
     });
     expect(byId[sidOf('/steps/0/enrich/lookup')]?.Resource).toEqual([arn.table('users')]);
+  });
+
+  it('a KMS key named by alias is refused at its line and column (IAM grants keys, not aliases)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'trib-iam-kms-'));
+    try {
+      const file = join(dir, 'p.yaml');
+      await writeFile(
+        file,
+        'version: 1\nname: kms\nsource: { file: { path: in.jsonl } }\nsteps:\n  - sink: { s3: { bucket: lake, kmsKeyId: alias/lake } }\n',
+      );
+      const err = await loadPipelineFile(file).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PipelineValidationError);
+      const issues = (err as PipelineValidationError).issues;
+      expect(issues).toHaveLength(1);
+      expect(issues[0]).toMatchObject({ file, line: 5, path: '/steps/0/sink/s3/kmsKeyId' });
+      expect(issues[0]?.column).toBe(43);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('a DynamoDB stream source: the stream actions on that table’s streams (or the ARN given)', () => {

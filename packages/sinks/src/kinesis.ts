@@ -25,7 +25,7 @@ import {
   userRecordSize,
 } from '@tributary/core/spi';
 import Type, { type Static } from 'typebox';
-import { awsFields, batchSinkFields } from './aws.js';
+import { awsFields, batchSinkFields, kmsKeyIdField } from './aws.js';
 import { BatchSink, type BatchSinkOptions, type Encoded, type EntryFailure } from './BatchSink.js';
 import { recordJson } from './json.js';
 
@@ -37,6 +37,9 @@ export const kinesisSinkSchema = Type.Object(
       Type.Boolean({
         description: 'pack small records into KPL aggregated records, per shard (default false)',
       }),
+    ),
+    kmsKeyId: kmsKeyIdField(
+      'the customer managed KMS key the stream is encrypted with, if any, by key id or ARN, not an alias (Kinesis uses it as the writer: the role is granted kms:GenerateDataKey on it); the AWS-managed key needs nothing',
     ),
     ...awsFields,
     ...batchSinkFields,
@@ -228,12 +231,16 @@ export const kinesisSinkDefinition: SinkDefinition<KinesisSinkSpec> = register({
   description:
     'Writes records to a Kinesis stream as JSON: PutRecords in calls of up to 500 records / 5 MiB; failed entries (FailedRecordCount) retried alone when throttled, dead-lettered with their error code otherwise; records over 1 MiB dead-lettered. A replayed batch is written again: set `idField` to de-duplicate downstream.',
   summary: (spec) => `stream ${spec.stream}`,
-  // PutRecords; with `aggregate`, ListShards too (the open shards' hash ranges it packs records by).
+  // PutRecords; with `aggregate`, ListShards too (the open shards' hash ranges it packs records by);
+  // with `kmsKeyId`, the data key Kinesis generates as the writer.
   permissions: (spec) => [
     {
       actions: spec.aggregate ? ['kinesis:PutRecords', 'kinesis:ListShards'] : ['kinesis:PutRecords'],
       resource: { type: 'kinesis-stream', name: spec.stream },
     },
+    ...(spec.kmsKeyId
+      ? [{ actions: ['kms:GenerateDataKey'], resource: { type: 'kms-key' as const, id: spec.kmsKeyId } }]
+      : []),
   ],
   create(spec, ctx) {
     const key: CompiledExpression = compileExpression(spec.partitionKey, (name) => ctx.bindings.get(name) as never);

@@ -29,14 +29,11 @@ import {
 } from '@tributary/core/spi';
 import type { SchedulerLike, Subscription } from 'rxjs';
 import Type, { type Static } from 'typebox';
-import { awsFields } from './aws.js';
+import { awsFields, kmsKeyIdField } from './aws.js';
 import { contentHash, emptyMetrics, recordId, type SinkMetrics, type SinkRetryOptions } from './BatchSink.js';
 import { EncodeError, SinkError } from './errors.js';
 
 const gzip = promisify(gzipCallback);
-
-/** A KMS key id (`1234abcd-…`, `mrk-…`) or key ARN. */
-const KMS_KEY = '^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\\d{12}:key/)?[A-Za-z0-9-]{1,256}$';
 
 export const s3SinkSchema = Type.Object(
   {
@@ -48,12 +45,8 @@ export const s3SinkSchema = Type.Object(
     bufferInterval: Type.Optional(DurationSchema('longest a record waits in the buffer (default 60s)')),
     gzip: Type.Optional(Type.Boolean({ description: 'gzip the objects (default false)' })),
     forcePathStyle: Type.Optional(Type.Boolean({ description: 'path-style URLs (local S3-compatible servers)' })),
-    kmsKeyId: Type.Optional(
-      Type.String({
-        pattern: KMS_KEY,
-        description:
-          'encrypt the objects with this KMS key (SSE-KMS): its id or ARN (not an alias: the role is granted the key itself)',
-      }),
+    kmsKeyId: kmsKeyIdField(
+      'encrypt the objects with this KMS key (SSE-KMS), by key id or ARN, not an alias (the role is granted kms:GenerateDataKey and kms:Decrypt on the key)',
     ),
     idField: Type.Optional(
       Type.String({ minLength: 1, description: 'add the record id (shard/sequence) to each object under this field' }),

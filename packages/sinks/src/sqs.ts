@@ -10,7 +10,7 @@ import { sqsClient } from '@tributary/aws/sqs';
 import type { RecordEnvelope } from '@tributary/core';
 import { compileExpression, Expression, register, type SinkDefinition } from '@tributary/core/spi';
 import Type, { type Static } from 'typebox';
-import { awsFields, batchSinkFields } from './aws.js';
+import { awsFields, batchSinkFields, kmsKeyIdField } from './aws.js';
 import {
   BatchSink,
   type BatchSinkOptions,
@@ -25,6 +25,9 @@ export const sqsSinkSchema = Type.Object(
   {
     queueUrl: Type.String({ minLength: 1, description: 'the queue URL' }),
     messageGroupId: Type.Optional(Expression('FIFO queues: yields the message group id')),
+    kmsKeyId: kmsKeyIdField(
+      'the customer managed KMS key the queue is encrypted with, if any, by key id or ARN, not an alias (SQS uses it as the sender: the role is granted kms:GenerateDataKey and kms:Decrypt on it); SQS-owned and AWS-managed keys need nothing',
+    ),
     ...awsFields,
     ...batchSinkFields,
   },
@@ -122,8 +125,14 @@ export const sqsSinkDefinition: SinkDefinition<SqsSinkSpec> = register({
   description:
     'Sends records to an SQS queue as JSON messages: SendMessageBatch, 10 per call (256 KiB); messages over 256 KiB and entries failed by the sender go to the dead-letter output, other failed entries are retried alone. Each message carries the record id (`tributary-record-id` attribute; FIFO: also the deduplication id).',
   summary: (spec) => `queue ${spec.queueUrl.split('/').pop()}`,
-  // SendMessageBatch is authorised as sqs:SendMessage (SQS has no action of its own for a batch).
-  permissions: (spec) => [{ actions: ['sqs:SendMessage'], resource: { type: 'sqs-queue', url: spec.queueUrl } }],
+  // SendMessageBatch is authorised as sqs:SendMessage (SQS has no action of its own for a batch);
+  // with `kmsKeyId`, what SQS asks KMS for as the sender.
+  permissions: (spec) => [
+    { actions: ['sqs:SendMessage'], resource: { type: 'sqs-queue', url: spec.queueUrl } },
+    ...(spec.kmsKeyId
+      ? [{ actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resource: { type: 'kms-key' as const, id: spec.kmsKeyId } }]
+      : []),
+  ],
   create(spec, ctx) {
     const group =
       spec.messageGroupId === undefined

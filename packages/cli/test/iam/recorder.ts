@@ -152,8 +152,25 @@ export interface Recorder {
   close(): Promise<void>;
 }
 
+/**
+ * Streams and queues encrypted with a customer managed KMS key (resource ARN → key ARN): the
+ * service then calls KMS as the caller — a writer to a stream needs kms:GenerateDataKey, a reader
+ * kms:Decrypt, a sender to a queue both — recorded as needs of the same call. (The emulators do
+ * not encrypt; this is the service's documented behaviour, as for S3's SSE-KMS.)
+ */
+export type CustomerKeys = Record<string, string>;
+
+const KMS_USE: Record<string, string[]> = {
+  'kinesis:PutRecords': ['kms:GenerateDataKey'],
+  'kinesis:PutRecord': ['kms:GenerateDataKey'],
+  'kinesis:GetRecords': ['kms:Decrypt'],
+  'kinesis:SubscribeToShard': ['kms:Decrypt'],
+  'sqs:SendMessage': ['kms:GenerateDataKey', 'kms:Decrypt'],
+  'sqs:ReceiveMessage': ['kms:Decrypt'],
+};
+
 /** A recording proxy for `service` in front of `target` (an emulator's endpoint). */
-export async function startRecorder(service: Service, target: string): Promise<Recorder> {
+export async function startRecorder(service: Service, target: string, keys: CustomerKeys = {}): Promise<Recorder> {
   const calls: RecordedCall[] = [];
   const to = new URL(target);
   let lastStream: string | undefined;
@@ -215,6 +232,10 @@ export async function startRecorder(service: Service, target: string): Promise<R
               resource: typeof name === 'string' ? arnOf('firehose', `deliverystream/${name}`) : '*',
             },
           ];
+        }
+        for (const n of [...needs]) {
+          const key = keys[n.resource];
+          if (key) for (const action of KMS_USE[n.action] ?? []) needs.push({ action, resource: key });
         }
         call = { service, operation, needs };
       }

@@ -11,6 +11,7 @@ import { kinesisEventRecord } from '../../../../test-support/lambdaEvents.js';
 import { type Environment, resolver } from './policy.js';
 import {
   ACCOUNT,
+  type CustomerKeys,
   ENDPOINT_VARIABLE,
   type RecordedCall,
   type Recorder,
@@ -123,6 +124,8 @@ export interface RunOptions {
   names?: Record<string, string>;
   /** Bundle the AWS SDK (for clients the repository root does not resolve: Firehose, Secrets Manager). */
   bundleSdk?: boolean;
+  /** Streams and queues encrypted with a customer managed key (ARN → key ARN; see the recorder). */
+  keys?: CustomerKeys;
 }
 
 /**
@@ -131,7 +134,7 @@ export interface RunOptions {
  * it (`TRIBUTARY_STATE_TABLE_<i>`, the stream ARN, …, resolved with `names`).
  */
 export async function runBundle(yaml: string, options: RunOptions): Promise<BundleRun> {
-  const { targets, events = [], during, names = {}, bundleSdk } = options;
+  const { targets, events = [], during, names = {}, bundleSdk, keys } = options;
   const root = join(import.meta.dirname, '..', '..', '..', '..', '.tributary');
   await mkdir(root, { recursive: true });
   const dir = await mkdtemp(join(root, 'iam-'));
@@ -147,7 +150,7 @@ export async function runBundle(yaml: string, options: RunOptions): Promise<Bund
     const r = await synth(p, { outDir: join(dir, 'dist'), bundleSdk });
     const template = r.templateBody as BundleRun['template'];
     for (const [service, target] of Object.entries(targets) as [Service, string][]) {
-      const rec = await startRecorder(service, target);
+      const rec = await startRecorder(service, target, keys);
       recorders.push(rec);
       setEnv(ENDPOINT_VARIABLE[service], rec.endpoint);
     }
