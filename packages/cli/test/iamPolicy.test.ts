@@ -617,6 +617,23 @@ describe('the statements components declare', () => {
     }
   });
 
+  it('a declaration that names no resource is refused, naming the component, rather than granted on every resource', () => {
+    // A spec past validation would not hold these: built by hand, as a component's bug would make them.
+    const of =
+      (source: object, steps: object[] = [{ sink: { stdout: {} } }]) =>
+      () =>
+        componentStatements({ version: 1, name: 'bad', source, steps } as never);
+    expect(of({ kinesis: {} })).toThrow(
+      'source kinesis at /source declares kinesis:GetRecords, kinesis:GetShardIterator, kinesis:DescribeStream, kinesis:DescribeStreamSummary, kinesis:ListShards on a kinesis-stream it does not name',
+    );
+    expect(of({ file: { path: 'in.jsonl' } }, [{ sink: { dynamodb: {} } }])).toThrow(
+      'sink dynamodb at /steps/0/sink declares dynamodb:BatchWriteItem on a dynamodb-table it does not name',
+    );
+    expect(of({ file: { path: 'in.jsonl' } }, [{ sink: { sqs: {} } }])).toThrow(
+      /sink sqs at \/steps\/0\/sink declares sqs:SendMessage/,
+    );
+  });
+
   it('a DynamoDB stream source: the stream actions on that table’s streams (or the ARN given)', () => {
     const of = (source: object) =>
       componentStatements({ version: 1, name: 'cdc', source, steps: [{ sink: { stdout: {} } }] } as never).map(

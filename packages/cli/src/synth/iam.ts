@@ -6,7 +6,7 @@
  * itself (a state table with a generated name, the stream it makes) is named by the template's
  * reference instead (`refs`). No data action is granted on `"Resource": "*"`.
  */
-import type { PipelineSpec } from '@tributary/core';
+import { ConfigError, type PipelineSpec } from '@tributary/core';
 import {
   type AwsPermission,
   type AwsResource,
@@ -98,6 +98,32 @@ export function arnsOf(r: AwsResource): unknown[] {
   }
 }
 
+/** Whether a declaration names its resource (a statement on a whole service's resources is never written). */
+function names(r: AwsResource): boolean {
+  switch (r.type) {
+    case 'kinesis-stream':
+      return Boolean(r.name || r.arn);
+    case 'kinesis-consumer':
+      return Boolean(r.stream || r.streamArn);
+    case 'dynamodb-stream':
+      return Boolean(r.table || r.arn);
+    case 'sqs-queue':
+      return Boolean(r.url || r.name);
+    case 'dynamodb-table':
+      return Boolean(r.name);
+    case 's3-objects':
+    case 's3-bucket':
+      return Boolean(r.bucket);
+    case 'firehose-delivery-stream':
+      return Boolean(r.name);
+    case 'secret':
+    case 'kms-key':
+      return Boolean(r.id);
+    case 'arn':
+      return Boolean(r.arn) && r.arn !== '*';
+  }
+}
+
 /** `Steps2WindowState` for `/steps/2/window/state`: a statement id (alphanumeric) naming the component. */
 export function sidOf(path: string): string {
   const words = path
@@ -133,6 +159,10 @@ export function componentStatements(spec: PipelineSpec, ref: ResourceRef = () =>
   const sids = new Set<string>();
   for (const { use, permissions } of componentPermissions(spec)) {
     permissions.forEach((p, i) => {
+      if (!names(p.resource))
+        throw new ConfigError(
+          `${use.category} ${use.kind} at ${use.path} declares ${p.actions.join(', ')} on a ${p.resource.type} it does not name: its statement would grant them on every one`,
+        );
       let sid = `${sidOf(use.path)}${permissions.length > 1 ? i : ''}`;
       for (let n = 2; sids.has(sid); n++) sid = `${sidOf(use.path)}${i}x${n}`;
       sids.add(sid);
