@@ -40,7 +40,7 @@ import {
 import { componentStatements, sidOf } from '../src/synth/iam.js';
 import { allowing, arnMatch, denied, globMatch, roleStatements } from './iam/policy.js';
 import { ACCOUNT, type RecordedCall } from './iam/recorder.js';
-import { arn, type BundleRun, kinesisEvent, queueUrl, runBundle, templateEnvironment } from './iam/run.js';
+import { arn, type BundleRun, kinesisEvents, queueUrl, runBundle, SHARDS, templateEnvironment } from './iam/run.js';
 import { startFirehose, startSecretsManager } from './iam/servers.js';
 
 const servers = useServers(async () => {
@@ -127,17 +127,21 @@ function checkRun(
   return { statements, own };
 }
 
-/** A raw Kinesis event record whose data is not JSON (it is dead-lettered at decode). */
-function withUndecodable(event: ReturnType<typeof kinesisEvent>, at: number) {
-  const r = event.Records[at] as (typeof event.Records)[number];
+/** The events with value `at`'s record made undecodable (not JSON: it is dead-lettered at decode). */
+function withUndecodable(events: ReturnType<typeof kinesisEvents>, at: number) {
+  const event = events[at % SHARDS] as (typeof events)[number];
+  const r = event.Records[Math.floor(at / SHARDS)] as (typeof event.Records)[number];
   r.kinesis.data = Buffer.from('not json {').toString('base64');
-  return event;
+  return events;
 }
+
+/** Every shard's batch handled in full. */
+const ALL_HANDLED = Array.from({ length: SHARDS }, () => ({ batchItemFailures: [] }));
 
 describe('the role of a synthesised template allows every AWS request its bundle sends', () => {
   it('dynamodb sink, put: BatchWriteItem on its table', async () => {
     await createTable(servers.ddb, 'iam-orders');
-    await createStream(servers.kinesisClient, 'iam-orders-in');
+    await createStream(servers.kinesisClient, 'iam-orders-in', SHARDS);
     const values = Array.from({ length: 30 }, (_, i) => ({ id: `o${i}`, amount: i }));
     const run = await runBundle(
       `version: 1
@@ -148,10 +152,10 @@ steps:
 `,
       {
         targets: { dynamodb: servers.dynamo.endpoint, kinesis: servers.kinesis.endpoint },
-        events: [kinesisEvent('iam-orders-in', values)],
+        events: kinesisEvents('iam-orders-in', values),
       },
     );
-    expect(run.answers).toEqual([{ batchItemFailures: [] }]);
+    expect(run.answers).toEqual(ALL_HANDLED);
     expect((await scan('iam-orders')).sort((a, b) => a.amount - b.amount)).toEqual(values);
     expect(operations(run.calls)).toEqual(['dynamodb:BatchWriteItem']);
     const { own } = checkRun(run, '/steps/0/sink', [arn.table('iam-orders')]);
@@ -163,7 +167,7 @@ steps:
     const sqs = await startSqs();
     try {
       const values = Array.from({ length: 12 }, (_, i) => ({ user: `u${i % 3}`, n: 1, last: i }));
-      const event = withUndecodable(kinesisEvent('iam-totals-in', values), 5);
+      const events = withUndecodable(kinesisEvents('iam-totals-in', values), 5);
       const run = await runBundle(
         `version: 1
 name: iam-ddb-update
@@ -172,11 +176,16 @@ deadLetter: { sqs: { queueUrl: ${queueUrl('iam-dead')} } }
 steps:
   - sink: { dynamodb: { table: iam-totals, mode: update, key: [user], add: [n] } }
 `,
-        { targets: { dynamodb: servers.dynamo.endpoint, sqs: sqs.endpoint }, events: [event] },
+        { targets: { dynamodb: servers.dynamo.endpoint, sqs: sqs.endpoint }, events },
       );
-      expect(run.answers).toEqual([{ batchItemFailures: [] }]);
+      expect(run.answers).toEqual(ALL_HANDLED);
       // Oracle: the counts and last values recomputed without the undecodable record.
-      const kept = values.filter((_, i) => i !== 5);
+      // The events are handled shard after shard: the last value of a user is the last in that order.
+      const kept = values
+        .map((v, i) => ({ v, i }))
+        .filter(({ i }) => i !== 5)
+        .sort((a, b) => (a.i % SHARDS) - (b.i % SHARDS) || a.i - b.i)
+        .map(({ v }) => v);
       const expected = new Map<string, { user: string; n: number; last: number }>();
       for (const v of kept) {
         const t = expected.get(v.user) ?? { user: v.user, n: 0, last: 0 };
@@ -199,8 +208,8 @@ steps:
   });
 
   it('kinesis sink: PutRecords on its stream (GenerateDataKey on the customer key of an encrypted one); with aggregate, ListShards too; a dynamodb dead-letter output: BatchWriteItem on its table', async () => {
-    await createStream(servers.kinesisClient, 'iam-out', 2);
-    await createStream(servers.kinesisClient, 'iam-packed', 2);
+    await createStream(servers.kinesisClient, 'iam-out', SHARDS);
+    await createStream(servers.kinesisClient, 'iam-packed', SHARDS);
     await createTable(servers.ddb, 'iam-dead', 'sequenceNumber');
     const values = Array.from({ length: 40 }, (_, i) => ({ user: `u${i % 7}`, i }));
     const run = await runBundle(
@@ -214,11 +223,11 @@ steps:
 `,
       {
         targets: { kinesis: servers.kinesis.endpoint, dynamodb: servers.dynamo.endpoint },
-        events: [withUndecodable(kinesisEvent('iam-kinesis-in', values), 0)],
+        events: withUndecodable(kinesisEvents('iam-kinesis-in', values), 0),
         keys: { [arn.stream('iam-out')]: keyArn(STREAM_KEY) },
       },
     );
-    expect(run.answers).toEqual([{ batchItemFailures: [] }]);
+    expect(run.answers).toEqual(ALL_HANDLED);
     const kept = values.slice(1);
     expect(
       (await streamData(servers.kinesisClient, 'iam-out')).map((d) => JSON.parse(d)).sort((a, b) => a.i - b.i),
@@ -244,10 +253,10 @@ steps:
   it('s3 sink with a KMS key: PutObject (multipart too) under its prefix and processing-failed/, GenerateDataKey and Decrypt on the key', async () => {
     await servers.s3Client.send(new CreateBucketCommand({ Bucket: 'iam-lake' }));
     const key = '1234abcd-12ab-34cd-56ef-1234567890ab';
-    // ~7.2 MiB of records in one chunk of the event: the first object goes over 5 MiB (a
-    // multipart upload), the rest is a plain put.
+    // ~7.2 MiB of records in each shard's event: its first object goes over 5 MiB (a multipart
+    // upload), the rest is a plain put.
     const pad = 'x'.repeat(800_000);
-    const values = Array.from({ length: 9 }, (_, i) => ({ i, pad }));
+    const values = Array.from({ length: 9 * SHARDS }, (_, i) => ({ i, pad }));
     const run = await runBundle(
       `version: 1
 name: iam-s3
@@ -255,9 +264,9 @@ source: { kinesis: { stream: iam-s3-in } }
 steps:
   - sink: { s3: { bucket: iam-lake, prefix: events/, forcePathStyle: true, kmsKeyId: ${key}, bufferSize: 5767168, bufferInterval: 1s } }
 `,
-      { targets: { s3: servers.s3.endpoint }, events: [kinesisEvent('iam-s3-in', values)] },
+      { targets: { s3: servers.s3.endpoint }, events: kinesisEvents('iam-s3-in', values) },
     );
-    expect(run.answers).toEqual([{ batchItemFailures: [] }]);
+    expect(run.answers).toEqual(ALL_HANDLED);
     const listed = await servers.s3Client.send(new ListObjectsV2Command({ Bucket: 'iam-lake' }));
     const lines: { i: number }[] = [];
     for (const o of listed.Contents ?? []) {
@@ -317,11 +326,11 @@ steps:
 `,
         {
           targets: { sqs: sqs.endpoint },
-          events: [kinesisEvent('iam-sqs-in', values)],
+          events: kinesisEvents('iam-sqs-in', values),
           keys: { [arn.queue('iam-events')]: keyArn(QUEUE_KEY) },
         },
       );
-      expect(run.answers).toEqual([{ batchItemFailures: [] }]);
+      expect(run.answers).toEqual(ALL_HANDLED);
       expect(sqs.messages.map((m) => JSON.parse(m.MessageBody)).sort((a, b) => a.i - b.i)).toEqual(values);
       expect(operations(run.calls)).toEqual(['sqs:SendMessageBatch']);
       // The queue is encrypted with a customer managed key: SQS uses it as the sender.
@@ -352,10 +361,10 @@ steps:
 `,
         {
           targets: { dynamodb: servers.dynamo.endpoint, sqs: sqs.endpoint },
-          events: [kinesisEvent('iam-lookup-in', values)],
+          events: kinesisEvents('iam-lookup-in', values),
         },
       );
-      expect(run.answers).toEqual([{ batchItemFailures: [] }]);
+      expect(run.answers).toEqual(ALL_HANDLED);
       const out = sqs.messages.map((m) => JSON.parse(m.MessageBody) as { i: number; profile?: { tier: string } });
       expect(out.sort((a, b) => a.i - b.i).map((o) => o.profile?.tier ?? null)).toEqual(
         values.map((v) => tiers[Number(v.user.slice(1))] ?? null),
@@ -381,11 +390,11 @@ steps:
 `,
         {
           targets: { firehose: firehose.endpoint },
-          events: [kinesisEvent('iam-firehose-in', values)],
+          events: kinesisEvents('iam-firehose-in', values),
           bundleSdk: true,
         },
       );
-      expect(run.answers).toEqual([{ batchItemFailures: [] }]);
+      expect(run.answers).toEqual(ALL_HANDLED);
       const delivered = (firehose.delivered.get('iam-delivery') ?? []).map((line) => JSON.parse(line) as { i: number });
       expect(delivered.sort((a, b) => a.i - b.i)).toEqual(values);
       expect(operations(run.calls)).toEqual(['firehose:PutRecordBatch']);
@@ -415,11 +424,11 @@ steps:
 `,
         {
           targets: { secretsmanager: secrets.endpoint },
-          events: [kinesisEvent('iam-redis-in', values)],
+          events: kinesisEvents('iam-redis-in', values),
           bundleSdk: true,
         },
       );
-      expect(run.answers).toEqual([{ batchItemFailures: [] }]);
+      expect(run.answers).toEqual(ALL_HANDLED);
       await check.auth('iam-token-0123');
       for (const v of values) expect(JSON.parse((await check.get(v.user)) ?? 'null')).toEqual(v);
       expect(operations(run.calls)).toEqual(['secretsmanager:GetSecretValue']);
@@ -438,11 +447,12 @@ steps:
     // The stack's table (its name generated, reaching the store as TRIBUTARY_STATE_TABLE_0); the
     // pipeline file's table does not exist.
     await createStateTables(servers.dynamo.endpoint, 'iam-stack-window-state');
-    await createStream(servers.kinesisClient, 'iam-clicks', 2);
-    await createStream(servers.kinesisClient, 'iam-counts', 1);
+    await createStream(servers.kinesisClient, 'iam-clicks', SHARDS);
+    await createStream(servers.kinesisClient, 'iam-counts', SHARDS);
     const base = 1_800_000_000_000;
     const values = Array.from({ length: 90 }, (_, i) => ({ user: `u${i % 3}`, ts: base + i * 2000 }));
-    await putJson(servers.kinesisClient, 'iam-clicks', values, (v) => ({ partitionKey: v.user }));
+    // Partition keys beyond the users, so every shard has records (a shard that never delivers holds windows back).
+    await putJson(servers.kinesisClient, 'iam-clicks', values, (v, i) => ({ partitionKey: `${v.user}-${i}` }));
     const run = await runBundle(
       `version: 1
 name: iam-window
@@ -509,7 +519,7 @@ steps:
   });
 
   it('dynamodb store with createTable: CreateTable, DescribeTable and UpdateTimeToLive as well', async () => {
-    await createStream(servers.kinesisClient, 'iam-create-in');
+    await createStream(servers.kinesisClient, 'iam-create-in', SHARDS);
     const run = await runBundle(
       `version: 1
 name: iam-create
@@ -521,7 +531,10 @@ steps:
 `,
       {
         targets: { dynamodb: servers.dynamo.endpoint, kinesis: servers.kinesis.endpoint },
-        events: [kinesisEvent('iam-create-in', [{ user: 'u0', ts: 1_800_000_000_000 }])],
+        events: kinesisEvents(
+          'iam-create-in',
+          Array.from({ length: SHARDS }, (_, i) => ({ user: `u${i}`, ts: 1_800_000_000_000 + i })),
+        ),
         names: { StateTable0: 'iam-stack-created-state', Stream: 'iam-create-in' },
       },
     );

@@ -31,12 +31,30 @@ export const arn = {
  */
 export const queueUrl = (name: string) => `https://sqs.${ACCOUNT.region}.amazonaws.com/${ACCOUNT.accountId}/${name}`;
 
+/** The shards events are spread over. */
+export const SHARDS = 4;
+
+/**
+ * The events Lambda hands the function for `stream`: one per shard of `shards`, the values dealt
+ * to them in turn (value i to shard i mod shards, at position ⌊i / shards⌋).
+ */
+export function kinesisEvents(stream: string, values: readonly unknown[], shards = SHARDS) {
+  return Array.from({ length: shards }, (_, s) =>
+    kinesisEvent(
+      stream,
+      values.filter((_, i) => i % shards === s),
+      1,
+      `shardId-${String(s).padStart(12, '0')}`,
+    ),
+  );
+}
+
 /** Kinesis event records of one shard of `stream` carrying these values as JSON. */
-export function kinesisEvent(stream: string, values: readonly unknown[], first = 1) {
+export function kinesisEvent(stream: string, values: readonly unknown[], first = 1, shardId = 'shardId-000000000000') {
   return {
     Records: values.map((v, i) =>
       kinesisEventRecord({
-        shardId: 'shardId-000000000000',
+        shardId,
         arn: arn.stream(stream),
         sequenceNumber: String(first + i).padStart(21, '0'),
         partitionKey: String((v as { user?: string } | null)?.user ?? `k${i}`),
