@@ -18,6 +18,7 @@ import { resolve } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import Type, { type Static } from 'typebox';
 import type { AwsClientOptions } from './config.js';
+import { RedisConnectionError } from './errors.js';
 
 export const redisTlsSchema = Type.Object(
   {
@@ -87,6 +88,8 @@ export interface RedisAuth {
   username?: string;
 }
 
+export { RedisConnectionError };
+
 export interface RedisConnection {
   /** ioredis options: `tls` when it is on, `password` when the token is known now. */
   options: { tls?: ConnectionOptions; password?: string };
@@ -95,17 +98,6 @@ export interface RedisConnection {
    * is not, so a retry reads again).
    */
   auth?: () => Promise<RedisAuth>;
-}
-
-/** A problem with a Redis component's connection settings (the message names the setting). */
-export class RedisConnectionError extends Error {
-  /** Set when trying again may succeed (the mark the AWS SDK gives its retryable errors). */
-  readonly $retryable?: { throttling: boolean };
-  constructor(message: string, options?: { cause?: unknown; retryable?: boolean }) {
-    super(message, options);
-    this.name = 'RedisConnectionError';
-    if (options?.retryable) this.$retryable = { throttling: false };
-  }
 }
 
 const PEM = /-----BEGIN [A-Z0-9 ]+-----/;

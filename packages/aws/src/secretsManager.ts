@@ -1,6 +1,7 @@
 /** A Secrets Manager client with Tributary's configuration (see `awsClientConfig`), and reading one secret's text. */
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { type AwsClientOptions, awsClientConfig } from './config.js';
+import { SecretValueError } from './errors.js';
 
 export function secretsManagerClient(options: AwsClientOptions = {}): SecretsManagerClient {
   return new SecretsManagerClient(awsClientConfig({ service: 'SECRETS_MANAGER', ...options }));
@@ -20,7 +21,7 @@ export async function secretString(
   try {
     const res = await client.send(new GetSecretValueCommand({ SecretId: id }));
     if (typeof res.SecretString !== 'string') {
-      throw new Error(`secret ${id} has no text value (SecretString); binary secrets are not supported`);
+      throw new SecretValueError(`secret ${id} has no text value (SecretString); binary secrets are not supported`);
     }
     return res.SecretString;
   } finally {
