@@ -121,12 +121,14 @@ const pointerKeys = (pointer: string) =>
 /**
  * The statement that puts the state tables' deployed names into the spec before it compiles: the
  * template creates each table with a generated name and passes it in `TRIBUTARY_STATE_TABLE_<i>`;
- * unset (a local run of the bundle), each store keeps the table its pipeline file names.
+ * unset (a local run of the bundle), each store keeps the table its pipeline file names. The
+ * stack's table is in the stack's region, so a `region` the store names is dropped with it (the
+ * function's own region then applies).
  */
 export function stateTableNames(spec: PipelineSpec): string {
   const tables = stateTables(spec).map((t) => [t.variable, t.stores.map((s) => [...pointerKeys(s), 'dynamodb'])]);
   if (tables.length === 0) return '';
-  return `for (const [v, at] of ${JSON.stringify(tables)}) { const n = process.env[v]; if (n) for (const p of at) p.reduce((o, k) => o[k], spec).table = n; }`;
+  return `for (const [v, at] of ${JSON.stringify(tables)}) { const n = process.env[v]; if (n) for (const p of at) { const o = p.reduce((o, k) => o[k], spec); o.table = n; delete o.region; } }`;
 }
 
 /** The handler module esbuild bundles: the spec inline, `fn:` modules imported statically. */

@@ -32,7 +32,9 @@ export type ResourceRef = (resource: AwsResource, use: ComponentUse) => unknown[
 
 const sub = (s: string) => ({ 'Fn::Sub': s });
 const PREFIX = `arn:\${AWS::Partition}`;
-const REGIONAL = (service: string) => `${PREFIX}:${service}:\${AWS::Region}:\${AWS::AccountId}`;
+/** A regional service's ARN prefix: the component's own `region` if it names one, else the stack's. */
+const REGIONAL = (service: string, region?: string) =>
+  `${PREFIX}:${service}:${region === undefined ? `\${AWS::Region}` : lit(region)}:\${AWS::AccountId}`;
 /** `${…}` in a name would be read by Fn::Sub as a reference: `${!` writes it literally. */
 const lit = (s: string) => s.replaceAll('${', '${!');
 
@@ -42,8 +44,8 @@ const lit = (s: string) => s.replaceAll('${', '${!');
  * name their region and account; any other host (an emulator) is read as a queue of this stack's
  * region, in the account its path names (or the stack's). By name: a queue of this stack.
  */
-export function queueArn(r: { url?: string; name?: string }): unknown {
-  if (r.url === undefined) return sub(`${REGIONAL('sqs')}:${lit(r.name ?? '*')}`);
+export function queueArn(r: { url?: string; name?: string }, region?: string): unknown {
+  if (r.url === undefined) return sub(`${REGIONAL('sqs', region)}:${lit(r.name ?? '*')}`);
   let host = '';
   let path: string[] = [];
   try {
@@ -58,41 +60,46 @@ export function queueArn(r: { url?: string; name?: string }): unknown {
   }
   const name = path.at(-1) ?? '*';
   const account = path.length >= 2 && /^\d{12}$/.test(path.at(-2) as string) ? (path.at(-2) as string) : undefined;
-  const region =
+  const urlRegion =
     /^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/.exec(host)?.[1] ??
     /^([a-z0-9-]+)\.queue\.amazonaws\.com(\.cn)?$/.exec(host)?.[1] ??
     (host === 'queue.amazonaws.com' ? 'us-east-1' : undefined);
-  return sub(`${PREFIX}:sqs:${region ?? `\${AWS::Region}`}:${account ?? `\${AWS::AccountId}`}:${lit(name)}`);
+  return sub(
+    `${PREFIX}:sqs:${urlRegion ?? (region === undefined ? `\${AWS::Region}` : lit(region))}:${account ?? `\${AWS::AccountId}`}:${lit(name)}`,
+  );
 }
 
-/** The ARNs a resource declaration stands for. */
-export function arnsOf(r: AwsResource): unknown[] {
+/**
+ * The ARNs a resource declaration stands for. `region` is the component's own `region` option:
+ * a component calling another region acts on that region's resources (default: the stack's).
+ */
+export function arnsOf(r: AwsResource, region?: string): unknown[] {
   switch (r.type) {
     case 'kinesis-stream':
-      return [r.arn ?? sub(`${REGIONAL('kinesis')}:stream/${lit(r.name ?? '*')}`)];
+      return [r.arn ?? sub(`${REGIONAL('kinesis', region)}:stream/${lit(r.name ?? '*')}`)];
     case 'kinesis-consumer': {
-      const stream = r.streamArn ?? `${REGIONAL('kinesis')}:stream/${lit(r.stream ?? '*')}`;
+      const stream = r.streamArn ?? `${REGIONAL('kinesis', region)}:stream/${lit(r.stream ?? '*')}`;
       return [sub(`${r.streamArn ? lit(stream) : stream}/consumer/${lit(r.consumer)}:*`)];
     }
     case 'dynamodb-table': {
-      const table = `${REGIONAL('dynamodb')}:table/${lit(r.name)}`;
+      const table = `${REGIONAL('dynamodb', region)}:table/${lit(r.name)}`;
       return r.indexes ? [sub(table), sub(`${table}/index/*`)] : [sub(table)];
     }
     case 'dynamodb-stream':
-      return [r.arn ?? sub(`${REGIONAL('dynamodb')}:table/${lit(r.table ?? '*')}/stream/*`)];
+      return [r.arn ?? sub(`${REGIONAL('dynamodb', region)}:table/${lit(r.table ?? '*')}/stream/*`)];
     case 's3-objects':
       return [sub(`${PREFIX}:s3:::${lit(r.bucket)}/${lit(r.prefix ?? '')}*`)];
     case 's3-bucket':
       return [sub(`${PREFIX}:s3:::${lit(r.bucket)}`)];
     case 'sqs-queue':
-      return [queueArn(r)];
+      return [queueArn(r, region)];
     case 'firehose-delivery-stream':
-      return [sub(`${REGIONAL('firehose')}:deliverystream/${lit(r.name)}`)];
+      return [sub(`${REGIONAL('firehose', region)}:deliverystream/${lit(r.name)}`)];
     case 'secret':
-      return r.id.startsWith('arn:') ? [r.id] : [sub(`${REGIONAL('secretsmanager')}:secret:${lit(r.id)}-*`)];
+      return r.id.startsWith('arn:') ? [r.id] : [sub(`${REGIONAL('secretsmanager', region)}:secret:${lit(r.id)}-*`)];
     case 'kms-key':
       if (r.id.startsWith('arn:')) return [r.id];
-      return [sub(`${REGIONAL('kms')}:${r.id.startsWith('alias/') ? lit(r.id) : `key/${lit(r.id)}`}`)];
+      return [sub(`${REGIONAL('kms', region)}:${r.id.startsWith('alias/') ? lit(r.id) : `key/${lit(r.id)}`}`)];
     case 'arn':
       return [r.arn];
   }
@@ -150,6 +157,12 @@ export function componentPermissions(spec: PipelineSpec): { use: ComponentUse; p
   return out;
 }
 
+/** A component's own `region` option (a client of another region than the function's), if any. */
+function regionOf(use: ComponentUse): string | undefined {
+  const region = (use.spec as { region?: unknown } | undefined)?.region;
+  return typeof region === 'string' && region !== '' ? region : undefined;
+}
+
 /**
  * One statement per component and resource: its actions on that resource's ARNs (or the
  * template's reference to it). Actions sorted, duplicates dropped; ids unique.
@@ -170,7 +183,7 @@ export function componentStatements(spec: PipelineSpec, ref: ResourceRef = () =>
         Sid: sid,
         Effect: 'Allow',
         Action: [...new Set(p.actions)].sort(),
-        Resource: ref(p.resource, use) ?? arnsOf(p.resource),
+        Resource: ref(p.resource, use) ?? arnsOf(p.resource, regionOf(use)),
       });
     });
   }

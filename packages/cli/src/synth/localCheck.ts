@@ -30,6 +30,31 @@ function seedHost(seed: string): string {
 }
 
 /**
+ * Whether a host is this machine in any form a client's resolver accepts: the URL parser of a
+ * non-special scheme (redis://) leaves `127.1`, `0x7f.1`, `0177.0.0.1` or `2130706433` as typed,
+ * and a cluster seed is no URL at all, yet getaddrinfo reads each as 127.0.0.1. So the host is
+ * read as an http:// URL's host (which writes IPv4 in its four-part form, IPv6 compressed) too.
+ */
+export function isLocalHost(host: string): boolean {
+  if (isLoopbackHost(host)) return true;
+  const bare = host.replace(/^\[(.*)\]$/, '$1');
+  try {
+    return isLoopbackHost(new URL(`http://${bare.includes(':') ? `[${bare}]` : bare}/`).hostname);
+  } catch {
+    return false;
+  }
+}
+
+/** The host of a URL (any scheme), or undefined for text that is no URL. */
+function urlHost(url: string): string | undefined {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Every local setting of `pipeline`, located in its file (`pipeline.locate`), as validation issues.
  * A Redis `url` with no host counts as loopback (the client then connects to localhost).
  */
@@ -54,7 +79,8 @@ export function localSettings(pipeline: Pipeline): ValidationIssue[] {
       const value = options[field];
       if (typeof value !== 'string') continue;
       const noHost = use.kind === 'redis' && /^rediss?:\/\/(?:[^@/]*@)?(?:[/?#]|:\d|$)/.test(value);
-      if (isLoopbackUrl(value) || noHost)
+      const host = urlHost(value);
+      if (isLoopbackUrl(value) || (host !== undefined && isLocalHost(host)) || noHost)
         add(
           `${use.path}/${use.kind}/${field}`,
           `${what}: ${field} ${value} is on this machine (a loopback address), which a Lambda function cannot reach: ${
@@ -67,7 +93,7 @@ export function localSettings(pipeline: Pipeline): ValidationIssue[] {
     const cluster = options.cluster;
     if (Array.isArray(cluster))
       cluster.forEach((seed, i) => {
-        if (typeof seed === 'string' && isLoopbackHost(seedHost(seed)))
+        if (typeof seed === 'string' && isLocalHost(seedHost(seed)))
           add(
             `${use.path}/${use.kind}/cluster/${i}`,
             `${what}: cluster node ${seed} is on this machine (a loopback address), which a Lambda function cannot reach`,

@@ -77,6 +77,21 @@ export function usesRedis(spec: PipelineSpec): boolean {
   return false;
 }
 
+/**
+ * The environment variables Redis stores and sinks read their AUTH token from (`authTokenEnv`), in
+ * order of appearance, each once: the template takes each as a NoEcho parameter and sets it on the
+ * function (nothing else sets a variable there).
+ */
+export function redisTokenVariables(spec: PipelineSpec): string[] {
+  const out: string[] = [];
+  for (const c of walkComponents(spec)) {
+    if ((c.category !== 'store' && c.category !== 'sink') || c.kind !== 'redis') continue;
+    const name = (c.spec as { authTokenEnv?: unknown } | undefined)?.authTokenEnv;
+    if (typeof name === 'string' && !out.includes(name)) out.push(name);
+  }
+  return out;
+}
+
 const NO_VALUE = { Ref: 'AWS::NoValue' };
 const getAtt = (resource: string, attribute: string) => ({ 'Fn::GetAtt': [resource, attribute] });
 const exportName = (output: string) => ({ 'Fn::Sub': `\${AWS::StackName}-${output}` });
@@ -285,7 +300,8 @@ export function template(spec: PipelineSpec, options: TemplateOptions = {}): Rec
     parameters.StreamKmsKeyId = {
       Type: 'String',
       Default: KINESIS_MANAGED_KEY,
-      AllowedPattern: '^(alias/aws/kinesis|arn:aws[a-z-]*:kms:[a-z0-9-]+:\\d{12}:key/[0-9a-f-]+)$',
+      // A key's ARN (a multi-Region key's id starts mrk-): IAM names a key by its key ARN, not an alias.
+      AllowedPattern: '^(alias/aws/kinesis|arn:aws[a-z-]*:kms:[a-z0-9-]+:\\d{12}:key/(mrk-)?[0-9a-f-]+)$',
       Description: `the KMS key encrypting the stream: ${KINESIS_MANAGED_KEY} (AWS-managed) or a customer key's ARN (the role gets kms:Decrypt on it)`,
     };
     conditions.StreamCustomerKey = { 'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'StreamKmsKeyId' }, KINESIS_MANAGED_KEY] }] };
@@ -333,6 +349,14 @@ export function template(spec: PipelineSpec, options: TemplateOptions = {}): Rec
       Type: 'List<AWS::EC2::SecurityGroup::Id>',
       Description: "security groups of the function: the cluster's must admit them on its port",
     };
+    redisTokenVariables(spec).forEach((variable, i) => {
+      parameters[`RedisAuthToken${i}`] = {
+        Type: 'String',
+        NoEcho: true,
+        MinLength: 1,
+        Description: `the Redis AUTH token the function reads from ${variable} (authTokenEnv; authTokenSecret keeps it out of the function's configuration)`,
+      };
+    });
   }
   const variables: Record<string, unknown> = {
     NODE_OPTIONS: '--enable-source-maps',
@@ -344,6 +368,10 @@ export function template(spec: PipelineSpec, options: TemplateOptions = {}): Rec
   tables.forEach((t, i) => {
     variables[t.variable] = { Ref: `StateTable${i}` };
   });
+  if (redis)
+    redisTokenVariables(spec).forEach((variable, i) => {
+      variables[variable] = { Ref: `RedisAuthToken${i}` };
+    });
   resources.Role = {
     Type: 'AWS::IAM::Role',
     Properties: {
