@@ -40,6 +40,14 @@ export const firehoseSinkSchema = Type.Object(
     ),
     ...awsFields,
     ...batchSinkFields,
+    // One call at a time by default (the shared field says 4): the records of a batch then arrive in order.
+    concurrency: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 256,
+        description: 'calls in flight (default 1: the records of a batch arrive in order)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
