@@ -433,7 +433,7 @@ steps:
       for (const v of values) expect(JSON.parse((await check.get(v.user)) ?? 'null')).toEqual(v);
       expect(operations(run.calls)).toEqual(['secretsmanager:GetSecretValue']);
       const { own } = checkRun(run, '/steps/0/sink', [
-        `arn:aws:secretsmanager:${ACCOUNT.region}:${ACCOUNT.accountId}:secret:iam/redis-token-*`,
+        `arn:aws:secretsmanager:${ACCOUNT.region}:${ACCOUNT.accountId}:secret:iam/redis-token-??????`,
       ]);
       expect(own.flatMap((s) => s.Action)).toEqual(['secretsmanager:GetSecretValue']);
     } finally {

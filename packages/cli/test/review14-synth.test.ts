@@ -182,6 +182,19 @@ steps:
   });
 });
 
+describe('a Secrets Manager secret by name', () => {
+  it('is its name and the six characters AWS appends, not every secret whose name starts with it', async () => {
+    const { pipeline } = await load(
+      'version: 1\nname: secret\nsource: { kinesis: { stream: s } }\nsteps:\n  - sink: { redis: { url: "rediss://c.example.com:6379", command: set, key: event.k, authTokenSecret: prod/token } }\n',
+    );
+    const t = templateOf(pipeline.spec);
+    const secret = (name: string) => `arn:aws:secretsmanager:${ACCOUNT.region}:${ACCOUNT.accountId}:secret:${name}`;
+    expect(allows(t, 'secretsmanager:GetSecretValue', secret('prod/token-AbC1eF'))).toBe(true);
+    expect(allows(t, 'secretsmanager:GetSecretValue', secret('prod/token-admin-AbC1eF'))).toBe(false);
+    expect(allows(t, 'secretsmanager:GetSecretValue', secret('prod/token-Ab'))).toBe(false);
+  });
+});
+
 describe("the stream's KMS key parameter", () => {
   it("takes a key's ARN, a multi-Region key's too, and the AWS-managed alias; no other alias", async () => {
     const t = templateOf(

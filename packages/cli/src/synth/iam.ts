@@ -96,7 +96,11 @@ export function arnsOf(r: AwsResource, region?: string): unknown[] {
     case 'firehose-delivery-stream':
       return [sub(`${REGIONAL('firehose', region)}:deliverystream/${lit(r.name)}`)];
     case 'secret':
-      return r.id.startsWith('arn:') ? [r.id] : [sub(`${REGIONAL('secretsmanager', region)}:secret:${lit(r.id)}-*`)];
+      // A secret's ARN is its name, a hyphen and six characters: `-??????` (not `-*`, which also
+      // matches the secrets named `<name>-<anything>`).
+      return r.id.startsWith('arn:')
+        ? [r.id]
+        : [sub(`${REGIONAL('secretsmanager', region)}:secret:${lit(r.id)}-??????`)];
     case 'kms-key':
       if (r.id.startsWith('arn:')) return [r.id];
       return [sub(`${REGIONAL('kms', region)}:${r.id.startsWith('alias/') ? lit(r.id) : `key/${lit(r.id)}`}`)];
