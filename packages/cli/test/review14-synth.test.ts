@@ -195,6 +195,26 @@ describe('a Secrets Manager secret by name', () => {
   });
 });
 
+describe('ARN parameters', () => {
+  it('take an ARN or nothing: StreamArn a Kinesis stream’s, AlarmTopicArn an SNS topic’s', async () => {
+    const t = templateOf(
+      (await load('version: 1\nname: arns\nsource: { kinesis: { stream: s } }\nsteps:\n  - sink: { stdout: {} }\n'))
+        .pipeline.spec,
+    );
+    const accepts = (parameter: string, value: string) =>
+      new RegExp(String(t.Parameters[parameter]?.AllowedPattern)).test(value);
+    for (const p of ['StreamArn', 'AlarmTopicArn']) expect(accepts(p, String(t.Parameters[p]?.Default)), p).toBe(true);
+    expect(accepts('StreamArn', 'arn:aws:kinesis:eu-west-1:123456789012:stream/clicks')).toBe(true);
+    expect(accepts('StreamArn', 'arn:aws-cn:kinesis:cn-north-1:123456789012:stream/clicks')).toBe(true);
+    // A name (or another service's ARN) would reach the mapping and the role's statements as it is.
+    expect(accepts('StreamArn', 'clicks')).toBe(false);
+    expect(accepts('StreamArn', 'arn:aws:dynamodb:eu-west-1:123456789012:table/t/stream/x')).toBe(false);
+    expect(accepts('AlarmTopicArn', 'arn:aws:sns:eu-west-1:123456789012:ops-alarms')).toBe(true);
+    expect(accepts('AlarmTopicArn', 'ops-alarms')).toBe(false);
+    expect(accepts('AlarmTopicArn', 'arn:aws:sqs:eu-west-1:123456789012:q')).toBe(false);
+  });
+});
+
 describe("the stream's KMS key parameter", () => {
   it("takes a key's ARN, a multi-Region key's too, and the AWS-managed alias; no other alias", async () => {
     const t = templateOf(

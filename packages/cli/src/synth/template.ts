@@ -265,6 +265,8 @@ export function template(spec: PipelineSpec, options: TemplateOptions = {}): Rec
     parameters.StreamArn = {
       Type: 'String',
       Default: '',
+      // An ARN, as the mapping and the role's statements take it (a stream's name would fail both at deploy).
+      AllowedPattern: '^(|arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\\d{12}:stream/[A-Za-z0-9_.-]{1,128})$',
       Description: 'an existing Kinesis stream ARN to read (empty: the stack creates one)',
     };
     parameters.StreamRetentionHours = {
@@ -514,7 +516,8 @@ export function template(spec: PipelineSpec, options: TemplateOptions = {}): Rec
   parameters.AlarmTopicArn = {
     Type: 'String',
     Default: '',
-    Description: 'an SNS topic the alarms notify (empty: none)',
+    AllowedPattern: '^(|arn:aws[a-z-]*:sns:[a-z0-9-]+:\\d{12}:[A-Za-z0-9_-]{1,256})$',
+    Description: 'an SNS topic the alarms notify, by ARN (empty: none)',
   };
   parameters.IteratorAgeAlarmMs = {
     Type: 'Number',
