@@ -12,9 +12,11 @@
 //   key's ARN (`key/mrk-…`), still no alias.
 // - `synth` catches a Redis URL or cluster seed on this machine in the forms the resolver reads
 //   as 127.0.0.1 (`127.1`, `0x7f.1`, `0177.0.0.1`, `2130706433`, `0:0::1`), at line and column.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { main } from '@tributary/cli';
 import { loadPipelineFile, type Pipeline, type PipelineSpec } from '@tributary/core';
 import '@tributary/sinks';
 import '@tributary/state';
@@ -289,4 +291,72 @@ steps:
 `);
     expect(localSettings(pipeline)).toEqual([]);
   });
+});
+
+describe('synth refuses mapping settings Lambda would refuse at deploy', () => {
+  /** `tributary synth` in process: its exit status and what it wrote to stderr. */
+  async function synthOf(file: string, out: string): Promise<{ code: number; err: string }> {
+    let err = '';
+    const sink = {
+      write: (s: string) => {
+        err += s;
+        return true;
+      },
+    };
+    const io = { out: { write: () => true }, err: sink } as never as Parameters<typeof main>[1];
+    return { code: await main(['synth', file, '--runtime', 'lambda', '--out', out], io), err };
+  }
+  /** The 1-based line:column of `needle`'s value in `text` (computed from the file). */
+  const at = (text: string, needle: string) => {
+    const i = text.indexOf(needle) + needle.length;
+    const before = text.slice(0, i).split('\n');
+    return `${before.length}:${(before.at(-1) as string).length + 1}`;
+  };
+
+  const CASES: { source: string; refused: [field: string, value: string][] }[] = [
+    // Lambda's ranges: MaximumBatchingWindowInSeconds 0..300, MaximumRecordAgeInSeconds 60..604800, whole seconds.
+    {
+      source: '{ kinesis: { stream: s, batchingWindow: 10m, maxRecordAge: 30s } }',
+      refused: [
+        ['batchingWindow', '10m'],
+        ['maxRecordAge', '30s'],
+      ],
+    },
+    {
+      source: '{ kinesis: { stream: s, batchingWindow: 1500ms, maxRecordAge: 8d } }',
+      refused: [
+        ['batchingWindow', '1500ms'],
+        ['maxRecordAge', '8d'],
+      ],
+    },
+    { source: '{ dynamodbStream: { table: users, maxRecordAge: 59s } }', refused: [['maxRecordAge', '59s']] },
+    { source: '{ kinesis: { stream: s, batchingWindow: 300s, maxRecordAge: 7d } }', refused: [] },
+    { source: '{ dynamodbStream: { table: users, batchingWindow: 0s, maxRecordAge: 60s } }', refused: [] },
+  ];
+  for (const { source, refused } of CASES)
+    it(`${source}: ${refused.length === 0 ? 'synthesised' : `refused at ${refused.map(([f]) => f).join(', ')}`}`, async () => {
+      const yaml = `version: 1\nname: mapping\nsource: ${source}\nsteps:\n  - sink: { stdout: {} }\n`;
+      const file = join(dir, `mapping${n++}.yaml`);
+      await writeFile(file, yaml);
+      const out = join(dir, `out${n++}`);
+      const r = await synthOf(file, out);
+      if (refused.length === 0) {
+        expect(r.code, r.err).toBe(0);
+        const t = JSON.parse(await readFile(join(out, 'template.json'), 'utf8'));
+        const m = t.Resources.EventSourceMapping.Properties;
+        expect(Number.isInteger(m.MaximumBatchingWindowInSeconds) && m.MaximumBatchingWindowInSeconds <= 300).toBe(
+          true,
+        );
+        expect(m.MaximumRecordAgeInSeconds >= 60 && m.MaximumRecordAgeInSeconds <= 604_800).toBe(true);
+        return;
+      }
+      expect(r.code).toBe(1);
+      expect(existsSync(join(out, 'template.json'))).toBe(false);
+      const lines = r.err.trim().split('\n');
+      expect(lines).toHaveLength(refused.length);
+      refused.forEach(([field, value], i) => {
+        expect(lines[i]).toContain(`${file}:${at(yaml, `${field}: `)}`);
+        expect(lines[i]).toContain(`got ${value}`);
+      });
+    });
 });
