@@ -17,7 +17,8 @@ function typeText(s: Schema): string {
   }
   if (s.$ref) return String(s.$ref).replace('#/$defs/', '');
   if (s['x-expression']) return 'expression';
-  if (s['x-duration']) return 'duration';
+  // The number form of a duration (milliseconds) carries its limits too, and stays `number`.
+  if (s['x-duration'] && s.type !== 'number') return 'duration';
   if (Array.isArray(s.type)) return s.type.join(' \\| ');
   if (s.type === 'array' && s.items) return `list of ${typeText(s.items as Schema)}`;
   return String(s.type ?? 'any');

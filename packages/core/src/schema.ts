@@ -11,6 +11,8 @@ export const X_DURATION = 'x-duration';
 export const X_FIELD_TYPE = 'x-field-type';
 export const X_UNION = 'x-union';
 export const X_EXPECTED = 'x-expected';
+/** An ISO 8601 time that is a real calendar time; `{ notFuture: true }`: not later than now. */
+export const X_TIMESTAMP = 'x-timestamp';
 
 /** A reference to a function exported by a module: `./handlers.js#isClick`. */
 export const FunctionRef = Type.Object(
@@ -31,11 +33,29 @@ export const Expression = (description: string) =>
     description,
   });
 
-export const DurationSchema = (description: string) =>
-  Type.Union([Type.String({ [X_DURATION]: true }), Type.Number({ minimum: 0 })], {
-    [X_EXPECTED]: 'a duration such as 500ms, 30s, 5m, 1h or a number of milliseconds',
-    description,
-  });
+export const DurationSchema = (description: string, bounds?: DurationBounds) =>
+  Type.Union(
+    [
+      Type.String({ [X_DURATION]: bounds ?? true }),
+      Type.Number({ minimum: 0, ...(bounds ? { [X_DURATION]: bounds } : {}) }),
+    ],
+    {
+      [X_EXPECTED]: 'a duration such as 500ms, 30s, 5m, 1h or a number of milliseconds',
+      description,
+    },
+  );
+
+/**
+ * Limits of a duration option (all in milliseconds), checked by the `x-duration` keyword on both
+ * forms (`30s` and `30000`): `min`/`max` inclusive, `step` the unit it must be a whole number of
+ * (e.g. 1000: whole seconds). `text` is the limit as the message states it ("from 60s to 7d").
+ */
+export interface DurationBounds {
+  min?: number;
+  max?: number;
+  step?: number;
+  text: string;
+}
 
 /** A `$ref` to a component union (`step`, `sink`, …) defined in the root schema's `$defs`. */
 export const ComponentRef = <T>(category: ComponentCategory) => Type.Unsafe<T>({ $ref: `#/$defs/${category}` });

@@ -9,7 +9,16 @@ import { parseDuration } from './duration.js';
 import type { ExpressionError, ValidationIssue } from './errors.js';
 import { compileCel } from './expression.js';
 import { type ComponentCategory, definitions, setSpecCheck } from './registry.js';
-import { FIELD_TYPES, X_DURATION, X_EXPECTED, X_EXPRESSION, X_FIELD_TYPE, X_UNION } from './schema.js';
+import {
+  type DurationBounds,
+  FIELD_TYPES,
+  X_DURATION,
+  X_EXPECTED,
+  X_EXPRESSION,
+  X_FIELD_TYPE,
+  X_TIMESTAMP,
+  X_UNION,
+} from './schema.js';
 import { pipelineSchema } from './spec.js';
 import { X_AGGREGATE } from './steps/window.js';
 import { parseAggregate } from './windows/aggregates.js';
@@ -47,18 +56,50 @@ function validator(): ValidateFunction {
   });
   ajv.addKeyword({
     keyword: X_DURATION,
+    type: ['string', 'number'],
+    errors: true,
+    validate: function checkDuration(schema: true | DurationBounds, data: string | number) {
+      const fail = (message: string) => {
+        (checkDuration as unknown as { errors: Partial<ErrorObject>[] }).errors = [
+          { keyword: X_DURATION, message, params: {} },
+        ];
+        return false;
+      };
+      const ms = parseDuration(data);
+      if (ms === undefined)
+        return typeof data === 'number'
+          ? true // the number branch's own minimum reports it
+          : fail(`expected a duration such as 500ms, 30s, 5m or 1h, got ${JSON.stringify(data)}`);
+      if (schema === true) return true;
+      const got = typeof data === 'number' ? `${data} (ms)` : data;
+      if ((schema.min !== undefined && ms < schema.min) || (schema.max !== undefined && ms > schema.max))
+        return fail(`expected a duration ${schema.text}, got ${got}`);
+      if (schema.step !== undefined && ms % schema.step !== 0)
+        return fail(`expected a duration ${schema.text}, got ${got}`);
+      return true;
+    },
+  });
+  ajv.addKeyword({
+    keyword: X_TIMESTAMP,
     type: 'string',
     errors: true,
-    validate: function checkDuration(_schema: unknown, data: string) {
-      if (parseDuration(data) !== undefined) return true;
-      (checkDuration as unknown as { errors: Partial<ErrorObject>[] }).errors = [
-        {
-          keyword: X_DURATION,
-          message: `expected a duration such as 500ms, 30s, 5m or 1h, got ${JSON.stringify(data)}`,
-          params: {},
-        },
-      ];
-      return false;
+    validate: function checkTimestamp(schema: { notFuture?: boolean }, data: string) {
+      const fail = (message: string) => {
+        (checkTimestamp as unknown as { errors: Partial<ErrorObject>[] }).errors = [
+          { keyword: X_TIMESTAMP, message, params: {} },
+        ];
+        return false;
+      };
+      const ms = calendarTimeMs(data);
+      // A text that is not of the ISO 8601 form at all is the pattern's to report.
+      if (ms === null) return true;
+      if (ms === undefined)
+        return fail(`expected a time that exists (month 01-12, a day of that month, 00:00-23:59:59), got ${data}`);
+      if (schema.notFuture === true && ms > Date.now())
+        return fail(
+          `expected a time that is not in the future (Lambda refuses a StartingPositionTimestamp after now), got ${data}`,
+        );
+      return true;
     },
   });
   ajv.addKeyword({
@@ -409,3 +450,27 @@ function valueAt(root: unknown, pointer: string): unknown {
 
 // compile() runs this on specs not validated already.
 setSpecCheck(validateSpec);
+
+/**
+ * Milliseconds since the epoch of an ISO 8601 time `YYYY-MM-DDTHH:MM[:SS[.fff]](Z|±HH:MM)`;
+ * `undefined` when it has that form but names no such time (2026-02-30, 24:00, 23:60, an offset
+ * beyond ±23:59 — `Date.parse` rolls 2026-02-30 over to March 2); `null` when it is not of that form.
+ */
+function calendarTimeMs(text: string): number | undefined | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-](\d{2}):(\d{2}))$/.exec(text);
+  if (!m) return null;
+  const [year, month, day, hour, minute, second = 0, offsetHours = 0, offsetMinutes = 0] = m
+    .slice(1)
+    .map((v) => (v === undefined ? undefined : Number(v))) as number[];
+  const date = new Date(Date.UTC(year as number, (month as number) - 1, day));
+  const exists =
+    date.getUTCMonth() === (month as number) - 1 &&
+    date.getUTCDate() === day &&
+    (hour as number) <= 23 &&
+    (minute as number) <= 59 &&
+    second <= 59 &&
+    offsetHours <= 23 &&
+    offsetMinutes <= 59;
+  const ms = Date.parse(text);
+  return exists && Number.isFinite(ms) ? ms : undefined;
+}

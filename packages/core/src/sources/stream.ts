@@ -8,12 +8,13 @@ import Type, { type Static } from 'typebox';
 import type { SourceDefinition } from '../compile/types.js';
 import { ConfigError } from '../errors.js';
 import { register } from '../registry.js';
-import { DurationSchema, X_EXPECTED } from '../schema.js';
+import { DurationSchema, X_EXPECTED, X_TIMESTAMP } from '../schema.js';
 
 /** A Kinesis stream ARN, `arn:<partition>:kinesis:<region>:<account>:stream/<name>`. */
-export const KINESIS_STREAM_ARN = '^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\\d{12}:stream/[a-zA-Z0-9_.-]{1,128}$';
+export const KINESIS_STREAM_ARN = '^arn:aws(-[a-z]+)*:kinesis:[a-z0-9-]+:\\d{12}:stream/[a-zA-Z0-9_.-]{1,128}$';
 /** A DynamoDB stream ARN, `arn:<partition>:dynamodb:<region>:<account>:table/<table>/stream/<label>`. */
-export const DYNAMODB_STREAM_ARN = '^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\\d{12}:table/[A-Za-z0-9_.-]{3,255}/stream/.+$';
+export const DYNAMODB_STREAM_ARN =
+  '^arn:aws(-[a-z]+)*:dynamodb:[a-z0-9-]+:\\d{12}:table/[A-Za-z0-9_.-]{3,255}/stream/.+$';
 
 const clientFields = {
   region: Type.Optional(Type.String({ minLength: 1, description: 'AWS region (default: from the environment)' })),
@@ -36,7 +37,8 @@ const mappingFields = (defaultBatch: number) => ({
   ),
   batchingWindow: Type.Optional(
     DurationSchema(
-      'how long records are gathered before a batch is handed over, at most 300s (MaximumBatchingWindowInSeconds; default 1s)',
+      'how long records are gathered before a batch is handed over, whole seconds from 0s to 300s (MaximumBatchingWindowInSeconds; default 1s)',
+      { max: 300_000, step: 1000, text: "of whole seconds from 0s to 300s (Lambda's MaximumBatchingWindowInSeconds)" },
     ),
   ),
   parallelization: Type.Optional(
@@ -56,7 +58,13 @@ const mappingFields = (defaultBatch: number) => ({
   ),
   maxRecordAge: Type.Optional(
     DurationSchema(
-      'records older than this are not retried but sent to the on-failure destination, 60s to 7d (MaximumRecordAgeInSeconds; default 1d)',
+      'records older than this are not retried but sent to the on-failure destination, whole seconds from 60s to 7d (MaximumRecordAgeInSeconds; default 1d)',
+      {
+        min: 60_000,
+        max: 604_800_000,
+        step: 1000,
+        text: "of whole seconds from 60s to 7d (Lambda's MaximumRecordAgeInSeconds)",
+      },
     ),
   ),
   bisect: Type.Optional(
@@ -82,7 +90,9 @@ export const kinesisSourceSchema = Type.Object(
     startingTimestamp: Type.Optional(
       Type.String({
         pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}:\\d{2})$',
-        description: 'with `startingPosition: AT_TIMESTAMP`: the time to start at (ISO 8601)',
+        [X_TIMESTAMP]: { notFuture: true },
+        description:
+          'with `startingPosition: AT_TIMESTAMP`: the time to start at (ISO 8601), not in the future (Lambda refuses one)',
       }),
     ),
     consumer: Type.Optional(

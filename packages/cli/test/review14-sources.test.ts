@@ -1,0 +1,181 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${NAME}` in plain strings is the syntax under test
+// Review of issue 14's sources, env files and lambda-local, as a user adopting Tributary would
+// try them: each test is a problem found (a pipeline Lambda would refuse that validate accepted,
+// an env file whose first variable was lost, an SDK call that could hang forever), fixed, with
+// the error checked at its file, line and column.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../src/main.js';
+
+/** Runs the command line in process: its exit status and what it wrote. */
+async function tributary(args: string[]) {
+  let out = '';
+  let err = '';
+  const sink = (append: (s: string) => void) =>
+    new Writable({
+      write(chunk, _enc, cb) {
+        append(String(chunk));
+        cb();
+      },
+    });
+  const code = await main(args, {
+    out: sink((s) => {
+      out += s;
+    }),
+    err: sink((s) => {
+      err += s;
+    }),
+  });
+  return { code, out, err };
+}
+
+// `main` puts the env files' variables into process.env: each test gets its own back.
+const saved = { ...process.env };
+afterEach(() => {
+  for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+  Object.assign(process.env, saved);
+});
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'trib-review14-'));
+  await writeFile(join(dir, 'package.json'), '{ "type": "module" }\n');
+});
+
+/** The 1-based `line:column` of the first `needle` in `text`. */
+function at(text: string, needle: string): string {
+  const i = text.indexOf(needle);
+  if (i === -1) throw new Error(`${needle} not in text`);
+  const before = text.slice(0, i).split('\n');
+  return `${before.length}:${(before.at(-1) as string).length + 1}`;
+}
+
+/** A pipeline whose source is `kind` with `options` (block style, one per line). */
+const streamPipeline = (kind: string, options: Record<string, string>) => `version: 1
+name: review
+source:
+  ${kind}:
+${Object.entries(options)
+  .map(([k, v]) => `    ${k}: ${v}\n`)
+  .join('')}steps:
+  - sink: { file: { path: out.jsonl } }
+`;
+
+describe("source options Lambda's event source mapping refuses are refused by validate, at their value", () => {
+  // Lambda's limits (CreateEventSourceMapping): MaximumBatchingWindowInSeconds 0-300 whole
+  // seconds, MaximumRecordAgeInSeconds 60-604800, StartingPositionTimestamp not in the future.
+  const refused: [string, string, Record<string, string>, string, string][] = [
+    [
+      'batchingWindow 301s',
+      'kinesis',
+      { stream: 'clicks', batchingWindow: '301s' },
+      '301s',
+      "expected a duration of whole seconds from 0s to 300s (Lambda's MaximumBatchingWindowInSeconds), got 301s",
+    ],
+    [
+      'batchingWindow 500ms (Lambda takes whole seconds)',
+      'kinesis',
+      { stream: 'clicks', batchingWindow: '500ms' },
+      '500ms',
+      "expected a duration of whole seconds from 0s to 300s (Lambda's MaximumBatchingWindowInSeconds), got 500ms",
+    ],
+    [
+      'batchingWindow as 301000 ms',
+      'dynamodbStream',
+      { table: 'users', batchingWindow: '301000' },
+      '301000',
+      "expected a duration of whole seconds from 0s to 300s (Lambda's MaximumBatchingWindowInSeconds), got 301000 (ms)",
+    ],
+    [
+      'maxRecordAge 30s',
+      'kinesis',
+      { stream: 'clicks', maxRecordAge: '30s' },
+      '30s',
+      "expected a duration of whole seconds from 60s to 7d (Lambda's MaximumRecordAgeInSeconds), got 30s",
+    ],
+    [
+      'maxRecordAge 8d',
+      'dynamodbStream',
+      { table: 'users', maxRecordAge: '8d' },
+      '8d',
+      "expected a duration of whole seconds from 60s to 7d (Lambda's MaximumRecordAgeInSeconds), got 8d",
+    ],
+    [
+      'startingTimestamp in the future',
+      'kinesis',
+      { stream: 'clicks', startingPosition: 'AT_TIMESTAMP', startingTimestamp: '"2999-01-01T00:00:00Z"' },
+      '"2999',
+      'expected a time that is not in the future (Lambda refuses a StartingPositionTimestamp after now), got 2999-01-01T00:00:00Z',
+    ],
+    [
+      'startingTimestamp on a day that does not exist',
+      'kinesis',
+      { stream: 'clicks', startingPosition: 'AT_TIMESTAMP', startingTimestamp: '"2026-02-30T00:00:00Z"' },
+      '"2026',
+      'expected a time that exists (month 01-12, a day of that month, 00:00-23:59:59), got 2026-02-30T00:00:00Z',
+    ],
+    [
+      'startingTimestamp of month 13',
+      'kinesis',
+      { stream: 'clicks', startingPosition: 'AT_TIMESTAMP', startingTimestamp: '"2026-13-01T00:00:00Z"' },
+      '"2026',
+      'expected a time that exists (month 01-12, a day of that month, 00:00-23:59:59), got 2026-13-01T00:00:00Z',
+    ],
+    [
+      'a streamArn of no partition (awsfoo)',
+      'kinesis',
+      { streamArn: 'arn:awsfoo:kinesis:us-east-1:123456789012:stream/clicks' },
+      'arn:',
+      'expected stream ARN (instead of `stream`), got "arn:awsfoo:kinesis:us-east-1:123456789012:stream/clicks"',
+    ],
+  ];
+  for (const [what, kind, options, valueStart, message] of refused) {
+    it(`${what}: exit 1, the message at the value's line and column`, async () => {
+      const text = streamPipeline(kind, options);
+      const file = join(dir, `refused-${what.replace(/\W+/g, '-')}.yaml`);
+      await writeFile(file, text);
+      const r = await tributary(['validate', file]);
+      expect(r.code).toBe(1);
+      const lines = r.err.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(`${file}:${at(text, valueStart)}: ${message}`);
+    });
+  }
+
+  // The edges Lambda accepts, and the other partitions' ARNs.
+  const accepted: [string, string, Record<string, string>][] = [
+    ['batchingWindow 300s', 'kinesis', { stream: 'clicks', batchingWindow: '300s' }],
+    ['batchingWindow 0', 'dynamodbStream', { table: 'users', batchingWindow: '0' }],
+    ['maxRecordAge 60s', 'kinesis', { stream: 'clicks', maxRecordAge: '60s' }],
+    ['maxRecordAge 7d', 'dynamodbStream', { table: 'users', maxRecordAge: '7d' }],
+    ['maxRecordAge 604800000 ms', 'kinesis', { stream: 'clicks', maxRecordAge: '604800000' }],
+    [
+      'parallelization with a dynamodbStream (Lambda takes it)',
+      'dynamodbStream',
+      { table: 'users', parallelization: '10' },
+    ],
+    [
+      'a past startingTimestamp with an offset',
+      'kinesis',
+      { stream: 'clicks', startingPosition: 'AT_TIMESTAMP', startingTimestamp: '"2024-02-29T23:59:59.5+05:30"' },
+    ],
+    ['an aws-cn stream ARN', 'kinesis', { streamArn: 'arn:aws-cn:kinesis:cn-north-1:123456789012:stream/clicks' }],
+    [
+      'an aws-us-gov table stream ARN',
+      'dynamodbStream',
+      { streamArn: 'arn:aws-us-gov:dynamodb:us-gov-west-1:123456789012:table/users/stream/2026-01-01T00:00:00.000' },
+    ],
+  ];
+  for (const [what, kind, options] of accepted) {
+    it(`${what}: accepted`, async () => {
+      const file = join(dir, `accepted-${what.replace(/\W+/g, '-')}.yaml`);
+      await writeFile(file, streamPipeline(kind, options));
+      const r = await tributary(['validate', file]);
+      expect(r.out + r.err).toBe(`${file}: ok\n`);
+      expect(r.code).toBe(0);
+    });
+  }
+});
