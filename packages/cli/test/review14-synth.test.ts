@@ -140,6 +140,27 @@ steps:
   });
 });
 
+describe("an SQS queue's URL", () => {
+  it('names its region and account in every AWS host form: regional, dual-stack, interface endpoint', async () => {
+    const urls = [
+      'https://sqs.eu-west-1.amazonaws.com/111122223333/regional',
+      'https://sqs.eu-west-1.api.aws/111122223333/dual-stack',
+      'https://vpce-0a1b2c3d4e5f-abcdefgh.sqs.eu-west-1.vpce.amazonaws.com/111122223333/private',
+    ];
+    const steps = urls.map((u) => `  - sink: { sqs: { queueUrl: "${u}" } }`).join('\n');
+    const t = templateOf(
+      (await load(`version: 1\nname: queues\nsource: { kinesis: { stream: s } }\nsteps:\n${steps}\n`)).pipeline.spec,
+    );
+    for (const u of urls) {
+      // The oracle: the region in the host, the account and name in the path.
+      const region = /sqs\.([a-z0-9-]+)\./.exec(u)?.[1] as string;
+      const [account, name] = new URL(u).pathname.split('/').filter(Boolean) as [string, string];
+      expect(allows(t, 'sqs:SendMessage', `arn:aws:sqs:${region}:${account}:${name}`), u).toBe(true);
+      expect(allows(t, 'sqs:SendMessage', `arn:aws:sqs:${ACCOUNT.region}:${account}:${name}`), u).toBe(false);
+    }
+  });
+});
+
 describe('a Redis AUTH token from authTokenEnv', () => {
   const yaml = `version: 1
 name: redis-token

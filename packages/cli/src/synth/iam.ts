@@ -39,9 +39,10 @@ const REGIONAL = (service: string, region?: string) =>
 const lit = (s: string) => s.replaceAll('${', '${!');
 
 /**
- * An SQS queue's ARN from its URL: `https://sqs.<region>.amazonaws.com/<account>/<name>` (and the
- * legacy `https://<region>.queue.amazonaws.com/…`, `https://queue.amazonaws.com/…` of us-east-1)
- * name their region and account; any other host (an emulator) is read as a queue of this stack's
+ * An SQS queue's ARN from its URL: `https://sqs.<region>.amazonaws.com/<account>/<name>` (the
+ * dual-stack `sqs.<region>.api.aws`, an interface endpoint's host, and the legacy
+ * `https://<region>.queue.amazonaws.com/…`, `https://queue.amazonaws.com/…` of us-east-1) name
+ * their region and account; any other host (an emulator) is read as a queue of this stack's
  * region, in the account its path names (or the stack's). By name: a queue of this stack.
  */
 export function queueArn(r: { url?: string; name?: string }, region?: string): unknown {
@@ -61,7 +62,10 @@ export function queueArn(r: { url?: string; name?: string }, region?: string): u
   const name = path.at(-1) ?? '*';
   const account = path.length >= 2 && /^\d{12}$/.test(path.at(-2) as string) ? (path.at(-2) as string) : undefined;
   const urlRegion =
-    /^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/.exec(host)?.[1] ??
+    // sqs.<region>.amazonaws.com(.cn), the dual-stack sqs.<region>.api.aws, an interface endpoint's
+    // vpce-….sqs.<region>.vpce.amazonaws.com
+    /^(?:vpce-[a-z0-9-]+\.)?sqs\.([a-z0-9-]+)\.(?:vpce\.)?amazonaws\.com(\.cn)?$/.exec(host)?.[1] ??
+    /^sqs\.([a-z0-9-]+)\.api\.aws$/.exec(host)?.[1] ??
     /^([a-z0-9-]+)\.queue\.amazonaws\.com(\.cn)?$/.exec(host)?.[1] ??
     (host === 'queue.amazonaws.com' ? 'us-east-1' : undefined);
   return sub(
