@@ -23,7 +23,10 @@ export interface AwsClientOptions {
   maxAttempts?: number;
   /** Milliseconds to establish a connection (default 5,000). */
   connectionTimeout?: number;
-  /** Milliseconds a request may take (default 30,000), so a stalled connection fails the call instead of hanging it. */
+  /**
+   * Milliseconds a request may go without a byte sent or received (default 30,000), so a stalled
+   * connection fails the call (TimeoutError) instead of hanging it.
+   */
   requestTimeout?: number;
 }
 
@@ -39,9 +42,13 @@ export interface AwsClientConfig {
 /** Client configuration for these options: the HTTP/1.1 handler (emulators need it) with its timeouts. */
 export function awsClientConfig(options: AwsClientOptions = {}): AwsClientConfig {
   const config: AwsClientConfig = {
+    // The handler's `requestTimeout` only logs a warning (without `throwOnRequestTimeout`): a
+    // server that accepted the connection and never answered held the call, and the run, forever.
+    // The socket timeout (no byte in or out for that long) fails the call with a TimeoutError,
+    // which the SDK's and Tributary's retries treat as transient; an upload that keeps sending is not cut.
     requestHandler: new NodeHttpHandler({
       connectionTimeout: options.connectionTimeout ?? 5_000,
-      requestTimeout: options.requestTimeout ?? 30_000,
+      socketTimeout: options.requestTimeout ?? 30_000,
     }),
     maxAttempts: options.maxAttempts ?? 1,
   };

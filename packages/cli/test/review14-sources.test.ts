@@ -4,9 +4,12 @@
 // an env file whose first variable was lost, an SDK call that could hang forever), fixed, with
 // the error checked at its file, line and column.
 import { mkdtemp, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { ListShardsCommand } from '@aws-sdk/client-kinesis';
+import { kinesisClient } from '@tributary/aws/kinesis';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/main.js';
 
@@ -178,4 +181,35 @@ describe("source options Lambda's event source mapping refuses are refused by va
       expect(r.code).toBe(0);
     });
   }
+});
+
+describe('an endpoint that accepts connections and never answers', () => {
+  it('fails the SDK call with a TimeoutError after the request timeout, instead of holding it forever', async () => {
+    // A TCP server that accepts and reads, and never writes a byte back.
+    const sockets = new Set<Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('data', () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const client = kinesisClient({ endpoint: `http://127.0.0.1:${port}`, requestTimeout: 300, maxAttempts: 1 });
+    try {
+      const outcome = await Promise.race([
+        client.send(new ListShardsCommand({ StreamName: 'clicks' })).then(
+          () => 'answered',
+          (err: Error) => err,
+        ),
+        // Far longer than the timeout: reaching it means the call hangs (as it did).
+        new Promise((resolve) => setTimeout(() => resolve('still waiting'), 20_000)),
+      ]);
+      expect(outcome).toBeInstanceOf(Error);
+      expect((outcome as Error).name).toBe('TimeoutError');
+      expect(sockets.size).toBeGreaterThan(0);
+    } finally {
+      client.destroy();
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }, 30_000);
 });
