@@ -66,7 +66,9 @@ export async function readEnvFiles(files: readonly string[]): Promise<Record<str
         const st = await handle.stat();
         if (!st.isFile()) return `--env-file ${file}: not a regular file`;
         if (st.size > MAX_ENV_FILE_BYTES) return `--env-file ${file}: larger than ${MAX_ENV_FILE_BYTES} bytes`;
-        text = await handle.readFile('utf8');
+        // A byte order mark (as some Windows editors save) is not part of the first name: Node's
+        // parser kept it there, so the first variable was silently never set.
+        text = (await handle.readFile('utf8')).replace(/^\uFEFF/, '');
       } finally {
         await handle.close();
       }

@@ -3,7 +3,7 @@
 // try them: each test is a problem found (a pipeline Lambda would refuse that validate accepted,
 // an env file whose first variable was lost, an SDK call that could hang forever), fixed, with
 // the error checked at its file, line and column.
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -212,4 +212,44 @@ describe('an endpoint that accepts connections and never answers', () => {
       await new Promise((resolve) => server.close(resolve));
     }
   }, 30_000);
+});
+
+describe('env files as editors and shells write them', () => {
+  /** A pipeline whose name and file output come from ${NAME} and ${OUT}. */
+  const pipeline = `version: 1
+name: \${NAME}
+source: { file: { path: in.jsonl } }
+steps:
+  - map:
+      tag: '"\${TAG}"'
+  - sink:
+      file:
+        path: \${OUT}
+`;
+  const input = [{ a: 1 }, { a: 2 }, { a: 3 }];
+  const cases: [string, string, { name: string; tag: string }][] = [
+    ['a byte order mark', '\uFEFFNAME=bom\nOUT=bom.jsonl\nTAG=x\n', { name: 'bom', tag: 'x' }],
+    ['CRLF line ends', 'NAME=crlf\r\nOUT=crlf.jsonl\r\nTAG=y\r\n', { name: 'crlf', tag: 'y' }],
+    ['a BOM and CRLF', '\uFEFFNAME=both\r\nOUT=both.jsonl\r\nTAG=z\r\n', { name: 'both', tag: 'z' }],
+    ['export prefixes', 'export NAME=exp\nexport OUT=exp.jsonl\nTAG=w\n', { name: 'exp', tag: 'w' }],
+    [
+      'quoted values with YAML characters and unicode',
+      'NAME="q"\nOUT=\'q.jsonl\'\nTAG="a: b # c {d} Zürich 😀"\n',
+      { name: 'q', tag: 'a: b # c {d} Zürich 😀' },
+    ],
+    ['a value holding ${', 'NAME=lit\nOUT=lit.jsonl\nTAG="${NOT_A_REF}"\n', { name: 'lit', tag: '${NOT_A_REF}' }],
+  ];
+  for (const [what, envText, expected] of cases) {
+    it(`${what}: every variable is read (run, then its output checked against the input)`, async () => {
+      const sub = await mkdtemp(join(dir, 'env-'));
+      await writeFile(join(sub, 'in.jsonl'), `${input.map((e) => JSON.stringify(e)).join('\n')}\n`);
+      await writeFile(join(sub, 'p.yaml'), pipeline);
+      await writeFile(join(sub, 'vars.env'), envText);
+      const r = await tributary(['run', join(sub, 'p.yaml'), '--env-file', join(sub, 'vars.env')]);
+      expect(r.err).toContain(`${expected.name}: ${input.length} records in, ${input.length} written`);
+      expect(r.code).toBe(0);
+      const out = (await readFile(join(sub, `${expected.name}.jsonl`), 'utf8')).trim().split('\n');
+      expect(out.map((l) => JSON.parse(l))).toEqual(input.map(() => ({ tag: expected.tag })));
+    });
+  }
 });
