@@ -10,7 +10,8 @@
  *   applies them), ReportBatchItemFailures, an on-failure destination (an SQS queue, SSE on);
  * - the function (code from `function.zip` beside the template with `synth --zip`, which
  *   `aws cloudformation package` uploads; else parameters `CodeBucket`/`CodeKey`), its log group,
- *   optional reserved concurrency, tracing, and VpcConfig when it uses Redis (ElastiCache);
+ *   optional reserved concurrency, tracing, and VpcConfig when it uses Redis (ElastiCache), whose
+ *   `authTokenEnv` variables it sets from NoEcho parameters `RedisAuthToken<i>`;
  * - the DynamoDB state tables (PITR, SSE, TTL, retained on delete and replace), whose generated
  *   names reach the function as `TRIBUTARY_STATE_TABLE_<i>` (the bundle puts each at its store);
  * - a tick schedule for a pipeline with a window step only (asynchronous, never retried);
