@@ -217,7 +217,9 @@ export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOption
   try {
     const onDrained = options.onDrained;
     if (options.follow) await sim.follow(onDrained ? { onDrained: () => onDrained(sim.recordsDelivered) } : {});
-    else await sim.runUntilIdle();
+    // Until drained, however many polls that takes: the simulator's default bound (10,000 polls
+    // a shard) ended a run with `--batch-size 1` over a larger shard early, as if it were drained.
+    else await sim.runUntilIdle({ maxPolls: Number.POSITIVE_INFINITY });
     try {
       const final = await compiled.flush({ shards });
       recordsOut += final.recordsOut;

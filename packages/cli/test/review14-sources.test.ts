@@ -10,7 +10,10 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { kinesisClient } from '@tributary/aws/kinesis';
+import { LambdaSimulator } from '@tributary/runtime-lambda';
+import type { KinesisStreamEvent } from 'aws-lambda';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createStream, putJson, startKinesalite } from '../../../test-support/emulators.js';
 import { main } from '../src/main.js';
 
 /** Runs the command line in process: its exit status and what it wrote. */
@@ -252,4 +255,40 @@ steps:
       expect(out.map((l) => JSON.parse(l))).toEqual(input.map(() => ({ tag: expected.tag })));
     });
   }
+});
+
+describe("the local event source's poll bound", () => {
+  it('a shard not drained within maxPolls rejects runUntilIdle (naming the shard) instead of passing for drained; unbounded, every record is handled once', async () => {
+    const kinesis = await startKinesalite();
+    const client = kinesisClient({ endpoint: kinesis.endpoint });
+    try {
+      await createStream(client, 'bounded', 4);
+      const events = Array.from({ length: 120 }, (_, i) => ({ i }));
+      const placed = await putJson(client, 'bounded', events, (e) => ({ partitionKey: `k${e.i}` }));
+      const perShard = new Map<string, number>();
+      for (const p of placed) perShard.set(p.shardId, (perShard.get(p.shardId) ?? 0) + 1);
+      expect(perShard.size).toBe(4);
+      const handled: number[] = [];
+      const handler = async (event: KinesisStreamEvent) => {
+        for (const r of event.Records)
+          handled.push((JSON.parse(Buffer.from(r.kinesis.data, 'base64').toString()) as { i: number }).i);
+        return { batchItemFailures: [] };
+      };
+      const mapping = { batchSize: 1, maximumBatchingWindowInSeconds: 0 };
+      // 5 polls of batches of 1: no shard (each has more than 5 records) is drained by then.
+      expect(Math.min(...perShard.values())).toBeGreaterThan(5);
+      const bounded = new LambdaSimulator(handler, { client, stream: 'bounded', mapping, pollIntervalMs: 1 });
+      await expect(bounded.runUntilIdle({ maxPolls: 5 })).rejects.toThrow(
+        /^shard shardId-\d+ of stream bounded was not drained within 5 polls/,
+      );
+      // Unbounded (as lambda-local runs it): every record once, whatever the bound would have been.
+      handled.length = 0;
+      const unbounded = new LambdaSimulator(handler, { client, stream: 'bounded', mapping, pollIntervalMs: 1 });
+      await unbounded.runUntilIdle({ maxPolls: Number.POSITIVE_INFINITY });
+      expect(handled.sort((a, b) => a - b)).toEqual(events.map((e) => e.i));
+    } finally {
+      client.destroy();
+      await kinesis.close();
+    }
+  }, 60_000);
 });

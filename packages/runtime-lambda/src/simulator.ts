@@ -30,7 +30,7 @@ import {
   type KinesisClient,
   type _Record as KinesisRecord,
 } from '@aws-sdk/client-kinesis';
-import { ConfigError, compareSequenceNumbers, hashKeyOf } from '@tributary/core/spi';
+import { ConfigError, compareSequenceNumbers, hashKeyOf, TributaryError } from '@tributary/core/spi';
 import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
 import type { HandlerResponse } from './handler.js';
 
@@ -163,12 +163,17 @@ export class LambdaSimulator {
   }
 
   /**
-   * Polls every shard until each has been empty for `idlePolls` polls in a row (bounded by
-   * `maxPolls`), handling what arrives. Resolves when done or stopped.
+   * Polls every shard until each has been empty for `idlePolls` polls in a row, handling what
+   * arrives. Resolves when done or stopped; rejects when a shard is still not drained after
+   * `maxPolls` polls (a bound for tests; `Infinity` polls until drained).
    */
   async runUntilIdle({ idlePolls = 2, maxPolls = 10_000 } = {}): Promise<void> {
     const shards = await this.shards();
-    await Promise.all(shards.map((shardId) => this.pollShard(shardId, idlePolls, maxPolls)));
+    // Every shard's polling ends before the run does (one shard's failure does not leave the
+    // others running); then the first failure is the run's.
+    const ended = await Promise.allSettled(shards.map((shardId) => this.pollShard(shardId, idlePolls, maxPolls)));
+    const failed = ended.find((e): e is PromiseRejectedResult => e.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /**
@@ -256,7 +261,8 @@ export class LambdaSimulator {
     let idle = 0;
     const pending: KinesisRecord[] = [];
     let windowStart = 0;
-    for (let poll = 0; poll < maxPolls && !this.stopped && it; poll++) {
+    let poll = 0;
+    for (; poll < maxPolls && !this.stopped && it; poll++) {
       const res = await this.options.client.send(
         new GetRecordsCommand({ ShardIterator: it, Limit: this.mapping.batchSize - pending.length }),
       );
@@ -288,6 +294,12 @@ export class LambdaSimulator {
     }
     // A closed shard read to its end (after a reshard) is drained for good.
     if (follow && it === undefined && !this.stopped) follow.drained(shardId);
+    // The bound reached before the shard drained: its remaining records (and any gathered into a
+    // batch not yet handed over) were not handled, which must not pass for a drained stream.
+    if (!follow && !this.stopped && it !== undefined && poll >= maxPolls)
+      throw new TributaryError(
+        `shard ${shardId} of stream ${this.options.stream} was not drained within ${maxPolls} polls (${pending.length} records gathered and not handled); its checkpoint is at the last batch handled`,
+      );
   }
 
   private toEventRecord(shardId: string, r: KinesisRecord): KinesisStreamRecord {
