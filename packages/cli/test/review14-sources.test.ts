@@ -292,3 +292,36 @@ describe("the local event source's poll bound", () => {
     }
   }, 60_000);
 });
+
+describe('lambda-local --timestamp', () => {
+  for (const bad of [
+    '2026-02-30T00:00:00Z',
+    '2026-01-01T24:00:00Z',
+    '2026-04-31T12:00+02:00',
+    '2026-13-01T00:00:00Z',
+  ]) {
+    it(`${bad}, a time that does not exist, is a usage error (Date.parse rolled it over to another day)`, async () => {
+      const r = await tributary([
+        'lambda-local',
+        join(dir, 'never-read.yaml'),
+        '--from',
+        'at-timestamp',
+        '--timestamp',
+        bad,
+      ]);
+      expect(r.code).toBe(64);
+      expect(r.err.split('\n')[0]).toBe(
+        `Expected \`--timestamp\` to be an ISO 8601 time that exists, such as 2026-12-02T14:00:00Z, got ${bad}`,
+      );
+    });
+  }
+  for (const good of ['2024-02-29T23:59:59.250+05:30', '2026-12-31T23:59Z', '2025-06-30T00:00:00-09:30']) {
+    it(`${good} is taken (the run goes on to read the pipeline file, which is missing: exit 1)`, async () => {
+      const file = join(dir, 'missing-pipeline.yaml');
+      const r = await tributary(['lambda-local', file, '--from', 'at-timestamp', '--timestamp', good]);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(file);
+      expect(r.err).not.toContain('--timestamp');
+    });
+  }
+});

@@ -31,6 +31,22 @@ const FROM: Record<string, StartingPosition> = {
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
 
 /**
+ * Milliseconds since the epoch of an ISO 8601 time that exists, else NaN: `Date.parse` rolls
+ * 2026-02-30 over to March 2 and 24:00 to the next day, so the time is read back in its own
+ * offset and must give the same date, hour, minute and second.
+ */
+function isoTimeMs(text: string): number {
+  const m = ISO_TIME.exec(text);
+  const ms = m ? Date.parse(text) : Number.NaN;
+  if (!m || !Number.isFinite(ms)) return Number.NaN;
+  const offset = /([+-])(\d{2}):(\d{2})$/.exec(text);
+  const offsetMs = offset ? (offset[1] === '-' ? -1 : 1) * (Number(offset[2]) * 60 + Number(offset[3])) * 60_000 : 0;
+  const local = new Date(ms + offsetMs).toISOString(); // YYYY-MM-DDTHH:MM:SS.sssZ in the text's offset
+  const seconds = m[1] === undefined ? '' : text.slice(16, 19);
+  return local.slice(0, 16) === text.slice(0, 16) && local.slice(16, 16 + seconds.length) === seconds ? ms : Number.NaN;
+}
+
+/**
  * The integer value of flag `name`, undefined when it is not given, or the message saying why
  * it is refused.
  */
@@ -98,10 +114,10 @@ export const lambdaLocal: Command = {
     const timestampText = values.timestamp as string | undefined;
     let timestamp: number | undefined;
     if (timestampText !== undefined) {
-      timestamp = ISO_TIME.test(timestampText) ? Date.parse(timestampText) : Number.NaN;
+      timestamp = isoTimeMs(timestampText);
       if (!Number.isFinite(timestamp))
         return context.usageError(
-          `Expected \`--timestamp\` to be an ISO 8601 time such as 2026-12-02T14:00:00Z, got ${timestampText}`,
+          `Expected \`--timestamp\` to be an ISO 8601 time that exists, such as 2026-12-02T14:00:00Z, got ${timestampText}`,
         );
       if (from !== 'AT_TIMESTAMP') return context.usageError('`--timestamp` goes with `--from at-timestamp`');
     }
