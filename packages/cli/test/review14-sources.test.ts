@@ -325,3 +325,37 @@ describe('lambda-local --timestamp', () => {
     });
   }
 });
+
+describe('lambda-local on a source with consumer: efo', () => {
+  it('says once that it reads with GetRecords, and handles every record of 4 shards once', async () => {
+    const kinesis = await startKinesalite();
+    const client = kinesisClient({ endpoint: kinesis.endpoint });
+    try {
+      await createStream(client, 'fanout', 4);
+      const events = Array.from({ length: 61 }, (_, i) => ({ i, user: `u${i % 7}` }));
+      const placed = await putJson(client, 'fanout', events, (e) => ({ partitionKey: `${e.user}-${e.i}` }));
+      expect(new Set(placed.map((p) => p.shardId)).size).toBe(4);
+      const sub = await mkdtemp(join(dir, 'efo-'));
+      const file = join(sub, 'efo.yaml');
+      await writeFile(
+        file,
+        `version: 1\nname: efo\nsource:\n  kinesis: { stream: fanout, consumer: efo, endpoint: "${kinesis.endpoint}" }\nsteps:\n  - sink: { file: { path: out.jsonl } }\ndeadLetter: { file: { path: dl.jsonl } }\n`,
+      );
+      const r = await tributary(['lambda-local', file]);
+      expect(r.code, r.err).toBe(0);
+      const notes = r.err.split('\n').filter((l) => l.includes('note:'));
+      expect(notes).toEqual([
+        `${file}: note: the source's \`consumer: efo\` is read with GetRecords here (the deployed mapping reads through its registered consumer, SubscribeToShard)`,
+      ]);
+      expect(r.err).toContain(`${events.length} records in (each once, retries not counted), ${events.length} written`);
+      const out = (await readFile(join(sub, 'out.jsonl'), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { i: number });
+      expect(out.map((e) => e.i).sort((a, b) => a - b)).toEqual(events.map((e) => e.i));
+    } finally {
+      client.destroy();
+      await kinesis.close();
+    }
+  }, 60_000);
+});

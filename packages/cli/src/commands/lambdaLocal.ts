@@ -146,6 +146,10 @@ export const lambdaLocal: Command = {
     if (from === 'AT_TIMESTAMP' && timestamp === undefined && source?.startingTimestamp === undefined)
       return context.usageError('`--from at-timestamp` needs `--timestamp <ISO 8601 time>`');
     const { io } = context;
+    if ((source as { consumer?: string } | undefined)?.consumer === 'efo')
+      io.err.write(
+        `${file}: note: the source's \`consumer: efo\` is read with GetRecords here (the deployed mapping reads through its registered consumer, SubscribeToShard)\n`,
+      );
     const stop = stopOnSignals(io, false);
     try {
       const { summary, failed } = await runLambdaLocal(loaded, {
