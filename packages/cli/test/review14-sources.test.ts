@@ -359,3 +359,41 @@ describe('lambda-local on a source with consumer: efo', () => {
     }
   }, 60_000);
 });
+
+describe('every command that loads a pipeline applies --env-file', () => {
+  const text = `version: 1
+name: \${PIPELINE_NAME}
+source:
+  kinesis:
+    stream: clicks
+    endpoint: http://127.0.0.1:1
+steps:
+  - sink: { stdout: {} }
+`;
+  const commands: [string, (file: string) => string[]][] = [
+    ['validate', (f) => ['validate', f]],
+    ['describe', (f) => ['describe', f]],
+    ['run', (f) => ['run', f, '--input', join(dir, 'env-all.jsonl')]],
+    ['state init', (f) => ['state', 'init', f]],
+    ['synth', (f) => ['synth', f, '--runtime', 'lambda', '--out', join(dir, 'env-all-out'), '--allow-local']],
+    ['lambda-local', (f) => ['lambda-local', f]],
+  ];
+  for (const [name, args] of commands) {
+    it(`${name}: without the file the reference is unset at its line and column; with it, it is not`, async () => {
+      const file = join(dir, 'env-all.yaml');
+      await writeFile(file, text);
+      await writeFile(join(dir, 'env-all.jsonl'), '{"a":1}\n');
+      await writeFile(join(dir, 'env-all.env'), 'PIPELINE_NAME=from-env-file\n');
+      delete process.env.PIPELINE_NAME;
+      const without = await tributary(args(file));
+      expect(without.code).toBe(1);
+      expect(without.err).toContain(`${file}:2:7: \${PIPELINE_NAME} is not set`);
+      const withFile = await tributary(['--env-file', join(dir, 'env-all.env'), ...args(file)]);
+      expect(withFile.err).not.toContain('is not set');
+      expect(withFile.code).not.toBe(70);
+      // Where the command prints the pipeline's name, it is the env file's.
+      if (name === 'describe') expect(withFile.out).toContain('pipeline from-env-file');
+      if (name === 'run') expect(withFile.err).toContain('from-env-file: 1 records in');
+    });
+  }
+});
