@@ -1,0 +1,498 @@
+/**
+ * Lease coordination for one worker, as the Kinesis Client Library coordinates its own: the
+ * stream's shards each get a lease in the lease table (shard sync), held leases are renewed,
+ * expired and free leases are taken, and the leases are balanced to an even share among the
+ * workers that hold any — without a coordinator of its own: the table's conditional writes decide.
+ *
+ * - **Shard sync** (at start, every `shardSyncIntervalMs`, and at once when a shard reaches
+ *   SHARD_END): `ListShards`, every page; a shard without a lease gets one with its parents and hash
+ *   range. Its checkpoint is TRIM_HORIZON when a parent already had a lease (a reshard: the child's
+ *   records follow its parents'); otherwise the initial position — except that with LATEST a closed
+ *   shard starts at SHARD_END (nothing will arrive on it), so its children start at LATEST too.
+ * - **Renew** (every `renewIntervalMs`): each held lease, conditional on owner and counter; a failed
+ *   condition means another worker took it (`onLost(shard, 'taken')`). The time a renewal was *sent*
+ *   is kept: `mayWrite(shard)` holds only while now − that time ≤ failoverTime − fencingMargin (this
+ *   worker's clock), and past that the lease is dropped locally (`'expired'`) — another worker can
+ *   take it only failoverTime after it *saw* the counter change, which is after the write was sent.
+ * - **Take** (every `takeIntervalMs`): KCL's rule — a lease is expired when its counter has not
+ *   changed for failoverTime since this worker first saw that value. Free, expired (and this
+ *   worker's own, not held) leases are taken up to the target, ceil(leases / workers), where workers
+ *   are the distinct owners of unexpired leases and this one. With none to take and fewer than the
+ *   target, up to `maxLeasesToStealAtOneTime` are stolen from the most loaded worker, when it holds
+ *   more than the target (or the target while this one is two or more below it, so that 4 leases
+ *   over 3 workers never stay 2/2/0). A **stolen** lease is held and renewed at once but becomes
+ *   writable (and `onAcquired` is told) only failoverTime after the take was sent: by then the
+ *   previous owner's own fencing has stopped its writes, whatever it believes. Leases whose shard
+ *   is done (SHARD_END) and children whose parents are not (`parentsDone`) are neither taken nor
+ *   counted.
+ * - **Checkpoint**: conditional on owner and counter (it bumps the counter, as KCL's does, and
+ *   counts as a renewal). SHARD_END also records the shard's children on the lease, after which the
+ *   lease is no longer held (its shard is done) and a shard sync runs.
+ * - **Stop**: no more takes; with `release`, each held lease has its owner cleared (counter + 1) so
+ *   another worker takes it on its next pass, and `onLost(shard, 'released')` is told.
+ *
+ * Writes of one lease are serialized (a renew and a checkpoint never race each other's counter).
+ * Time and timers are injectable; `runOnce()` is one renew pass and one take pass, for tests.
+ */
+import { type KinesisClient, ListShardsCommand, type Shard } from '@aws-sdk/client-kinesis';
+import type {
+  CheckpointPosition,
+  Lease,
+  LeaseHolder,
+  LeaseSettings,
+  LeaseTable,
+  SpecialCheckpoint,
+  WorkerMetrics,
+} from './leaseTypes.js';
+
+export type InitialPosition = 'TRIM_HORIZON' | 'LATEST' | 'AT_TIMESTAMP';
+
+/** KCL's defaults: failover 10 s, renew a third of it, fencing margin a fifth, steal 1, shard sync 60 s. */
+export function leaseSettings(given: Partial<LeaseSettings> = {}): LeaseSettings {
+  const failoverTimeMs = given.failoverTimeMs ?? 10_000;
+  const settings: LeaseSettings = {
+    failoverTimeMs,
+    renewIntervalMs: given.renewIntervalMs ?? Math.floor(failoverTimeMs / 3),
+    fencingMarginMs: given.fencingMarginMs ?? Math.floor(failoverTimeMs / 5),
+    maxLeasesToStealAtOneTime: given.maxLeasesToStealAtOneTime ?? 1,
+    shardSyncIntervalMs: given.shardSyncIntervalMs ?? 60_000,
+  };
+  const positive = (name: keyof LeaseSettings, min: number) => {
+    const v = settings[name];
+    if (!Number.isInteger(v) || v < min) {
+      throw new RangeError(`Expected \`${name}\` to be an integer of at least ${min}, got ${v}`);
+    }
+  };
+  positive('failoverTimeMs', 1);
+  positive('renewIntervalMs', 1);
+  positive('fencingMarginMs', 0);
+  positive('maxLeasesToStealAtOneTime', 1);
+  positive('shardSyncIntervalMs', 1);
+  if (settings.renewIntervalMs >= settings.failoverTimeMs - settings.fencingMarginMs) {
+    throw new RangeError(
+      `Expected \`renewIntervalMs\` (${settings.renewIntervalMs}) to be below failoverTimeMs − fencingMarginMs (${settings.failoverTimeMs - settings.fencingMarginMs}): leases would lapse between renewals`,
+    );
+  }
+  return settings;
+}
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface LeaseCoordinatorOptions {
+  table: LeaseTable;
+  kinesis: KinesisClient;
+  streamName: string;
+  /** The stream's ARN, sent with the name when given (AWS takes either; emulators know names). */
+  streamArn?: string;
+  workerId: string;
+  settings?: Partial<LeaseSettings>;
+  /** Where a new lease's shard is read from (default TRIM_HORIZON). */
+  initialPosition?: InitialPosition;
+  /** How often free and expired leases are looked for (default failoverTimeMs / 2). */
+  takeIntervalMs?: number;
+  /** The clock (default Date.now). */
+  now?: () => number;
+  timers?: Timers;
+  metrics?: WorkerMetrics;
+  /** A pass that failed (the table or Kinesis unreachable): it is tried again on its interval. */
+  onError?: (err: unknown) => void;
+}
+
+interface Held {
+  lease: Lease;
+  /** When the last successful renew, take or checkpoint of it was sent. */
+  renewedAt: number;
+  /** Processing may begin then (later than the take for a stolen lease). */
+  writableAt: number;
+  announced: boolean;
+}
+
+interface Sighting {
+  counter: number;
+  since: number;
+}
+
+const SHARD_END: SpecialCheckpoint = 'SHARD_END';
+
+export class LeaseCoordinator implements LeaseHolder {
+  readonly workerId: string;
+  readonly settings: LeaseSettings;
+  private readonly table: LeaseTable;
+  private readonly now: () => number;
+  private readonly timers: Timers;
+  private readonly takeIntervalMs: number;
+  private readonly held_ = new Map<string, Held>();
+  private readonly sightings = new Map<string, Sighting>();
+  /** The leases as last listed (parentsDone reads them). */
+  private known = new Map<string, Lease>();
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly acquired: ((lease: Lease) => void)[] = [];
+  private readonly lost: ((shardId: string, why: 'taken' | 'expired' | 'released') => void)[] = [];
+  private taking = true;
+  private running = false;
+  private handles: unknown[] = [];
+  private lastSync = Number.NEGATIVE_INFINITY;
+  private syncWanted = false;
+
+  constructor(private readonly options: LeaseCoordinatorOptions) {
+    if (!options.workerId) throw new RangeError('Expected `workerId` to be a non-empty string, got ""');
+    this.workerId = options.workerId;
+    this.table = options.table;
+    this.settings = leaseSettings(options.settings);
+    this.now = options.now ?? Date.now;
+    this.timers = options.timers ?? {
+      setTimeout: (fn, ms) => setTimeout(fn, ms),
+      clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+    };
+    this.takeIntervalMs = options.takeIntervalMs ?? Math.max(1, Math.floor(this.settings.failoverTimeMs / 2));
+  }
+
+  // ---- LeaseHolder --------------------------------------------------------------------------
+
+  onAcquired(listener: (lease: Lease) => void): void {
+    this.acquired.push(listener);
+  }
+
+  onLost(listener: (shardId: string, why: 'taken' | 'expired' | 'released') => void): void {
+    this.lost.push(listener);
+  }
+
+  held(): Lease[] {
+    return [...this.held_.values()].filter((h) => h.announced).map((h) => h.lease);
+  }
+
+  mayWrite(shardId: string): boolean {
+    const h = this.held_.get(shardId);
+    if (!h) return false;
+    const now = this.now();
+    return now >= h.writableAt && now - h.renewedAt <= this.settings.failoverTimeMs - this.settings.fencingMarginMs;
+  }
+
+  checkpoint(shardId: string, position: CheckpointPosition): Promise<boolean> {
+    return this.serial(shardId, async () => {
+      const h = this.held_.get(shardId);
+      if (!h || !this.mayWrite(shardId)) {
+        if (h) this.drop(shardId, 'expired');
+        return false;
+      }
+      const sentAt = this.now();
+      const written = await this.guard('leases', () => this.table.checkpoint(h.lease, position));
+      if (!written) {
+        this.drop(shardId, 'taken');
+        return false;
+      }
+      h.lease = written;
+      h.renewedAt = sentAt;
+      this.known.set(shardId, written);
+      if (position.sequenceNumber === SHARD_END) {
+        const children = await this.childrenOf(shardId);
+        const withChildren = children.length > 0 ? await this.table.setChildren(written, children) : written;
+        this.known.set(shardId, withChildren ?? written);
+        // The shard is done: not held any more (nothing left to renew or write), children are due.
+        this.held_.delete(shardId);
+        this.options.metrics?.leasesHeld(this.held_.size);
+        this.syncWanted = true;
+      }
+      return true;
+    });
+  }
+
+  parentsDone(lease: Lease): boolean {
+    return lease.parentShardIds.every((p) => {
+      const parent = this.known.get(p);
+      return parent === undefined || parent.checkpoint === SHARD_END;
+    });
+  }
+
+  // ---- running ------------------------------------------------------------------------------
+
+  /** Creates the table if absent, syncs shards, runs one pass and keeps renewing, taking and syncing on timers. */
+  async start(): Promise<void> {
+    await this.table.ensure();
+    this.running = true;
+    this.taking = true;
+    await this.syncShards();
+    await this.runOnce();
+    this.loop(() => this.renewLeases(), this.settings.renewIntervalMs);
+    this.loop(() => this.takeLeases(), this.takeIntervalMs);
+    this.loop(() => this.syncShards(), this.settings.shardSyncIntervalMs);
+  }
+
+  /** One renew pass and one take pass (and a shard sync first when one is due). */
+  async runOnce(): Promise<void> {
+    if (this.syncWanted || this.now() - this.lastSync >= this.settings.shardSyncIntervalMs) await this.syncShards();
+    await this.renewLeases();
+    await this.takeLeases();
+  }
+
+  /** No more leases are taken (a graceful shutdown's first step); held ones are still renewed. */
+  stopTaking(): void {
+    this.taking = false;
+  }
+
+  /** Stops every timer; with `release`, clears this worker as owner of every held lease. */
+  async stop(options: { release?: boolean } = {}): Promise<void> {
+    this.taking = false;
+    this.running = false;
+    for (const h of this.handles) this.timers.clearTimeout(h);
+    this.handles = [];
+    await Promise.allSettled([...this.chains.values()]);
+    if (!options.release) return;
+    await Promise.all(
+      [...this.held_.keys()].map((shardId) =>
+        this.serial(shardId, async () => {
+          const h = this.held_.get(shardId);
+          if (!h) return;
+          try {
+            await this.guard('leases', () => this.table.release(h.lease));
+          } catch (err) {
+            this.options.onError?.(err); // it expires instead
+          }
+          this.drop(shardId, 'released');
+        }),
+      ),
+    );
+  }
+
+  /** Lists the stream's shards and creates a lease for every shard that has none. */
+  async syncShards(): Promise<void> {
+    this.syncWanted = false;
+    this.lastSync = this.now();
+    const shards = await this.listShards();
+    const leases = await this.guard('leases', () => this.table.list());
+    this.remember(leases);
+    const had = new Set(leases.map((l) => l.leaseKey));
+    const initial = this.options.initialPosition ?? 'TRIM_HORIZON';
+    for (const shard of shards) {
+      const shardId = shard.ShardId as string;
+      if (had.has(shardId)) continue;
+      const parents = [shard.ParentShardId, shard.AdjacentParentShardId].filter((p): p is string => !!p).sort();
+      const closed = !!shard.SequenceNumberRange?.EndingSequenceNumber;
+      const checkpoint = parents.some((p) => had.has(p))
+        ? 'TRIM_HORIZON'
+        : initial === 'LATEST' && closed
+          ? SHARD_END
+          : initial;
+      const lease: Lease = {
+        leaseKey: shardId,
+        leaseCounter: 0,
+        checkpoint,
+        checkpointSubSequenceNumber: 0,
+        ownerSwitchesSinceCheckpoint: 0,
+        parentShardIds: parents,
+        childShardIds: [],
+      };
+      if (shard.HashKeyRange?.StartingHashKey !== undefined && shard.HashKeyRange.EndingHashKey !== undefined) {
+        lease.startingHashKey = shard.HashKeyRange.StartingHashKey;
+        lease.endingHashKey = shard.HashKeyRange.EndingHashKey;
+      }
+      if (await this.guard('leases', () => this.table.create(lease))) this.known.set(shardId, lease);
+    }
+  }
+
+  /** Renews every held lease; drops those past the fencing horizon ('expired') or taken by another ('taken'). */
+  async renewLeases(): Promise<void> {
+    await Promise.all(
+      [...this.held_.keys()].map((shardId) =>
+        this.serial(shardId, async () => {
+          const h = this.held_.get(shardId);
+          if (!h) return;
+          if (this.now() - h.renewedAt > this.settings.failoverTimeMs - this.settings.fencingMarginMs) {
+            this.drop(shardId, 'expired');
+            return;
+          }
+          const sentAt = this.now();
+          let renewed: Lease | undefined;
+          try {
+            renewed = await this.guard('leases', () => this.table.renew(h.lease));
+          } catch (err) {
+            this.options.metrics?.leaseEvent('renewFailed');
+            this.options.onError?.(err);
+            return; // kept until the fencing horizon; the next pass tries again
+          }
+          if (!renewed) {
+            this.drop(shardId, 'taken');
+            return;
+          }
+          h.lease = renewed;
+          h.renewedAt = sentAt;
+          this.known.set(shardId, renewed);
+        }),
+      ),
+    );
+    this.announce();
+  }
+
+  /** One pass of KCL's lease taker: free and expired leases up to the target, else a steal. */
+  async takeLeases(): Promise<void> {
+    const scanAt = this.now();
+    const leases = await this.guard('leases', () => this.table.list());
+    this.remember(leases, scanAt);
+    this.announce();
+    if (!this.taking) return;
+    const candidates = leases.filter((l) => l.checkpoint !== SHARD_END && this.parentsDone(l));
+    const expired = (l: Lease) => {
+      if (l.leaseOwner === undefined) return true;
+      if (l.leaseOwner === this.workerId) return !this.held_.has(l.leaseKey);
+      const seen = this.sightings.get(l.leaseKey);
+      return seen !== undefined && scanAt - seen.since >= this.settings.failoverTimeMs;
+    };
+    const counts = new Map<string, number>([[this.workerId, 0]]);
+    for (const l of candidates) {
+      if (expired(l) || l.leaseOwner === undefined) continue;
+      counts.set(l.leaseOwner, (counts.get(l.leaseOwner) ?? 0) + 1);
+    }
+    const target = Math.ceil(candidates.length / counts.size);
+    const mine = counts.get(this.workerId) ?? 0;
+    let wanted = target - mine;
+    if (wanted <= 0) return;
+    const free = candidates.filter(expired);
+    const toTake: { lease: Lease; stolen: boolean }[] = free
+      .slice(0, wanted)
+      .map((lease) => ({ lease, stolen: false }));
+    if (toTake.length === 0) {
+      let most: [string, number] | undefined;
+      for (const [owner, n] of counts) {
+        if (owner !== this.workerId && (!most || n > most[1] || (n === most[1] && owner < most[0]))) most = [owner, n];
+      }
+      if (most && (most[1] > target || (most[1] === target && mine < target - 1))) {
+        // Never so many that the victim falls below the target and steals back.
+        wanted = Math.min(wanted, this.settings.maxLeasesToStealAtOneTime, Math.max(1, most[1] - target));
+        const theirs = candidates.filter((l) => l.leaseOwner === most?.[0] && !expired(l)).reverse();
+        for (const lease of theirs.slice(0, wanted)) toTake.push({ lease, stolen: true });
+      }
+    }
+    await Promise.all(toTake.map(({ lease, stolen }) => this.takeOne(lease, stolen)));
+    this.announce();
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  private async takeOne(lease: Lease, stolen: boolean): Promise<void> {
+    await this.serial(lease.leaseKey, async () => {
+      if (this.held_.has(lease.leaseKey)) return;
+      const sentAt = this.now();
+      let taken: Lease | undefined;
+      try {
+        taken = await this.guard('leases', () => this.table.take(lease, this.workerId));
+      } catch (err) {
+        this.options.onError?.(err);
+        return;
+      }
+      if (!taken) return; // someone else was quicker
+      this.known.set(lease.leaseKey, taken);
+      this.held_.set(lease.leaseKey, {
+        lease: taken,
+        renewedAt: sentAt,
+        writableAt: stolen ? sentAt + this.settings.failoverTimeMs : sentAt,
+        announced: false,
+      });
+      this.options.metrics?.leaseEvent(stolen ? 'stolen' : 'taken');
+      this.options.metrics?.leasesHeld(this.held_.size);
+    });
+  }
+
+  /** Tells `onAcquired` of held leases that became writable. */
+  private announce(): void {
+    const now = this.now();
+    for (const h of this.held_.values()) {
+      if (h.announced || now < h.writableAt) continue;
+      h.announced = true;
+      for (const listener of this.acquired) listener(h.lease);
+    }
+  }
+
+  private drop(shardId: string, why: 'taken' | 'expired' | 'released'): void {
+    const h = this.held_.get(shardId);
+    if (!h) return;
+    this.held_.delete(shardId);
+    this.options.metrics?.leaseEvent(why === 'released' ? 'released' : 'lost');
+    this.options.metrics?.leasesHeld(this.held_.size);
+    if (h.announced) for (const listener of this.lost) listener(shardId, why);
+  }
+
+  /** Keeps the listed leases and when each counter value was first seen (KCL's expiry clock). */
+  private remember(leases: Lease[], at = this.now()): void {
+    this.known = new Map(leases.map((l) => [l.leaseKey, l]));
+    for (const l of leases) {
+      const seen = this.sightings.get(l.leaseKey);
+      if (!seen || seen.counter !== l.leaseCounter)
+        this.sightings.set(l.leaseKey, { counter: l.leaseCounter, since: at });
+    }
+    for (const key of this.sightings.keys()) if (!this.known.has(key)) this.sightings.delete(key);
+    // Held leases as this worker last wrote them are newer than any listing taken before the write.
+    for (const h of this.held_.values()) {
+      const listed = this.known.get(h.lease.leaseKey);
+      if (!listed || listed.leaseCounter <= h.lease.leaseCounter) this.known.set(h.lease.leaseKey, h.lease);
+    }
+  }
+
+  private async listShards(): Promise<Shard[]> {
+    const shards: Shard[] = [];
+    let token: string | undefined;
+    const first = {
+      StreamName: this.options.streamName,
+      ...(this.options.streamArn ? { StreamARN: this.options.streamArn } : {}),
+    };
+    do {
+      const input = token ? { NextToken: token } : first;
+      const res = await this.guard('kinesis', () => this.options.kinesis.send(new ListShardsCommand(input)));
+      shards.push(...(res.Shards ?? []).filter((s) => !!s.ShardId));
+      token = res.NextToken;
+    } while (token);
+    return shards;
+  }
+
+  private async childrenOf(shardId: string): Promise<string[]> {
+    const shards = await this.listShards();
+    return shards
+      .filter((s) => s.ParentShardId === shardId || s.AdjacentParentShardId === shardId)
+      .map((s) => s.ShardId as string)
+      .sort();
+  }
+
+  /** Runs `fn` after every earlier write of the same lease has finished. */
+  private serial<T>(shardId: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.chains.get(shardId) ?? Promise.resolve();
+    const next = before.then(fn, fn);
+    const settled = next.catch(() => {});
+    this.chains.set(shardId, settled);
+    settled.then(() => {
+      if (this.chains.get(shardId) === settled) this.chains.delete(shardId);
+    });
+    return next;
+  }
+
+  private async guard<T>(target: 'kinesis' | 'leases', fn: () => Promise<T>): Promise<T> {
+    try {
+      const out = await fn();
+      this.options.metrics?.call(target, 'ok');
+      return out;
+    } catch (err) {
+      this.options.metrics?.call(target, 'error');
+      throw err;
+    }
+  }
+
+  /** Runs `pass` every `ms` while running (the next after the last finished); failures go to onError. */
+  private loop(pass: () => Promise<void>, ms: number): void {
+    const schedule = () => {
+      if (!this.running) return;
+      const handle = this.timers.setTimeout(async () => {
+        this.handles = this.handles.filter((h) => h !== handle);
+        try {
+          await pass();
+          if (this.syncWanted) await this.syncShards();
+        } catch (err) {
+          this.options.onError?.(err);
+        }
+        schedule();
+      }, ms);
+      this.handles.push(handle);
+    };
+    schedule();
+  }
+}
