@@ -1,7 +1,33 @@
 /**
  * @tributary/runtime-node: the Kinesis worker runtime — a long-running Node process that runs a
  * pipeline, unchanged, on the shards of a Kinesis stream it consumes itself (shard leases,
- * checkpoints, resharding, graceful shutdown). It exports nothing yet; the `tributary` command
- * is in @tributary/cli.
+ * checkpoints, resharding, graceful shutdown), and its observability (Prometheus metrics, the
+ * /metrics, /healthz and /readyz endpoint, JSON logs, a live status line on a terminal). The
+ * `tributary worker` command is in @tributary/cli.
  */
-export {};
+export {
+  type HttpServer,
+  type HttpServerOptions,
+  type MetricsSource,
+  type ProbeResult,
+  startHttpServer,
+} from './http.js';
+export {
+  createLogger,
+  entryLog,
+  LOG_LEVELS,
+  type LogFields,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  type LogThreshold,
+  parseLogLevel,
+} from './log.js';
+export { type MetricsSnapshot, noMetrics, PromWorkerMetrics, type PromWorkerMetricsOptions } from './metrics.js';
+export {
+  createStatusLine,
+  formatStatus,
+  type StatusLine,
+  type StatusLineOptions,
+  type StatusSample,
+} from './status.js';

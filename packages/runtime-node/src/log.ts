@@ -4,7 +4,8 @@
  *
  *   {"time":"2026-12-02T15:04:05.123Z","level":"info","msg":"lease taken","workerId":"w-1","shardId":"shardId-000000000001","fields":{"checkpoint":"TRIM_HORIZON"}}
  *
- * `shardId` is there for a shard's lines, `fields` when a line has any. The lowest level written
+ * `shardId` is there for a shard's lines (`forShard`, or a `shardId` among the fields), `fields`
+ * when a line has any. The lowest level written
  * is `TRIBUTARY_LOG_LEVEL` (debug, info, warn, error, silent; default info).
  */
 
@@ -65,8 +66,16 @@ export function createLogger(options: LoggerOptions): Logger {
     const write = (level: LogLevel, msg: string, fields?: LogFields) => {
       if (RANK[level] < min) return;
       const line: Record<string, unknown> = { time: now().toISOString(), level, msg, workerId: options.workerId };
-      if (shardId !== undefined) line.shardId = shardId;
-      if (fields !== undefined && Object.keys(fields).length > 0) line.fields = fields;
+      // A shard named in the fields (`{ shardId }`, as the worker's parts pass it) is the line's shard.
+      let rest = fields;
+      let shard = shardId;
+      if (fields !== undefined && typeof fields.shardId === 'string') {
+        const { shardId: named, ...others } = fields;
+        shard ??= named as string;
+        rest = others;
+      }
+      if (shard !== undefined) line.shardId = shard;
+      if (rest !== undefined && Object.keys(rest).length > 0) line.fields = rest;
       stream.write(`${stringify(line)}\n`);
     };
     return {
@@ -99,4 +108,25 @@ function stringify(line: Record<string, unknown>): string {
     }
     return value;
   });
+}
+
+/**
+ * A log taking entries as objects (`{ level?, msg, shardId?, ...fields }`, as the worker's parts
+ * report what they absorbed) or as text, written through `logger`: the level defaults to info,
+ * an unknown level is written as info with the level given kept in `fields.level`.
+ */
+export function entryLog(logger: Logger): (entry: Record<string, unknown> | string) => void {
+  return (entry) => {
+    if (typeof entry === 'string') {
+      logger.info(entry);
+      return;
+    }
+    const { level, msg, message, shardId, ...fields } = entry;
+    const known = typeof level === 'string' && (LOG_LEVELS as readonly string[]).includes(level);
+    if (level !== undefined && !known) fields.level = level;
+    const text =
+      typeof msg === 'string' ? msg : typeof message === 'string' ? message : JSON.stringify(msg ?? message ?? '');
+    const target = typeof shardId === 'string' ? logger.forShard(shardId) : logger;
+    target[known ? (level as LogLevel) : 'info'](text, fields);
+  };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, parseLogLevel } from '../src/log.js';
+import { createLogger, entryLog, parseLogLevel } from '../src/log.js';
 import { createStatusLine, formatStatus } from '../src/status.js';
 
 /** A stream that keeps what is written, a terminal or not. */
@@ -36,6 +36,36 @@ describe('JSON log', () => {
         fields: { why: 'taken' },
       },
       { time: '2026-12-02T15:04:05.123Z', level: 'error', msg: 'no fields', workerId: 'w-1' },
+    ]);
+  });
+
+  it("takes a shardId among the fields as the line's shard; entryLog writes entry objects and text through the log", () => {
+    const out = fakeStream(false);
+    const log = createLogger({ workerId: 'w-2', stream: out, now: () => at, env: {} });
+    log.info('lease lost: the shard stops', { shardId: 'shardId-000000000002', why: 'taken' });
+    const entries = entryLog(log);
+    entries({ level: 'warn', msg: 'retrying GetRecords', shardId: 'shardId-000000000003', attempt: 2 });
+    entries({ level: 'loud', message: 'odd level' });
+    entries('plain text');
+    expect(out.chunks.map((c) => JSON.parse(c))).toEqual([
+      {
+        time: at.toISOString(),
+        level: 'info',
+        msg: 'lease lost: the shard stops',
+        workerId: 'w-2',
+        shardId: 'shardId-000000000002',
+        fields: { why: 'taken' },
+      },
+      {
+        time: at.toISOString(),
+        level: 'warn',
+        msg: 'retrying GetRecords',
+        workerId: 'w-2',
+        shardId: 'shardId-000000000003',
+        fields: { attempt: 2 },
+      },
+      { time: at.toISOString(), level: 'info', msg: 'odd level', workerId: 'w-2', fields: { level: 'loud' } },
+      { time: at.toISOString(), level: 'info', msg: 'plain text', workerId: 'w-2' },
     ]);
   });
 

@@ -2,7 +2,17 @@ import * as worker from '@tributary/runtime-node';
 import { describe, expect, it } from 'vitest';
 
 describe('public surface of @tributary/runtime-node', () => {
-  it('exports nothing yet (the Kinesis worker is to come; the CLI is @tributary/cli)', () => {
-    expect(Object.keys(worker)).toEqual([]);
+  it('exports the observability of the worker (the CLI is @tributary/cli)', () => {
+    expect(Object.keys(worker).sort()).toEqual([
+      'LOG_LEVELS',
+      'PromWorkerMetrics',
+      'createLogger',
+      'createStatusLine',
+      'entryLog',
+      'formatStatus',
+      'noMetrics',
+      'parseLogLevel',
+      'startHttpServer',
+    ]);
   });
 });
