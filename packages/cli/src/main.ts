@@ -13,6 +13,8 @@
  *                                               bundle and CloudFormation template for Lambda
  *   tributary lambda-local <pipeline.yaml> [--stream <name>] [--from ...] [--follow]
  *                                               run the Lambda handler on its Kinesis stream locally
+ *   tributary worker <pipeline.yaml> [--app <name>] [--worker-id <id>] [--metrics-port <port>]
+ *                                               run it as a long-running worker on its stream's shards
  *
  * Global flags (`--verbose`, `--allow-outside-project`, `--env-file <file>`) go before or after the command;
  * `tributary --version` prints the version. A usage error prints the usage of its command.
@@ -35,12 +37,13 @@ import { schema } from './commands/schema.js';
 import { stateInit } from './commands/stateInit.js';
 import { synth } from './commands/synth.js';
 import { validate } from './commands/validate.js';
+import { worker } from './commands/worker.js';
 import { readEnvFiles } from './pipeline.js';
 
 export { EXIT };
 
 /** The commands, in the order the usage lists them. */
-const COMMANDS: readonly Command[] = [validate, run, describe, schema, docs, stateInit, synth, lambdaLocal];
+const COMMANDS: readonly Command[] = [validate, run, describe, schema, docs, stateInit, synth, lambdaLocal, worker];
 
 /** The flags every command takes. */
 const GLOBAL_OPTIONS = {
