@@ -25,9 +25,28 @@ export {
 } from './log.js';
 export { type MetricsSnapshot, noMetrics, PromWorkerMetrics, type PromWorkerMetricsOptions } from './metrics.js';
 export {
+  type ReadBatch,
+  ReaderStopped,
+  type ReadPosition,
+  ShardReader,
+  type ShardReaderOptions,
+} from './shardReader.js';
+export {
   createStatusLine,
   formatStatus,
   type StatusLine,
   type StatusLineOptions,
   type StatusSample,
 } from './status.js';
+export {
+  checkWorkerWindowState,
+  createWorker,
+  type LeaseCoordination,
+  type LeaseCoordinationContext,
+  type ShardState,
+  type ShardStatus,
+  type Worker,
+  type WorkerLog,
+  type WorkerOptions,
+  type WorkerStatus,
+} from './worker.js';

@@ -28,6 +28,7 @@ import { hostname } from 'node:os';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type KinesisClient, ListShardsCommand, type Shard } from '@aws-sdk/client-kinesis';
 import type { AwsClientOptions } from '@tributary/aws';
+import { dynamoDbClient } from '@tributary/aws/dynamodb';
 import { kinesisClient } from '@tributary/aws/kinesis';
 import {
   type BatchResult,
@@ -38,12 +39,17 @@ import {
   type WindowSpec,
 } from '@tributary/core';
 import { backoffDelay, ConfigError, describeError, PipelineValidationError, walkComponents } from '@tributary/core/spi';
+import { LeaseCoordinator } from './leaseCoordinator.js';
+import { DynamoDbLeaseTable } from './leaseTable.js';
 import type { CheckpointPosition, Lease, LeaseHolder, LeaseSettings, WorkerMetrics } from './leaseTypes.js';
+import { noMetrics } from './metrics.js';
 import { type ReadBatch, ReaderStopped, ShardReader } from './shardReader.js';
 
 /** Lease coordination as the worker drives it: a LeaseHolder that is started and stopped. */
 export interface LeaseCoordination extends LeaseHolder {
   start(): Promise<void>;
+  /** No more leases are taken (a graceful stop's first step); held ones are still renewed. */
+  stopTaking?(): void;
   /** Stops renewing and taking leases; `release` clears the owner of those held, so others take them at once. */
   stop(options: { release: boolean }): Promise<void>;
 }
@@ -136,18 +142,6 @@ export interface Worker {
   /** The compiled pipeline (after `start()`). */
   readonly pipeline: CompiledPipeline | undefined;
 }
-
-const noMetrics: WorkerMetrics = {
-  recordsIn() {},
-  recordsOut() {},
-  deadLettered() {},
-  late() {},
-  iteratorAge() {},
-  leasesHeld() {},
-  leaseEvent() {},
-  checkpointLag() {},
-  call() {},
-};
 
 /** JSON lines on standard error (the default log). */
 function stderrLog(workerId: string): WorkerLog {
@@ -438,6 +432,8 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
           });
         continue;
       }
+      // A lease just stolen may not be written yet (the previous owner is given time to stop).
+      if (!holder.mayWrite(id)) continue;
       const s: RunningShard = {
         status: {
           shardId: id,
@@ -474,6 +470,31 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
     for (const sh of all) if (!sh.SequenceNumberRange?.EndingSequenceNumber) c.registerShard(sh.ShardId as string);
   };
 
+  /** A DynamoDB client the worker created for the lease table (destroyed on stop). */
+  let ownedDynamoDb: DynamoDBClient | undefined;
+  /** The LeaseCoordinator over the DynamoDB lease table named after the application. */
+  const defaultLeases = (ctx: LeaseCoordinationContext): LeaseCoordination => {
+    let client: DynamoDBClient;
+    if (isClient(ctx.dynamodb)) client = ctx.dynamodb as DynamoDBClient;
+    else {
+      const src = source as NonNullable<typeof source>;
+      client = dynamoDbClient({ ...(src.region ? { region: src.region } : {}), ...(ctx.dynamodb as AwsClientOptions) });
+      ownedDynamoDb = client;
+    }
+    const coordinator = new LeaseCoordinator({
+      table: new DynamoDbLeaseTable(client, ctx.table, { onCall: (outcome) => metrics.call('leases', outcome) }),
+      kinesis: ctx.kinesis,
+      streamName: ctx.stream,
+      ...(source?.streamArn ? { streamArn: source.streamArn } : {}),
+      workerId: ctx.workerId,
+      settings: ctx.settings,
+      initialPosition: ctx.initialPosition,
+      metrics,
+      onError: (err) => log.warn('lease pass failed; it is tried again', { error: describeError(err) }),
+    });
+    return coordinator as LeaseCoordination;
+  };
+
   const worker: Worker = {
     get pipeline() {
       return compiled;
@@ -497,9 +518,7 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
         compiled = compile(pipeline, options.compile);
         await compiled.open();
         await registerStreamShards();
-        const leases = options.leases;
-        if (leases === undefined)
-          throw new ConfigError('no lease coordination: give `leases` (the LeaseCoordinator is not wired yet)');
+        const leases = options.leases ?? defaultLeases;
         coordination =
           typeof leases === 'function'
             ? leases({
@@ -546,6 +565,7 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
         state = 'stopped';
         await compiled?.close().catch(() => {});
         if (ownsKinesis) kinesis?.destroy();
+        ownedDynamoDb?.destroy();
         settle.reject(err);
         throw err;
       }
@@ -567,6 +587,7 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
       }
       state = 'stopping';
       log.info('worker stopping', { reason });
+      coordination?.stopTaking?.();
       clearInterval(reconciler);
       for (const s of shards.values()) s.reader?.stop();
       try {
@@ -577,6 +598,7 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
         await coordination?.stop({ release: !aborted });
         await compiled?.close();
         if (ownsKinesis) kinesis?.destroy();
+        ownedDynamoDb?.destroy();
         state = 'stopped';
         log.info('worker stopped', { reason });
         settle.resolve();

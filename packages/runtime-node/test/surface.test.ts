@@ -6,8 +6,12 @@ describe('public surface of @tributary/runtime-node', () => {
     expect(Object.keys(worker).sort()).toEqual([
       'LOG_LEVELS',
       'PromWorkerMetrics',
+      'ReaderStopped',
+      'ShardReader',
+      'checkWorkerWindowState',
       'createLogger',
       'createStatusLine',
+      'createWorker',
       'entryLog',
       'formatStatus',
       'noMetrics',
