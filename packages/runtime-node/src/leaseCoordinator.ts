@@ -188,9 +188,15 @@ export class LeaseCoordinator implements LeaseHolder {
       h.renewedAt = sentAt;
       this.known.set(shardId, written);
       if (position.sequenceNumber === SHARD_END) {
-        const children = await this.childrenOf(shardId);
-        const withChildren = children.length > 0 ? await this.table.setChildren(written, children) : written;
-        this.known.set(shardId, withChildren ?? written);
+        // The checkpoint is written; recording the children is a courtesy (KCL reads it for
+        // cleanup), so a failure to list or write them is reported, not thrown.
+        try {
+          const children = await this.childrenOf(shardId);
+          const withChildren = children.length > 0 ? await this.table.setChildren(written, children) : written;
+          this.known.set(shardId, withChildren ?? written);
+        } catch (err) {
+          this.options.onError?.(err);
+        }
         // The shard is done: not held any more (nothing left to renew or write), children are due.
         this.held_.delete(shardId);
         this.options.metrics?.leasesHeld(this.held_.size);

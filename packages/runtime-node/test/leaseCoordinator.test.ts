@@ -1,0 +1,448 @@
+/**
+ * LeaseCoordinator through the real SDK on kinesalite (ListShards, 4 shards) and dynalite (the
+ * lease table). Several coordinators share one process and a virtual clock, and are stepped
+ * explicitly (`runOnce()` and its parts), so the interleavings are fixed while every read and
+ * write still goes to the emulators.
+ */
+import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { ListShardsCommand } from '@aws-sdk/client-kinesis';
+import { describe, expect, it } from 'vitest';
+import {
+  createStream,
+  dynamoDbClient,
+  kinesisClient,
+  startDynalite,
+  startKinesalite,
+  useServers,
+} from '../../../test-support/emulators.js';
+import { LeaseCoordinator, leaseSettings } from '../src/leaseCoordinator.js';
+import { DynamoDbLeaseTable } from '../src/leaseTable.js';
+import type { Lease } from '../src/leaseTypes.js';
+
+const servers = useServers(async () => {
+  const [kin, dyn] = await Promise.all([startKinesalite(), startDynalite()]);
+  const kinesis = kinesisClient(kin.endpoint);
+  const dynamo = dynamoDbClient(dyn.endpoint);
+  return {
+    kinesis,
+    dynamo,
+    close: async () => {
+      kinesis.destroy();
+      dynamo.destroy();
+      await Promise.all([kin.close(), dyn.close()]);
+    },
+  };
+});
+
+const FAILOVER = 10_000;
+const SETTINGS = leaseSettings({ failoverTimeMs: FAILOVER });
+const { renewIntervalMs: RENEW, fencingMarginMs: MARGIN } = SETTINGS;
+
+/** One test's world: a 4-shard stream, a fresh lease table, a virtual clock. */
+async function world(shards = 4) {
+  const id = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const streamName = `s-${id}`;
+  const shardIds = shards > 0 ? (await createStream(servers.kinesis, streamName, shards)).map((s) => s.shardId) : [];
+  const table = new DynamoDbLeaseTable(servers.dynamo, `leases-${id}`, { pollIntervalMs: 5 });
+  await table.ensure();
+  const clock = { t: 1_000_000 };
+  const events: string[] = [];
+  const coordinator = (workerId: string, now: () => number = () => clock.t) => {
+    const c = new LeaseCoordinator({
+      table,
+      kinesis: servers.kinesis,
+      streamName,
+      workerId,
+      settings: { failoverTimeMs: FAILOVER },
+      now,
+    });
+    c.onAcquired((l) => events.push(`${workerId} +${l.leaseKey}`));
+    c.onLost((s, why) => events.push(`${workerId} -${s} ${why}`));
+    return c;
+  };
+  const item = async (key: string) =>
+    (
+      await servers.dynamo.send(
+        new GetItemCommand({ TableName: table.tableName, Key: { leaseKey: { S: key } }, ConsistentRead: true }),
+      )
+    ).Item;
+  return { streamName, shardIds, table, clock, events, coordinator, item };
+}
+
+/** Who holds what, by the coordinators' own account; every shard held at most once. */
+function holdings(cs: LeaseCoordinator[]): Map<string, string> {
+  const byShard = new Map<string, string>();
+  for (const c of cs) {
+    for (const l of c.held()) {
+      expect(byShard.has(l.leaseKey), `${l.leaseKey} held twice`).toBe(false);
+      byShard.set(l.leaseKey, c.workerId);
+    }
+  }
+  return byShard;
+}
+
+describe('LeaseCoordinator: shard sync', () => {
+  it('creates one lease per listed shard with its hash range, at the initial position, and nothing twice', async () => {
+    const w = await world(4);
+    const a = w.coordinator('a');
+    await a.syncShards();
+    await w.coordinator('b').syncShards();
+    const listed = (await servers.kinesis.send(new ListShardsCommand({ StreamName: w.streamName }))).Shards ?? [];
+    const leases = await w.table.list();
+    expect(leases).toEqual(
+      listed
+        .map((s) => ({
+          leaseKey: s.ShardId,
+          leaseCounter: 0,
+          checkpoint: 'TRIM_HORIZON',
+          checkpointSubSequenceNumber: 0,
+          ownerSwitchesSinceCheckpoint: 0,
+          parentShardIds: [],
+          childShardIds: [],
+          startingHashKey: s.HashKeyRange?.StartingHashKey,
+          endingHashKey: s.HashKeyRange?.EndingHashKey,
+        }))
+        .sort((x, y) => ((x.leaseKey as string) < (y.leaseKey as string) ? -1 : 1)),
+    );
+    expect(leases.map((l) => l.leaseKey)).toEqual([...w.shardIds].sort());
+  });
+});
+
+describe('LeaseCoordinator: balancing', () => {
+  for (const workers of [1, 2, 3]) {
+    it(`${workers} coordinator(s) over 4 shards: every shard held once, counts within 1, within a bounded number of passes`, async () => {
+      const w = await world(4);
+      const cs = Array.from({ length: workers }, (_, i) => w.coordinator(`w${i}`));
+      // A stolen lease becomes writable failoverTime after the take: allow that on top of one
+      // steal per worker per pass.
+      const bound = workers * 2 + Math.ceil(FAILOVER / RENEW) + 1;
+      let passes = 0;
+      let balanced = false;
+      while (passes < 30 && !balanced) {
+        passes++;
+        for (const c of cs) await c.runOnce();
+        w.clock.t += RENEW;
+        const h = holdings(cs);
+        const counts = cs.map((c) => c.held().length);
+        balanced = h.size === 4 && Math.max(...counts) - Math.min(...counts) <= 1;
+      }
+      expect(balanced).toBe(true);
+      expect(passes).toBeLessThanOrEqual(bound);
+      // Stable: further passes move nothing; the table agrees with the coordinators.
+      const before = holdings(cs);
+      for (let i = 0; i < 5; i++) {
+        for (const c of cs) await c.runOnce();
+        w.clock.t += RENEW;
+      }
+      expect(holdings(cs)).toEqual(before);
+      const owners = new Map((await w.table.list()).map((l) => [l.leaseKey, l.leaseOwner]));
+      expect(owners).toEqual(before);
+    });
+  }
+});
+
+describe('LeaseCoordinator: failover and fencing', () => {
+  it('a killed coordinator stops writing before its leases can be taken; they are taken after failoverTime and not before', async () => {
+    const w = await world(4);
+    const a = w.coordinator('a');
+    const b = w.coordinator('b');
+    for (let i = 0; i < 8; i++) {
+      await a.runOnce();
+      await b.runOnce();
+      w.clock.t += RENEW;
+    }
+    const aShards = a.held().map((l) => l.leaseKey);
+    expect(aShards).toHaveLength(2);
+    expect(b.held()).toHaveLength(2);
+    // a is killed after its last pass, at this time:
+    await a.runOnce();
+    const killedAt = w.clock.t;
+    await b.runOnce();
+    let aStopped: number | undefined;
+    let bTook: number | undefined;
+    for (let step = 0; step < 100 && bTook === undefined; step++) {
+      w.clock.t += 250;
+      if (aStopped === undefined && aShards.every((s) => !a.mayWrite(s))) aStopped = w.clock.t;
+      // Before a's fencing horizon a still may write (it does not know it is dead).
+      if (w.clock.t - killedAt <= FAILOVER - MARGIN) expect(aShards.every((s) => a.mayWrite(s))).toBe(true);
+      await b.runOnce();
+      if (aShards.some((s) => b.held().some((l) => l.leaseKey === s))) bTook = w.clock.t;
+    }
+    expect(aStopped).toBeDefined();
+    expect(bTook).toBeDefined();
+    expect(aStopped as number).toBeLessThan(bTook as number);
+    // The first step past failoverTime − margin since a's last renewal (steps of 250 ms).
+    expect((aStopped as number) - killedAt).toBe(FAILOVER - MARGIN + 250);
+    expect((bTook as number) - killedAt).toBeGreaterThanOrEqual(FAILOVER);
+    expect((bTook as number) - killedAt).toBeLessThanOrEqual(FAILOVER + 250);
+    expect(
+      b
+        .held()
+        .map((l) => l.leaseKey)
+        .sort(),
+    ).toEqual([...w.shardIds].sort());
+  });
+
+  it('zombie: paused past failoverTime, its lease taken: its checkpoint is refused and the item unchanged', async () => {
+    const w = await world(4);
+    // The zombie's clock can be held back (as if it believed no time had passed).
+    let zombieLag = 0;
+    const a = w.coordinator('a', () => w.clock.t - zombieLag);
+    const b = w.coordinator('b');
+    await a.runOnce(); // a takes all 4
+    expect(a.held()).toHaveLength(4);
+    const shard = a.held()[0]?.leaseKey as string;
+    // a pauses; b takes everything once a's counters have stood still for failoverTime.
+    for (let i = 0; i < 6; i++) {
+      w.clock.t += RENEW;
+      await b.runOnce();
+    }
+    expect(b.held()).toHaveLength(4);
+    const before = await w.item(shard);
+    expect(before?.leaseOwner).toEqual({ S: 'b' });
+    // a wakes: by its own clock its lease is stale, so it may not write and does not checkpoint.
+    expect(a.mayWrite(shard)).toBe(false);
+    expect(
+      await a.checkpoint(shard, {
+        sequenceNumber: '49000000000000000000000000000000000000000000000000000001',
+        subSequenceNumber: 0,
+      }),
+    ).toBe(false);
+    expect(await w.item(shard)).toEqual(before);
+    // A zombie whose clock lies (it thinks it renewed just now) reaches the table, which refuses it.
+    const other = a.held()[0]?.leaseKey as string;
+    zombieLag = w.clock.t - 1_000_000;
+    expect(a.mayWrite(other)).toBe(true);
+    const otherBefore = await w.item(other);
+    expect(
+      await a.checkpoint(other, {
+        sequenceNumber: '49000000000000000000000000000000000000000000000000000002',
+        subSequenceNumber: 0,
+      }),
+    ).toBe(false);
+    expect(await w.item(other)).toEqual(otherBefore);
+    expect(w.events).toContain(`a -${shard} expired`);
+    expect(w.events).toContain(`a -${other} taken`);
+    expect(a.mayWrite(other)).toBe(false);
+    // b's checkpoint of the same shard goes through.
+    expect(
+      await b.checkpoint(other, {
+        sequenceNumber: '49000000000000000000000000000000000000000000000000000003',
+        subSequenceNumber: 2,
+      }),
+    ).toBe(true);
+    expect((await w.item(other))?.checkpoint).toEqual({
+      S: '49000000000000000000000000000000000000000000000000000003',
+    });
+  });
+
+  it('a stolen lease becomes writable for the thief only after the previous owner has fenced itself', async () => {
+    const w = await world(4);
+    const a = w.coordinator('a');
+    const b = w.coordinator('b');
+    await a.runOnce(); // all 4 to a
+    const takenAt = w.clock.t;
+    await b.runOnce(); // b steals one
+    const stolen = (await w.table.list()).find((l) => l.leaseOwner === 'b')?.leaseKey as string;
+    expect(stolen).toBeDefined();
+    expect(b.mayWrite(stolen)).toBe(false);
+    expect(b.held()).toHaveLength(0);
+    // a still believes it holds it until its next renew fails; its fencing horizon is earlier
+    // than the moment b may write.
+    let aLast = takenAt;
+    // b keeps renewing its lease while it waits; a never learns of the steal (it does not renew).
+    for (let t = takenAt; t <= takenAt + FAILOVER; t += 250) {
+      w.clock.t = t;
+      if ((t - takenAt) % 2500 === 0) await b.renewLeases();
+      if (a.mayWrite(stolen)) aLast = t;
+      expect(b.mayWrite(stolen)).toBe(t >= takenAt + FAILOVER);
+    }
+    expect(aLast).toBe(takenAt + FAILOVER - MARGIN);
+    expect(aLast).toBeLessThan(takenAt + FAILOVER);
+    await a.renewLeases();
+    expect(w.events).toContain(`a -${stolen} expired`);
+    await b.runOnce();
+    expect(b.held().map((l) => l.leaseKey)).toContain(stolen);
+    expect(w.events).toContain(`b +${stolen}`);
+  });
+});
+
+describe('LeaseCoordinator: KCL tables, resharding, shutdown', () => {
+  it('adopts a lease table a KCL application wrote: free leases at once, a dead KCL worker’s after failoverTime, at their checkpoints', async () => {
+    const w = await world(4);
+    const [s0, s1, s2, s3] = [...w.shardIds].sort() as [string, string, string, string];
+    const kcl = (key: string, attrs: Record<string, unknown>) =>
+      servers.dynamo.send(
+        new PutItemCommand({
+          TableName: w.table.tableName,
+          Item: { leaseKey: { S: key }, ...(attrs as Record<string, { S: string }>) },
+        }),
+      );
+    // As KCL 2.x writes them (a KCL worker id is host plus a UUID).
+    await kcl(s0, {
+      leaseOwner: { S: 'ip-10-0-0-12:6a8e2f0c-0d4b-4a58-9ac5-2f6b8f2c1e11' },
+      leaseCounter: { N: '1523' },
+      checkpoint: { S: '49590338271490256608559692538361571095921575989136588898' },
+      checkpointSubSequenceNumber: { N: '0' },
+      ownerSwitchesSinceCheckpoint: { N: '0' },
+    });
+    await kcl(s1, {
+      leaseOwner: { S: 'ip-10-0-0-12:6a8e2f0c-0d4b-4a58-9ac5-2f6b8f2c1e11' },
+      leaseCounter: { N: '1519' },
+      checkpoint: { S: '49590338271512557353758223161503106814194224350642569234' },
+      checkpointSubSequenceNumber: { N: '7' },
+      ownerSwitchesSinceCheckpoint: { N: '1' },
+      pendingCheckpoint: { S: '49590338271512557353758223161503106814194224350642569299' },
+      pendingCheckpointSubSequenceNumber: { N: '0' },
+    });
+    await kcl(s2, {
+      leaseCounter: { N: '88' },
+      checkpoint: { S: '49590338271534858098956753784644642532466872712148549650' },
+      checkpointSubSequenceNumber: { N: '0' },
+      ownerSwitchesSinceCheckpoint: { N: '0' },
+    });
+    // A KCL 1.x item: no sub-sequence number.
+    await kcl(s3, {
+      leaseCounter: { N: '4' },
+      checkpoint: { S: 'TRIM_HORIZON' },
+      ownerSwitchesSinceCheckpoint: { N: '0' },
+    });
+    const acquired = new Map<string, Lease>();
+    const c = w.coordinator('tributary-1');
+    c.onAcquired((l) => acquired.set(l.leaseKey, l));
+    await c.runOnce();
+    expect([...acquired.keys()].sort()).toEqual([s2, s3]);
+    for (let i = 0; i < 3; i++) {
+      w.clock.t += RENEW;
+      await c.runOnce();
+    }
+    expect(acquired.has(s0)).toBe(false); // not before failoverTime
+    w.clock.t += RENEW;
+    await c.runOnce();
+    expect([...acquired.keys()].sort()).toEqual([s0, s1, s2, s3]);
+    expect(acquired.get(s0)).toMatchObject({
+      checkpoint: '49590338271490256608559692538361571095921575989136588898',
+      checkpointSubSequenceNumber: 0,
+      ownerSwitchesSinceCheckpoint: 1,
+    });
+    expect(acquired.get(s1)).toMatchObject({
+      checkpoint: '49590338271512557353758223161503106814194224350642569234',
+      checkpointSubSequenceNumber: 7,
+      ownerSwitchesSinceCheckpoint: 2,
+    });
+    expect(acquired.get(s2)).toMatchObject({ checkpoint: '49590338271534858098956753784644642532466872712148549650' });
+    expect(acquired.get(s3)).toMatchObject({ checkpoint: 'TRIM_HORIZON', checkpointSubSequenceNumber: 0 });
+    // KCL's own attribute is kept through the take and the renewals.
+    expect((await w.item(s1))?.pendingCheckpoint).toEqual({
+      S: '49590338271512557353758223161503106814194224350642569299',
+    });
+    expect((await w.table.list()).every((l) => l.leaseOwner === 'tributary-1')).toBe(true);
+  });
+
+  it('a child lease is taken only after every parent checkpointed SHARD_END (a parent with no lease counts as done)', async () => {
+    const w = await world(0);
+    const base = { checkpointSubSequenceNumber: 0, ownerSwitchesSinceCheckpoint: 0, childShardIds: [] as string[] };
+    const parentLease = {
+      ...base,
+      leaseKey: 'shardId-000000000000',
+      leaseCounter: 0,
+      checkpoint: 'TRIM_HORIZON',
+      parentShardIds: [],
+    };
+    await w.table.create(parentLease);
+    await w.table.create({
+      ...base,
+      leaseKey: 'shardId-000000000001',
+      leaseCounter: 0,
+      checkpoint: 'TRIM_HORIZON',
+      parentShardIds: ['shardId-000000000000'],
+    });
+    // A merge of the parent and a shard whose lease is gone (trimmed).
+    await w.table.create({
+      ...base,
+      leaseKey: 'shardId-000000000003',
+      leaseCounter: 0,
+      checkpoint: 'TRIM_HORIZON',
+      parentShardIds: ['shardId-000000000000', 'shardId-000000000099'],
+    });
+    const a = w.coordinator('a');
+    const b = w.coordinator('b');
+    await a.takeLeases();
+    expect(a.held().map((l) => l.leaseKey)).toEqual(['shardId-000000000000']);
+    for (let i = 0; i < 6; i++) {
+      w.clock.t += RENEW;
+      await a.renewLeases();
+      await b.takeLeases();
+      await a.takeLeases();
+      expect(b.held()).toEqual([]);
+      expect(a.held().map((l) => l.leaseKey)).toEqual(['shardId-000000000000']);
+    }
+    const sequence = await a.checkpoint('shardId-000000000000', {
+      sequenceNumber: '49000000000000000000000000000000000000000000000000000010',
+      subSequenceNumber: 0,
+    });
+    expect(sequence).toBe(true);
+    await b.takeLeases();
+    expect(b.held()).toEqual([]);
+    expect(await a.checkpoint('shardId-000000000000', { sequenceNumber: 'SHARD_END', subSequenceNumber: 0 })).toBe(
+      true,
+    );
+    expect(a.held()).toEqual([]);
+    await b.takeLeases();
+    expect(
+      b
+        .held()
+        .map((l) => l.leaseKey)
+        .sort(),
+    ).toEqual(['shardId-000000000001', 'shardId-000000000003']);
+    expect(a.parentsDone(b.held()[0] as Lease)).toBe(true);
+  });
+
+  it('released on stop: another coordinator takes the leases on its next pass, without waiting failoverTime', async () => {
+    const w = await world(4);
+    const a = w.coordinator('a');
+    const b = w.coordinator('b');
+    await a.runOnce();
+    expect(a.held()).toHaveLength(4);
+    const counters = new Map((await w.table.list()).map((l) => [l.leaseKey, l.leaseCounter]));
+    await a.stop({ release: true });
+    expect(a.held()).toEqual([]);
+    for (const s of w.shardIds) expect(w.events).toContain(`a -${s} released`);
+    for (const l of await w.table.list()) {
+      expect(l.leaseOwner).toBeUndefined();
+      expect(l.leaseCounter).toBe((counters.get(l.leaseKey) as number) + 1);
+    }
+    w.clock.t += 1; // far less than failoverTime
+    await b.runOnce();
+    expect(
+      b
+        .held()
+        .map((l) => l.leaseKey)
+        .sort(),
+    ).toEqual([...w.shardIds].sort());
+    for (const s of w.shardIds) expect(b.mayWrite(s)).toBe(true);
+    // A checkpoint of a released lease is refused.
+    expect(
+      await a.checkpoint(w.shardIds[0] as string, {
+        sequenceNumber: '49000000000000000000000000000000000000000000000000000011',
+        subSequenceNumber: 0,
+      }),
+    ).toBe(false);
+  });
+
+  it('validates its settings with exact messages', () => {
+    expect(() => leaseSettings({ failoverTimeMs: 0 })).toThrow(
+      'Expected `failoverTimeMs` to be an integer of at least 1, got 0',
+    );
+    expect(() => leaseSettings({ failoverTimeMs: 1000, renewIntervalMs: 900 })).toThrow(
+      'Expected `renewIntervalMs` (900) to be below failoverTimeMs − fencingMarginMs (800): leases would lapse between renewals',
+    );
+    expect(leaseSettings()).toEqual({
+      failoverTimeMs: 10_000,
+      renewIntervalMs: 3333,
+      fencingMarginMs: 2000,
+      maxLeasesToStealAtOneTime: 1,
+      shardSyncIntervalMs: 60_000,
+    });
+  });
+});
