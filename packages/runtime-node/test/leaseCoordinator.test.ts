@@ -141,6 +141,29 @@ describe('LeaseCoordinator: balancing', () => {
   }
 });
 
+describe('LeaseCoordinator: a worker joining a balanced fleet', () => {
+  it('a third coordinator joining two that hold 2 and 2 gets a lease (2/1/1, not 2/2/0)', async () => {
+    const w = await world(4);
+    const a = w.coordinator('a');
+    const b = w.coordinator('b');
+    for (let i = 0; i < 8; i++) {
+      await a.runOnce();
+      await b.runOnce();
+      w.clock.t += RENEW;
+    }
+    expect([a.held().length, b.held().length]).toEqual([2, 2]);
+    const c = w.coordinator('c');
+    for (let i = 0; i < 8; i++) {
+      await a.runOnce();
+      await b.runOnce();
+      await c.runOnce();
+      w.clock.t += RENEW;
+    }
+    expect(holdings([a, b, c]).size).toBe(4);
+    expect([a, b, c].map((x) => x.held().length).sort()).toEqual([1, 1, 2]);
+  });
+});
+
 describe('LeaseCoordinator: failover and fencing', () => {
   it('a killed coordinator stops writing before its leases can be taken; they are taken after failoverTime and not before', async () => {
     const w = await world(4);
