@@ -5,7 +5,7 @@
  * write still goes to the emulators.
  */
 import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { ListShardsCommand } from '@aws-sdk/client-kinesis';
+import { ListShardsCommand, MergeShardsCommand, type Shard, SplitShardCommand } from '@aws-sdk/client-kinesis';
 import { describe, expect, it } from 'vitest';
 import {
   createStream,
@@ -13,6 +13,7 @@ import {
   kinesisClient,
   startDynalite,
   startKinesalite,
+  streamShards,
   useServers,
 } from '../../../test-support/emulators.js';
 import { LeaseCoordinator, leaseSettings } from '../src/leaseCoordinator.js';
@@ -47,13 +48,18 @@ async function world(shards = 4) {
   await table.ensure();
   const clock = { t: 1_000_000 };
   const events: string[] = [];
-  const coordinator = (workerId: string, now: () => number = () => clock.t) => {
+  const coordinator = (
+    workerId: string,
+    now: () => number = () => clock.t,
+    initialPosition: 'TRIM_HORIZON' | 'LATEST' = 'TRIM_HORIZON',
+  ) => {
     const c = new LeaseCoordinator({
       table,
       kinesis: servers.kinesis,
       streamName,
       workerId,
       settings: { failoverTimeMs: FAILOVER },
+      initialPosition,
       now,
     });
     c.onAcquired((l) => events.push(`${workerId} +${l.leaseKey}`));
@@ -66,7 +72,9 @@ async function world(shards = 4) {
         new GetItemCommand({ TableName: table.tableName, Key: { leaseKey: { S: key } }, ConsistentRead: true }),
       )
     ).Item;
-  return { streamName, shardIds, table, clock, events, coordinator, item };
+  const listShards = async (): Promise<Shard[]> =>
+    (await servers.kinesis.send(new ListShardsCommand({ StreamName: streamName }))).Shards ?? [];
+  return { streamName, shardIds, table, clock, events, coordinator, item, listShards };
 }
 
 /** Who holds what, by the coordinators' own account; every shard held at most once. */
@@ -287,6 +295,102 @@ describe('LeaseCoordinator: failover and fencing', () => {
     await b.runOnce();
     expect(b.held().map((l) => l.leaseKey)).toContain(stolen);
     expect(w.events).toContain(`b +${stolen}`);
+  });
+});
+
+describe('LeaseCoordinator: resharding on kinesalite', () => {
+  const split = async (w: Awaited<ReturnType<typeof world>>, shardId: string) => {
+    const shard = (await w.listShards()).find((s) => s.ShardId === shardId) as Shard;
+    const lo = BigInt(shard.HashKeyRange?.StartingHashKey as string);
+    const hi = BigInt(shard.HashKeyRange?.EndingHashKey as string);
+    await servers.kinesis.send(
+      new SplitShardCommand({
+        StreamName: w.streamName,
+        ShardToSplit: shardId,
+        NewStartingHashKey: String((lo + hi + 1n) / 2n),
+      }),
+    );
+    await streamShards(servers.kinesis, w.streamName); // ACTIVE again
+    return (await w.listShards()).filter((s) => s.ParentShardId === shardId).map((s) => s.ShardId as string);
+  };
+
+  it('split then merge: children get leases with their parents at TRIM_HORIZON, start only after SHARD_END, and the parent records them', async () => {
+    const w = await world(2);
+    const [p0, p1] = [...w.shardIds].sort() as [string, string];
+    const a = w.coordinator('a');
+    await a.runOnce();
+    expect(a.held().map((l) => l.leaseKey)).toEqual([p0, p1]);
+    const children = (await split(w, p0)).sort();
+    expect(children).toHaveLength(2);
+    await a.syncShards();
+    const listed = await w.listShards();
+    for (const child of children) {
+      const l = (await w.table.list()).find((x) => x.leaseKey === child) as Lease;
+      const s = listed.find((x) => x.ShardId === child) as Shard;
+      expect(l).toMatchObject({
+        checkpoint: 'TRIM_HORIZON',
+        parentShardIds: [p0],
+        startingHashKey: s.HashKeyRange?.StartingHashKey,
+        endingHashKey: s.HashKeyRange?.EndingHashKey,
+      });
+    }
+    await a.takeLeases();
+    expect(a.held().map((l) => l.leaseKey)).toEqual([p0, p1]); // children wait for p0
+    expect(await a.checkpoint(p0, { sequenceNumber: 'SHARD_END', subSequenceNumber: 0 })).toBe(true);
+    expect((await w.table.list()).find((l) => l.leaseKey === p0)?.childShardIds).toEqual(children);
+    await a.runOnce();
+    expect(
+      a
+        .held()
+        .map((l) => l.leaseKey)
+        .sort(),
+    ).toEqual([...children, p1].sort());
+    // Merge the two children back: the merged shard has both as parents.
+    await servers.kinesis.send(
+      new MergeShardsCommand({
+        StreamName: w.streamName,
+        ShardToMerge: children[0] as string,
+        AdjacentShardToMerge: children[1] as string,
+      }),
+    );
+    await streamShards(servers.kinesis, w.streamName);
+    const merged = (await w.listShards()).find((s) => s.ParentShardId === children[0])?.ShardId as string;
+    expect(merged).toBeDefined();
+    await a.syncShards();
+    expect((await w.table.list()).find((l) => l.leaseKey === merged)).toMatchObject({
+      checkpoint: 'TRIM_HORIZON',
+      parentShardIds: [...children].sort(),
+    });
+    expect(await a.checkpoint(children[0] as string, { sequenceNumber: 'SHARD_END', subSequenceNumber: 0 })).toBe(true);
+    await a.runOnce();
+    expect(a.held().map((l) => l.leaseKey)).not.toContain(merged); // one parent still open
+    expect(await a.checkpoint(children[1] as string, { sequenceNumber: 'SHARD_END', subSequenceNumber: 0 })).toBe(true);
+    await a.runOnce();
+    expect(
+      a
+        .held()
+        .map((l) => l.leaseKey)
+        .sort(),
+    ).toEqual([merged, p1].sort());
+  });
+
+  it('with LATEST on a fresh table, a closed shard starts at SHARD_END and its children at LATEST', async () => {
+    const w = await world(2);
+    const [p0, p1] = [...w.shardIds].sort() as [string, string];
+    const children = await split(w, p0);
+    const a = w.coordinator('a', undefined, 'LATEST');
+    await a.runOnce();
+    const leases = new Map((await w.table.list()).map((l) => [l.leaseKey, l]));
+    expect(leases.get(p0)?.checkpoint).toBe('SHARD_END');
+    expect(leases.get(p1)?.checkpoint).toBe('LATEST');
+    for (const c of children) expect(leases.get(c)).toMatchObject({ checkpoint: 'LATEST', parentShardIds: [p0] });
+    // The closed shard is not taken; its children are, at once.
+    expect(
+      a
+        .held()
+        .map((l) => l.leaseKey)
+        .sort(),
+    ).toEqual([p1, ...children].sort());
   });
 });
 
