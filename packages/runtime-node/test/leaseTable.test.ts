@@ -2,7 +2,13 @@
  * DynamoDbLeaseTable on dynalite through the real SDK: KCL 2.x item layout, conditional writes on
  * counter and owner, unknown attributes kept, KCL 1.x / 2.0 items read, the table created on demand.
  */
-import { DescribeTableCommand, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  DescribeTableCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { dynamoDbClient, startDynalite, useServers } from '../../../test-support/emulators.js';
 import { DynamoDbLeaseTable, LeaseTableError, leaseFromItem } from '../src/leaseTable.js';
@@ -177,5 +183,77 @@ describe('DynamoDbLeaseTable', () => {
     const err = await table.list().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LeaseTableError);
     expect(String((err as Error).message)).toContain(`Lease table absent-${process.pid}: ResourceNotFoundException`);
+  });
+
+  describe('a write whose answer is lost (it landed, the connection dropped)', () => {
+    /** The real client, except that the next `drops` UpdateItems are applied and then answered with a dropped connection. */
+    const dropping = () => {
+      const state = { drops: 0 };
+      const client = {
+        send: async (command: unknown) => {
+          const out = await servers.client.send(command as UpdateItemCommand);
+          if (command instanceof UpdateItemCommand && state.drops > 0) {
+            state.drops--;
+            throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+          }
+          return out;
+        },
+      } as unknown as DynamoDBClient;
+      return { client, state };
+    };
+    const retryFast = { maxAttempts: 3, baseDelay: 1, maxDelay: 1 };
+
+    it('retried within the call: the landed write is the result, the counter bumped once', async () => {
+      const base = await freshTable();
+      const { client, state } = dropping();
+      const table = new DynamoDbLeaseTable(client, base.tableName, { retry: retryFast });
+      await table.create(lease('s0'));
+      const taken = (await table.take(lease('s0'), 'a')) as Lease;
+      state.drops = 1;
+      const renewed = await table.renew(taken);
+      expect(renewed).toMatchObject({ leaseOwner: 'a', leaseCounter: taken.leaseCounter + 1 });
+      expect((await rawItem(base, 's0'))?.leaseCounter).toEqual({ N: String(taken.leaseCounter + 1) });
+    });
+
+    it('every attempt unanswered: the next write of the lease applies on top of the landed one', async () => {
+      const base = await freshTable();
+      const { client, state } = dropping();
+      const table = new DynamoDbLeaseTable(client, base.tableName, { retry: { ...retryFast, maxAttempts: 1 } });
+      await table.create(lease('s0'));
+      const taken = (await table.take(lease('s0'), 'a')) as Lease;
+      state.drops = 1;
+      await expect(table.renew(taken)).rejects.toBeInstanceOf(LeaseTableError);
+      // The caller still has counter 1; the item has 2 (the renew landed).
+      const cp = await table.checkpoint(taken, {
+        sequenceNumber: '49000000000000000000000000000000000000000000000000000005',
+        subSequenceNumber: 1,
+      });
+      expect(cp).toMatchObject({
+        leaseCounter: 3,
+        checkpoint: '49000000000000000000000000000000000000000000000000000005',
+        checkpointSubSequenceNumber: 1,
+      });
+      expect((await rawItem(base, 's0'))?.leaseCounter).toEqual({ N: '3' });
+    });
+
+    it('but not when another worker took the lease in between', async () => {
+      const base = await freshTable();
+      const { client, state } = dropping();
+      const table = new DynamoDbLeaseTable(client, base.tableName, { retry: { ...retryFast, maxAttempts: 1 } });
+      await table.create(lease('s0'));
+      const taken = (await table.take(lease('s0'), 'a')) as Lease;
+      state.drops = 1;
+      await expect(table.renew(taken)).rejects.toBeInstanceOf(LeaseTableError);
+      const [current] = await base.list();
+      await base.take(current as Lease, 'b');
+      const before = await rawItem(base, 's0');
+      expect(
+        await table.checkpoint(taken, {
+          sequenceNumber: '49000000000000000000000000000000000000000000000000000006',
+          subSequenceNumber: 0,
+        }),
+      ).toBeUndefined();
+      expect(await rawItem(base, 's0')).toEqual(before);
+    });
   });
 });
