@@ -573,3 +573,62 @@ describe('LeaseCoordinator: KCL tables, resharding, shutdown', () => {
     });
   });
 });
+
+describe('LeaseCoordinator: start() and stop() on its timers', () => {
+  it('start() creates the table, syncs and takes; its timers renew, take and sync; stop() clears them and releases', async () => {
+    const w = await world(4);
+    const pending = new Map<number, { fn: () => void; ms: number }>();
+    let next = 0;
+    const timers = {
+      setTimeout: (fn: () => void, ms: number) => {
+        pending.set(++next, { fn, ms });
+        return next;
+      },
+      clearTimeout: (h: unknown) => {
+        pending.delete(h as number);
+      },
+    };
+    /** Runs the due timer of interval `ms` and waits until it has rescheduled itself. */
+    const fire = async (ms: number) => {
+      const entry = [...pending.entries()].find(([, t]) => t.ms === ms);
+      expect(entry, `a timer of ${ms} ms`).toBeDefined();
+      const [handle, t] = entry as [number, { fn: () => void; ms: number }];
+      pending.delete(handle);
+      t.fn();
+      for (let i = 0; i < 200 && ![...pending.values()].some((x) => x.ms === ms); i++) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    const table = new DynamoDbLeaseTable(servers.dynamo, `${w.table.tableName}-own`, { pollIntervalMs: 5 });
+    const errors: unknown[] = [];
+    const c = new LeaseCoordinator({
+      table,
+      kinesis: servers.kinesis,
+      streamName: w.streamName,
+      workerId: 'solo',
+      settings: { failoverTimeMs: FAILOVER },
+      now: () => w.clock.t,
+      timers,
+      onError: (e) => errors.push(e),
+    });
+    await c.start();
+    expect(
+      c
+        .held()
+        .map((l) => l.leaseKey)
+        .sort(),
+    ).toEqual([...w.shardIds].sort());
+    expect([...pending.values()].map((t) => t.ms).sort((x, y) => x - y)).toEqual([RENEW, FAILOVER / 2, 60_000]);
+    const counters = async () => new Map((await table.list()).map((l) => [l.leaseKey, l.leaseCounter]));
+    const before = await counters();
+    w.clock.t += RENEW;
+    await fire(RENEW);
+    for (const [k, n] of await counters()) expect(n).toBe((before.get(k) as number) + 1);
+    await fire(FAILOVER / 2);
+    await fire(60_000);
+    expect(errors).toEqual([]);
+    await c.stop({ release: true });
+    expect(pending.size).toBe(0);
+    expect((await table.list()).every((l) => l.leaseOwner === undefined)).toBe(true);
+  });
+});
