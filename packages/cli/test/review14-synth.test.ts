@@ -180,7 +180,9 @@ steps:
     expect(redisTokenVariables(pipeline.spec)).toEqual(variables);
     const t = templateOf(pipeline.spec);
     expect(validate(t as unknown as Record<string, unknown>)).toEqual([]);
-    const fn = t.Resources.Function as unknown as { Properties: { Environment: { Variables: Record<string, unknown> } } };
+    const fn = t.Resources.Function as unknown as {
+      Properties: { Environment: { Variables: Record<string, unknown> } };
+    };
     const env = fn.Properties.Environment.Variables;
     const tokenParameters = Object.keys(t.Parameters).filter((p) => p.startsWith('RedisAuthToken'));
     expect(tokenParameters).toHaveLength(variables.length);
