@@ -15,8 +15,9 @@
  *   worker's clock), and past that the lease is dropped locally (`'expired'`) — another worker can
  *   take it only failoverTime after it *saw* the counter change, which is after the write was sent.
  * - **Take** (every `takeIntervalMs`): KCL's rule — a lease is expired when its counter has not
- *   changed for failoverTime since this worker first saw that value. Free, expired (and this
- *   worker's own, not held) leases are taken up to the target, ceil(leases / workers), where workers
+ *   changed for failoverTime since this worker first saw that value (a lease that names this
+ *   worker's id but is not held — a previous process's — too: that process may only be paused).
+ *   Free and expired leases are taken up to the target, ceil(leases / workers), where workers
  *   are the distinct owners of unexpired leases and this one. With none to take and fewer than the
  *   target, up to `maxLeasesToStealAtOneTime` are stolen from the most loaded worker, when it holds
  *   more than the target (or the target while this one is two or more below it, so that 4 leases
@@ -342,7 +343,9 @@ export class LeaseCoordinator implements LeaseHolder {
     const candidates = leases.filter((l) => l.checkpoint !== SHARD_END && this.parentsDone(l));
     const expired = (l: Lease) => {
       if (l.leaseOwner === undefined) return true;
-      if (l.leaseOwner === this.workerId) return !this.held_.has(l.leaseKey);
+      if (this.held_.has(l.leaseKey)) return false;
+      // Another worker's lease — or one with this worker's id that it does not hold (an earlier
+      // process with the same id, perhaps only paused): the same rule for both.
       const seen = this.sightings.get(l.leaseKey);
       return seen !== undefined && scanAt - seen.since >= this.settings.failoverTimeMs;
     };

@@ -214,6 +214,27 @@ describe('LeaseCoordinator: failover and fencing', () => {
     ).toEqual([...w.shardIds].sort());
   });
 
+  it('a restarted worker with the same id waits failoverTime for the leases its previous process held', async () => {
+    const w = await world(4);
+    const first = w.coordinator('a');
+    await first.runOnce();
+    expect(first.held()).toHaveLength(4);
+    const killedAt = w.clock.t;
+    const second = w.coordinator('a'); // the same worker id, a new process
+    await second.runOnce();
+    while (w.clock.t - killedAt < FAILOVER) {
+      expect(second.held()).toEqual([]);
+      w.clock.t += 1000;
+      await second.runOnce();
+    }
+    expect(
+      second
+        .held()
+        .map((l) => l.leaseKey)
+        .sort(),
+    ).toEqual([...w.shardIds].sort());
+  });
+
   it('zombie: paused past failoverTime, its lease taken: its checkpoint is refused and the item unchanged', async () => {
     const w = await world(4);
     // The zombie's clock can be held back (as if it believed no time had passed).
