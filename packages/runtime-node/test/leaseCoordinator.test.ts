@@ -653,3 +653,50 @@ describe('LeaseCoordinator: start() and stop() on its timers', () => {
     expect((await table.list()).every((l) => l.leaseOwner === undefined)).toBe(true);
   });
 });
+
+describe('LeaseCoordinator: metrics', () => {
+  it('counts takes, steals, losses and releases, and reports the leases held', async () => {
+    const w = await world(4);
+    const record = () => {
+      const events: string[] = [];
+      const held: number[] = [];
+      const metrics = {
+        recordsIn() {},
+        recordsOut() {},
+        deadLettered() {},
+        late() {},
+        iteratorAge() {},
+        checkpointLag() {},
+        call() {},
+        leasesHeld: (n: number) => held.push(n),
+        leaseEvent: (kind: string) => events.push(kind),
+      };
+      return { events, held, metrics };
+    };
+    const ma = record();
+    const mb = record();
+    const make = (workerId: string, metrics: ReturnType<typeof record>['metrics']) =>
+      new LeaseCoordinator({
+        table: w.table,
+        kinesis: servers.kinesis,
+        streamName: w.streamName,
+        workerId,
+        settings: { failoverTimeMs: FAILOVER },
+        now: () => w.clock.t,
+        metrics,
+      });
+    const a = make('a', ma.metrics);
+    const b = make('b', mb.metrics);
+    await a.runOnce();
+    await b.runOnce(); // steals one
+    w.clock.t += RENEW;
+    await a.runOnce(); // its renew of the stolen lease fails
+    expect(ma.events).toEqual(['taken', 'taken', 'taken', 'taken', 'lost']);
+    expect(mb.events).toEqual(['stolen']);
+    expect(ma.held.at(-1)).toBe(3);
+    await a.stop({ release: true });
+    expect(ma.events.slice(5)).toEqual(['released', 'released', 'released']);
+    expect(ma.held.at(-1)).toBe(0);
+    expect(mb.held.at(-1)).toBe(1);
+  });
+});
