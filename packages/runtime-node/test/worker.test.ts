@@ -331,6 +331,65 @@ describe('createWorker', () => {
     });
   }
 
+  it('a worker whose renewals stop (a zombie) stops its shards before they are taken: it processes nothing more, totals exact', async () => {
+    const s = await testStream();
+    const evs = events(0, 20_000);
+    await s.put(evs.slice(0, 4000));
+    const sinks = [new MemorySink<Win>(), new MemorySink<Win>()];
+    const seen: number[][] = [[], []];
+    const name = `zombie-${s.stream}`;
+    const table = new MemoryLeaseTable();
+    const coordinators: MemoryLeases[] = [];
+    const workers = [0, 1].map((n) =>
+      createWorker(countPipeline(name, s.stream, sinks[n] as MemorySink<Win>, seen[n] as number[]), {
+        workerId: `w${n}`,
+        kinesis: servers.client,
+        idleTimeBetweenReadsMs: 20,
+        maxRecords: 50,
+        tickIntervalMs: 100,
+        log: quiet,
+        leases: (ctx) => {
+          const c = new MemoryLeases({ table, kinesis: servers.client, stream: ctx.stream, workerId: ctx.workerId });
+          coordinators.push(c);
+          return c;
+        },
+      }),
+    );
+    const [a, b] = workers as [Worker, Worker];
+    await a.start();
+    await b.start();
+    await until('an even split', () =>
+      workers.every((w) => w.status().shards.filter((sh) => sh.state === 'reading').length === 2),
+    );
+    const aShards = a
+      .status()
+      .shards.filter((sh) => sh.state === 'reading')
+      .map((sh) => sh.shardId);
+    (coordinators[0] as MemoryLeases).paused = true;
+    await until('a fenced', () => a.status().shards.every((sh) => sh.state !== 'reading'));
+    expect(
+      a
+        .status()
+        .shards.filter((sh) => aShards.includes(sh.shardId))
+        .map((sh) => sh.state),
+    ).toEqual(['fenced', 'fenced']);
+    const processedByA = (seen[0] as number[]).length;
+    const checkpointsByA = table.checkpoints.filter((c) => c.owner === 'w0').length;
+    await s.put(evs.slice(4000));
+    await until('b reading every shard', () => b.status().shards.filter((sh) => sh.state === 'reading').length === 4);
+    await s.close();
+    const expected = oracle(evs);
+    await until('every window', () => emitted(sinks).size >= expected.size);
+    // The zombie processed and checkpointed nothing after it was fenced.
+    expect((seen[0] as number[]).length).toBe(processedByA);
+    expect(table.checkpoints.filter((c) => c.owner === 'w0').length).toBe(checkpointsByA);
+    await b.stop('test');
+    await a.stop('test');
+    expect(emitted(sinks)).toEqual(expected);
+    expect(new Set([...(seen[0] as number[]), ...(seen[1] as number[])]).size).toBe(20_001);
+    expect((coordinators[1] as MemoryLeases).takes).toBeGreaterThanOrEqual(2);
+  });
+
   it('a restart resumes at the checkpoints: no record is processed again after a graceful stop, totals exact', async () => {
     const s = await testStream();
     const evs = events(0, 20_000);
