@@ -1,10 +1,26 @@
 // `tributary worker`: its flags and their refusals, its help, and the refusal of a source the
-// worker does not read, in process (`main`).
-import { mkdtemp, writeFile } from 'node:fs/promises';
+// worker does not read, in process (`main`); then the built bin end to end on kinesalite with 4
+// shards and dynalite (the lease table), checked against the records as put.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { createServer, request, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createStream,
+  dynamoDbClient,
+  kinesisClient,
+  type Placed,
+  putJson,
+  startDynalite,
+  startKinesalite,
+} from '../../../test-support/emulators.js';
 import { worker } from '../src/commands/worker.js';
 import { main } from '../src/main.js';
 
@@ -151,4 +167,319 @@ describe('tributary worker: the source', () => {
       "the pipeline's name `ab` is not a DynamoDB table name (3 to 255 letters, digits, _, - or .): give `--app <name>`",
     );
   });
+});
+
+// ---- End to end: the built bin on kinesalite (4 shards) and dynalite -------------------------
+
+const bin = join(import.meta.dirname, '..', 'dist', 'bin.js');
+const SHARDS = 4;
+const STREAM = 'worker-e2e';
+const APP = 'worker-e2e-app';
+
+interface Event {
+  user: string;
+  seq: number;
+  n: number;
+}
+
+/** Events with random users (partition keys) from a seeded generator, `seq` unique from `from`. */
+function makeEvents(count: number, from: number, seed: number): Event[] {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return Array.from({ length: count }, (_, i) => ({
+    user: `u${Math.floor(next() * 1000)}`,
+    seq: from + i,
+    n: Math.floor(next() * 100),
+  }));
+}
+
+interface Running {
+  child: ChildProcess;
+  stderr: () => string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The port of /metrics, from the worker's log line saying where it listens. */
+  port: Promise<number>;
+}
+
+function startWorker(args: string[], env: NodeJS.ProcessEnv): Running {
+  const child = spawn(process.execPath, [bin, 'worker', ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  let onLine: ((line: string) => void) | undefined;
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (c: string) => {
+    const before = err.length;
+    err += c;
+    for (const line of err
+      .slice(err.lastIndexOf('\n', before) + 1)
+      .split('\n')
+      .slice(0, -1))
+      onLine?.(line);
+  });
+  child.stdout?.resume();
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const port = new Promise<number>((resolve, reject) => {
+    onLine = (line) => {
+      if (!line.startsWith('{')) return;
+      const entry = JSON.parse(line) as { msg: string; fields?: { port?: number } };
+      if (entry.msg === 'metrics endpoint listening' && entry.fields?.port) resolve(entry.fields.port);
+    };
+    exit.then(() => reject(new Error(`the worker exited before listening:\n${err}`)));
+  });
+  return { child, stderr: () => err, exit, port };
+}
+
+function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** `tributary_records_in_total` per shard, from the exposition text. */
+function recordsInByShard(text: string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const [, shard, value] of text.matchAll(/^tributary_records_in_total\{shard="([^"]+)"\} (\d+)$/gm))
+    m.set(shard as string, Number(value));
+  return m;
+}
+
+/** Polls /metrics until records in (every shard) reach `total`; the last text. Bounded, not timed. */
+async function untilRecordsIn(port: number, total: number, running: Running): Promise<string> {
+  for (let i = 0; i < 600; i++) {
+    if (running.child.exitCode !== null) throw new Error(`the worker exited:\n${running.stderr()}`);
+    const { body } = await httpGet(port, '/metrics');
+    const sum = [...recordsInByShard(body).values()].reduce((a, b) => a + b, 0);
+    if (sum >= total) return body;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`records in never reached ${total}:\n${running.stderr()}`);
+}
+
+/** Polls until `cond` holds (bounded by a count of polls, not timed); fails if the worker exits first. */
+async function until(cond: () => boolean, running: Running): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if (cond()) return;
+    if (running.child.exitCode !== null) throw new Error(`the worker exited:\n${running.stderr()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the condition never held:\n${running.stderr()}`);
+}
+
+/** The lease items of the app's table, by shard id. */
+async function leaseItems(endpoint: string): Promise<Map<string, Record<string, unknown>>> {
+  const client = dynamoDbClient(endpoint);
+  try {
+    const res = await client.send(new ScanCommand({ TableName: APP, ConsistentRead: true }));
+    return new Map((res.Items ?? []).map((item) => [item.leaseKey?.S as string, unmarshall(item)]));
+  } finally {
+    client.destroy();
+  }
+}
+
+describe('tributary worker: end to end on kinesalite (4 shards) and dynalite', () => {
+  let kinesis: { endpoint: string; close: () => Promise<void> };
+  let dynamo: { endpoint: string; close: () => Promise<void> };
+  let env: NodeJS.ProcessEnv;
+  let yamlFile: string;
+
+  beforeAll(async () => {
+    expect(existsSync(bin), 'run `pnpm build` first').toBe(true);
+    kinesis = await startKinesalite();
+    dynamo = await startDynalite();
+    const client = kinesisClient(kinesis.endpoint);
+    await createStream(client, STREAM, SHARDS);
+    client.destroy();
+    yamlFile = join(dir, 'e2e.yaml');
+    await writeFile(
+      yamlFile,
+      `version: 1
+name: worker-e2e
+source: { kinesis: { stream: ${STREAM}, endpoint: "${kinesis.endpoint}", startingPosition: TRIM_HORIZON } }
+steps:
+  - filter: event.n % 3 != 0
+  - map: { user: event.user, seq: event.seq, n: event.n }
+  - sink: { file: { path: "\${OUT}" } }
+`,
+    );
+    env = {
+      ...process.env,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'x',
+      AWS_SECRET_ACCESS_KEY: 'x',
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      TRIBUTARY_LOG_LEVEL: 'info',
+    };
+  });
+  afterAll(async () => {
+    await kinesis?.close();
+    await dynamo?.close();
+  });
+
+  /** Puts `events`; where each went. */
+  async function put(events: Event[]): Promise<Placed[]> {
+    const client = kinesisClient(kinesis.endpoint);
+    try {
+      return await putJson(client, STREAM, events, (e) => ({ partitionKey: e.user }));
+    } finally {
+      client.destroy();
+    }
+  }
+
+  /** Per shard: how many records were put there and the sequence number of the last. */
+  function perShard(placed: Placed[]) {
+    const count = new Map<string, number>();
+    const last = new Map<string, string>();
+    for (const p of placed) {
+      count.set(p.shardId, (count.get(p.shardId) ?? 0) + 1);
+      const prev = last.get(p.shardId);
+      if (prev === undefined || BigInt(p.sequenceNumber) > BigInt(prev)) last.set(p.shardId, p.sequenceNumber);
+    }
+    return { count, last };
+  }
+
+  async function outputSeqs(file: string): Promise<number[]> {
+    const text = await readFile(join(dir, file), 'utf8');
+    return text
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => (JSON.parse(l) as Event).seq);
+  }
+
+  it('reads every shard (records_in per shard equal what was put), is ready, and on SIGTERM checkpoints, releases its leases and exits 143; a restart reads only what came after', async () => {
+    const first = makeEvents(2000, 0, 15);
+    const placed1 = await put(first);
+    const shards1 = perShard(placed1);
+    expect(shards1.count.size).toBe(SHARDS);
+
+    const w1 = startWorker(
+      [yamlFile, '--app', APP, '--worker-id', 'w-1', '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
+      {
+        ...env,
+        OUT: 'out-1.jsonl',
+      },
+    );
+    const port1 = await w1.port;
+    const text = await untilRecordsIn(port1, first.length, w1);
+    expect(Object.fromEntries(recordsInByShard(text))).toEqual(Object.fromEntries(shards1.count));
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect((await httpGet(port1, '/healthz')).status).toBe(200);
+    const ready = await httpGet(port1, '/readyz');
+    expect([ready.status, JSON.parse(ready.body).ok]).toEqual([200, true]);
+    // Every lease is this worker's.
+    const held = await leaseItems(dynamo.endpoint);
+    expect([...held.keys()].sort()).toEqual([...shards1.count.keys()].sort());
+    for (const item of held.values()) expect(item.leaseOwner).toBe('w-1');
+
+    w1.child.kill('SIGTERM');
+    const exit1 = await w1.exit;
+    expect(exit1, w1.stderr()).toEqual({ code: 143, signal: null });
+    // Released (no owner) and checkpointed at each shard's last record.
+    const released = await leaseItems(dynamo.endpoint);
+    expect(released.size).toBe(SHARDS);
+    for (const [shardId, item] of released) {
+      expect(item.leaseOwner, shardId).toBeUndefined();
+      expect(item.checkpoint, shardId).toBe(shards1.last.get(shardId));
+    }
+    // The output: every record the filter keeps, each once (the oracle, from the input).
+    const expected1 = first.filter((e) => e.n % 3 !== 0).map((e) => e.seq);
+    const got1 = await outputSeqs('out-1.jsonl');
+    expect(got1.length).toBe(expected1.length);
+    expect([...got1].sort((a, b) => a - b)).toEqual(expected1);
+    // Its log: JSON lines, each with time, level, msg and the worker id.
+    for (const line of w1
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))) {
+      const entry = JSON.parse(line);
+      expect(entry).toMatchObject({ level: expect.any(String), msg: expect.any(String), workerId: 'w-1' });
+      expect(Number.isNaN(Date.parse(entry.time))).toBe(false);
+    }
+
+    // A restart goes on from the checkpoints: only the records put since are read and written.
+    const second = makeEvents(600, first.length, 16);
+    const placed2 = await put(second);
+    const w2 = startWorker(
+      [yamlFile, '--app', APP, '--worker-id', 'w-2', '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
+      {
+        ...env,
+        OUT: 'out-2.jsonl',
+      },
+    );
+    const port2 = await w2.port;
+    const text2 = await untilRecordsIn(port2, second.length, w2);
+    expect(Object.fromEntries(recordsInByShard(text2))).toEqual(Object.fromEntries(perShard(placed2).count));
+    w2.child.kill('SIGTERM');
+    expect(await w2.exit, w2.stderr()).toEqual({ code: 143, signal: null });
+    const got2 = await outputSeqs('out-2.jsonl');
+    expect([...got2].sort((a, b) => a - b)).toEqual(second.filter((e) => e.n % 3 !== 0).map((e) => e.seq));
+    for (const item of (await leaseItems(dynamo.endpoint)).values()) expect(item.leaseOwner).toBeUndefined();
+  }, 180_000);
+
+  it('a second SIGTERM exits at once (143), without waiting for the batch in flight or releasing the leases', async () => {
+    // A sink that never answers holds the batch in flight, so the graceful stop cannot end by itself.
+    const held: ServerResponse[] = [];
+    const sinkServer = createServer((_req, res) => held.push(res));
+    await new Promise<void>((r) => sinkServer.listen(0, '127.0.0.1', r));
+    const sinkPort = (sinkServer.address() as AddressInfo).port;
+    const file = join(dir, 'held.yaml');
+    await writeFile(
+      file,
+      `version: 1
+name: worker-e2e-held
+source: { kinesis: { stream: ${STREAM}, endpoint: "${kinesis.endpoint}", startingPosition: TRIM_HORIZON } }
+steps:
+  - sink: { http: { url: "http://127.0.0.1:${sinkPort}/in", timeout: 600000 } }
+`,
+    );
+    const app = 'worker-e2e-held';
+    const w = startWorker(
+      [file, '--app', app, '--worker-id', 'w-3', '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
+      env,
+    );
+    try {
+      await w.port;
+      const lines = (msg: string) =>
+        w
+          .stderr()
+          .split('\n')
+          .filter((l) => l.includes(`"msg":"${msg}"`));
+      await until(() => held.length > 0 && lines('shard reading').length === SHARDS, w);
+      w.child.kill('SIGTERM');
+      await until(() => lines('worker stopping').length === 1, w);
+      // Stopping, and held there by the batch in flight: still running, the leases still its own.
+      expect(w.child.exitCode).toBeNull();
+      w.child.kill('SIGTERM');
+      expect(await w.exit, w.stderr()).toEqual({ code: 143, signal: null });
+      expect(
+        lines('SIGTERM again: exiting now, without checkpointing the batches in flight or releasing leases'),
+      ).toHaveLength(1);
+      const client = dynamoDbClient(dynamo.endpoint);
+      try {
+        const res = await client.send(new ScanCommand({ TableName: app, ConsistentRead: true }));
+        const owners = (res.Items ?? []).map((i) => unmarshall(i).leaseOwner);
+        expect(owners).toEqual(Array.from({ length: SHARDS }, () => 'w-3'));
+      } finally {
+        client.destroy();
+      }
+    } finally {
+      w.child.kill('SIGKILL');
+      for (const res of held) res.destroy();
+      sinkServer.closeAllConnections();
+      await new Promise((r) => sinkServer.close(r));
+    }
+  }, 120_000);
 });

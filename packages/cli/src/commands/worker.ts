@@ -243,11 +243,11 @@ async function runWorker(
     logger.info('worker starting', { app: flags.app, pipeline: loaded.spec.name, file });
     await worker.start();
     if (phase === 'starting') phase = 'running';
-    logger.info('worker started', { app: flags.app });
     await worker.done;
     phase = 'ended';
-    logger.info('worker stopped', { app: flags.app, ...(received === undefined ? {} : { signal: received }) });
-    return received === undefined ? EXIT.ok : STOP_SIGNALS[received];
+    const code = received === undefined ? EXIT.ok : STOP_SIGNALS[received];
+    logger.info('exiting', { status: code, ...(received === undefined ? {} : { signal: received }) });
+    return code;
   } catch (err) {
     phase = 'failed';
     failure = context.errorText(err);
