@@ -374,24 +374,40 @@ export class LeaseCoordinator implements LeaseHolder {
         for (const lease of theirs.slice(0, wanted)) toTake.push({ lease, stolen: true });
       }
     }
-    await Promise.all(toTake.map(({ lease, stolen }) => this.takeOne(lease, stolen)));
+    const results = await Promise.all(toTake.map(({ lease, stolen }) => this.takeOne(lease, stolen)));
+    // A steal races the owner's renewals (its condition is the counter this pass listed): when it
+    // lost only to a renewal — the victim still owns the lease — it is tried once more on a fresh listing.
+    const raced = toTake.filter((t, i) => t.stolen && !results[i]);
+    if (raced.length > 0) {
+      const fresh = await this.guard('leases', () => this.table.list());
+      this.remember(fresh);
+      const byKey = new Map(fresh.map((l) => [l.leaseKey, l]));
+      await Promise.all(
+        raced.map(({ lease }) => {
+          const now = byKey.get(lease.leaseKey);
+          if (!now || now.leaseOwner !== lease.leaseOwner || now.checkpoint === SHARD_END) return false;
+          return this.takeOne(now, true);
+        }),
+      );
+    }
     this.announce();
   }
 
   // ---- internals ----------------------------------------------------------------------------
 
-  private async takeOne(lease: Lease, stolen: boolean): Promise<void> {
-    await this.serial(lease.leaseKey, async () => {
-      if (this.held_.has(lease.leaseKey)) return;
+  /** Whether `lease` was taken. */
+  private takeOne(lease: Lease, stolen: boolean): Promise<boolean> {
+    return this.serial(lease.leaseKey, async () => {
+      if (this.held_.has(lease.leaseKey)) return false;
       const sentAt = this.now();
       let taken: Lease | undefined;
       try {
         taken = await this.guard('leases', () => this.table.take(lease, this.workerId));
       } catch (err) {
         this.options.onError?.(err);
-        return;
+        return false;
       }
-      if (!taken) return; // someone else was quicker
+      if (!taken) return false; // someone else was quicker
       this.known.set(lease.leaseKey, taken);
       this.held_.set(lease.leaseKey, {
         lease: taken,
@@ -401,6 +417,7 @@ export class LeaseCoordinator implements LeaseHolder {
       });
       this.options.metrics?.leaseEvent(stolen ? 'stolen' : 'taken');
       this.options.metrics?.leasesHeld(this.held_.size);
+      return true;
     });
   }
 

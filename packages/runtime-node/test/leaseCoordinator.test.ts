@@ -149,6 +149,27 @@ describe('LeaseCoordinator: balancing', () => {
   }
 });
 
+describe('LeaseCoordinator: racing passes', () => {
+  it('3 coordinators whose passes run at the same moment still hold every shard once, balanced, within the bound', async () => {
+    const w = await world(4);
+    const cs = ['x', 'y', 'z'].map((id) => w.coordinator(id));
+    const bound = 3 * 2 + Math.ceil(FAILOVER / RENEW) + 1;
+    let passes = 0;
+    let balanced = false;
+    while (passes < 30 && !balanced) {
+      passes++;
+      await Promise.all(cs.map((c) => c.runOnce()));
+      w.clock.t += RENEW;
+      const counts = cs.map((c) => c.held().length);
+      balanced = holdings(cs).size === 4 && Math.max(...counts) - Math.min(...counts) <= 1;
+    }
+    expect(balanced).toBe(true);
+    expect(passes).toBeLessThanOrEqual(bound);
+    const owners = new Map((await w.table.list()).map((l) => [l.leaseKey, l.leaseOwner]));
+    expect(owners).toEqual(holdings(cs));
+  });
+});
+
 describe('LeaseCoordinator: a worker joining a balanced fleet', () => {
   it('a third coordinator joining two that hold 2 and 2 gets a lease (2/1/1, not 2/2/0)', async () => {
     const w = await world(4);

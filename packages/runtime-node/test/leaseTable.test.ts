@@ -185,6 +185,56 @@ describe('DynamoDbLeaseTable', () => {
     expect(String((err as Error).message)).toContain(`Lease table absent-${process.pid}: ResourceNotFoundException`);
   });
 
+  it('ensure() asks for point-in-time recovery on the table it creates; only an unknown-operation answer is let pass', async () => {
+    const sent: string[] = [];
+    const recording = (pitr: (input: unknown) => Promise<unknown> | undefined) =>
+      ({
+        send: (command: { constructor: { name: string }; input: unknown }) => {
+          sent.push(command.constructor.name);
+          if (command.constructor.name === 'UpdateContinuousBackupsCommand') {
+            expect(command.input).toMatchObject({
+              PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+            });
+            const answer = pitr(command.input);
+            if (answer) return answer;
+          }
+          return servers.client.send(command as never);
+        },
+      }) as unknown as DynamoDBClient;
+    // dynalite answers UnknownOperationException: let pass.
+    await new DynamoDbLeaseTable(
+      recording(() => undefined),
+      `pitr-${process.pid}-1`,
+      { pollIntervalMs: 5 },
+    ).ensure();
+    expect(sent).toEqual([
+      'DescribeTableCommand',
+      'CreateTableCommand',
+      'DescribeTableCommand',
+      'UpdateContinuousBackupsCommand',
+    ]);
+    // Any other refusal (here: not allowed) fails ensure().
+    const denied = Object.assign(new Error('not authorized to perform: dynamodb:UpdateContinuousBackups'), {
+      name: 'AccessDeniedException',
+    });
+    const err = await new DynamoDbLeaseTable(
+      recording(() => Promise.reject(denied)),
+      `pitr-${process.pid}-2`,
+      { pollIntervalMs: 5 },
+    )
+      .ensure()
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LeaseTableError);
+    expect((err as Error).message).toContain('AccessDeniedException');
+    // An existing table is left as it is (no second create, no PITR call).
+    sent.length = 0;
+    await new DynamoDbLeaseTable(
+      recording(() => undefined),
+      `pitr-${process.pid}-1`,
+    ).ensure();
+    expect(sent).toEqual(['DescribeTableCommand']);
+  });
+
   describe('a write whose answer is lost (it landed, the connection dropped)', () => {
     /** The real client, except that the next `drops` UpdateItems are applied and then answered with a dropped connection. */
     const dropping = () => {
