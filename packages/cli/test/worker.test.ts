@@ -376,6 +376,22 @@ steps:
     const text = await untilRecordsIn(port1, first.length, w1);
     expect(Object.fromEntries(recordsInByShard(text))).toEqual(Object.fromEntries(shards1.count));
     expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    // Records out per shard: those the filter keeps (from the input and where each was put); the
+    // lease series: 4 taken, 4 held.
+    const keptByShard = new Map<string, number>();
+    first.forEach((e, i) => {
+      const shardId = (placed1[i] as Placed).shardId;
+      if (e.n % 3 !== 0) keptByShard.set(shardId, (keptByShard.get(shardId) ?? 0) + 1);
+    });
+    const outByShard = new Map(
+      [...text.matchAll(/^tributary_records_out_total\{shard="([^"]+)"\} (\d+)$/gm)].map(([, sh, v]) => [
+        sh,
+        Number(v),
+      ]),
+    );
+    expect(Object.fromEntries(outByShard)).toEqual(Object.fromEntries(keptByShard));
+    expect(text).toMatch(/^tributary_lease_events_total\{kind="taken"\} 4$/m);
+    expect(text).toMatch(/^tributary_leases_held 4$/m);
     expect((await httpGet(port1, '/healthz')).status).toBe(200);
     const ready = await httpGet(port1, '/readyz');
     expect([ready.status, JSON.parse(ready.body).ok]).toEqual([200, true]);
