@@ -398,7 +398,8 @@ export class LeaseCoordinator implements LeaseHolder {
   /** Whether `lease` was taken. */
   private takeOne(lease: Lease, stolen: boolean): Promise<boolean> {
     return this.serial(lease.leaseKey, async () => {
-      if (this.held_.has(lease.leaseKey)) return false;
+      // A pass that listed before stopTaking()/stop() takes nothing after it.
+      if (!this.taking || this.held_.has(lease.leaseKey)) return false;
       const sentAt = this.now();
       let taken: Lease | undefined;
       try {

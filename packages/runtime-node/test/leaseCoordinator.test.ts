@@ -599,6 +599,17 @@ describe('LeaseCoordinator: KCL tables, resharding, shutdown', () => {
     ).toBe(false);
   });
 
+  it('a take pass under way when stop() is called takes nothing after it (nothing is left owned)', async () => {
+    const w = await world(4);
+    const a = w.coordinator('a');
+    await a.syncShards();
+    const pass = a.takeLeases(); // lists, then takes
+    await a.stop({ release: true });
+    await pass;
+    expect(a.held()).toEqual([]);
+    expect((await w.table.list()).every((l) => l.leaseOwner === undefined)).toBe(true);
+  });
+
   it('validates its settings with exact messages', () => {
     expect(() => leaseSettings({ failoverTimeMs: 0 })).toThrow(
       'Expected `failoverTimeMs` to be an integer of at least 1, got 0',
