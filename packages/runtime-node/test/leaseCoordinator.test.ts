@@ -114,6 +114,21 @@ describe('LeaseCoordinator: shard sync', () => {
     );
     expect(leases.map((l) => l.leaseKey)).toEqual([...w.shardIds].sort());
   });
+
+  it('AT_TIMESTAMP: new leases say so (the reader takes the timestamp from the source)', async () => {
+    const w = await world(4);
+    const c = new LeaseCoordinator({
+      table: w.table,
+      kinesis: servers.kinesis,
+      streamName: w.streamName,
+      workerId: 'a',
+      initialPosition: 'AT_TIMESTAMP',
+      now: () => w.clock.t,
+    });
+    await c.runOnce();
+    expect((await w.table.list()).map((l) => l.checkpoint)).toEqual(Array(4).fill('AT_TIMESTAMP'));
+    expect(c.held().map((l) => l.checkpoint)).toEqual(Array(4).fill('AT_TIMESTAMP'));
+  });
 });
 
 describe('LeaseCoordinator: balancing', () => {
@@ -433,6 +448,12 @@ describe('LeaseCoordinator: resharding on kinesalite', () => {
         .map((l) => l.leaseKey)
         .sort(),
     ).toEqual([p1, ...children].sort());
+    // A reshard seen later: children of a shard that had a lease start at TRIM_HORIZON (their
+    // records follow the parent's), whatever the initial position.
+    const later = await split(w, p1);
+    await a.syncShards();
+    const after = new Map((await w.table.list()).map((l) => [l.leaseKey, l]));
+    for (const c of later) expect(after.get(c)).toMatchObject({ checkpoint: 'TRIM_HORIZON', parentShardIds: [p1] });
   });
 });
 
