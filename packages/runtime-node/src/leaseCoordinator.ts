@@ -202,6 +202,13 @@ export class LeaseCoordinator implements LeaseHolder {
         this.held_.delete(shardId);
         this.options.metrics?.leasesHeld(this.held_.size);
         this.syncWanted = true;
+        // On timers, the children's leases are created now rather than at the next sync.
+        if (this.running) {
+          void this.syncShards().catch((err: unknown) => {
+            this.syncWanted = true;
+            this.options.onError?.(err);
+          });
+        }
       }
       return true;
     });
@@ -230,7 +237,13 @@ export class LeaseCoordinator implements LeaseHolder {
 
   /** One renew pass and one take pass (and a shard sync first when one is due). */
   async runOnce(): Promise<void> {
-    if (this.syncWanted || this.now() - this.lastSync >= this.settings.shardSyncIntervalMs) await this.syncShards();
+    if (this.syncWanted || this.now() - this.lastSync >= this.settings.shardSyncIntervalMs) {
+      // Renewals must not wait on Kinesis: a failed listing is reported and tried again later.
+      await this.syncShards().catch((err: unknown) => {
+        this.syncWanted = true;
+        this.options.onError?.(err);
+      });
+    }
     await this.renewLeases();
     await this.takeLeases();
   }

@@ -631,6 +631,38 @@ describe('LeaseCoordinator: KCL tables, resharding, shutdown', () => {
     expect((await w.table.list()).every((l) => l.leaseOwner === undefined)).toBe(true);
   });
 
+  it('a failing ListShards does not hold back renewals: the error is reported and the sync tried again', async () => {
+    const w = await world(4);
+    let failing = false;
+    const errors: unknown[] = [];
+    const kinesis = {
+      send: (command: unknown) =>
+        failing
+          ? Promise.reject(Object.assign(new Error('Rate exceeded'), { name: 'LimitExceededException' }))
+          : servers.kinesis.send(command as ListShardsCommand),
+    } as unknown as typeof servers.kinesis;
+    const a = new LeaseCoordinator({
+      table: w.table,
+      kinesis,
+      streamName: w.streamName,
+      workerId: 'a',
+      settings: { failoverTimeMs: FAILOVER, shardSyncIntervalMs: 1000 },
+      now: () => w.clock.t,
+      onError: (e) => errors.push(e),
+    });
+    await a.runOnce();
+    expect(a.held()).toHaveLength(4);
+    const before = new Map((await w.table.list()).map((l) => [l.leaseKey, l.leaseCounter]));
+    failing = true;
+    for (let i = 0; i < 2; i++) {
+      w.clock.t += RENEW; // a shard sync is due at every pass
+      await a.runOnce();
+    }
+    expect(errors.map((e) => (e as Error).name)).toEqual(['LimitExceededException', 'LimitExceededException']);
+    for (const l of await w.table.list()) expect(l.leaseCounter).toBeGreaterThan(before.get(l.leaseKey) as number);
+    expect(a.held()).toHaveLength(4);
+  });
+
   it('validates its settings with exact messages', () => {
     expect(() => leaseSettings({ failoverTimeMs: 0 })).toThrow(
       'Expected `failoverTimeMs` to be an integer of at least 1, got 0',
