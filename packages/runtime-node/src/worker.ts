@@ -388,6 +388,11 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
           }
           s.status.checkpoint = end;
           s.status.state = 'ended';
+          // Its children hold the windows back from now on (before any of them is read), then
+          // the closed shard stops holding them.
+          await registerStreamShards().catch((err) =>
+            log.warn('listing the shards after a shard ended failed', { shardId, error: describeError(err) }),
+          );
           c.closeShard(shardId);
           log.info('shard read to its end (SHARD_END checkpointed)', { shardId });
           // Its children may start now.

@@ -9,17 +9,19 @@ import {
   type KinesisClient,
   ProvisionedThroughputExceededException,
   PutRecordCommand,
+  SplitShardCommand,
 } from '@aws-sdk/client-kinesis';
 import { count, MemorySink, type Pipeline, PipelineValidationError, pipeline, type TypedSource } from '@tributary/core';
 import { aggregateUserRecords } from '@tributary/core/spi';
 import { dynamoDbState } from '@tributary/state';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   createStream,
   dynamoDbClient,
   type Placed,
   putJson,
   startStreamServers,
+  streamShards,
   useServers,
 } from '../../../test-support/emulators.js';
 import { DynamoDbLeaseTable } from '../src/leaseTable.js';
@@ -28,6 +30,19 @@ import { MemoryLeases, MemoryLeaseTable } from './support/memoryLeases.js';
 
 const STATE = 'worker-state';
 const servers = useServers(() => startStreamServers(STATE));
+
+/** Every worker a test created: one left running by a failed test is stopped at once after it. */
+const created: Worker[] = [];
+afterEach(async () => {
+  for (const w of created.splice(0)) {
+    void w.stop('test ended').catch(() => {});
+    await w.stop('test ended').catch(() => {}); // a worker whose start failed rejects its done
+  }
+});
+function tracked(w: Worker): Worker {
+  created.push(w);
+  return w;
+}
 
 type Ev = { i: number; k: string; t: number };
 type Win = { key: string; windowStart: number; windowEnd: number; n: number };
@@ -55,7 +70,7 @@ interface TestStream {
   /** The last sequence number put on each shard. */
   last: Map<string, string>;
   put(evs: Ev[]): Promise<void>;
-  /** One event per shard far ahead in time (key `close`): every window of the data closes. */
+  /** One event per open shard far ahead in time (key `close`): every window of the data closes. */
   close(): Promise<void>;
 }
 
@@ -80,7 +95,7 @@ async function testStream(): Promise<TestStream> {
       });
     },
     async close() {
-      for (const sh of shards) {
+      for (const sh of (await streamShards(servers.client, stream)).filter((x) => x.open)) {
         const placed = await putJson(servers.client, stream, [{ i: -1, k: 'close', t: T0 + 10_000_000 }], () => ({
           partitionKey: 'close',
           explicitHashKey: sh.hashKey,
@@ -180,17 +195,19 @@ function realWorker(
   extra: Partial<WorkerOptions> = {},
 ): { worker: Worker; close(): void } {
   const dynamodb = dynamoDbClient(servers.dynamo.endpoint);
-  const worker = createWorker(p, {
-    app,
-    workerId,
-    dynamodb,
-    settings,
-    idleTimeBetweenReadsMs: 20,
-    maxRecords: 500,
-    tickIntervalMs: 100,
-    log: quiet,
-    ...extra,
-  });
+  const worker = tracked(
+    createWorker(p, {
+      app,
+      workerId,
+      dynamodb,
+      settings,
+      idleTimeBetweenReadsMs: 20,
+      maxRecords: 500,
+      tickIntervalMs: 100,
+      log: quiet,
+      ...extra,
+    }),
+  );
   return { worker, close: () => dynamodb.destroy() };
 }
 
@@ -233,15 +250,18 @@ describe('createWorker', () => {
     const seen: number[] = [];
     const table = new MemoryLeaseTable();
     const flaky = flakyKinesis();
-    const worker = createWorker(countPipeline(`one-${s.stream}`, s.stream, sink, seen), {
-      workerId: 'w1',
-      kinesis: flaky as unknown as KinesisClient,
-      idleTimeBetweenReadsMs: 20,
-      maxRecords: 1000,
-      tickIntervalMs: 100,
-      log: quiet,
-      leases: (ctx) => new MemoryLeases({ table, kinesis: servers.client, stream: ctx.stream, workerId: ctx.workerId }),
-    });
+    const worker = tracked(
+      createWorker(countPipeline(`one-${s.stream}`, s.stream, sink, seen), {
+        workerId: 'w1',
+        kinesis: flaky as unknown as KinesisClient,
+        idleTimeBetweenReadsMs: 20,
+        maxRecords: 1000,
+        tickIntervalMs: 100,
+        log: quiet,
+        leases: (ctx) =>
+          new MemoryLeases({ table, kinesis: servers.client, stream: ctx.stream, workerId: ctx.workerId }),
+      }),
+    );
     await worker.start();
     const expected = oracle(evs);
     await until('every window', () => emitted([sink]).size >= expected.size);
@@ -341,19 +361,21 @@ describe('createWorker', () => {
     const table = new MemoryLeaseTable();
     const coordinators: MemoryLeases[] = [];
     const workers = [0, 1].map((n) =>
-      createWorker(countPipeline(name, s.stream, sinks[n] as MemorySink<Win>, seen[n] as number[]), {
-        workerId: `w${n}`,
-        kinesis: servers.client,
-        idleTimeBetweenReadsMs: 20,
-        maxRecords: 50,
-        tickIntervalMs: 100,
-        log: quiet,
-        leases: (ctx) => {
-          const c = new MemoryLeases({ table, kinesis: servers.client, stream: ctx.stream, workerId: ctx.workerId });
-          coordinators.push(c);
-          return c;
-        },
-      }),
+      tracked(
+        createWorker(countPipeline(name, s.stream, sinks[n] as MemorySink<Win>, seen[n] as number[]), {
+          workerId: `w${n}`,
+          kinesis: servers.client,
+          idleTimeBetweenReadsMs: 20,
+          maxRecords: 50,
+          tickIntervalMs: 100,
+          log: quiet,
+          leases: (ctx) => {
+            const c = new MemoryLeases({ table, kinesis: servers.client, stream: ctx.stream, workerId: ctx.workerId });
+            coordinators.push(c);
+            return c;
+          },
+        }),
+      ),
     );
     const [a, b] = workers as [Worker, Worker];
     await a.start();
@@ -388,6 +410,59 @@ describe('createWorker', () => {
     expect(emitted(sinks)).toEqual(expected);
     expect(new Set([...(seen[0] as number[]), ...(seen[1] as number[])]).size).toBe(20_001);
     expect((coordinators[1] as MemoryLeases).takes).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a shard split mid-run: the parent is read to SHARD_END and checkpointed so, its children start after it; totals exact', async () => {
+    const s = await testStream();
+    const evs = events(0, 16_000);
+    await s.put(evs.slice(0, 8000));
+    const sink = new MemorySink<Win>();
+    const seen: number[] = [];
+    const app = `app-${s.stream}`;
+    const w = realWorker(countPipeline(`split-${s.stream}`, s.stream, sink, seen), app, 'w0', { maxRecords: 200 });
+    await w.worker.start();
+    await until('some progress', () => seen.length > 1000);
+    const parent = s.shardIds[0] as string;
+    await servers.client.send(
+      new SplitShardCommand({
+        StreamName: s.stream,
+        ShardToSplit: parent,
+        NewStartingHashKey: (2n ** 125n).toString(),
+      }),
+    );
+    const children = (await streamShards(servers.client, s.stream))
+      .filter((x) => x.open && !s.shardIds.includes(x.shardId))
+      .map((x) => x.shardId);
+    expect(children).toHaveLength(2);
+    await s.put(evs.slice(8000));
+    expect(children.every((c) => (s.order.get(c) ?? []).length > 0)).toBe(true);
+    await s.close();
+    const expected = oracle(evs);
+    await until('every window', () => emitted([sink]).size >= expected.size);
+    await until('the children checkpointed', () =>
+      children.every(
+        (c) => w.worker.status().shards.find((sh) => sh.shardId === c)?.checkpoint?.sequenceNumber === s.last.get(c),
+      ),
+    );
+    await w.worker.stop('test');
+    w.close();
+    expect(emitted([sink])).toEqual(expected);
+    expect(checkOrder(s, seen)).toBe(0);
+    expect(new Set(seen).size).toBe(16_001); // the closing records are all index -1
+    // Every record of the parent was processed before the first of either child.
+    const lastOfParent = Math.max(...(s.order.get(parent) ?? []).map((i) => seen.indexOf(i)));
+    for (const c of children) {
+      const firstOfChild = Math.min(...(s.order.get(c) ?? []).map((i) => seen.indexOf(i)));
+      expect(firstOfChild).toBeGreaterThan(lastOfParent);
+    }
+    const client = dynamoDbClient(servers.dynamo.endpoint);
+    const leases = new Map((await new DynamoDbLeaseTable(client, app).list()).map((l) => [l.leaseKey, l]));
+    client.destroy();
+    expect(leases.get(parent)?.checkpoint).toBe('SHARD_END');
+    for (const c of children) {
+      expect(leases.get(c)?.checkpoint).toBe(s.last.get(c));
+      expect(leases.get(c)?.parentShardIds).toEqual([parent]);
+    }
   });
 
   it('a restart resumes at the checkpoints: no record is processed again after a graceful stop, totals exact', async () => {
@@ -469,13 +544,16 @@ describe('createWorker', () => {
     const sink = new MemorySink<{ i: number }>();
     const source = { spec: { kinesis: { stream, endpoint: servers.kinesis.endpoint } } } as TypedSource<{ i: number }>;
     const p = pipeline(`kpl-${stream}`).source(source).sink(sink).build() as Pipeline;
-    const worker = createWorker(p, {
-      workerId: 'w',
-      kinesis: servers.client,
-      idleTimeBetweenReadsMs: 20,
-      log: quiet,
-      leases: (ctx) => new MemoryLeases({ table, kinesis: servers.client, stream: ctx.stream, workerId: ctx.workerId }),
-    });
+    const worker = tracked(
+      createWorker(p, {
+        workerId: 'w',
+        kinesis: servers.client,
+        idleTimeBetweenReadsMs: 20,
+        log: quiet,
+        leases: (ctx) =>
+          new MemoryLeases({ table, kinesis: servers.client, stream: ctx.stream, workerId: ctx.workerId }),
+      }),
+    );
     await worker.start();
     const expected = [
       ...Array.from({ length: 6 }, (_, j) => 14 + j),
@@ -501,7 +579,7 @@ describe('createWorker', () => {
       .build() as Pipeline;
     const table = new MemoryLeaseTable();
     const leases = () => new MemoryLeases({ table, kinesis: servers.client, stream: s.stream, workerId: 'w' });
-    const refused = createWorker(memory, { kinesis: servers.client, log: quiet, leases });
+    const refused = tracked(createWorker(memory, { kinesis: servers.client, log: quiet, leases }));
     const err = await refused.start().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PipelineValidationError);
     expect((err as PipelineValidationError).issues.map((i) => i.path)).toEqual(['/steps/0/window']);
@@ -515,7 +593,9 @@ describe('createWorker', () => {
       .window({ key: (e) => e.k, tumbling: WINDOW, aggregate: { n: count() }, keyIsPartitionKey: true })
       .sink(new MemorySink())
       .build() as Pipeline;
-    const allowed = createWorker(perShard, { kinesis: servers.client, log: quiet, leases, idleTimeBetweenReadsMs: 20 });
+    const allowed = tracked(
+      createWorker(perShard, { kinesis: servers.client, log: quiet, leases, idleTimeBetweenReadsMs: 20 }),
+    );
     await allowed.start();
     expect(allowed.status().state).toBe('running');
     await allowed.stop('test');
@@ -527,7 +607,7 @@ describe('createWorker', () => {
       .source({ spec: { file: { path: 'in.jsonl' } } } as TypedSource<Ev>)
       .sink(new MemorySink())
       .build() as Pipeline;
-    const w = createWorker(p, { kinesis: servers.client, log: quiet, leases: () => ({}) as never });
+    const w = tracked(createWorker(p, { kinesis: servers.client, log: quiet, leases: () => ({}) as never }));
     await expect(w.start()).rejects.toThrow(
       'the worker reads a Kinesis stream: pipeline `file-source` has a file source',
     );
