@@ -2,7 +2,7 @@
 // worker does not read, in process (`main`); then the built bin end to end on kinesalite with 4
 // shards and dynalite (the lease table), checked against the records as put.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createServer, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -329,11 +329,15 @@ steps:
     await dynamo?.close();
   });
 
+  /** Records put on the stream so far (by every test of this block: a later app reads them all). */
+  let totalPut = 0;
   /** Puts `events`; where each went. */
   async function put(events: Event[]): Promise<Placed[]> {
     const client = kinesisClient(kinesis.endpoint);
     try {
-      return await putJson(client, STREAM, events, (e) => ({ partitionKey: e.user }));
+      const placed = await putJson(client, STREAM, events, (e) => ({ partitionKey: e.user }));
+      totalPut += placed.length;
+      return placed;
     } finally {
       client.destroy();
     }
@@ -415,11 +419,14 @@ steps:
     const got1 = await outputSeqs('out-1.jsonl');
     expect(got1.length).toBe(expected1.length);
     expect([...got1].sort((a, b) => a - b)).toEqual(expected1);
-    // Its log: JSON lines, each with time, level, msg and the worker id.
+    // Its log: JSON lines only (Node's own warnings too), each with time, level, msg and the
+    // worker id; no status line on a pipe.
+    expect(w1.stderr()).not.toContain('\x1b');
+    expect(w1.stderr()).not.toContain('\r');
     for (const line of w1
       .stderr()
       .split('\n')
-      .filter((l) => l.startsWith('{'))) {
+      .filter((l) => l !== '')) {
       const entry = JSON.parse(line);
       expect(entry).toMatchObject({ level: expect.any(String), msg: expect.any(String), workerId: 'w-1' });
       expect(Number.isNaN(Date.parse(entry.time))).toBe(false);
@@ -462,6 +469,7 @@ steps:
 `,
     );
     const app = 'worker-e2e-held';
+    if (totalPut === 0) await put(makeEvents(400, 10_000, 17));
     const w = startWorker(
       [file, '--app', app, '--worker-id', 'w-3', '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
       env,
@@ -498,4 +506,88 @@ steps:
       await new Promise((r) => sinkServer.close(r));
     }
   }, 120_000);
+
+  it('on a terminal (a pseudo-terminal from script(1)) draws one status line in place between whole JSON log lines; clears it at exit', async () => {
+    const app = 'worker-e2e-tty';
+    // Records on every shard (this test may run alone).
+    if (totalPut === 0) await put(makeEvents(400, 10_000, 17));
+    const command = [
+      process.execPath,
+      bin,
+      'worker',
+      yamlFile,
+      '--app',
+      app,
+      '--worker-id',
+      'w-4',
+      '--metrics-port',
+      '0',
+      '--metrics-host',
+      '127.0.0.1',
+    ]
+      .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
+      .join(' ');
+    // -e: script exits with the command's status; -f: flushes at once; -q: no banner.
+    const child = spawn('script', ['-qfec', command, '/dev/null'], {
+      cwd: dir,
+      env: { ...env, OUT: 'out-4.jsonl' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let tty = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (c: string) => (tty += c));
+    child.stderr.resume();
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const running: Running = {
+      child,
+      stderr: () => tty,
+      exit: exit.then((code) => ({ code, signal: null })),
+      port: Promise.resolve(0),
+    };
+    try {
+      await until(() => /"msg":"metrics endpoint listening"[^\n]*"port":\d+/.test(tty), running);
+      const port = Number(/"msg":"metrics endpoint listening"[^\n]*"port":(\d+)/.exec(tty)?.[1]);
+      await untilRecordsIn(port, totalPut, running);
+      // The status line has shown the 4 shards being read.
+      const status = /^worker-e2e w-4: (\d+) shards?, (…|\d+) records\/s, (not read yet|[\d.]+ (ms|s|min|h) behind)$/;
+      const parts = () =>
+        tty
+          .split(/\r\n/)
+          .flatMap((line) => line.split('\r\x1b[2K'))
+          .filter((p) => p !== '');
+      await until(() => parts().some((p) => status.exec(p)?.[1] === '4'), running);
+      // The worker is the node process under script's shell: SIGTERM it.
+      const pid = workerPid(child.pid as number);
+      process.kill(pid, 'SIGTERM');
+      expect(await exit, tty).toBe(143);
+      // Every piece between line ends and line clears is a whole JSON log line or a status line.
+      const pieces = parts();
+      const json = pieces.filter((p) => p.startsWith('{'));
+      for (const p of pieces) {
+        if (p.startsWith('{')) expect(JSON.parse(p).workerId).toBe('w-4');
+        else expect(p, JSON.stringify(p)).toMatch(status);
+      }
+      expect(json.some((p) => JSON.parse(p).msg === 'exiting')).toBe(true);
+      // The last thing written is the clear of the status line (after the last log line).
+      expect(tty.endsWith('\r\x1b[2K')).toBe(true);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 120_000);
 });
+
+/** The pid of the `tributary worker` node process under `script` (its child, or its shell's child). */
+function workerPid(scriptPid: number): number {
+  const children = (pid: number) =>
+    readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter((p) => p !== '')
+      .map(Number);
+  const isWorker = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('bin.js');
+  for (const pid of children(scriptPid)) {
+    if (isWorker(pid)) return pid;
+    for (const grandchild of children(pid)) if (isWorker(grandchild)) return grandchild;
+  }
+  throw new Error(`no worker process under ${scriptPid}`);
+}

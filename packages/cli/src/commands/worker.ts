@@ -172,6 +172,20 @@ async function runWorker(
     return context.usageError((err as Error).message);
   }
 
+  // Node's process warnings (a library's deprecation or support notice) become JSON log lines: printed
+  // as Node prints them, they would break the JSON log and tear the status line on a terminal.
+  const nodeWarningListeners = process.listeners('warning');
+  process.removeAllListeners('warning');
+  const onWarning = (warning: Error) => {
+    const code = (warning as { code?: unknown }).code;
+    logger.warn(warning.message, { warning: warning.name, ...(code === undefined ? {} : { code }) });
+  };
+  process.on('warning', onWarning);
+  const restoreWarnings = () => {
+    process.off('warning', onWarning);
+    for (const listener of nodeWarningListeners) process.on('warning', listener);
+  };
+
   /** The worker's lifecycle, as the probes report it. */
   let phase: 'starting' | 'running' | 'stopping' | 'ended' | 'failed' = 'starting';
   let failure: string | undefined;
@@ -193,6 +207,7 @@ async function runWorker(
       },
     });
   } catch (err) {
+    restoreWarnings();
     io.err.write(`${file}: ${context.errorText(err)}\n`);
     return EXIT.failed;
   }
@@ -214,6 +229,7 @@ async function runWorker(
     });
     handle = worker;
   } catch (err) {
+    restoreWarnings();
     await server.close();
     reportFailure(file, 'worker', err, context);
     return EXIT.failed;
@@ -260,6 +276,7 @@ async function runWorker(
   } finally {
     status.stop();
     for (const [sig, listener] of listeners) process.off(sig, listener);
+    restoreWarnings();
     await server.close();
   }
 }
