@@ -42,6 +42,7 @@ import { backoffDelay, ConfigError, describeError, PipelineValidationError, walk
 import { LeaseCoordinator } from './leaseCoordinator.js';
 import { DynamoDbLeaseTable } from './leaseTable.js';
 import type { CheckpointPosition, Lease, LeaseHolder, LeaseSettings, WorkerMetrics } from './leaseTypes.js';
+import { createLogger } from './log.js';
 import { noMetrics } from './metrics.js';
 import { type ReadBatch, ReaderStopped, ShardReader } from './shardReader.js';
 
@@ -68,7 +69,7 @@ export interface LeaseCoordinationContext {
   metrics: WorkerMetrics;
 }
 
-/** The worker's log lines (the Logger of log.ts fits). */
+/** The worker's log lines (default: `createLogger`'s JSON lines on standard error). */
 export interface WorkerLog {
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -143,14 +144,6 @@ export interface Worker {
   readonly pipeline: CompiledPipeline | undefined;
 }
 
-/** JSON lines on standard error (the default log). */
-function stderrLog(workerId: string): WorkerLog {
-  const write = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
-    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, workerId, ...fields })}\n`);
-  };
-  return { debug: () => {}, info: write('info'), warn: write('warn'), error: write('error') };
-}
-
 /** What is said of each window step whose state in memory would be fed by several shards. */
 const MEMORY_STATE =
   'window state in memory is kept by one worker process for the shards it holds: a window fed by several shards (or a shard whose lease moves to another worker) would be counted in parts — keep the state in DynamoDB or Redis (state: { dynamodb: { table } } or { redis: { url } }), or, when the window key is the stream partition key, declare keyIsPartitionKey: true';
@@ -222,7 +215,7 @@ const isClient = (v: unknown): v is { send: unknown } =>
 export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): Worker {
   const workerId = options.workerId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const metrics = options.metrics ?? noMetrics;
-  const log = options.log ?? stderrLog(workerId);
+  const log = options.log ?? createLogger({ workerId });
   const retryPolicy = {
     maxAttempts: Number.POSITIVE_INFINITY,
     baseDelay: options.retry?.baseDelay ?? 200,
