@@ -29,18 +29,13 @@ import {
   UpdateContinuousBackupsCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { isTransient, type RetryPolicy, retry, TributaryError } from '@tributary/core/spi';
+import { isTransient, type RetryPolicy, retry } from '@tributary/core/spi';
+import { LeaseTableError } from './errors.js';
 import type { CheckpointPosition, Lease, LeaseTable } from './leaseTypes.js';
 
 type Item = Record<string, RawAttributeValue>;
 
-/** The lease table could not be read or written (after retries), or it is not a lease table. */
-export class LeaseTableError extends TributaryError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'LeaseTableError';
-  }
-}
+export { LeaseTableError };
 
 export interface DynamoDbLeaseTableOptions {
   /** Retries of transient failures (default 4 attempts, 50 ms doubling to 1 s). */
