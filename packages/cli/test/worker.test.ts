@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createServer, request, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -398,7 +398,7 @@ steps:
     expect(text).toMatch(/^tributary_leases_held 4$/m);
     expect((await httpGet(port1, '/healthz')).status).toBe(200);
     const ready = await httpGet(port1, '/readyz');
-    expect([ready.status, JSON.parse(ready.body).ok]).toEqual([200, true]);
+    expect([ready.status, JSON.parse(ready.body)]).toEqual([200, { ok: true, detail: '4 leases held' }]);
     // Every lease is this worker's.
     const held = await leaseItems(dynamo.endpoint);
     expect([...held.keys()].sort()).toEqual([...shards1.count.keys()].sort());
@@ -451,6 +451,39 @@ steps:
     expect([...got2].sort((a, b) => a - b)).toEqual(second.filter((e) => e.n % 3 !== 0).map((e) => e.seq));
     for (const item of (await leaseItems(dynamo.endpoint)).values()) expect(item.leaseOwner).toBeUndefined();
   }, 180_000);
+
+  it('is live but not ready while the lease table does not answer (the coordinator has not started)', async () => {
+    // A DynamoDB endpoint that accepts connections and never answers: the start waits on it.
+    const silent = createNetServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const silentPort = (silent.address() as AddressInfo).port;
+    const w = startWorker(
+      [
+        yamlFile,
+        '--app',
+        'worker-e2e-silent',
+        '--worker-id',
+        'w-5',
+        '--metrics-port',
+        '0',
+        '--metrics-host',
+        '127.0.0.1',
+      ],
+      { ...env, OUT: 'out-5.jsonl', AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${silentPort}` },
+    );
+    try {
+      const port = await w.port;
+      const ready = await httpGet(port, '/readyz');
+      const health = await httpGet(port, '/healthz');
+      expect([ready.status, JSON.parse(ready.body)]).toEqual([503, { ok: false, detail: 'starting' }]);
+      expect([health.status, JSON.parse(health.body)]).toEqual([200, { ok: true, detail: 'starting' }]);
+      expect(recordsInByShard((await httpGet(port, '/metrics')).body).size).toBe(0);
+    } finally {
+      w.child.kill('SIGKILL');
+      await w.exit;
+      await new Promise((r) => silent.close(r));
+    }
+  }, 60_000);
 
   it('a second SIGTERM exits at once (143), without waiting for the batch in flight or releasing the leases', async () => {
     // A sink that never answers holds the batch in flight, so the graceful stop cannot end by itself.

@@ -199,11 +199,14 @@ async function runWorker(
         phase === 'ended' || phase === 'failed'
           ? { ok: false, detail: failure === undefined ? 'the worker has stopped' : `the worker failed: ${failure}` }
           : { ok: true, detail: phase },
+      // Ready once the lease coordinator has started (the worker takes part in the lease protocol),
+      // holding leases or not: a worker of a fleet larger than the stream's shard count holds
+      // none, and must not hold back a rolling deploy that waits for readiness.
       ready: () => {
+        if (phase !== 'running') return { ok: false, detail: phase };
         const reading = (handle?.status().shards ?? []).filter((sh) => sh.state === 'reading').length;
         const held = Math.max(metrics.snapshot().leasesHeld, reading);
-        if (phase !== 'running') return { ok: false, detail: phase };
-        return held > 0 ? { ok: true, detail: `${held} leases held` } : { ok: false, detail: 'no lease held yet' };
+        return { ok: true, detail: `${held} lease${held === 1 ? '' : 's'} held` };
       },
     });
   } catch (err) {
