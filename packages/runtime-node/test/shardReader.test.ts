@@ -158,6 +158,61 @@ describe('ShardReader', () => {
     expect(indexes(pages)).toEqual(expected.slice(at + 1).map((e) => e.i));
   });
 
+  it('starts at LATEST (only records put after it) and at AT_TIMESTAMP (records arrived at or after the time)', async () => {
+    const stream = `reader-${++streams}`;
+    const [only] = await createStream(client, stream, 1);
+    const shardId = only?.shardId as string;
+    const put = (from: number, n: number) =>
+      putRecords(
+        client,
+        stream,
+        Array.from({ length: n }, (_, j) => ({
+          data: Buffer.from(JSON.stringify({ i: from + j })),
+          partitionKey: key(),
+        })),
+      );
+    await put(0, 50);
+    const latest = new ShardReader({
+      kinesis: client,
+      stream,
+      shardId,
+      from: { checkpoint: 'LATEST', subSequenceNumber: 0 },
+      idleTimeBetweenReadsMs: 5,
+    });
+    // The iterator is taken on the first read: start it before the next records are put.
+    const first = latest.next();
+    await new Promise((r) => setTimeout(r, 200));
+    await put(50, 30);
+    const pages = [await first, ...(await readAll(latest, 30 - (await first).batch.records.length))];
+    latest.stop();
+    expect(indexes(pages).slice(0, 30)).toEqual(Array.from({ length: 30 }, (_, j) => 50 + j));
+
+    await new Promise((r) => setTimeout(r, 20));
+    await put(80, 20);
+    const whole = new ShardReader({
+      kinesis: client,
+      stream,
+      shardId,
+      from: { checkpoint: 'TRIM_HORIZON', subSequenceNumber: 0 },
+    });
+    const all = await readAll(whole, 100);
+    whole.stop();
+    const records = all.flatMap((p) => p.batch.records);
+    const at = records[80]?.arrivalTime as number;
+    expect(at).toBeGreaterThan(records[79]?.arrivalTime as number);
+    const fromTime = new ShardReader({
+      kinesis: client,
+      stream,
+      shardId,
+      from: { checkpoint: 'AT_TIMESTAMP', subSequenceNumber: 0 },
+      startingTimestamp: new Date(at),
+      idleTimeBetweenReadsMs: 5,
+    });
+    const later = await readAll(fromTime, 20);
+    fromTime.stop();
+    expect(indexes(later)).toEqual(Array.from({ length: 20 }, (_, j) => 80 + j));
+  });
+
   it('keeps at most one GetRecords call ahead of the batch being processed', async () => {
     const { stream, byShard, shardIds } = await streamWith(500, 1);
     const shardId = shardIds[0] as string;
