@@ -18,9 +18,13 @@
  *
  * Window state in memory is allowed only where each window is fed by one shard (the window key
  * is the partition key, `keyIsPartitionKey: true`); otherwise `start()` refuses, saying to keep
- * the state in DynamoDB or Redis. (Holding the checkpoint back to the oldest record of a shard's
- * open windows, which would make memory state exact across lease moves, needs a position that
- * core does not expose yet: with memory state a lease that moves loses the windows open on it.)
+ * the state in DynamoDB or Redis. Not done yet: holding the checkpoint back to the oldest record
+ * still in an open window of the shard, which would make memory state exact across lease moves
+ * and restarts, needs that position from core's window operators, which do not expose it. Until
+ * then, with memory state a lease that moves (or a restart) resumes after records whose windows
+ * were still open in the previous process's memory: those windows come out short.
+ *
+ * Ticks (`compiled.tick()`, so idle windows close) belong to no shard and are not fenced.
  */
 
 import { randomUUID } from 'node:crypto';
