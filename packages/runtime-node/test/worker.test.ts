@@ -280,6 +280,54 @@ describe('createWorker', () => {
     expect(worker.status().recordsIn).toBeGreaterThanOrEqual(20_004);
   });
 
+  it('a sink that fails some writes: the batch is processed again, each window emitted once, totals exact', async () => {
+    const s = await testStream();
+    const evs = events(0, 8000);
+    await s.put(evs);
+    await s.close();
+    /** Fails every third write (nothing of it kept), as a sink whose destination refused the call. */
+    class FlakySink extends MemorySink<Win> {
+      writes = 0;
+      failed = 0;
+      override async write(records: Parameters<MemorySink<Win>['write']>[0]): Promise<void> {
+        if (++this.writes % 3 === 0) {
+          this.failed++;
+          throw Object.assign(new Error('service unavailable'), { name: 'ServiceUnavailable' });
+        }
+        return super.write(records);
+      }
+    }
+    const sink = new FlakySink();
+    const seen: number[] = [];
+    const table = new MemoryLeaseTable();
+    const worker = tracked(
+      createWorker(countPipeline(`flaky-sink-${s.stream}`, s.stream, sink, seen), {
+        workerId: 'w',
+        kinesis: servers.client,
+        idleTimeBetweenReadsMs: 20,
+        maxRecords: 500,
+        tickIntervalMs: 100,
+        retry: { baseDelay: 5, maxDelay: 20 },
+        log: quiet,
+        leases: (ctx) =>
+          new MemoryLeases({ table, kinesis: servers.client, stream: ctx.stream, workerId: ctx.workerId }),
+      }),
+    );
+    await worker.start();
+    const expected = oracle(evs);
+    await until('every window', () => emitted([sink]).size >= expected.size);
+    await until('every checkpoint', () =>
+      s.shardIds.every((id) => table.leases.get(id)?.checkpoint === s.last.get(id)),
+    );
+    await worker.stop('test');
+    expect(emitted([sink])).toEqual(expected);
+    expect(sink.failed).toBeGreaterThan(0);
+    expect(worker.status().retries).toBeGreaterThanOrEqual(1);
+    // A failed batch was processed again from its first record: replays, each in order.
+    checkOrder(s, seen);
+    expect(new Set(seen).size).toBe(8001);
+  });
+
   it('two workers share the stream through the real LeaseCoordinator: leases split 2/2, totals exact, each shard in order', async () => {
     const s = await testStream();
     const evs = events(0, 20_000);
