@@ -211,6 +211,10 @@ interface RunningShard {
   lag: number;
   /** The loop has ended (a new one for the shard may start). */
   settled: boolean;
+  /** Loops of the shard that failed in a row (reading fails: the next starts after a backoff). */
+  failures: number;
+  /** A failed shard is started again no earlier than this (ms). */
+  retryAt: number;
 }
 
 const isClient = (v: unknown): v is { send: unknown } =>
@@ -373,6 +377,7 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
             }
             s.status.checkpoint = page.position;
             s.lag = 0;
+            s.failures = 0;
             metrics.checkpointLag(shardId, 0);
           }
         }
@@ -399,7 +404,13 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
       }
     } catch (err) {
       s.status.state = 'stopped';
-      log.error('shard reading failed; the shard is left for another pass', { shardId, error: describeError(err) });
+      s.failures++;
+      s.retryAt = Date.now() + backoffDelay(retryPolicy, s.failures);
+      log.error('shard reading failed; it is started again after a backoff', {
+        shardId,
+        error: describeError(err),
+        failures: s.failures,
+      });
     } finally {
       reader.stop();
       if (s.status.state === 'reading') s.status.state = 'stopped';
@@ -415,6 +426,7 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
       const id = lease.leaseKey;
       const current = shards.get(id);
       if (current && (!current.settled || current.status.state === 'ended')) continue;
+      if (current && current.retryAt > Date.now()) continue;
       if (lease.checkpoint === 'SHARD_END') continue;
       if (current?.status.state === 'fenced' && !holder.mayWrite(id)) continue;
       if (!holder.parentsDone(lease)) {
@@ -431,6 +443,8 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
             loop: Promise.resolve(),
             lag: 0,
             settled: true,
+            failures: 0,
+            retryAt: 0,
           });
         continue;
       }
@@ -448,6 +462,8 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
         loop: Promise.resolve(),
         lag: 0,
         settled: false,
+        failures: current?.failures ?? 0,
+        retryAt: 0,
       };
       shards.set(id, s);
       s.loop = runShard(s, lease, holder);

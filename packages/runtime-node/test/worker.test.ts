@@ -328,6 +328,46 @@ describe('createWorker', () => {
     expect(new Set(seen).size).toBe(8001);
   });
 
+  it('a shard whose reading fails (not a transient failure) is started again after a backoff, from its checkpoint', async () => {
+    const s = await testStream();
+    const evs = events(0, 4000);
+    await s.put(evs);
+    await s.close();
+    let calls = 0;
+    const denying = {
+      send(command: unknown) {
+        if (command instanceof GetRecordsCommand && ++calls <= 3)
+          return Promise.reject(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
+        return servers.client.send(command as never);
+      },
+      destroy() {},
+    };
+    const errors: string[] = [];
+    const sink = new MemorySink<Win>();
+    const seen: number[] = [];
+    const table = new MemoryLeaseTable();
+    const worker = tracked(
+      createWorker(countPipeline(`denied-${s.stream}`, s.stream, sink, seen), {
+        workerId: 'w',
+        kinesis: denying as unknown as KinesisClient,
+        idleTimeBetweenReadsMs: 20,
+        tickIntervalMs: 100,
+        retry: { baseDelay: 5, maxDelay: 20 },
+        log: { ...quiet, error: (msg) => errors.push(msg) },
+        leases: (ctx) =>
+          new MemoryLeases({ table, kinesis: servers.client, stream: ctx.stream, workerId: ctx.workerId }),
+      }),
+    );
+    await worker.start();
+    const expected = oracle(evs);
+    await until('every window', () => emitted([sink]).size >= expected.size);
+    await worker.stop('test');
+    expect(emitted([sink])).toEqual(expected);
+    expect(errors.filter((e) => e.startsWith('shard reading failed'))).toHaveLength(3);
+    expect(checkOrder(s, seen)).toBe(0);
+    expect(new Set(seen).size).toBe(4001);
+  });
+
   it('two workers share the stream through the real LeaseCoordinator: leases split 2/2, totals exact, each shard in order', async () => {
     const s = await testStream();
     const evs = events(0, 20_000);
