@@ -452,6 +452,106 @@ steps:
     for (const item of (await leaseItems(dynamo.endpoint)).values()) expect(item.leaseOwner).toBeUndefined();
   }, 180_000);
 
+  it('the same pipeline file and input through run, lambda-local and the worker give identical windows (and equal the oracle)', async () => {
+    const stream = 'worker-same';
+    const client = kinesisClient(kinesis.endpoint);
+    // Event times over 12 minutes, in order per key; users spread over the shards by partition key.
+    const events = makeEvents(1500, 0, 21).map((e, i) => ({ ...e, t: 1_700_000_000_000 + i * 480 }));
+    // Then one event on each shard 5 minutes later, so that every window of the events above closes
+    // on every shard while the worker runs (a worker emits a window once the watermark passes it;
+    // at a stop, open windows are left to be recomputed from the held-back checkpoint).
+    const last = (events[events.length - 1] as { t: number }).t;
+    let closers: (Event & { t: number })[] = [];
+    try {
+      const shards = await createStream(client, stream, SHARDS);
+      await putJson(client, stream, events, (e) => ({ partitionKey: e.user }));
+      closers = shards.map((_, i) => ({ user: `closer-${i}`, seq: 100_000 + i, n: 0, t: last + 300_000 }));
+      await putJson(client, stream, closers, (_e, i) => ({
+        partitionKey: `closer-${i}`,
+        explicitHashKey: (shards[i] as { hashKey: string }).hashKey,
+      }));
+    } finally {
+      client.destroy();
+    }
+    const all = [...events, ...closers];
+    await writeFile(join(dir, 'same-events.jsonl'), `${all.map((e) => JSON.stringify(e)).join('\n')}\n`);
+    const file = join(dir, 'same.yaml');
+    await writeFile(
+      file,
+      `version: 1
+name: worker-same
+source: { kinesis: { stream: ${stream}, endpoint: "${kinesis.endpoint}", startingPosition: TRIM_HORIZON } }
+eventTime: event.t
+steps:
+  - window:
+      key: event.user
+      keyIsPartitionKey: true
+      tumbling: 1m
+      aggregate: { n: count(), total: sum(event.n) }
+      state: { memory: { volatile: true } }
+  - sink: { file: { path: "\${OUT}" } }
+`,
+    );
+    const runBin = (args: string[], out: string) =>
+      new Promise<{ code: number | null; err: string }>((resolve) => {
+        const c = spawn(process.execPath, [bin, ...args], {
+          cwd: dir,
+          env: { ...env, OUT: out },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        let err = '';
+        c.stderr?.setEncoding('utf8');
+        c.stderr?.on('data', (x: string) => (err += x));
+        c.on('exit', (code) => resolve({ code, err }));
+      });
+    // The oracle: counts and sums per (user, minute), from the input.
+    const oracle = new Map<string, { n: number; total: number }>();
+    for (const e of events) {
+      const k = `${e.user}@${e.t - (e.t % 60_000)}`;
+      const o = oracle.get(k) ?? { n: 0, total: 0 };
+      oracle.set(k, { n: o.n + 1, total: o.total + e.n });
+    }
+    const ran = await runBin(['run', file, '--input', 'same-events.jsonl', '--quiet'], 'same-run.jsonl');
+    expect(ran.code, ran.err).toBe(0);
+    const local = await runBin(['lambda-local', file], 'same-lambda.jsonl');
+    expect(local.code, local.err).toBe(0);
+    const w = startWorker(
+      [file, '--app', 'worker-same-app', '--worker-id', 'w-6', '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
+      {
+        ...env,
+        OUT: 'same-worker.jsonl',
+      },
+    );
+    const port = await w.port;
+    await untilRecordsIn(port, all.length, w);
+    // Every window of the events (not the closers') has been written once the worker's records out
+    // reach their count (the oracle's).
+    for (let i = 0; ; i++) {
+      const text = (await httpGet(port, '/metrics')).body;
+      const out = [...text.matchAll(/^tributary_records_out_total\{shard="[^"]*"\} (\d+)$/gm)].reduce(
+        (a, m) => a + Number(m[1]),
+        0,
+      );
+      if (out >= oracle.size) break;
+      if (i > 300) throw new Error(`records out stayed at ${out}, below ${oracle.size}:\n${w.stderr()}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    w.child.kill('SIGTERM');
+    expect(await w.exit, w.stderr()).toEqual({ code: 143, signal: null });
+    const windows = async (f: string) =>
+      (await readFile(join(dir, f), 'utf8'))
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as { key: string; windowStart: number; n: number; total: number })
+        .filter((x) => !x.key.startsWith('closer-'))
+        .map((x) => `${x.key}@${x.windowStart}: ${x.n} ${x.total}`)
+        .sort();
+    const run = await windows('same-run.jsonl');
+    expect(run).toEqual([...oracle].map(([k, o]) => `${k}: ${o.n} ${o.total}`).sort());
+    expect(await windows('same-lambda.jsonl')).toEqual(run);
+    expect(await windows('same-worker.jsonl')).toEqual(run);
+  }, 180_000);
+
   it('is live but not ready while the lease table does not answer (the coordinator has not started)', async () => {
     // A DynamoDB endpoint that accepts connections and never answers: the start waits on it.
     const silent = createNetServer(() => {});
