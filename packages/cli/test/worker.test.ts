@@ -280,10 +280,14 @@ async function until(cond: () => boolean, running: Running): Promise<void> {
 }
 
 /** The lease items of the app's table, by shard id. */
-async function leaseItems(endpoint: string): Promise<Map<string, Record<string, unknown>>> {
+function leaseItems(endpoint: string): Promise<Map<string, Record<string, unknown>>> {
+  return leaseItemsOf(endpoint, APP);
+}
+
+async function leaseItemsOf(endpoint: string, table: string): Promise<Map<string, Record<string, unknown>>> {
   const client = dynamoDbClient(endpoint);
   try {
-    const res = await client.send(new ScanCommand({ TableName: APP, ConsistentRead: true }));
+    const res = await client.send(new ScanCommand({ TableName: table, ConsistentRead: true }));
     return new Map((res.Items ?? []).map((item) => [item.leaseKey?.S as string, unmarshall(item)]));
   } finally {
     client.destroy();
@@ -550,6 +554,64 @@ steps:
     expect(run).toEqual([...oracle].map(([k, o]) => `${k}: ${o.n} ${o.total}`).sort());
     expect(await windows('same-lambda.jsonl')).toEqual(run);
     expect(await windows('same-worker.jsonl')).toEqual(run);
+  }, 180_000);
+
+  it('two workers of one app share the 4 shards 2 and 2; each exports the iterator age of its own shards only', async () => {
+    const app = 'worker-e2e-pair';
+    if (totalPut === 0) await put(makeEvents(400, 10_000, 17));
+    const args = (id: string) => [
+      yamlFile,
+      '--app',
+      app,
+      '--worker-id',
+      id,
+      '--metrics-port',
+      '0',
+      '--metrics-host',
+      '127.0.0.1',
+    ];
+    const a = startWorker(args('w-a'), { ...env, OUT: 'out-a.jsonl' });
+    let b: Running | undefined;
+    try {
+      const portA = await a.port;
+      await untilRecordsIn(portA, totalPut, a);
+      b = startWorker(args('w-b'), { ...env, OUT: 'out-b.jsonl' });
+      const portB = await b.port;
+      const heldOn = async (port: number) =>
+        Number(/^tributary_leases_held (\d+)$/m.exec((await httpGet(port, '/metrics')).body)?.[1] ?? -1);
+      for (let i = 0; ; i++) {
+        if ((await heldOn(portA)) === 2 && (await heldOn(portB)) === 2) break;
+        if (i > 600) throw new Error(`the leases were not balanced:\n${a.stderr()}\n${b.stderr()}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      // The lease table says which two are whose; each worker's gauges name exactly those.
+      const owners = await leaseItemsOf(dynamo.endpoint, app);
+      const ownedBy = (id: string) =>
+        [...owners]
+          .filter(([, item]) => item.leaseOwner === id)
+          .map(([shard]) => shard)
+          .sort();
+      expect(ownedBy('w-a')).toHaveLength(2);
+      expect(ownedBy('w-b')).toHaveLength(2);
+      const agedOn = async (port: number) =>
+        [...(await httpGet(port, '/metrics')).body.matchAll(/^tributary_iterator_age_ms\{shard="([^"]+)"\} /gm)]
+          .map((m) => m[1] as string)
+          .sort();
+      // w-b reports an age for a shard after its first read of it: poll until it has.
+      for (let i = 0; (await agedOn(portB)).length < 2; i++) {
+        if (i > 300) throw new Error(`w-b reported no iterator age:\n${b.stderr()}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(await agedOn(portA)).toEqual(ownedBy('w-a'));
+      expect(await agedOn(portB)).toEqual(ownedBy('w-b'));
+      a.child.kill('SIGTERM');
+      b.child.kill('SIGTERM');
+      expect(await a.exit, a.stderr()).toEqual({ code: 143, signal: null });
+      expect(await b.exit, b.stderr()).toEqual({ code: 143, signal: null });
+    } finally {
+      a.child.kill('SIGKILL');
+      b?.child.kill('SIGKILL');
+    }
   }, 180_000);
 
   it('is live but not ready while the lease table does not answer (the coordinator has not started)', async () => {

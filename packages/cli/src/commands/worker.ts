@@ -49,7 +49,7 @@ function defaultWorkerId(): string {
 interface WorkerHandle {
   start(): Promise<void>;
   stop(reason?: string): Promise<void>;
-  status(): { shards: { state: string; millisBehindLatest: number | undefined }[] };
+  status(): { shards: { shardId: string; state: string; millisBehindLatest: number | undefined }[] };
   readonly done: Promise<void>;
 }
 
@@ -190,11 +190,24 @@ async function runWorker(
   let phase: 'starting' | 'running' | 'stopping' | 'ended' | 'failed' = 'starting';
   let failure: string | undefined;
   let server: Awaited<ReturnType<typeof startHttpServer>>;
+  /**
+   * `/metrics`, without the per-shard gauges (iterator age, checkpoint lag) of shards this worker
+   * no longer reads: after a lease moves, its last age here would otherwise be exported for ever,
+   * beside the new owner's, and a max() over the fleet would show a lag that is not there.
+   */
+  const exposed = {
+    contentType: metrics.contentType,
+    text: () => {
+      for (const sh of handle?.status().shards ?? [])
+        if (sh.state !== 'reading' && sh.state !== 'waiting-for-parents') metrics.forgetShard(sh.shardId);
+      return metrics.text();
+    },
+  };
   try {
     server = await startHttpServer({
       port: flags.port,
       host: flags.host,
-      metrics,
+      metrics: exposed,
       health: () =>
         phase === 'ended' || phase === 'failed'
           ? { ok: false, detail: failure === undefined ? 'the worker has stopped' : `the worker failed: ${failure}` }
