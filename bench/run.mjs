@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { median, table } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const all = ['stateless', 'windows', 'state', 'sinks', 'lambda'];
+const all = ['stateless', 'windows', 'state', 'sinks', 'lambda', 'worker'];
 const args = process.argv.slice(2);
 const runsAt = args.indexOf('--runs');
 const runsArg = runsAt >= 0 ? Number(args[runsAt + 1]) : undefined;
