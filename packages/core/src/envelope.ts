@@ -41,6 +41,12 @@ export interface SourceBatch {
    * once at that grain.
    */
   ordering?: Ordering;
+  /**
+   * Fencing: asked before the batch's first write to window state, before its sink writes and
+   * before its dead-letter write; `false` stops the batch there with a `FencedError` (nothing
+   * more is written). The worker passes whether its lease on the shard is still fresh.
+   */
+  mayWrite?: () => boolean;
 }
 
 /** See SourceBatch.ordering. */

@@ -82,6 +82,19 @@ export class InternalError extends TributaryError {
   }
 }
 
+/**
+ * A batch stopped because its source said it may no longer write (`SourceBatch.mayWrite`: the
+ * worker's lease on the shard is no longer fresh): what it had not yet written, it never writes.
+ */
+export class FencedError extends TributaryError {
+  readonly shardId: string;
+  constructor(shardId: string) {
+    super(`shard ${shardId}: the batch may no longer write (its lease is not held): stopped before writing`);
+    this.name = 'FencedError';
+    this.shardId = shardId;
+  }
+}
+
 /** A pipeline file, or a module it names, that cannot be read (reported as a validation issue). */
 export class PipelineFileError extends TributaryError {
   /** The file system's code when the reason is one (e.g. `EISDIR`). */

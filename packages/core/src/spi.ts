@@ -48,6 +48,7 @@ export {
   DeliveryError,
   describeError,
   ExpressionError,
+  FencedError,
   isTransient,
   PipelineValidationError,
   TributaryError,

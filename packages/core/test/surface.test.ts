@@ -64,6 +64,7 @@ describe('public surface of @tributary/core', () => {
         'DurationSchema',
         'Expression',
         'ExpressionError',
+        'FencedError',
         'FunctionRef',
         'PipelineValidationError',
         'TributaryError',

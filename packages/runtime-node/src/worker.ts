@@ -6,10 +6,10 @@
  * and counter).
  *
  * Fencing: `mayWrite(shard)` is asked right before a batch starts processing (after it waited
- * its turn) and again before its checkpoint; a shard whose lease is no longer fresh stops at
- * once. Core offers no hook between a batch's processing and its sink writes, so a batch that
- * started while the lease was fresh may still write its sinks if the lease expires during that
- * one batch: the window is one `process()` call, which the fencing margin must cover.
+ * its turn), inside it before its window-state, sink and dead-letter writes (the batch's
+ * `mayWrite`: core stops it with a FencedError), and before its checkpoint; a shard whose lease
+ * is no longer fresh stops at once. What remains is a write already in flight when the lease
+ * goes stale, which the fencing margin covers.
  *
  * Batches of different shards go through one queue: the compiled pipeline processes one batch,
  * tick or flush at a time anyway (window steps judge a batch against the watermarks as of its
@@ -42,7 +42,14 @@ import {
   type Pipeline,
   type WindowSpec,
 } from '@tributary/core';
-import { backoffDelay, ConfigError, describeError, PipelineValidationError, walkComponents } from '@tributary/core/spi';
+import {
+  backoffDelay,
+  ConfigError,
+  describeError,
+  FencedError,
+  PipelineValidationError,
+  walkComponents,
+} from '@tributary/core/spi';
 import { LeaseCoordinator } from './leaseCoordinator.js';
 import { DynamoDbLeaseTable } from './leaseTable.js';
 import type { CheckpointPosition, Lease, LeaseHolder, LeaseSettings, WorkerMetrics } from './leaseTypes.js';
@@ -301,12 +308,19 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
             fenced = true;
             return undefined;
           }
-          return c.process(page.batch);
+          // Fenced again inside the batch: before its state, sink and dead-letter writes (FencedError).
+          return c.process({ ...page.batch, mayWrite: () => holder.mayWrite(s.status.shardId) });
         });
         if (fenced || result === undefined) return false;
         count(s.status.shardId, result);
         return true;
       } catch (err) {
+        if (err instanceof FencedError) {
+          // The lease went stale inside the batch: it stopped before writing more; no retry, no checkpoint.
+          s.status.state = 'fenced';
+          log.warn('lease not renewed in time: the batch stopped before its writes', { shardId: s.status.shardId });
+          return false;
+        }
         totals.retries++;
         metrics.call('sink', 'retry');
         log.error('batch failed; processing it again', {

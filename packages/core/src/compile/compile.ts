@@ -35,6 +35,7 @@ import {
   ConfigError,
   describeError,
   ExpressionError,
+  FencedError,
   PipelineValidationError,
   TributaryError,
   type ValidationIssue,
@@ -160,8 +161,13 @@ class Batch implements BatchContext {
     private readonly now: () => number,
     readonly checkpoint?: string,
     readonly ordering: Ordering = 'shard',
+    private readonly mayWrite?: () => boolean,
   ) {
     this.buffers = Array.from({ length: slots }, () => []);
+  }
+  /** Throws a FencedError when the batch's source says it may no longer write (SourceBatch.mayWrite). */
+  fence(): void {
+    if (this.mayWrite !== undefined && !this.mayWrite()) throw new FencedError(this.shardId);
   }
   deadLetter(env: RecordEnvelope, step: string, reason: DeadLetterReason, error: unknown): void {
     const src = env.source;
@@ -570,6 +576,7 @@ export class CompiledPipeline {
       () => this.scheduler.now(),
       input.checkpoint ?? lastRecord?.sequenceNumber,
       input.ordering ?? 'shard',
+      input.mayWrite,
     );
     const records = input.records;
     const head = this.head;
@@ -713,6 +720,7 @@ export class CompiledPipeline {
     checkpoint: string | undefined,
   ): Promise<BatchResult> {
     const barriers = this.barriers;
+    batch.fence();
     for (let i = barriers.length - 1; i >= 0; i--) {
       const b = barriers[i] as Barrier;
       const buffered = batch.buffers[b.id] as RecordEnvelope[];
@@ -724,6 +732,7 @@ export class CompiledPipeline {
     }
     let recordsOut = 0;
     const writes: Promise<void>[] = [];
+    batch.fence();
     for (const slot of this.sinkSlots) {
       const buffered = batch.buffers[slot.id] as RecordEnvelope[];
       if (buffered.length === 0) continue;
@@ -742,7 +751,10 @@ export class CompiledPipeline {
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     // After the sinks: they may have routed records they could not write here.
-    if (batch.deadLetters.length > 0) await this.deadLetterSink.write(batch.deadLetters);
+    if (batch.deadLetters.length > 0) {
+      batch.fence();
+      await this.deadLetterSink.write(batch.deadLetters);
+    }
     for (const fn of batch.acked) await fn();
     const result: BatchResult = {
       shardId: batch.shardId,
