@@ -82,6 +82,9 @@ async function settled(f: Fleet) {
   );
 }
 
+/** Records of the chaos test (see the report: sized to the time a loaded 2-core machine gives it). */
+const CHAOS_RECORDS = 20_000;
+
 const elapsed = (since: bigint) => Number((process.hrtime.bigint() - since) / 1_000_000n);
 
 describe('a fleet of worker processes over 4 shards', () => {
@@ -134,5 +137,136 @@ describe('a fleet of worker processes over 4 shards', () => {
     expect(audit).toMatchObject({ lost: 0, duplicated: 0, outOfOrder: 0, windows: expect.any(Number) });
     expect(audit.records).toBe(f.put.length);
     expect(f.put.length).toBe(9000);
+  }, 150_000);
+
+  it('chaos: 20 seeded kill -9s and clean restarts of 3 workers while records are put — lost, duplicated-effect and out-of-order all 0', async () => {
+    const f = await fleet('chaos');
+    const rand = seeded(20_261_202);
+    const seqs = new Map<string, number>();
+    const N = CHAOS_RECORDS;
+    const CHUNKS = 40;
+    const slots: WorkerProcess[] = [f.startWorker('c1'), f.startWorker('c2'), f.startWorker('c3')];
+    const events: { at: number; slot: number; how: 'kill -9' | 'SIGTERM'; exit: string }[] = [];
+    const t0 = process.hrtime.bigint();
+
+    // The producer: N records in CHUNKS puts, spread over the schedule.
+    const producing = (async () => {
+      for (let c = 0; c < CHUNKS; c++) {
+        await f.produce(makeEvents(rand, (c * N) / CHUNKS, N / CHUNKS, seqs), rand);
+        await new Promise((r) => setTimeout(r, 600));
+      }
+    })();
+    // The schedule: 20 events, each stopping one worker (kill -9 or SIGTERM) and starting it again.
+    const chaosRand = seeded(7);
+    for (let e = 0; e < 20; e++) {
+      await new Promise((r) => setTimeout(r, 400 + Math.floor(chaosRand() * 1200)));
+      const slot = Math.floor(chaosRand() * 3);
+      const w = slots[slot] as WorkerProcess;
+      const how = chaosRand() < 0.6 ? 'kill -9' : 'SIGTERM';
+      // A clean stop is asked of a started worker: before the command has installed its signal
+      // handlers (while Node loads it) SIGTERM ends the process as Node's default does.
+      if (how === 'SIGTERM') await until(`${w.id} started`, async () => w.stderr().includes('"worker starting"'));
+      w.child.kill(how === 'kill -9' ? 'SIGKILL' : 'SIGTERM');
+      const exit = await w.exit;
+      events.push({ at: elapsed(t0), slot, how, exit: exit.signal ?? String(exit.code) });
+      // A clean stop finishes and checkpoints its batches and exits 143.
+      if (how === 'SIGTERM') expect(exit, w.stderr().slice(-3000)).toEqual({ code: 143, signal: null });
+      else expect(exit.signal).toBe('SIGKILL');
+      await new Promise((r) => setTimeout(r, 200 + Math.floor(chaosRand() * 800)));
+      slots[slot] = f.startWorker(w.id);
+    }
+    await producing;
+    expect(f.put).toHaveLength(N);
+    const audit = await settled(f);
+    console.log(
+      'fleet chaos:',
+      JSON.stringify({
+        records: N,
+        kills: events.filter((e) => e.how === 'kill -9').length,
+        sigterms: events.filter((e) => e.how === 'SIGTERM').length,
+        processes: f.workers.length,
+        ms: elapsed(t0),
+        audit,
+      }),
+    );
+    expect(events).toHaveLength(20);
+    expect(audit).toMatchObject({ lost: 0, duplicated: 0, outOfOrder: 0, records: N });
+  }, 240_000);
+
+  it('zombie: a worker SIGSTOPped past failoverTime, its leases taken, SIGCONT → it writes no sink and no checkpoint; totals exact', async () => {
+    const f = await fleet('zombie');
+    const rand = seeded(5);
+    const seqs = new Map<string, number>();
+    const z = f.startWorker('z1');
+    const w = f.startWorker('z2');
+    await until('2 and 2', () => balanced(f, [z, w]));
+    await f.produce(makeEvents(rand, 0, 2000, seqs), rand);
+    await until('every record in the sink', async () => (await f.scan(f.recordsTable)).length === 2000);
+    const zShards = [...(await f.owners())].filter(([, o]) => o === 'z1').map(([s]) => s);
+    expect(zShards).toHaveLength(2);
+
+    z.child.kill('SIGSTOP');
+    const logged = f.processed().find((p) => p.worker === z)?.ids.length ?? 0;
+    // Records the zombie may have asked for before it stopped arrive once it wakes.
+    await f.produce(makeEvents(rand, 2000, 2000, seqs), rand);
+    const t = process.hrtime.bigint();
+    await until('z2 holds all 4', async () => [...(await f.owners()).values()].every((o) => o === 'z2'));
+    const takeover = elapsed(t);
+    await until('every record in the sink', async () => (await f.scan(f.recordsTable)).length === 4000);
+    const before = await f.leases();
+
+    const errAt = z.stderr().length;
+    z.child.kill('SIGCONT');
+    // It wakes, finds its leases stale by its own clock (or lost) and stops those shards.
+    await until('the zombie notices', async () => /lease (lost|not renewed in time)/.test(z.stderr().slice(errAt)));
+    // One take interval for any write it would still make.
+    await new Promise((r) => setTimeout(r, TAKE_INTERVAL_MS + SETTINGS.renewIntervalMs));
+    expect(f.processed().find((p) => p.worker === z)?.ids.length, 'the zombie wrote records after waking').toBe(logged);
+    const after = await f.leases();
+    for (const s of zShards) {
+      // The checkpoints of the shards it lost are z2's, unchanged by the zombie.
+      expect(after.get(s)?.checkpoint).toBe(before.get(s)?.checkpoint);
+      expect(before.get(s)?.leaseOwner).toBe('z2');
+    }
+    expect(z.child.exitCode).toBe(null); // still running: a zombie is fenced, not crashed
+
+    const audit = await settled(f);
+    console.log('fleet zombie:', JSON.stringify({ takeover, zombieLogged: logged, audit }));
+    expect(audit).toMatchObject({ lost: 0, duplicated: 0, outOfOrder: 0, records: 4000 });
+  }, 150_000);
+
+  it('SIGTERM mid-run → exit 143, its leases released within one renew interval; the restart applies no record twice', async () => {
+    const f = await fleet('sigterm');
+    const rand = seeded(143);
+    const seqs = new Map<string, number>();
+    const a = f.startWorker('a');
+    const b = f.startWorker('b');
+    await until('2 and 2', () => balanced(f, [a, b]));
+    await f.produce(makeEvents(rand, 0, 6000, seqs), rand);
+    await until('a has processed records', async () => (f.processed()[0]?.ids.length ?? 0) > 0);
+    const aShards = [...(await f.owners())].filter(([, o]) => o === 'a').map(([s]) => s);
+    expect(aShards).toHaveLength(2);
+
+    a.child.kill('SIGTERM');
+    expect(await a.exit, a.stderr().slice(-3000)).toEqual({ code: 143, signal: null });
+    const t = process.hrtime.bigint();
+    const released = await f.leases();
+    const releaseSeen = elapsed(t);
+    expect(releaseSeen).toBeLessThan(SETTINGS.renewIntervalMs);
+    for (const s of aShards) expect(released.get(s)?.leaseOwner).not.toBe('a');
+    await until('b holds all 4', async () => [...(await f.owners()).values()].every((o) => o === 'b'));
+
+    const a2 = f.startWorker('a');
+    await until('2 and 2 again', () => balanced(f, [a2, b]));
+    await f.produce(makeEvents(rand, 6000, 2000, seqs), rand);
+    const audit = await settled(f);
+    // What the stopped process processed (up to its last checkpoint) nobody processed again.
+    const [first, ...others] = f.processed();
+    const again = new Set(others.flatMap((o) => o.ids));
+    const twice = (first?.ids ?? []).filter((id) => again.has(id)).length;
+    console.log('fleet sigterm:', JSON.stringify({ processedByStopped: first?.ids.length, twice, releaseSeen, audit }));
+    expect(first?.ids.length).toBeGreaterThan(0);
+    expect(twice).toBe(0);
+    expect(audit).toMatchObject({ lost: 0, duplicated: 0, outOfOrder: 0, records: 8000 });
   }, 150_000);
 });
