@@ -207,6 +207,7 @@ async function latency() {
   const w = createWorker(p, {
     app: config.app,
     workerId: 'bench-latency',
+    ...(config.idleMs === undefined ? {} : { idleTimeBetweenReadsMs: config.idleMs }),
     dynamodb: { endpoint: config.dynamo },
     log: quiet,
   });
