@@ -31,9 +31,13 @@ const resultFile = (name) => join(here, 'results', `${name}.json`);
 /** Runs one benchmark here and writes its summary. */
 async function runHere(name) {
   const mod = await import(`./${name}.mjs`);
-  // --quick shrinks the two large benchmarks; the others are small already.
-  const shrink = quick && (name === 'stateless' || name === 'windows');
-  const result = await mod.run(shrink ? { records: 100_000, rounds: 3 } : {});
+  // --quick shrinks the large benchmarks; the others are small already.
+  const shrunk = {
+    stateless: { records: 100_000, rounds: 3 },
+    windows: { records: 100_000, rounds: 3 },
+    worker: { records: 50_000, pacedSeconds: 10 },
+  };
+  const result = await mod.run(quick ? (shrunk[name] ?? {}) : {});
   console.log(result.text);
   writeFileSync(
     resultFile(name),
