@@ -17,9 +17,12 @@ import {
   makeEvents,
   SETTINGS,
   seeded,
+  T0,
   TAKE_INTERVAL_MS,
   until,
+  WINDOW_MS,
   type WorkerProcess,
+  windowOracle,
 } from './fleet/cluster.js';
 
 let env: FleetEnv;
@@ -83,7 +86,7 @@ async function settled(f: Fleet) {
 }
 
 /** Records of the chaos test (see the report: sized to the time a loaded 2-core machine gives it). */
-const CHAOS_RECORDS = 20_000;
+const CHAOS_RECORDS = Number(process.env.FLEET_CHAOS_RECORDS ?? 20_000);
 
 const elapsed = (since: bigint) => Number((process.hrtime.bigint() - since) / 1_000_000n);
 
@@ -269,4 +272,100 @@ describe('a fleet of worker processes over 4 shards', () => {
     expect(twice).toBe(0);
     expect(audit).toMatchObject({ lost: 0, duplicated: 0, outOfOrder: 0, records: 8000 });
   }, 150_000);
+});
+
+describe('one pipeline, three runtimes', () => {
+  it('`tributary run` on a file, `lambda-local` and the worker on the stream emit the same windows (the oracle’s)', async () => {
+    const { writeFile, readFile } = await import('node:fs/promises');
+    const { spawn } = await import('node:child_process');
+    const f = await fleet('agree');
+    const rand = seeded(3);
+    await f.produce(makeEvents(rand, 0, 3000, new Map()), rand);
+    await f.closeWindows();
+    const input = join(env.dir, 'agree-input.jsonl');
+    // The same records as a file, in the order put (event time rising: the file is one shard).
+    const lines = f.put.map((e) => JSON.stringify(e));
+    lines.push(JSON.stringify({ id: 'close-file', k: 'close', s: 0, t: T0 + 10_000_000 }));
+    await writeFile(input, `${lines.join('\n')}\n`);
+    const yaml = join(env.dir, 'agree-windows.yaml');
+    const ddb = env.dynamo.endpoint;
+    await writeFile(
+      yaml,
+      `version: 1
+name: agree
+source: { kinesis: { stream: ${f.stream}, endpoint: "${env.kinesis.endpoint}", startingPosition: TRIM_HORIZON } }
+eventTime: event.t
+steps:
+  - window:
+      key: event.k
+      tumbling: ${WINDOW_MS}
+      aggregate: { n: count(), total: sum(event.s) }
+      state: { dynamodb: { table: "\${STATE}", endpoint: "${ddb}" } }
+  - sink: { file: { path: "\${OUT}" } }
+`,
+    );
+    const { createStateTables } = await import('../../../test-support/emulators.js');
+    const base = {
+      ...process.env,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'x',
+      AWS_SECRET_ACCESS_KEY: 'x',
+      AWS_ENDPOINT_URL_DYNAMODB: ddb,
+      TRIBUTARY_LOG_LEVEL: 'warn',
+    };
+    const runBin = (args: string[], name: string) => {
+      const child = spawn(process.execPath, [env.bin, ...args], {
+        cwd: env.dir,
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...base, STATE: `agree-state-${name}`, OUT: join(env.dir, `agree-${name}.jsonl`) },
+      });
+      let err = '';
+      child.stderr?.on('data', (c) => (err += c));
+      return {
+        child,
+        err: () => err,
+        exit: new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code))),
+      };
+    };
+    const windowsOf = async (name: string) =>
+      (await readFile(join(env.dir, `agree-${name}.jsonl`), 'utf8').catch(() => ''))
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as { key: string; windowStart: number; windowEnd: number; n: number; total: number })
+        .filter((w) => w.key !== 'close')
+        .map((w) => `${w.key}@${w.windowStart}-${w.windowEnd} n=${w.n} total=${w.total}`)
+        .sort();
+    const expected = [...windowOracle(f.put)]
+      .map(([id, w]) => {
+        const [key, start] = id.split('@') as [string, string];
+        return `${key}@${start}-${Number(start) + WINDOW_MS} n=${w.n} total=${w.total}`;
+      })
+      .sort();
+
+    for (const name of ['run', 'lambda', 'worker']) await createStateTables(ddb, `agree-state-${name}`);
+    const run = runBin(['run', yaml, '--input', input], 'run');
+    expect(await run.exit, run.err()).toBe(0);
+    const lambda = runBin(['lambda-local', yaml], 'lambda');
+    expect(await lambda.exit, lambda.err()).toBe(0);
+    const worker = runBin(
+      ['worker', yaml, '--app', 'agree-app', '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
+      'worker',
+    );
+    await until(
+      'the worker has emitted every window',
+      async () => (await windowsOf('worker')).length >= expected.length,
+    );
+    worker.child.kill('SIGTERM');
+    expect(await worker.exit, worker.err()).toBe(143);
+
+    const [fromRun, fromLambda, fromWorker] = await Promise.all([
+      windowsOf('run'),
+      windowsOf('lambda'),
+      windowsOf('worker'),
+    ]);
+    console.log('runtimes agree:', JSON.stringify({ windows: expected.length, records: f.put.length }));
+    expect(fromRun).toEqual(expected);
+    expect(fromLambda).toEqual(fromRun);
+    expect(fromWorker).toEqual(fromRun);
+  }, 120_000);
 });
