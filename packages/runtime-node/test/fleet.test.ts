@@ -5,10 +5,12 @@
 // DynamoDB `put` sink, and a tumbling count and sum per key (DynamoDB window state) to another
 // DynamoDB `put` sink. Everything is checked against the oracle recomputed from the records put:
 // window totals, the record sink, and each shard's order in each process's log.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createStateTables } from '../../../test-support/emulators.js';
 import { buildFleetBin } from './fleet/build.js';
 import {
   type EmulatorProcess,
@@ -17,6 +19,7 @@ import {
   makeEvents,
   SETTINGS,
   seeded,
+  startEmulatorProcess,
   T0,
   TAKE_INTERVAL_MS,
   until,
@@ -43,10 +46,10 @@ afterAll(async () => {
   for (const f of fleets) await f.close();
   for (const e of emulators) await e.close();
   if (env) await rm(env.dir, { recursive: true, force: true });
+  if (env) await rm(env.bin, { force: true });
 });
 
 async function startEmulator(kind: 'kinesalite' | 'dynalite') {
-  const { startEmulatorProcess } = await import('./fleet/cluster.js');
   const e = await startEmulatorProcess(kind);
   emulators.push(e);
   return e;
@@ -216,7 +219,11 @@ describe('a fleet of worker processes over 4 shards', () => {
     await until('z2 holds all 4', async () => [...(await f.owners()).values()].every((o) => o === 'z2'));
     const takeover = elapsed(t);
     await until('every record in the sink', async () => (await f.scan(f.recordsTable)).length === 4000);
-    const before = await f.leases();
+    // z2 checkpoints each shard at its last record (after the sinks acknowledged it).
+    const before = await until('z2 checkpointed every shard at its last record', async () => {
+      const leases = await f.leases();
+      return f.shardIds.every((s) => leases.get(s)?.checkpoint === f.lastSequenceNumber(s)) ? leases : undefined;
+    });
 
     const errAt = z.stderr().length;
     z.child.kill('SIGCONT');
@@ -234,7 +241,17 @@ describe('a fleet of worker processes over 4 shards', () => {
     expect(z.child.exitCode).toBe(null); // still running: a zombie is fenced, not crashed
 
     const audit = await settled(f);
-    console.log('fleet zombie:', JSON.stringify({ takeover, zombieLogged: logged, audit }));
+    const zombieSaid = [
+      ...new Set(
+        z
+          .stderr()
+          .slice(errAt)
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => (JSON.parse(l) as { msg: string }).msg),
+      ),
+    ];
+    console.log('fleet zombie:', JSON.stringify({ takeover, zombieLogged: logged, zombieSaid, audit }));
     expect(audit).toMatchObject({ lost: 0, duplicated: 0, outOfOrder: 0, records: 4000 });
   }, 150_000);
 
@@ -276,8 +293,6 @@ describe('a fleet of worker processes over 4 shards', () => {
 
 describe('one pipeline, three runtimes', () => {
   it('`tributary run` on a file, `lambda-local` and the worker on the stream emit the same windows (the oracle’s)', async () => {
-    const { writeFile, readFile } = await import('node:fs/promises');
-    const { spawn } = await import('node:child_process');
     const f = await fleet('agree');
     const rand = seeded(3);
     await f.produce(makeEvents(rand, 0, 3000, new Map()), rand);
@@ -304,7 +319,6 @@ steps:
   - sink: { file: { path: "\${OUT}" } }
 `,
     );
-    const { createStateTables } = await import('../../../test-support/emulators.js');
     const base = {
       ...process.env,
       AWS_REGION: 'us-east-1',

@@ -221,6 +221,13 @@ steps:
     }
   }
 
+  /** The sequence number of the last record put on `shardId`. */
+  lastSequenceNumber(shardId: string): string | undefined {
+    const ids = this.order.get(shardId) ?? [];
+    const last = ids[ids.length - 1];
+    return last === undefined ? undefined : this.placed.get(last)?.sequenceNumber;
+  }
+
   /** One record per open shard far ahead in event time (key `close`): every window of the data closes. */
   async closeWindows(): Promise<void> {
     for (const sh of (await streamShards(this.kinesisClient, this.stream)).filter((x) => x.open)) {
@@ -353,6 +360,8 @@ steps:
    *   or ahead of the last over records no other process processed.
    */
   async audit(): Promise<{
+    /** Records in the logs of more than one process (at-least-once reads the window state de-duplicated). */
+    reprocessed: number;
     lost: number;
     duplicated: number;
     outOfOrder: number;
@@ -399,7 +408,10 @@ steps:
         at.set(shard, i);
       }
     }
-    return { lost, duplicated, outOfOrder, replays, windows: got.size, records: records.size };
+    const seenBy = new Map<string, number>();
+    for (const { ids } of logs) for (const id of new Set(ids)) seenBy.set(id, (seenBy.get(id) ?? 0) + 1);
+    const reprocessed = [...seenBy.values()].filter((n) => n > 1).length;
+    return { reprocessed, lost, duplicated, outOfOrder, replays, windows: got.size, records: records.size };
   }
 
   async close(): Promise<void> {
