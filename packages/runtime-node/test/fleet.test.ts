@@ -134,8 +134,9 @@ describe('a fleet of worker processes over 4 shards', () => {
     timings.takeover = elapsed(t);
     // KCL's rule: a lease is taken once its counter has not moved for failoverTime as the taker
     // sees it; the taker looks every take interval, and the victim renewed up to one renew
-    // interval before it died. 1.5 s of slack for a loaded 2-core machine.
-    expect(timings.takeover).toBeLessThan(SETTINGS.failoverTimeMs + 2 * TAKE_INTERVAL_MS + 1500);
+    // interval before it died: at most failoverTime + 2 take intervals (5 s here), and 2.5 s of
+    // slack for timers late on a loaded 2-core machine.
+    expect(timings.takeover).toBeLessThan(SETTINGS.failoverTimeMs + 2 * TAKE_INTERVAL_MS + 2500);
     expect([...(await until('2 and 2 again', () => balanced(f, live))).values()]).toEqual([2, 2]);
 
     const audit = await settled(f);
@@ -273,6 +274,7 @@ describe('a fleet of worker processes over 4 shards', () => {
     const released = await f.leases();
     const releaseSeen = elapsed(t);
     expect(releaseSeen).toBeLessThan(SETTINGS.renewIntervalMs);
+    expect(released.size).toBe(4);
     for (const s of aShards) expect(released.get(s)?.leaseOwner).not.toBe('a');
     await until('b holds all 4', async () => [...(await f.owners()).values()].every((o) => o === 'b'));
 
