@@ -18,7 +18,7 @@
 // sink's write acknowledged; at the default wait after an empty read (1 s) and at 100 ms. The
 // emulators run in child processes of their own (bench/workerServers.mjs).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -53,7 +53,17 @@ async function emulator(which) {
     child.once('exit', (code) => reject(new Error(`${which} exited (${code}) before listening`)));
     createInterface({ input: child.stdout }).once('line', resolve);
   });
-  return { endpoint: JSON.parse(line).endpoint, close: () => child.stdin.end() };
+  return { endpoint: JSON.parse(line).endpoint, close: () => child.stdin.end(), cpuMs: () => cpuMsOf(child.pid) };
+}
+
+/** CPU time (user + system, ms) a process has used so far, from /proc; undefined where there is none. */
+function cpuMsOf(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in USER_HZ (100)
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -62,10 +72,17 @@ async function emulator(which) {
  */
 function consumer(variant, config, onLine = () => {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--no-warnings', join(here, 'workerConsumer.mjs'), variant], {
-      env: { ...env, BENCH_CONFIG: JSON.stringify(config) },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    // BENCH_WORKER_PROFILE=<dir> writes a CPU profile of each consumer process there (.cpuprofile).
+    const profile = process.env.BENCH_WORKER_PROFILE;
+    const flags = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
+    const child = spawn(
+      process.execPath,
+      ['--expose-gc', '--no-warnings', ...flags, join(here, 'workerConsumer.mjs'), variant],
+      {
+        env: { ...env, BENCH_CONFIG: JSON.stringify(config) },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let result;
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (line.startsWith('{')) result = JSON.parse(line);
@@ -240,10 +257,17 @@ steps:
     };
 
     // ---- the consumers, one after another, each in a fresh process ----
-    const before = await consumer('getrecords', config);
-    const ours = await consumer('worker', { ...config, app: 'bench-worker' });
-    const lifion = await consumer('lifion', { ...config, app: 'bench-lifion' });
-    const after = await consumer('getrecords', config);
+    // Each with the CPU time the emulators spent serving it: where the time goes.
+    const withEmulators = async (variant, cfg) => {
+      const k0 = kin.cpuMs();
+      const d0 = dyn.cpuMs();
+      const r = await consumer(variant, cfg);
+      return { ...r, kinesaliteCpuMs: kin.cpuMs() - k0, dynaliteCpuMs: dyn.cpuMs() - d0 };
+    };
+    const before = await withEmulators('getrecords', config);
+    const ours = await withEmulators('worker', { ...config, app: 'bench-worker' });
+    const lifion = await withEmulators('lifion', { ...config, app: 'bench-lifion' });
+    const after = await withEmulators('getrecords', config);
     for (const r of [before, after, lifion])
       if (r.records !== total) throw new Error(`${r.variant} read ${r.records} records, not ${total}`);
     if (ours.records < total) throw new Error(`the worker processed ${ours.records} records, not ${total}`);
@@ -336,6 +360,9 @@ steps:
       'startup s': ((r.ms - r.activeMs) / 1000).toFixed(1),
       'worker / this': `${(rate(ours) / rate(r)).toFixed(2)}x`,
       'peak RSS': mb(r.rssBytes),
+      'CPU s: consumer': (r.cpuMs / 1000).toFixed(1),
+      kinesalite: Number.isNaN(r.kinesaliteCpuMs) ? '' : (r.kinesaliteCpuMs / 1000).toFixed(1),
+      dynalite: Number.isNaN(r.dynaliteCpuMs) ? '' : (r.dynaliteCpuMs / 1000).toFixed(1),
     }));
     const checks = [
       { name: 'worker records/s / bare GetRecords loop', value: vsCeiling, op: '>=', target: 0.8 },
@@ -348,7 +375,7 @@ steps:
       { name: 'lifion-kinesis peak RSS MB', value: lifion.rssBytes / 2 ** 20 },
     ];
     const pass = checks.every((c) => c.target === undefined || c.value >= c.target);
-    const text = `${table(rows, ['variant', 'records/s', 'active s', 'startup s', 'worker / this', 'peak RSS'])}
+    const text = `${table(rows, ['variant', 'records/s', 'active s', 'startup s', 'worker / this', 'peak RSS', 'CPU s: consumer', 'kinesalite', 'dynalite'])}
 
 ${fmt(total)} records of ~${Math.round(bytes)} B on 4 shards (put in ${(putMs / 1000).toFixed(1)} s), ${fmt(oracle.size)} windows; the worker's and lifion-kinesis's counts in DynamoDB equal the oracle
 put-to-sink latency, stateless filter → map → DynamoDB sink, ${pacedRate} records/s for ${pacedSeconds} s (${fmt(lat.records)} written): p50 ${lat.p50} ms, p99 ${lat.p99} ms, max ${lat.max} ms at the default idle wait (1 s); p50 ${latFast.p50} ms, p99 ${latFast.p99} ms, max ${latFast.max} ms at idleTimeBetweenReadsMs 100; the latency worker's peak RSS ${mb(lat.rssBytes)}
@@ -379,6 +406,14 @@ worker = ${vsCeiling.toFixed(2)}x the bare GetRecords loop (target >= 0.8x), ${v
         lifionRssBytes: lifion.rssBytes,
         bareRssBytes: before.rssBytes,
         latencyWorkerRssBytes: lat.rssBytes,
+        cpuMs: Object.fromEntries(
+          [
+            ['bareBefore', before],
+            ['worker', ours],
+            ['lifion', lifion],
+            ['bareAfter', after],
+          ].map(([k, r]) => [k, { consumer: r.cpuMs, kinesalite: r.kinesaliteCpuMs, dynalite: r.dynaliteCpuMs }]),
+        ),
         targets: { vsCeiling: 0.8, vsLifion: 1 },
         checks,
         pass,
