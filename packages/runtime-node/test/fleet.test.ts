@@ -133,10 +133,9 @@ describe('a fleet of worker processes over 4 shards', () => {
     });
     timings.takeover = elapsed(t);
     // KCL's rule: a lease is taken once its counter has not moved for failoverTime as the taker
-    // sees it; the taker looks every take interval, and the victim renewed up to one renew
-    // interval before it died: at most failoverTime + 2 take intervals (5 s here), and 2.5 s of
-    // slack for timers late on a loaded 2-core machine.
-    expect(timings.takeover).toBeLessThan(SETTINGS.failoverTimeMs + 2 * TAKE_INTERVAL_MS + 2500);
+    // sees it, and the taker looks every take interval: about failoverTime + 2 take intervals (5 s
+    // here). The time is reported, not asserted (tests assert no wall-clock time; the bound itself
+    // is checked on virtual time in leaseCoordinator.test.ts).
     expect([...(await until('2 and 2 again', () => balanced(f, live))).values()]).toEqual([2, 2]);
 
     const audit = await settled(f);
@@ -270,10 +269,8 @@ describe('a fleet of worker processes over 4 shards', () => {
 
     a.child.kill('SIGTERM');
     expect(await a.exit, a.stderr().slice(-3000)).toEqual({ code: 143, signal: null });
-    const t = process.hrtime.bigint();
+    // Released by the time the process has exited (read right after its exit).
     const released = await f.leases();
-    const releaseSeen = elapsed(t);
-    expect(releaseSeen).toBeLessThan(SETTINGS.renewIntervalMs);
     expect(released.size).toBe(4);
     for (const s of aShards) expect(released.get(s)?.leaseOwner).not.toBe('a');
     await until('b holds all 4', async () => [...(await f.owners()).values()].every((o) => o === 'b'));
@@ -286,7 +283,7 @@ describe('a fleet of worker processes over 4 shards', () => {
     const [first, ...others] = f.processed();
     const again = new Set(others.flatMap((o) => o.ids));
     const twice = (first?.ids ?? []).filter((id) => again.has(id)).length;
-    console.log('fleet sigterm:', JSON.stringify({ processedByStopped: first?.ids.length, twice, releaseSeen, audit }));
+    console.log('fleet sigterm:', JSON.stringify({ processedByStopped: first?.ids.length, twice, audit }));
     expect(first?.ids.length).toBeGreaterThan(0);
     expect(twice).toBe(0);
     expect(audit).toMatchObject({ lost: 0, duplicated: 0, outOfOrder: 0, records: 8000 });
