@@ -8,3 +8,11 @@ export class LeaseTableError extends TributaryError {
     this.name = 'LeaseTableError';
   }
 }
+
+/** Reading stopped (`ShardReader.stop()`, or the shard read to its end): what a pending read rejects with. */
+export class ReaderStopped extends TributaryError {
+  constructor(message = 'reading stopped') {
+    super(message);
+    this.name = 'ReaderStopped';
+  }
+}

@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ConfigError } from '@tributary/core/spi';
 
 /** A probe's answer: `ok` gives 200, else 503; `detail` is shown in the body. */
 export interface ProbeResult {
@@ -47,7 +48,7 @@ export function startHttpServer(options: HttpServerOptions): Promise<HttpServer>
   const { port, metrics, health, ready } = options;
   const host = options.host ?? '0.0.0.0';
   if (!Number.isInteger(port) || port < 0 || port > 65_535)
-    return Promise.reject(new RangeError(`Expected \`port\` to be an integer from 0 to 65535, got ${port}`));
+    return Promise.reject(new ConfigError(`Expected \`port\` to be an integer from 0 to 65535, got ${port}`));
   const server: Server = createServer((req, res) => {
     answer(req, res, { metrics, health, ready }).catch((err: unknown) => {
       if (!res.headersSent)

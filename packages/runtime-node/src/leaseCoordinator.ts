@@ -36,6 +36,7 @@
  * Time and timers are injectable; `runOnce()` is one renew pass and one take pass, for tests.
  */
 import { type KinesisClient, ListShardsCommand, type Shard } from '@aws-sdk/client-kinesis';
+import { ConfigError } from '@tributary/core/spi';
 import type {
   CheckpointPosition,
   Lease,
@@ -61,7 +62,7 @@ export function leaseSettings(given: Partial<LeaseSettings> = {}): LeaseSettings
   const positive = (name: keyof LeaseSettings, min: number) => {
     const v = settings[name];
     if (!Number.isInteger(v) || v < min) {
-      throw new RangeError(`Expected \`${name}\` to be an integer of at least ${min}, got ${v}`);
+      throw new ConfigError(`Expected \`${name}\` to be an integer of at least ${min}, got ${v}`);
     }
   };
   positive('failoverTimeMs', 1);
@@ -70,7 +71,7 @@ export function leaseSettings(given: Partial<LeaseSettings> = {}): LeaseSettings
   positive('maxLeasesToStealAtOneTime', 1);
   positive('shardSyncIntervalMs', 1);
   if (settings.renewIntervalMs >= settings.failoverTimeMs - settings.fencingMarginMs) {
-    throw new RangeError(
+    throw new ConfigError(
       `Expected \`renewIntervalMs\` (${settings.renewIntervalMs}) to be below failoverTimeMs − fencingMarginMs (${settings.failoverTimeMs - settings.fencingMarginMs}): leases would lapse between renewals`,
     );
   }
@@ -139,7 +140,7 @@ export class LeaseCoordinator implements LeaseHolder {
   private syncWanted = false;
 
   constructor(private readonly options: LeaseCoordinatorOptions) {
-    if (!options.workerId) throw new RangeError('Expected `workerId` to be a non-empty string, got ""');
+    if (!options.workerId) throw new ConfigError('Expected `workerId` to be a non-empty string, got ""');
     this.workerId = options.workerId;
     this.table = options.table;
     this.settings = leaseSettings(options.settings);

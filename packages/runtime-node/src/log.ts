@@ -8,6 +8,7 @@
  * when a line has any. The lowest level written
  * is `TRIBUTARY_LOG_LEVEL` (debug, info, warn, error, silent; default info).
  */
+import { ConfigError } from '@tributary/core/spi';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -48,7 +49,7 @@ export function parseLogLevel(text: string): LogThreshold | string {
   return `Expected \`TRIBUTARY_LOG_LEVEL\` to be debug, info, warn, error or silent, got ${JSON.stringify(text)}`;
 }
 
-/** A JSON-lines log; throws a RangeError when TRIBUTARY_LOG_LEVEL names no level. */
+/** A JSON-lines log; throws a ConfigError when TRIBUTARY_LOG_LEVEL names no level. */
 export function createLogger(options: LoggerOptions): Logger {
   const stream = options.stream ?? process.stderr;
   const now = options.now ?? (() => new Date());
@@ -57,7 +58,7 @@ export function createLogger(options: LoggerOptions): Logger {
     const text = (options.env ?? process.env).TRIBUTARY_LOG_LEVEL;
     if (text !== undefined && text !== '') {
       const parsed = parseLogLevel(text);
-      if (!(parsed in RANK)) throw new RangeError(parsed);
+      if (!(parsed in RANK)) throw new ConfigError(parsed);
       threshold = parsed as LogThreshold;
     }
   }

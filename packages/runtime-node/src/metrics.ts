@@ -17,6 +17,7 @@
  *
  * plus prom-client's default process metrics (`process_*`, `nodejs_*`) on the same registry.
  */
+import { ConfigError } from '@tributary/core/spi';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { WorkerMetrics } from './leaseTypes.js';
 
@@ -160,7 +161,7 @@ export class PromWorkerMetrics implements WorkerMetrics {
 
 /** A count or gauge value must be a finite number ≥ 0 (a negative count is a bug in the caller). */
 function checkCount(what: string, n: number): number {
-  if (!Number.isFinite(n) || n < 0) throw new RangeError(`Expected \`${what}\` to be a finite number ≥ 0, got ${n}`);
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`Expected \`${what}\` to be a finite number ≥ 0, got ${n}`);
   return n;
 }
 

@@ -36,6 +36,7 @@ import {
   type SourceBatch,
   type SourceRecord,
 } from '@tributary/core/spi';
+import { ReaderStopped } from './errors.js';
 import type { CheckpointPosition, WorkerMetrics } from './leaseTypes.js';
 
 /** Where a shard is read from: a lease's checkpoint (a sequence number or a special one) and its sub-sequence. */
@@ -98,10 +99,7 @@ function isExpired(err: unknown): boolean {
   );
 }
 
-/** Reading stopped (`stop()`): what a pending read rejects with. */
-export class ReaderStopped extends Error {
-  override name = 'ReaderStopped';
-}
+export { ReaderStopped };
 
 export class ShardReader {
   readonly shardId: string;

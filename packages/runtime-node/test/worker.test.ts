@@ -482,7 +482,10 @@ describe('createWorker', () => {
         .status()
         .shards.filter((sh) => aShards.includes(sh.shardId))
         .map((sh) => sh.state),
-    ).toEqual(['fenced', 'fenced']);
+      // Fenced by its own clock, or told the lease is lost when the other takes it first (a loaded
+      // machine may delay the fenced shard's loop past the take): stopped either way; what it
+      // wrote after is checked below.
+    ).toEqual([expect.stringMatching(/^(fenced|lost)$/), expect.stringMatching(/^(fenced|lost)$/)]);
     const processedByA = (seen[0] as number[]).length;
     const checkpointsByA = table.checkpoints.filter((c) => c.owner === 'w0').length;
     await s.put(evs.slice(4000));
