@@ -23,7 +23,7 @@
  */
 import { kinesisClient } from '@tributary/aws/kinesis';
 import { ConfigError, type Pipeline } from '@tributary/core';
-import { describeError, envelope } from '@tributary/core/spi';
+import { describeError, envelope, kinesisStreamName } from '@tributary/core/spi';
 import { createHandler, type Handler, LambdaSimulator } from '@tributary/runtime-lambda';
 import { mappingSettings } from './eventSourceMapping.js';
 
@@ -82,7 +82,7 @@ export async function lambdaLocal(pipeline: Pipeline, options: LambdaLocalOption
       'lambda-local reads Kinesis streams only: a dynamodbStream source is not simulated (run it with `tributary run --input <file>` on change records, or deployed)',
     );
   }
-  const stream = options.stream ?? settings.name ?? settings.streamArn?.slice(settings.streamArn.lastIndexOf('/') + 1);
+  const stream = options.stream ?? kinesisStreamName({ stream: settings.name, streamArn: settings.streamArn });
   if (stream === undefined) throw new ConfigError('lambda-local needs a stream: the pipeline has no kinesis source');
   const from = options.from ?? settings.startingPosition;
   const timestampMs =

@@ -77,6 +77,7 @@ export {
 } from './registry.js';
 export { type BackoffPolicy, backoff, backoffDelay, type RetryPolicy, retry, sleep } from './retry.js';
 export { ComponentRef, DurationSchema, Expression, FunctionRef, X_EXPECTED } from './schema.js';
+export { kinesisStreamName } from './sources/streamArn.js';
 export { type ComponentUse, walkComponents } from './walkComponents.js';
 export type { Aggregator, Stamp } from './windows/aggregates.js';
 export type {

@@ -85,6 +85,7 @@ describe('public surface of @tributary/core', () => {
         'envelope',
         'hasAggregateMagic',
         'hashKeyOf',
+        'kinesisStreamName',
         'isTransient',
         'kindOf',
         'parseDuration',

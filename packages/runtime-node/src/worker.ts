@@ -47,6 +47,7 @@ import {
   ConfigError,
   describeError,
   FencedError,
+  kinesisStreamName,
   PipelineValidationError,
   walkComponents,
 } from '@tributary/core/spi';
@@ -204,7 +205,7 @@ function kinesisSourceOf(pipeline: Pipeline): KinesisSourceSettings & { stream: 
       `the worker reads a Kinesis stream: pipeline \`${pipeline.spec.name}\`${pipeline.file ? ` (${pipeline.file})` : ''} has a ${kind} source; give it source: { kinesis: { stream } }`,
     );
   }
-  const stream = k.stream ?? k.streamArn?.slice(k.streamArn.lastIndexOf('/') + 1);
+  const stream = kinesisStreamName(k);
   if (!stream) throw new ConfigError('the kinesis source names no stream');
   return { ...k, stream };
 }

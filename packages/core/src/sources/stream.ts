@@ -9,12 +9,7 @@ import type { SourceDefinition } from '../compile/types.js';
 import { ConfigError } from '../errors.js';
 import { register } from '../registry.js';
 import { DurationSchema, X_EXPECTED, X_TIMESTAMP } from '../schema.js';
-
-/** A Kinesis stream ARN, `arn:<partition>:kinesis:<region>:<account>:stream/<name>`. */
-export const KINESIS_STREAM_ARN = '^arn:aws(-[a-z]+)*:kinesis:[a-z0-9-]+:\\d{12}:stream/[a-zA-Z0-9_.-]{1,128}$';
-/** A DynamoDB stream ARN, `arn:<partition>:dynamodb:<region>:<account>:table/<table>/stream/<label>`. */
-export const DYNAMODB_STREAM_ARN =
-  '^arn:aws(-[a-z]+)*:dynamodb:[a-z0-9-]+:\\d{12}:table/[A-Za-z0-9_.-]{3,255}/stream/.+$';
+import { DYNAMODB_STREAM_ARN, KINESIS_STREAM_ARN } from './streamArn.js';
 
 const clientFields = {
   region: Type.Optional(Type.String({ minLength: 1, description: 'AWS region (default: from the environment)' })),
@@ -154,11 +149,6 @@ declare module '../index.js' {
     kinesis: KinesisSourceSpec;
     dynamodbStream: DynamodbStreamSourceSpec;
   }
-}
-
-/** The stream a `kinesis` source names, by name (from its ARN when it gives one). */
-export function kinesisStreamName(spec: KinesisSourceSpec): string | undefined {
-  return spec.stream ?? spec.streamArn?.slice(spec.streamArn.lastIndexOf('/') + 1);
 }
 
 const notRunnable = (kind: string) =>
