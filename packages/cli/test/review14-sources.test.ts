@@ -7,36 +7,16 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { kinesisClient } from '@tributary/aws/kinesis';
 import { LambdaSimulator } from '@tributary/runtime-lambda';
 import type { KinesisStreamEvent } from 'aws-lambda';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createStream, putJson, startKinesalite } from '../../../test-support/emulators.js';
-import { main } from '../src/main.js';
+import { runMain } from './support/runMain.js';
 
 /** Runs the command line in process: its exit status and what it wrote. */
-async function tributary(args: string[]) {
-  let out = '';
-  let err = '';
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk, _enc, cb) {
-        append(String(chunk));
-        cb();
-      },
-    });
-  const code = await main(args, {
-    out: sink((s) => {
-      out += s;
-    }),
-    err: sink((s) => {
-      err += s;
-    }),
-  });
-  return { code, out, err };
-}
+const tributary = runMain;
 
 // `main` puts the env files' variables into process.env: each test gets its own back.
 const saved = { ...process.env };

@@ -8,10 +8,9 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStream, kinesisClient, type Placed, putJson, startKinesalite } from '../../../test-support/emulators.js';
-import { main } from '../src/main.js';
+import { runMain } from './support/runMain.js';
 
 type Click = { user: string; amount: number; kind: 'click' | 'view' };
 
@@ -40,26 +39,7 @@ afterAll(async () => {
 });
 
 /** Runs the command line in process: its exit status and what it wrote. */
-async function tributary(args: string[]) {
-  let out = '';
-  let err = '';
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk, _enc, cb) {
-        append(String(chunk));
-        cb();
-      },
-    });
-  const code = await main(args, {
-    out: sink((s) => {
-      out += s;
-    }),
-    err: sink((s) => {
-      err += s;
-    }),
-  });
-  return { code, out, err };
-}
+const tributary = runMain;
 
 const lines = async (file: string) =>
   (await readFile(join(dir, file), 'utf8'))

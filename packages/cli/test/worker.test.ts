@@ -8,7 +8,6 @@ import { createServer, request, type ServerResponse } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +21,7 @@ import {
   startKinesalite,
 } from '../../../test-support/emulators.js';
 import { worker } from '../src/commands/worker.js';
-import { main } from '../src/main.js';
+import { runMain } from './support/runMain.js';
 
 let dir: string;
 
@@ -31,26 +30,7 @@ beforeAll(async () => {
 });
 
 /** Runs the command line in process: its exit status and what it wrote. */
-async function tributary(args: string[]) {
-  let out = '';
-  let err = '';
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk, _enc, cb) {
-        append(String(chunk));
-        cb();
-      },
-    });
-  const code = await main(args, {
-    out: sink((s) => {
-      out += s;
-    }),
-    err: sink((s) => {
-      err += s;
-    }),
-  });
-  return { code, out, err };
-}
+const tributary = runMain;
 
 /** A pipeline of `source` (one YAML line, on line 3). */
 const pipelineYaml = (source: string, name = 'worker-cli') => `version: 1
