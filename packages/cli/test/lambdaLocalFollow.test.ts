@@ -245,7 +245,7 @@ steps:
           onDrain?.();
         }
     });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     const drainedTimes = (n: number) =>
       new Promise<void>((resolve) => {
         const check = () => {

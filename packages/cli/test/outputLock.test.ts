@@ -44,7 +44,7 @@ describe('tributary run: exclusive outputs', () => {
     first.stderr.on('data', (c) => {
       firstErr += c;
     });
-    const exited = new Promise<number | null>((resolve) => first.on('exit', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) => first.on('close', (code) => resolve(code)));
     first.stdin.write('{"n":1}\n');
     await until(() => existsSync(`${out}.lock`));
 

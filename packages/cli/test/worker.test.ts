@@ -203,7 +203,7 @@ function startWorker(args: string[], env: NodeJS.ProcessEnv): Running {
   });
   child.stdout?.resume();
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
+    child.on('close', (code, signal) => resolve({ code, signal })),
   );
   const port = new Promise<number>((resolve, reject) => {
     onLine = (line) => {
@@ -486,7 +486,7 @@ steps:
         let err = '';
         c.stderr?.setEncoding('utf8');
         c.stderr?.on('data', (x: string) => (err += x));
-        c.on('exit', (code) => resolve({ code, err }));
+        c.on('close', (code) => resolve({ code, err }));
       });
     // The oracle: counts and sums per (user, minute), from the input.
     const oracle = new Map<string, { n: number; total: number }>();
@@ -712,7 +712,7 @@ steps:
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (c: string) => (tty += c));
     child.stderr.resume();
-    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     const running: Running = {
       child,
       stderr: () => tty,

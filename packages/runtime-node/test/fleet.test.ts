@@ -337,7 +337,7 @@ steps:
       return {
         child,
         err: () => err,
-        exit: new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code))),
+        exit: new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code))),
       };
     };
     const windowsOf = async (name: string) =>

@@ -288,7 +288,7 @@ steps:
       if (err.length > 2_000_000) err = err.slice(-1_000_000);
     });
     const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.on('exit', (code, signal) => resolve({ code, signal })),
+      child.on('close', (code, signal) => resolve({ code, signal })),
     );
     const w: WorkerProcess = { id, out, child, stderr: () => err, exit };
     this.workers.push(w);
