@@ -8,7 +8,9 @@
  *   SHARD_END): `ListShards`, every page; a shard without a lease gets one with its parents and hash
  *   range. Its checkpoint is TRIM_HORIZON when a parent already had a lease (a reshard: the child's
  *   records follow its parents'); otherwise the initial position — except that with LATEST a closed
- *   shard starts at SHARD_END (nothing will arrive on it), so its children start at LATEST too.
+ *   shard starts at SHARD_END (nothing will arrive on it), so its children start at LATEST too. A
+ *   shard with a descendant that has a lease gets none: it was read to its end and its lease
+ *   cleaned up (see below), as KCL's non-empty lease table sync leaves such shards alone.
  * - **Renew** (every `renewIntervalMs`): each held lease, conditional on owner and counter; a failed
  *   condition means another worker took it (`onLost(shard, 'taken')`). The time a renewal was *sent*
  *   is kept: `mayWrite(shard)` holds only while now − that time ≤ failoverTime − fencingMargin (this
@@ -17,7 +19,8 @@
  * - **Take** (every `takeIntervalMs`): KCL's rule — a lease is expired when its counter has not
  *   changed for failoverTime since this worker first saw that value (a lease that names this
  *   worker's id but is not held — a previous process's — too: that process may only be paused).
- *   Free and expired leases are taken up to the target, ceil(leases / workers), where workers
+ *   Free and expired leases are taken up to the target, ceil(leases / workers), in a shuffled order
+ *   (so workers starting together do not all race for the same lease; `random` is injectable), where workers
  *   are the distinct owners of unexpired leases and this one. With none to take and fewer than the
  *   target, up to `maxLeasesToStealAtOneTime` are stolen from the most loaded worker, when it holds
  *   more than the target (or the target while this one is two or more below it, so that 4 leases
@@ -29,6 +32,12 @@
  * - **Checkpoint**: conditional on owner and counter (it bumps the counter, as KCL's does, and
  *   counts as a renewal). SHARD_END also records the shard's children on the lease, after which the
  *   lease is no longer held (its shard is done) and a shard sync runs.
+ * - **Cleanup** (with the take pass, every `leaseCleanupIntervalMs`), as KCL's LeaseCleanupManager: a
+ *   lease checkpointed at SHARD_END is deleted (conditional on its counter and checkpoint) once the
+ *   leases of its parents are gone and the leases of all its children exist and have checkpointed
+ *   past TRIM_HORIZON/LATEST/AT_TIMESTAMP (they made progress, so nothing needs the parent's lease to
+ *   wait on any more). Any worker may delete it; a lease whose children have not started never is,
+ *   and parents go before their children, so none is left behind.
  * - **Stop**: no more takes; with `release`, each held lease has its owner cleared (counter + 1) so
  *   another worker takes it on its next pass, and `onLost(shard, 'released')` is told.
  *
@@ -49,7 +58,7 @@ import type {
 
 export type InitialPosition = 'TRIM_HORIZON' | 'LATEST' | 'AT_TIMESTAMP';
 
-/** KCL's defaults: failover 10 s, renew a third of it, fencing margin a fifth, steal 1, shard sync 60 s. */
+/** KCL's defaults: failover 10 s, renew a third of it, fencing margin a fifth, steal 1, shard sync and lease cleanup 60 s. */
 export function leaseSettings(given: Partial<LeaseSettings> = {}): LeaseSettings {
   const failoverTimeMs = given.failoverTimeMs ?? 10_000;
   const settings: LeaseSettings = {
@@ -58,6 +67,7 @@ export function leaseSettings(given: Partial<LeaseSettings> = {}): LeaseSettings
     fencingMarginMs: given.fencingMarginMs ?? Math.floor(failoverTimeMs / 5),
     maxLeasesToStealAtOneTime: given.maxLeasesToStealAtOneTime ?? 1,
     shardSyncIntervalMs: given.shardSyncIntervalMs ?? 60_000,
+    leaseCleanupIntervalMs: given.leaseCleanupIntervalMs ?? 60_000,
   };
   const positive = (name: keyof LeaseSettings, min: number) => {
     const v = settings[name];
@@ -70,6 +80,7 @@ export function leaseSettings(given: Partial<LeaseSettings> = {}): LeaseSettings
   positive('fencingMarginMs', 0);
   positive('maxLeasesToStealAtOneTime', 1);
   positive('shardSyncIntervalMs', 1);
+  positive('leaseCleanupIntervalMs', 1);
   if (settings.renewIntervalMs >= settings.failoverTimeMs - settings.fencingMarginMs) {
     throw new ConfigError(
       `Expected \`renewIntervalMs\` (${settings.renewIntervalMs}) to be below failoverTimeMs − fencingMarginMs (${settings.failoverTimeMs - settings.fencingMarginMs}): leases would lapse between renewals`,
@@ -97,6 +108,8 @@ export interface LeaseCoordinatorOptions {
   takeIntervalMs?: number;
   /** The clock (default Date.now). */
   now?: () => number;
+  /** Numbers in [0, 1) that shuffle the order free leases are taken in (default Math.random; seeded in tests). */
+  random?: () => number;
   timers?: Timers;
   metrics?: WorkerMetrics;
   /** A pass that failed (the table or Kinesis unreachable): it is tried again on its interval. */
@@ -118,6 +131,11 @@ interface Sighting {
 }
 
 const SHARD_END: SpecialCheckpoint = 'SHARD_END';
+/** The checkpoints of a lease that has processed nothing yet. */
+const STARTS = new Set<string>(['TRIM_HORIZON', 'LATEST', 'AT_TIMESTAMP']);
+
+const parentsOf = (shard: Shard): string[] =>
+  [shard.ParentShardId, shard.AdjacentParentShardId].filter((p): p is string => !!p).sort();
 
 export class LeaseCoordinator implements LeaseHolder {
   readonly workerId: string;
@@ -138,6 +156,9 @@ export class LeaseCoordinator implements LeaseHolder {
   private handles: unknown[] = [];
   private lastSync = Number.NEGATIVE_INFINITY;
   private syncWanted = false;
+  /** When the last cleanup pass ran (the first is due leaseCleanupIntervalMs after construction). */
+  private lastCleanup: number;
+  private readonly random: () => number;
 
   constructor(private readonly options: LeaseCoordinatorOptions) {
     if (!options.workerId) throw new ConfigError('Expected `workerId` to be a non-empty string, got ""');
@@ -150,6 +171,8 @@ export class LeaseCoordinator implements LeaseHolder {
       clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
     };
     this.takeIntervalMs = options.takeIntervalMs ?? Math.max(1, Math.floor(this.settings.failoverTimeMs / 2));
+    this.random = options.random ?? Math.random;
+    this.lastCleanup = this.now();
   }
 
   // ---- LeaseHolder --------------------------------------------------------------------------
@@ -162,8 +185,12 @@ export class LeaseCoordinator implements LeaseHolder {
     this.lost.push(listener);
   }
 
+  /** The leases held and announced, by shard id. */
   held(): Lease[] {
-    return [...this.held_.values()].filter((h) => h.announced).map((h) => h.lease);
+    return [...this.held_.values()]
+      .filter((h) => h.announced)
+      .map((h) => h.lease)
+      .sort((a, b) => (a.leaseKey < b.leaseKey ? -1 : a.leaseKey > b.leaseKey ? 1 : 0));
   }
 
   mayWrite(shardId: string): boolean {
@@ -232,7 +259,10 @@ export class LeaseCoordinator implements LeaseHolder {
     await this.syncShards();
     await this.runOnce();
     this.loop(() => this.renewLeases(), this.settings.renewIntervalMs);
-    this.loop(() => this.takeLeases(), this.takeIntervalMs);
+    this.loop(async () => {
+      await this.takeLeases();
+      await this.cleanupIfDue();
+    }, this.takeIntervalMs);
     this.loop(() => this.syncShards(), this.settings.shardSyncIntervalMs);
   }
 
@@ -247,6 +277,7 @@ export class LeaseCoordinator implements LeaseHolder {
     }
     await this.renewLeases();
     await this.takeLeases();
+    await this.cleanupIfDue();
   }
 
   /** No more leases are taken (a graceful shutdown's first step); held ones are still renewed. */
@@ -286,11 +317,24 @@ export class LeaseCoordinator implements LeaseHolder {
     const leases = await this.guard('leases', () => this.table.list());
     this.remember(leases);
     const had = new Set(leases.map((l) => l.leaseKey));
+    // Ancestors of shards with a lease: read to their end already (their leases may be cleaned up).
+    const byId = new Map(shards.map((s) => [s.ShardId as string, s]));
+    const ancestors = new Set<string>();
+    const climb = (shardId: string) => {
+      const shard = byId.get(shardId);
+      if (!shard) return;
+      for (const p of parentsOf(shard)) {
+        if (ancestors.has(p)) continue;
+        ancestors.add(p);
+        climb(p);
+      }
+    };
+    for (const shardId of had) climb(shardId);
     const initial = this.options.initialPosition ?? 'TRIM_HORIZON';
     for (const shard of shards) {
       const shardId = shard.ShardId as string;
-      if (had.has(shardId)) continue;
-      const parents = [shard.ParentShardId, shard.AdjacentParentShardId].filter((p): p is string => !!p).sort();
+      if (had.has(shardId) || ancestors.has(shardId)) continue;
+      const parents = parentsOf(shard);
       const closed = !!shard.SequenceNumberRange?.EndingSequenceNumber;
       const checkpoint = parents.some((p) => had.has(p))
         ? 'TRIM_HORIZON'
@@ -372,7 +416,7 @@ export class LeaseCoordinator implements LeaseHolder {
     const mine = counts.get(this.workerId) ?? 0;
     let wanted = target - mine;
     if (wanted <= 0) return;
-    const free = candidates.filter(expired);
+    const free = this.shuffled(candidates.filter(expired));
     const toTake: { lease: Lease; stolen: boolean }[] = free
       .slice(0, wanted)
       .map((lease) => ({ lease, stolen: false }));
@@ -407,7 +451,61 @@ export class LeaseCoordinator implements LeaseHolder {
     this.announce();
   }
 
+  /**
+   * One cleanup pass: deletes the lease of every ended shard whose parents' leases are gone and
+   * whose children's leases all exist and have checkpointed past their start (see the module
+   * comment). Returns the shards whose leases it deleted.
+   */
+  async cleanupLeases(): Promise<string[]> {
+    this.lastCleanup = this.now();
+    const leases = await this.guard('leases', () => this.table.list());
+    const byKey = new Map(leases.map((l) => [l.leaseKey, l]));
+    const started = (shardId: string) => {
+      const child = byKey.get(shardId);
+      return child !== undefined && !STARTS.has(child.checkpoint);
+    };
+    let shards: Shard[] | undefined;
+    const deleted: string[] = [];
+    for (const lease of leases) {
+      if (lease.checkpoint !== SHARD_END || this.held_.has(lease.leaseKey)) continue;
+      // Parents first: a child's lease stays while its parent's does (the parent's cleanup reads it).
+      if (lease.parentShardIds.some((p) => byKey.has(p))) continue;
+      let children = lease.childShardIds;
+      if (children.length === 0) {
+        // Not recorded at SHARD_END (that write is a courtesy): the stream says.
+        shards ??= await this.listShards();
+        children = shards
+          .filter((s) => parentsOf(s).includes(lease.leaseKey))
+          .map((s) => s.ShardId as string)
+          .sort();
+      }
+      if (children.length === 0 || !children.every(started)) continue;
+      if (await this.guard('leases', () => this.table.delete(lease))) {
+        deleted.push(lease.leaseKey);
+        this.known.delete(lease.leaseKey);
+        this.sightings.delete(lease.leaseKey);
+      }
+    }
+    return deleted;
+  }
+
   // ---- internals ----------------------------------------------------------------------------
+
+  /** A cleanup pass when one is due; a failed one is reported (and tried again on the next interval). */
+  private async cleanupIfDue(): Promise<void> {
+    if (this.now() - this.lastCleanup < this.settings.leaseCleanupIntervalMs) return;
+    await this.cleanupLeases().catch((err: unknown) => this.options.onError?.(err));
+  }
+
+  /** `items` in a random order (Fisher–Yates over `random`). */
+  private shuffled<T>(items: T[]): T[] {
+    const out = [...items];
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = Math.min(i, Math.floor(this.random() * (i + 1)));
+      [out[i], out[j]] = [out[j] as T, out[i] as T];
+    }
+    return out;
+  }
 
   /** Whether `lease` was taken. */
   private takeOne(lease: Lease, stolen: boolean): Promise<boolean> {
@@ -490,7 +588,7 @@ export class LeaseCoordinator implements LeaseHolder {
   private async childrenOf(shardId: string): Promise<string[]> {
     const shards = await this.listShards();
     return shards
-      .filter((s) => s.ParentShardId === shardId || s.AdjacentParentShardId === shardId)
+      .filter((s) => parentsOf(s).includes(shardId))
       .map((s) => s.ShardId as string)
       .sort();
   }

@@ -14,10 +14,13 @@
  *   is read: if it is exactly what the earlier, unanswered attempt would have written (same owner,
  *   counter one higher), that attempt landed, and the operation is applied once more on top of it,
  *   rather than reporting a lease as lost that this worker still holds.
+ * - `delete` (an ended shard's lease, once its children have made progress) is a `DeleteItem`
+ *   conditional on the counter and on the SHARD_END checkpoint.
  */
 import {
   ConditionalCheckFailedException,
   CreateTableCommand,
+  DeleteItemCommand,
   DescribeTableCommand,
   type DynamoDBClient,
   GetItemCommand,
@@ -218,6 +221,44 @@ export class DynamoDbLeaseTable implements LeaseTable {
   setChildren(lease: Lease, childShardIds: string[]): Promise<Lease | undefined> {
     if (childShardIds.length === 0) return Promise.resolve(lease);
     return this.update(lease, { set: { childShardIds: { SS: [...childShardIds] } }, owner: lease.leaseOwner ?? null });
+  }
+
+  async delete(lease: Lease): Promise<boolean> {
+    let unanswered = false;
+    try {
+      await this.call(
+        () =>
+          this.client.send(
+            new DeleteItemCommand({
+              TableName: this.tableName,
+              Key: { leaseKey: { S: lease.leaseKey } },
+              ConditionExpression: '#counter = :expected AND #checkpoint = :end',
+              ExpressionAttributeNames: { '#counter': 'leaseCounter', '#checkpoint': 'checkpoint' },
+              ExpressionAttributeValues: { ':expected': { N: String(lease.leaseCounter) }, ':end': { S: 'SHARD_END' } },
+            }),
+          ),
+        () => {
+          unanswered = true;
+        },
+      );
+      this.unanswered.delete(lease.leaseKey);
+      return true;
+    } catch (err) {
+      if (!(err instanceof LeaseTableError && err.cause instanceof ConditionalCheckFailedException)) throw err;
+      if (!unanswered) return false;
+      // An attempt got no answer: when the item is gone, that attempt (or another worker's
+      // delete of the same ended lease) removed it — gone either way, and never created again.
+      const res = await this.call(() =>
+        this.client.send(
+          new GetItemCommand({
+            TableName: this.tableName,
+            Key: { leaseKey: { S: lease.leaseKey } },
+            ConsistentRead: true,
+          }),
+        ),
+      );
+      return res.Item === undefined;
+    }
   }
 
   // ---- internals ------------------------------------------------------------------------------

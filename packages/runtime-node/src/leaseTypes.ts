@@ -61,6 +61,12 @@ export interface LeaseTable {
   checkpoint(lease: Lease, position: CheckpointPosition): Promise<Lease | undefined>;
   /** Records a closed shard's children (on its lease). */
   setChildren(lease: Lease, childShardIds: string[]): Promise<Lease | undefined>;
+  /**
+   * Deletes the lease of an ended shard, conditional on its counter and on its checkpoint being
+   * SHARD_END; whether it was deleted (false: it changed, or another worker deleted it first —
+   * though after an attempt that got no answer, an item found gone counts as deleted).
+   */
+  delete(lease: Lease): Promise<boolean>;
 }
 
 /** The settings of lease coordination, named as KCL names them. */
@@ -79,6 +85,12 @@ export interface LeaseSettings {
   maxLeasesToStealAtOneTime: number;
   /** How often the stream's shards are listed for new leases (KCL shardSyncIntervalMillis, default 60 000). */
   shardSyncIntervalMs: number;
+  /**
+   * How often the leases of ended shards are looked for and deleted (KCL leaseCleanupIntervalMillis,
+   * default 60 000): a lease checkpointed at SHARD_END whose parents' leases are gone and whose
+   * children's leases all exist and have checkpointed past their start.
+   */
+  leaseCleanupIntervalMs: number;
 }
 
 /**

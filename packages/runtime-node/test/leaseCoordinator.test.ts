@@ -676,7 +676,11 @@ describe('LeaseCoordinator: KCL tables, resharding, shutdown', () => {
       fencingMarginMs: 2000,
       maxLeasesToStealAtOneTime: 1,
       shardSyncIntervalMs: 60_000,
+      leaseCleanupIntervalMs: 60_000,
     });
+    expect(() => leaseSettings({ leaseCleanupIntervalMs: 0 })).toThrow(
+      'Expected `leaseCleanupIntervalMs` to be an integer of at least 1, got 0',
+    );
   });
 });
 
