@@ -41,6 +41,7 @@ import {
   type ValidationIssue,
 } from '../errors.js';
 import { type CompiledExpression, compileExpression, type ExpressionSource } from '../expression.js';
+import { comparePositions } from '../position.js';
 import { definition, installedSpecCheck, kindOf } from '../registry.js';
 import { checkOutputs } from '../sinks/fileLock.js';
 import { jsonSafe } from '../sinks/json.js';
@@ -61,6 +62,7 @@ import type {
   LookupDefinition,
   NodeInfo,
   Push,
+  ShardWindowState,
   Sink,
   SinkContext,
   SinkDefinition,
@@ -135,6 +137,67 @@ interface Barrier {
 
 type Phase = 'batch' | 'tick' | 'final';
 
+/**
+ * What a shard's checkpoint holds when a window step keeps the shard's state in memory (see
+ * {@link CompiledPipeline.shardCheckpointState}).
+ */
+export interface ShardCheckpointState {
+  /**
+   * The position to checkpoint, after which a restart reads again: the end of the last batch
+   * wholly before the oldest record still in an open window; `null` when that record is in the
+   * first batch this process read of the shard (checkpoint where the process began the shard).
+   */
+  retainedAfter: string | null;
+  /** The position of the last record processed. */
+  processed: string;
+  /** What a restart needs to replay the records in between exactly (JSON text; see resumeShard). */
+  state: string;
+}
+
+/** One batch of a shard since the oldest still held back: its last position, and each window step's watermark. */
+interface HeldBatch {
+  end: string;
+  marks: number[];
+}
+
+/** Per shard: the batches a restart would replay (see shardCheckpointState). */
+interface ShardHistory {
+  after: string | null;
+  batches: HeldBatch[];
+  processed: string | undefined;
+}
+
+/** A shard being replayed from a held-back checkpoint (see resumeShard). */
+interface Replay {
+  /** The last position of each original batch to replay, in order. */
+  ends: string[];
+  next: number;
+  /** Records up to here were replayed. */
+  done: string | undefined;
+  /** Records read of a batch not yet complete (its last record is in a later read). */
+  pending: SourceRecord[];
+  /** Checkpointed again until the replay is over. */
+  saved: ShardCheckpointState;
+}
+
+/** The JSON of ShardCheckpointState.state (−∞ watermarks are `null`). */
+interface SavedShardState {
+  v: 1;
+  after: string | null;
+  steps: string[];
+  /** Per batch: its last position, then each step's watermark. */
+  batches: (string | number | null)[][];
+  final: (number | null)[];
+  progress: [number | null, number | null];
+}
+
+/** A source record's position (see position.ts). */
+function sourcePosition(r: SourceRecord): string {
+  return r.subSequenceNumber === undefined ? r.sequenceNumber : `${r.sequenceNumber}:${r.subSequenceNumber}`;
+}
+
+const markOf = (v: unknown): number => (typeof v === 'number' ? v : Number.NEGATIVE_INFINITY);
+
 /** Where a chain ends (a branch route, the main steps without a collected tail): records are dropped. */
 const chainEnd: Push = () => {};
 
@@ -162,6 +225,7 @@ class Batch implements BatchContext {
     readonly checkpoint?: string,
     readonly ordering: Ordering = 'shard',
     private readonly mayWrite?: () => boolean,
+    readonly replay?: number,
   ) {
     this.buffers = Array.from({ length: slots }, () => []);
   }
@@ -170,6 +234,8 @@ class Batch implements BatchContext {
     if (this.mayWrite !== undefined && !this.mayWrite()) throw new FencedError(this.shardId);
   }
   deadLetter(env: RecordEnvelope, step: string, reason: DeadLetterReason, error: unknown): void {
+    // A replayed record was dead-lettered (or not) when it was first processed.
+    if (this.replay !== undefined) return;
     const src = env.source;
     const rec: DeadLetterRecord = {
       reason,
@@ -268,6 +334,7 @@ export class CompiledPipeline {
     const sinkSlots: SinkSlot[] = [];
     const lookups: Lookup[] = [];
     const stores: StateStore[] = [];
+    const shardStates: ShardWindowState[] = [];
     const counters = new Map<string, number>();
     const names = new Set<string>();
     let slots = 0;
@@ -319,6 +386,9 @@ export class CompiledPipeline {
       gauge: (name, read) => {
         gauges.push({ name, read });
       },
+      holdsShardState: (step) => {
+        shardStates.push(step);
+      },
       requestTicks: (ms) => {
         tickInterval = tickInterval === undefined ? ms : Math.min(tickInterval, ms);
       },
@@ -336,6 +406,8 @@ export class CompiledPipeline {
         const sink = createSink(spec as SinkSpec, node.path);
         sinkSlots.push({ node, sink, id });
         return (env, batch) => {
+          // A replayed batch's output was written when it was first processed.
+          if (batch.replay !== undefined) return;
           (batch.buffers[id] as RecordEnvelope[]).push(env);
         };
       },
@@ -432,6 +504,7 @@ export class CompiledPipeline {
       const id = slots++;
       this.tailSlot = id;
       tail = (env, batch) => {
+        if (batch.replay !== undefined) return;
         (batch.buffers[id] as RecordEnvelope[]).push(env);
       };
     }
@@ -462,6 +535,7 @@ export class CompiledPipeline {
     this.stores = stores;
     this.tickInterval = tickInterval;
     this.gauges = gauges;
+    this.shardStates = shardStates;
   }
 
   private readonly gauges: { name: string; read: () => number }[];
@@ -563,10 +637,195 @@ export class CompiledPipeline {
    * acknowledged it. Calls made while another batch runs wait for it (batches never interleave).
    */
   process(input: SourceBatch): Promise<BatchResult> {
-    return this.serially(() => this.processNow(input));
+    return this.serially(() => {
+      const replay = this.replays.get(input.shardId);
+      return replay ? this.processReplay(input, replay) : this.processNow(input);
+    });
   }
 
-  private async processNow(input: SourceBatch): Promise<BatchResult> {
+  /** Window steps whose per-shard state is in memory (they hold checkpoints back). */
+  private readonly shardStates: ShardWindowState[];
+  private readonly histories = new Map<string, ShardHistory>();
+  private readonly replays = new Map<string, Replay>();
+
+  /** Whether a window step keeps per-shard state in memory, so that checkpoints are held back (see shardCheckpointState). */
+  get holdsCheckpoints(): boolean {
+    return this.shardStates.length > 0;
+  }
+
+  /**
+   * Position of the oldest record still in an open window of the shard, over the window steps
+   * whose per-shard state is in memory (`keyIsPartitionKey`, no shared store); undefined when none.
+   */
+  retainedPosition(shardId: string): string | undefined {
+    let oldest: string | undefined;
+    for (const s of this.shardStates) {
+      const p = s.retained(shardId);
+      if (p !== undefined && (oldest === undefined || comparePositions(p, oldest) < 0)) oldest = p;
+    }
+    return oldest;
+  }
+
+  /**
+   * What to checkpoint for a shard when window state is in memory (`holdsCheckpoints`), read after
+   * a batch: the checkpoint is held back to before the oldest record still in an open window, so a
+   * restart (or another process taking the shard) reads those records again, and `state` tells
+   * {@link resumeShard} how to replay them: the last processed position, the batches since then
+   * and the watermark each was judged against. Undefined when nothing is held back (no such step,
+   * or no batch of the shard yet).
+   */
+  shardCheckpointState(shardId: string): ShardCheckpointState | undefined {
+    if (this.shardStates.length === 0) return undefined;
+    const replay = this.replays.get(shardId);
+    if (replay) return replay.saved;
+    const h = this.histories.get(shardId);
+    if (!h || h.processed === undefined) return undefined;
+    const progress = this.watermarks.progress(shardId);
+    const saved: SavedShardState = {
+      v: 1,
+      after: h.after,
+      steps: this.shardStates.map((s) => s.name),
+      batches: h.batches.map((b) => [b.end, ...b.marks]),
+      final: this.shardStates.map((s) => s.watermark(shardId)),
+      progress: [progress?.maxEventTime ?? null, progress?.sourceWatermark ?? null],
+    };
+    return { retainedAfter: h.after, processed: h.processed, state: JSON.stringify(saved) };
+  }
+
+  /**
+   * Before a shard's first batch, when it resumes from a checkpoint `shardCheckpointState` gave
+   * (in this process or another): the records read from the checkpoint up to `processed` are
+   * replayed in their original batches, each judged against the watermark it was judged against
+   * then, so they land in the same windows and sessions, and are late or not as they were. They
+   * only rebuild the windows still open: what they produced then (sink writes, late records, dead
+   * letters, windows emitted) is not produced again. Records after `processed` are processed as
+   * usual. A replayed `emit: updates` window emits its updates again from the first batch after.
+   */
+  resumeShard(shardId: string, saved: { processed: string; state: string }): void {
+    let s: SavedShardState;
+    try {
+      s = JSON.parse(saved.state) as SavedShardState;
+    } catch (err) {
+      throw new ConfigError(`the saved window state of shard ${shardId} is not JSON: ${describeError(err)}`);
+    }
+    if (s?.v !== 1 || !Array.isArray(s.batches) || !Array.isArray(s.steps) || !Array.isArray(s.final)) {
+      throw new ConfigError(`the saved window state of shard ${shardId} is not one this version writes`);
+    }
+    this.replays.delete(shardId);
+    const progress = s.progress ?? [null, null];
+    this.watermarks.observe(
+      shardId,
+      markOf(progress[0]),
+      this.scheduler.now(),
+      typeof progress[1] === 'number' ? progress[1] : undefined,
+    );
+    for (const step of this.shardStates) {
+      const j = s.steps.indexOf(step.name);
+      if (j < 0) continue;
+      step.resume(
+        shardId,
+        s.batches.map((b) => markOf(b[j + 1])),
+        markOf(s.final[j]),
+      );
+    }
+    const ends = s.batches.map((b) => String(b[0]));
+    this.histories.set(shardId, {
+      after: s.after,
+      batches: [],
+      processed: ends.length > 0 ? (s.after ?? undefined) : saved.processed,
+    });
+    if (ends.length > 0) {
+      this.replays.set(shardId, {
+        ends,
+        next: 0,
+        done: s.after ?? undefined,
+        pending: [],
+        saved: { retainedAfter: s.after, processed: saved.processed, state: saved.state },
+      });
+    }
+  }
+
+  /**
+   * Forgets what this process holds of a shard's windows in memory (its lease moved, or its reading
+   * stopped): they are not emitted from here; whoever reads the shard next recomputes them from
+   * the held-back checkpoint.
+   */
+  releaseShard(shardId: string): void {
+    if (this.shardStates.length === 0) return;
+    this.replays.delete(shardId);
+    this.histories.delete(shardId);
+    for (const s of this.shardStates) s.release(shardId);
+    this.watermarks.restore(shardId, undefined);
+  }
+
+  /** A batch of a shard being replayed: cut into the original batches, then what follows them. */
+  private async processReplay(input: SourceBatch, replay: Replay): Promise<BatchResult> {
+    const done = replay.done;
+    let records = [...replay.pending, ...input.records];
+    if (done !== undefined) records = records.filter((r) => comparePositions(sourcePosition(r), done) > 0);
+    const results: BatchResult[] = [];
+    while (replay.next < replay.ends.length) {
+      const end = replay.ends[replay.next] as string;
+      let k = 0;
+      while (k < records.length && comparePositions(sourcePosition(records[k] as SourceRecord), end) <= 0) k++;
+      const complete =
+        k < records.length || (k > 0 && comparePositions(sourcePosition(records[k - 1] as SourceRecord), end) === 0);
+      if (!complete) break;
+      const { checkpoint: _, ...rest } = input;
+      results.push(await this.processNow({ ...rest, records: records.slice(0, k) }, { index: replay.next, end }));
+      records = records.slice(k);
+      replay.next++;
+      replay.done = end;
+    }
+    if (replay.next < replay.ends.length) replay.pending = records;
+    else {
+      this.replays.delete(input.shardId);
+      if (records.length > 0) results.push(await this.processNow({ ...input, records }));
+    }
+    const last = input.records[input.records.length - 1];
+    const out: BatchResult = {
+      shardId: input.shardId,
+      checkpoint: input.checkpoint ?? last?.sequenceNumber,
+      phase: 'batch',
+      recordsIn: 0,
+      recordsOut: 0,
+      deadLettered: 0,
+      filtered: 0,
+    };
+    for (const r of results) {
+      out.recordsIn += r.recordsIn;
+      out.recordsOut += r.recordsOut;
+      out.deadLettered += r.deadLettered;
+      out.filtered += r.filtered;
+    }
+    if (this.tailSlot !== undefined) out.tail = results.flatMap((r) => r.tail ?? []);
+    return out;
+  }
+
+  /** After a shard's batch: its end and marks are kept while a window holds a record of it or after. */
+  private noteBatch(shardId: string, end: string, marks: number[]): void {
+    let h = this.histories.get(shardId);
+    if (!h) {
+      h = { after: null, batches: [], processed: undefined };
+      this.histories.set(shardId, h);
+    }
+    h.batches.push({ end, marks });
+    h.processed = end;
+    const oldest = this.retainedPosition(shardId);
+    if (oldest === undefined) {
+      h.after = end;
+      h.batches.length = 0;
+      return;
+    }
+    let n = 0;
+    while (n < h.batches.length && comparePositions((h.batches[n] as HeldBatch).end, oldest) < 0) n++;
+    if (n > 0) {
+      h.after = (h.batches[n - 1] as HeldBatch).end;
+      h.batches.splice(0, n);
+    }
+  }
+
+  private async processNow(input: SourceBatch, replay?: { index: number; end: string }): Promise<BatchResult> {
     const now = this.scheduler.now();
     const lastRecord = input.records[input.records.length - 1];
     const batch = new Batch(
@@ -577,7 +836,13 @@ export class CompiledPipeline {
       input.checkpoint ?? lastRecord?.sequenceNumber,
       input.ordering ?? 'shard',
       input.mayWrite,
+      replay?.index,
     );
+    // The watermark each window step judges the batch against, kept for a replay (see noteBatch).
+    const marks =
+      this.shardStates.length > 0 && input.shardId !== '' && (input.ordering ?? 'shard') === 'shard'
+        ? this.shardStates.map((s) => s.watermark(input.shardId))
+        : undefined;
     const records = input.records;
     const head = this.head;
     const eventTime = this.eventTime;
@@ -651,8 +916,9 @@ export class CompiledPipeline {
       input.ordering === 'partitionKey' && minEventTime !== Number.POSITIVE_INFINITY ? minEventTime : maxEventTime;
     this.watermarks.observe(shardId, progress, now, input.watermark);
     const last = records[records.length - 1];
+    let result: BatchResult;
     try {
-      return await this.drain(batch, 'batch', records.length, input.checkpoint ?? last?.sequenceNumber);
+      result = await this.drain(batch, 'batch', records.length, input.checkpoint ?? last?.sequenceNumber);
     } catch (err) {
       // The batch will be delivered again: its event times must not have moved the watermark
       // (a tick or another shard's batch would otherwise close windows it has yet to fill).
@@ -660,6 +926,9 @@ export class CompiledPipeline {
       batch.rollBack();
       throw err;
     }
+    const end = replay?.end ?? (last === undefined ? undefined : sourcePosition(last));
+    if (marks !== undefined && end !== undefined) this.noteBatch(shardId, end, marks);
+    return result;
   }
 
   /**

@@ -51,6 +51,33 @@ export interface BatchContext {
    * Hooks run synchronously, last registered first.
    */
   afterFailure(fn: () => void): void;
+  /**
+   * Set on a batch that replays records a checkpoint held back (see
+   * `CompiledPipeline.resumeShard`): the index of the original batch it repeats. Its records only
+   * rebuild window state in memory; its output (sink writes, late records, dead letters, emitted
+   * windows) was produced before the checkpoint and is dropped.
+   */
+  readonly replay?: number | undefined;
+}
+
+/**
+ * A window step whose state of a shard lives in this process's memory, one operator per shard
+ * (`keyIsPartitionKey` without a shared store): what holds a shard's checkpoint back, and what
+ * replays it after a restart (see `CompiledPipeline.shardCheckpointState`).
+ */
+export interface ShardWindowState {
+  readonly name: string;
+  /** Position of the oldest record still in an open window of the shard; undefined when none is. */
+  retained(shardId: string): string | undefined;
+  /** The watermark the shard's next batch is judged against (−∞ before its first). */
+  watermark(shardId: string): number;
+  /**
+   * Before a shard's replay: the watermark each replayed batch is judged against (as the original
+   * batch was), and the one after the last (the saved one).
+   */
+  resume(shardId: string, marks: readonly number[], final: number): void;
+  /** Forgets the shard's windows (its lease moved: another process recomputes them). */
+  release(shardId: string): void;
 }
 
 /** Identity of a node in the compiled graph. */
@@ -150,6 +177,8 @@ export interface CompileContext extends ResourceContext {
   requestTicks(intervalMs: number): void;
   /** Registers a gauge reported by `CompiledPipeline.stats()` (summed over nodes of the same name). */
   gauge(name: string, read: () => number): void;
+  /** Registers a window step whose per-shard state is in memory (checkpoints are held back by it). */
+  holdsShardState(step: ShardWindowState): void;
 }
 
 export type BarrierRun = (records: RecordEnvelope[], batch: BatchContext, next: Push) => Promise<void>;

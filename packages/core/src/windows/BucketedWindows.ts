@@ -9,7 +9,7 @@ import { type Emission, emitted, type RecordEnvelope } from '../envelope.js';
 import { comparePositions, positionOf } from '../position.js';
 import type { Aggregator, Stamp } from './aggregates.js';
 import { MinHeap } from './heap.js';
-import { FAILED, grainOf, WindowOperator, type WindowSettings } from './WindowOperator.js';
+import { DROPPED, FAILED, grainOf, WindowOperator, type WindowSettings } from './WindowOperator.js';
 
 /**
  * In-memory state of one tumbling or hopping window start: the accumulators of every key, and
@@ -32,6 +32,8 @@ class Bucket {
   /** The batch that last touched this bucket, and the position applied before it. */
   batch = 0;
   floor: string | undefined = undefined;
+  /** Position of the first record applied (the oldest: a shard's records come in order). */
+  first: string | undefined = undefined;
   constructor(
     readonly start: number,
     readonly end: number,
@@ -81,6 +83,15 @@ export class BucketedWindows extends WindowOperator {
 
   protected storedWindows(): number {
     return this.tracked;
+  }
+
+  /** Position of the oldest record in an open window (of one shard's operator: see PerShardWindows). */
+  retainedPosition(): string | undefined {
+    let oldest: string | undefined;
+    for (const b of this.bucketsByStart.values()) {
+      if (b.first !== undefined && (oldest === undefined || comparePositions(b.first, oldest) < 0)) oldest = b.first;
+    }
+    return oldest;
   }
 
   /** Tumbling/hopping in memory: adds one record straight into its window buckets, exactly once per (window, shard). */
@@ -157,6 +168,7 @@ export class BucketedWindows extends WindowOperator {
         if (comparePositions(position, bucket.floor) <= 0) continue; // applied before
         bucket.floor = undefined;
       }
+      if (bucket.first === undefined) bucket.first = position;
       stamp.time = env.eventTime;
       stamp.shardId = env.shardId;
       stamp.position = position;
@@ -238,8 +250,11 @@ export class BucketedWindows extends WindowOperator {
 
   /** Advances the watermark and fires (and frees) the windows it closes; at the end of input, all. */
   private async advance(batch: BatchContext, next: Push, final: boolean): Promise<void> {
-    this.advanceWatermark(batch, final);
-    this.finishBuckets(batch, next);
-    this.fireBuckets(batch, next);
+    const mode = this.replayMode(batch, final);
+    if (mode === 'skip') return;
+    if (mode === 'normal') this.advanceWatermark(batch, final);
+    const out = mode === 'replay' ? DROPPED : next;
+    this.finishBuckets(batch, out);
+    this.fireBuckets(batch, out);
   }
 }

@@ -8,7 +8,7 @@ import type { BatchContext, CompileContext, NodeInfo, Push } from '../compile/ty
 import type { RecordEnvelope } from '../envelope.js';
 import { comparePositions, positionOf } from '../position.js';
 import type { Aggregator } from './aggregates.js';
-import { MinHeap } from './heap.js';
+import { MinHeap, OrderedHeap } from './heap.js';
 import {
   type ApplyOutcome,
   classifyDelta,
@@ -17,7 +17,7 @@ import {
   type WindowRef,
   WindowState,
 } from './store.js';
-import { type Delta, deltaId, grainOf, WindowOperator, type WindowSettings } from './WindowOperator.js';
+import { type Delta, DROPPED, deltaId, grainOf, WindowOperator, type WindowSettings } from './WindowOperator.js';
 
 type Tracked = WindowState;
 
@@ -31,6 +31,13 @@ export class MergingWindows extends WindowOperator {
   /** Tracked windows by id: session merges and sliding updates look them up. */
   private readonly byId = new Map<string, Tracked>();
   private tracked = 0;
+  /**
+   * Tracked windows by the oldest record they hold (see retainedPosition); an entry is stale once
+   * its window is dead or merged into another (which has an entry of its own).
+   */
+  private readonly retained = new OrderedHeap<{ retain: string; tr: Tracked }>(
+    (a, b) => comparePositions(a.retain, b.retain) < 0,
+  );
 
   constructor(settings: WindowSettings, node: NodeInfo, ctx: CompileContext) {
     super(settings, node, ctx, 0);
@@ -52,6 +59,18 @@ export class MergingWindows extends WindowOperator {
 
   protected storedWindows(): number {
     return this.store.size;
+  }
+
+  /**
+   * Position of the oldest record in a window still tracked (of one shard's operator: see
+   * PerShardWindows). Sliding points count until they expire: later windows still read them.
+   */
+  retainedPosition(): string | undefined {
+    for (let top = this.retained.peek(); top !== undefined; top = this.retained.peek()) {
+      if (!top.tr.dead && top.tr.retain === top.retain) return top.retain;
+      this.retained.pop();
+    }
+    return undefined;
   }
 
   private async run(records: RecordEnvelope[], batch: BatchContext, next: Push): Promise<void> {
@@ -84,7 +103,7 @@ export class MergingWindows extends WindowOperator {
       );
     }
     this.markSeen(records, batch);
-    if (this.updates) await this.emitChanged(changed, batch, next);
+    if (this.updates) await this.emitChanged(changed, batch, batch.replay === undefined ? next : DROPPED);
   }
 
   /**
@@ -107,7 +126,7 @@ export class MergingWindows extends WindowOperator {
       await this.mergeSessions((deltas[0] as Delta).key, deltas, records, batch, changed);
     }
     this.markSeen(records, batch);
-    if (this.updates) await this.emitChanged(changed, batch, next);
+    if (this.updates) await this.emitChanged(changed, batch, batch.replay === undefined ? next : DROPPED);
   }
 
   private async mergeSessions(
@@ -151,8 +170,17 @@ export class MergingWindows extends WindowOperator {
     });
     if (live.length === 0) return;
     // Union of the stored sessions and the batch's gap windows; touching intervals merge.
-    type Part = { start: number; end: number; acc: unknown[]; positions: Record<string, string> };
-    const parts: Part[] = [...stored, ...live.map((d) => ({ start: d.start, end: d.end, acc: d.acc, positions: {} }))];
+    type Part = { start: number; end: number; acc: unknown[]; positions: Record<string, string>; retain: string };
+    const parts: Part[] = [
+      ...stored.map((w) => ({
+        start: w.start,
+        end: w.end,
+        acc: w.acc,
+        positions: w.positions,
+        retain: (w instanceof WindowState ? w.retain : undefined) ?? minPosition,
+      })),
+      ...live.map((d) => ({ start: d.start, end: d.end, acc: d.acc, positions: {}, retain: d.minPosition })),
+    ];
     parts.sort((a, b) => a.start - b.start);
     const keyValue = (deltas[0] as Delta).keyValue;
     const merged: WindowState[] = [];
@@ -161,6 +189,7 @@ export class MergingWindows extends WindowOperator {
       if (last && p.start <= last.end) {
         last.end = Math.max(last.end, p.end);
         last.acc = last.acc.map((a, i) => (this.aggregators[i] as Aggregator).merge(a, p.acc[i]));
+        if (comparePositions(p.retain, last.retain as string) < 0) last.retain = p.retain;
         for (const [shard, pos] of Object.entries(p.positions)) {
           const cur = last.positionFor(shard);
           if (cur === undefined || comparePositions(pos, cur) > 0) last.setPosition(shard, pos);
@@ -168,6 +197,7 @@ export class MergingWindows extends WindowOperator {
       } else {
         const w = new WindowState(key, keyValue, p.start, p.end, [...p.acc], shardId, minPosition, maxPosition);
         w.positions = { ...p.positions };
+        w.retain = p.retain;
         merged.push(w);
       }
     }
@@ -237,14 +267,19 @@ export class MergingWindows extends WindowOperator {
     tr.expireAt = this.kind === 'sliding' ? fireAt + this.size + 1 : fireAt;
     tr.fired = false;
     tr.dead = false;
+    tr.retain ??= tr.minPosition || undefined;
+    if (tr.retain !== undefined) this.retained.push({ retain: tr.retain, tr });
     this.tracked++;
     this.byId.set(windowId(w.key, w.start, w.end), tr);
     this.schedule(tr, fireAt);
   }
 
   /** Advances the watermark and fires (and frees) the windows it closes; at the end of input, all. */
-  private async advance(batch: BatchContext, next: Push, final: boolean): Promise<void> {
-    this.advanceWatermark(batch, final);
+  private async advance(batch: BatchContext, push: Push, final: boolean): Promise<void> {
+    const mode = this.replayMode(batch, final);
+    if (mode === 'skip') return;
+    if (mode === 'normal') this.advanceWatermark(batch, final);
+    const next = mode === 'replay' ? DROPPED : push;
     const expired: Tracked[] = [];
     const fired: Tracked[] = [];
     for (let top = this.times.peek(); top !== undefined && top.at <= this.wm; top = this.times.peek()) {
@@ -290,6 +325,7 @@ export class MergingWindows extends WindowOperator {
       const refired = new Set(fired);
       for (const tr of expired) {
         tr.dead = false;
+        if (tr.retain !== undefined) this.retained.push({ retain: tr.retain, tr });
         this.tracked++;
         this.byId.set(windowId(tr.key, tr.start, tr.end), tr);
         if (!refired.has(tr)) this.schedule(tr, tr.expireAt);

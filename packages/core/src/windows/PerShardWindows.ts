@@ -10,13 +10,25 @@
  * batch with a context that hands it its shard's watermarks and captures what it would register
  * (its barrier, gauges, ticks); the late output is the step's one sink.
  */
-import type { BarrierAdvance, BarrierRun, BatchContext, CompileContext, NodeInfo, Push } from '../compile/types.js';
+import type {
+  BarrierAdvance,
+  BarrierRun,
+  BatchContext,
+  CompileContext,
+  NodeInfo,
+  Push,
+  ShardWindowState,
+} from '../compile/types.js';
 import { InternalError } from '../errors.js';
 import { shardWatermarks } from './watermarks.js';
 
 /** What the window step links: an operator, or this router over one operator per shard. */
 export interface LinkedWindows {
   link(): (next: Push) => Push;
+  /** State in memory: the oldest record in an open window (see ShardWindowState). */
+  retainedPosition?(): string | undefined;
+  currentWatermark?(): number;
+  resumeReplay?(marks: readonly number[], final: number): void;
 }
 
 interface ShardOperator {
@@ -25,12 +37,13 @@ interface ShardOperator {
   /** The operator's own push (records added inline); undefined: records go through the barrier. */
   inline: Push | undefined;
   gauges: Map<string, () => number>;
+  windows: LinkedWindows | undefined;
 }
 
 /** What a shard operator's barrier returns: its records go into the step's one barrier. */
 const BUFFERED: Push = () => {};
 
-export class PerShardWindows implements LinkedWindows {
+export class PerShardWindows implements LinkedWindows, ShardWindowState {
   private readonly shards = new Map<string, ShardOperator>();
   private next: Push | undefined;
   private readonly latePush: Push | undefined;
@@ -52,7 +65,10 @@ export class PerShardWindows implements LinkedWindows {
     ctx.requestTicks(tickInterval);
     // A configuration the operators refuse fails here, when the pipeline is compiled, not at
     // the first batch.
-    this.build('');
+    const probe = this.build('');
+    // State in memory: this process alone holds a shard's open windows, so the shard's checkpoint
+    // is held back to their oldest record (see CompiledPipeline.shardCheckpointState).
+    if (probe.windows?.retainedPosition) ctx.holdsShardState(this);
     for (const name of ['openWindows', 'storedWindows']) {
       ctx.gauge(name, () => {
         let n = 0;
@@ -104,6 +120,31 @@ export class PerShardWindows implements LinkedWindows {
     }
   }
 
+  get name(): string {
+    return this.node.name;
+  }
+
+  retained(shardId: string): string | undefined {
+    return this.shards.get(shardId)?.windows?.retainedPosition?.();
+  }
+
+  watermark(shardId: string): number {
+    return this.shards.get(shardId)?.windows?.currentWatermark?.() ?? Number.NEGATIVE_INFINITY;
+  }
+
+  resume(shardId: string, marks: readonly number[], final: number): void {
+    this.operatorOf(shardId).windows?.resumeReplay?.(marks, final);
+  }
+
+  release(shardId: string): void {
+    this.shards.delete(shardId);
+    this.closedDone.delete(shardId);
+    if (this.lastId === shardId) {
+      this.lastId = undefined;
+      this.last = undefined;
+    }
+  }
+
   /** Closed shards whose operator has advanced since they closed. */
   private readonly closedDone = new Set<string>();
 
@@ -121,7 +162,13 @@ export class PerShardWindows implements LinkedWindows {
 
   /** A shard's operator, linked in front of the step's next push. */
   private build(shardId: string): ShardOperator {
-    const captured: ShardOperator = { run: undefined, advance: undefined, inline: undefined, gauges: new Map() };
+    const captured: ShardOperator = {
+      run: undefined,
+      advance: undefined,
+      inline: undefined,
+      gauges: new Map(),
+      windows: undefined,
+    };
     const late = this.latePush;
     const ctx: CompileContext = {
       ...this.ctx,
@@ -141,7 +188,9 @@ export class PerShardWindows implements LinkedWindows {
         captured.gauges.set(name, read);
       },
     };
-    const push = this.create(ctx, shardId).link()(this.next ?? BUFFERED);
+    const windows = this.create(ctx, shardId);
+    captured.windows = windows;
+    const push = windows.link()(this.next ?? BUFFERED);
     captured.inline = push === BUFFERED ? undefined : push;
     return captured;
   }

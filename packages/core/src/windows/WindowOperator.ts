@@ -47,6 +47,12 @@ export interface WindowSettings {
 
 export const FAILED = Symbol('failed');
 
+/** Where the output of a replayed batch goes (see BatchContext.replay): nowhere. */
+export const DROPPED: Push = () => {};
+
+/** How a window operator advances after a batch or tick (see WindowOperator.replayMode). */
+export type AdvanceMode = 'normal' | 'replay' | 'skip';
+
 /** A time for messages: ISO-8601 when it is a date, else the number itself (−∞, +∞, out of range). */
 function timeText(t: number): string {
   return Number.isFinite(t) && Math.abs(t) <= MAX_EVENT_TIME ? new Date(t).toISOString() : String(t);
@@ -125,6 +131,55 @@ export abstract class WindowOperator {
 
   /** The step in the compiled chain: a push that takes the step's records, given the next one. */
   abstract link(): (next: Push) => Push;
+
+  /**
+   * While the shard's held-back records are replayed (see `CompiledPipeline.resumeShard`): the
+   * watermark each replayed batch was judged against when it was first processed, and the one
+   * after the last.
+   */
+  private replayPlan: { marks: readonly number[]; final: number } | undefined;
+
+  /** The watermark the next batch is judged against. */
+  currentWatermark(): number {
+    return this.wm;
+  }
+
+  /**
+   * Starts a replay: each replayed batch is judged against the watermark its original batch was
+   * (so records land in the same windows and sessions, and the same ones are late), and once the
+   * last is replayed the watermark is the saved one. Ticks do not move it meanwhile.
+   */
+  resumeReplay(marks: readonly number[], final: number): void {
+    this.wm = marks.length > 0 ? (marks[0] as number) : final;
+    this.replayPlan = marks.length > 0 ? { marks, final } : undefined;
+  }
+
+  /**
+   * How `advance` goes on after `batch`: `normal` (the watermark moves with the shards' progress);
+   * `replay` (a replayed batch: the watermark is the next one of the plan, and what fires was
+   * emitted before the checkpoint: its output is dropped); `skip` (a tick during a replay).
+   */
+  protected replayMode(batch: BatchContext, final: boolean): AdvanceMode {
+    const plan = this.replayPlan;
+    if (plan === undefined) return 'normal';
+    if (final) {
+      this.replayPlan = undefined;
+      return 'normal';
+    }
+    if (batch.replay === undefined) return 'skip';
+    const before = this.wm;
+    batch.afterFailure(() => {
+      this.wm = before;
+      this.replayPlan = plan;
+    });
+    const i = batch.replay + 1;
+    if (i < plan.marks.length) this.wm = plan.marks[i] as number;
+    else {
+      this.wm = plan.final;
+      this.replayPlan = undefined;
+    }
+    return 'replay';
+  }
 
   /** Windows open in this process (the `openWindows` gauge). */
   protected abstract openWindows(): number;

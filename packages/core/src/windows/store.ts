@@ -88,6 +88,8 @@ export class WindowState implements WindowDelta, StoredWindow {
   fired = false;
   /** Freed, or merged into another session: ignore its timers. */
   dead = false;
+  /** In memory: position of the oldest record in the window (merged sessions: of any part). */
+  retain: string | undefined = undefined;
   constructor(
     public key: string,
     public keyValue: unknown,
