@@ -4,6 +4,7 @@
  * lease table in memory (test/support/memoryLeaseTable.ts) and in dynalite, time virtual, passes
  * stepped explicitly.
  */
+import { DeleteItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Shard } from '@aws-sdk/client-kinesis';
 import { ListShardsCommand, MergeShardsCommand, SplitShardCommand } from '@aws-sdk/client-kinesis';
 import { describe, expect, it } from 'vitest';
@@ -214,6 +215,37 @@ for (const kind of ['memory', 'dynalite'] as const) {
     });
   });
 }
+
+describe('lease cleanup: a delete whose answer is lost', () => {
+  it('the delete landed and the connection dropped: retried, the condition fails, the item is gone: deleted', async () => {
+    const w = await world('dynalite', 1);
+    const [p0] = w.shardIds as [string];
+    const a = w.coordinator('a');
+    await a.runOnce();
+    expect(await a.checkpoint(p0, END)).toBe(true);
+    let drops = 1;
+    const client = {
+      send: async (command: unknown) => {
+        const out = await servers.dynamo.send(command as DeleteItemCommand);
+        if (command instanceof DeleteItemCommand && drops > 0) {
+          drops--;
+          throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        }
+        return out;
+      },
+    } as unknown as DynamoDBClient;
+    const base = w.table as DynamoDbLeaseTable;
+    const table = new DynamoDbLeaseTable(client, base.tableName, {
+      retry: { maxAttempts: 3, baseDelay: 1, maxDelay: 1 },
+    });
+    const [ended] = await table.list();
+    expect(await table.delete(ended as Lease)).toBe(true);
+    expect(drops).toBe(0);
+    expect(await w.keys()).toEqual([]);
+    // Without a lost answer, a failed condition is a refusal.
+    expect(await table.delete(ended as Lease)).toBe(false);
+  });
+});
 
 describe('lease cleanup: initial position LATEST', () => {
   it('a closed shard at SHARD_END on a fresh table stays while its children are at LATEST, and goes once they processed a record', async () => {
