@@ -78,6 +78,9 @@ export function leaseFromItem(item: Item, tableName = 'the lease table'): Lease 
   };
   const owner = str(item, 'leaseOwner');
   if (owner !== undefined) lease.leaseOwner = owner;
+  const processed = str(item, 'tributaryProcessed');
+  const state = str(item, 'tributaryWindowState');
+  if (processed !== undefined && state !== undefined) lease.held = { processed, state };
   const start = str(item, 'startingHashKey');
   const end = str(item, 'endingHashKey');
   if (start !== undefined && end !== undefined) {
@@ -208,12 +211,20 @@ export class DynamoDbLeaseTable implements LeaseTable {
   }
 
   checkpoint(lease: Lease, position: CheckpointPosition): Promise<Lease | undefined> {
+    const set: Record<string, RawAttributeValue> = {
+      checkpoint: { S: position.sequenceNumber },
+      checkpointSubSequenceNumber: { N: String(position.subSequenceNumber) },
+      ownerSwitchesSinceCheckpoint: { N: '0' },
+    };
+    // A held-back checkpoint carries how to replay up to the last record processed; any other
+    // checkpoint removes what an earlier one carried.
+    if (position.held) {
+      set.tributaryProcessed = { S: position.held.processed };
+      set.tributaryWindowState = { S: position.held.state };
+    }
     return this.update(lease, {
-      set: {
-        checkpoint: { S: position.sequenceNumber },
-        checkpointSubSequenceNumber: { N: String(position.subSequenceNumber) },
-        ownerSwitchesSinceCheckpoint: { N: '0' },
-      },
+      set,
+      ...(position.held || !lease.held ? {} : { remove: ['tributaryProcessed', 'tributaryWindowState'] }),
       owner: lease.leaseOwner ?? null,
     });
   }

@@ -14,6 +14,14 @@
  * | `parentShardId`                | SS   | the shard's parents (absent for an original shard)                   |
  * | `childShardIds`                | SS   | set when the shard is closed and its children are known              |
  * | `startingHashKey`/`endingHashKey` | S | the shard's hash key range                                           |
+ *
+ * Two attributes of Tributary's own, which KCL ignores (it keeps attributes it does not know), are
+ * written with the checkpoint when a window step keeps its state in memory: the checkpoint is then
+ * held back to before the oldest record still in an open window, and these say how to replay from
+ * it exactly (see the worker's comment):
+ *
+ * | `tributaryProcessed`           | S    | position (`sequence[:subSequence]`) of the last record processed     |
+ * | `tributaryWindowState`         | S    | JSON: the batches since the checkpoint and their watermarks          |
  */
 
 /** The special checkpoints (a sequence number otherwise). */
@@ -31,12 +39,22 @@ export interface Lease {
   childShardIds: string[];
   startingHashKey?: string;
   endingHashKey?: string;
+  /** Written with a held-back checkpoint (`tributaryProcessed`, `tributaryWindowState`; see the table above). */
+  held?: HeldCheckpoint;
+}
+
+/** What a held-back checkpoint carries besides its position: the last record processed and how to replay up to it. */
+export interface HeldCheckpoint {
+  processed: string;
+  state: string;
 }
 
 /** A checkpoint to write: a sequence number (with its KPL sub-sequence) or SHARD_END. */
 export interface CheckpointPosition {
   sequenceNumber: string | 'SHARD_END';
   subSequenceNumber: number;
+  /** Memory window state: the checkpoint is held back; written in the same conditional update (absent: removed). */
+  held?: HeldCheckpoint;
 }
 
 /**

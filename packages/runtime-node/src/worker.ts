@@ -18,11 +18,35 @@
  *
  * Window state in memory is allowed only where each window is fed by one shard (the window key
  * is the partition key, `keyIsPartitionKey: true`); otherwise `start()` refuses, saying to keep
- * the state in DynamoDB or Redis. Not done yet: holding the checkpoint back to the oldest record
- * still in an open window of the shard, which would make memory state exact across lease moves
- * and restarts, needs that position from core's window operators, which do not expose it. Until
- * then, with memory state a lease that moves (or a restart) resumes after records whose windows
- * were still open in the previous process's memory: those windows come out short.
+ * the state in DynamoDB or Redis. With it, the checkpoint is held back (`compiled.holdsCheckpoints`):
+ *
+ * - After each page the lease's `checkpoint` is the end of the last page wholly before the oldest
+ *   record still in an open window of the shard (`compiled.shardCheckpointState`), or where this
+ *   worker began the shard if that record is in its first page. A KCL consumer reading the table
+ *   would therefore resume safely too (it reads those records again).
+ * - The same conditional update writes `tributaryProcessed` (the last record processed) and
+ *   `tributaryWindowState` (JSON: the pages since the checkpoint and the watermark each window
+ *   step judged each of them against, and its watermark now); KCL ignores both.
+ * - Whoever reads the shard next (after a restart, a lease taken or released) calls
+ *   `compiled.resumeShard` before its first page: the records up to `tributaryProcessed` are
+ *   replayed in their original pages, each judged against its original watermark, so they land in
+ *   the same windows and sessions and are late or not as they were; a window that was emitted (or
+ *   a record reported late, or dead-lettered) before the checkpoint is not produced again, since a
+ *   replayed page's output is dropped. Records after it are processed as usual. Replaying by the
+ *   saved watermark alone would not be exact: a session can hold a record whose own gap window the
+ *   saved watermark has closed, and a record's fate depends on the page it came in.
+ * - A stop (graceful or at once), a lease lost or released, and a shard whose reading failed
+ *   emit nothing of the shard's open windows: `compiled.close()` does not flush them, and the
+ *   shard's state is dropped here (`compiled.releaseShard`), so ticks do not fire them either. A
+ *   shard read to SHARD_END closes its windows (`closeShard`, then a tick emits them) before
+ *   SHARD_END is checkpointed.
+ * - At least once stays at least once: windows emitted after the last checkpoint (by a page whose
+ *   checkpoint did not land, or by a tick) are emitted again, with the same content, by the next
+ *   reader. With `emit: updates`, replayed pages emit no updates; the open windows' updates go on
+ *   from the first page after them. A shard first started at LATEST whose first page's windows are
+ *   still open checkpoints LATEST (not exact: the next reader starts at the stream's tip).
+ *
+ * With a shared store (DynamoDB, Redis) the checkpoint is each page's end, as without windows.
  *
  * Ticks (`compiled.tick()`, so idle windows close) belong to no shard and are not fenced.
  */
@@ -57,6 +81,14 @@ import type { CheckpointPosition, Lease, LeaseHolder, LeaseSettings, WorkerMetri
 import { createLogger } from './log.js';
 import { noMetrics } from './metrics.js';
 import { type ReadBatch, ReaderStopped, ShardReader } from './shardReader.js';
+
+/** A core position `sequence[:subSequence]` as a checkpoint. */
+function positionOf(position: string): CheckpointPosition {
+  const i = position.indexOf(':');
+  return i < 0
+    ? { sequenceNumber: position, subSequenceNumber: 0 }
+    : { sequenceNumber: position.slice(0, i), subSequenceNumber: Number(position.slice(i + 1)) };
+}
 
 /** Lease coordination as the worker drives it: a LeaseHolder that is started and stopped. */
 export interface LeaseCoordination extends LeaseHolder {
@@ -298,29 +330,45 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
     return true;
   };
 
-  /** Processes a page until it succeeds, or until the shard may no longer write (then false). */
-  const processPage = async (s: RunningShard, holder: LeaseHolder, page: ReadBatch): Promise<boolean> => {
+  /**
+   * Processes a page until it succeeds, or until the shard may no longer write (then undefined).
+   * Resolves to what to checkpoint after it: the page's end, or with memory window state the
+   * held-back position and what a replay needs (read right after the batch, before anything else
+   * runs).
+   */
+  const processPage = async (
+    s: RunningShard,
+    holder: LeaseHolder,
+    page: ReadBatch,
+    start: CheckpointPosition,
+  ): Promise<{ position: CheckpointPosition | undefined } | undefined> => {
     const c = compiled as CompiledPipeline;
     for (let attempt = 0; ; attempt++) {
       let fenced = false;
       try {
-        const result = await serially(async () => {
+        const done = await serially(async () => {
           if (!goesOn(s, holder)) {
             fenced = true;
             return undefined;
           }
           // Fenced again inside the batch: before its state, sink and dead-letter writes (FencedError).
-          return c.process({ ...page.batch, mayWrite: () => holder.mayWrite(s.status.shardId) });
+          const result = await c.process({ ...page.batch, mayWrite: () => holder.mayWrite(s.status.shardId) });
+          return { result, held: c.shardCheckpointState(s.status.shardId) };
         });
-        if (fenced || result === undefined) return false;
-        count(s.status.shardId, result);
-        return true;
+        if (fenced || done === undefined) return undefined;
+        count(s.status.shardId, done.result);
+        const { held } = done;
+        if (held === undefined) return { position: page.position };
+        // Held back: after the last page wholly before the oldest record still in an open window
+        // (none: where this worker began the shard), carrying how to replay up to the last processed.
+        const after = held.retainedAfter === null ? start : positionOf(held.retainedAfter);
+        return { position: { ...after, held: { processed: held.processed, state: held.state } } };
       } catch (err) {
         if (err instanceof FencedError) {
           // The lease went stale inside the batch: it stopped before writing more; no retry, no checkpoint.
           s.status.state = 'fenced';
           log.warn('lease not renewed in time: the batch stopped before its writes', { shardId: s.status.shardId });
-          return false;
+          return undefined;
         }
         totals.retries++;
         metrics.call('sink', 'retry');
@@ -330,7 +378,7 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
           error: describeError(err),
         });
         await pause(backoffDelay(retryPolicy, attempt + 1));
-        if (!goesOn(s, holder)) return false;
+        if (!goesOn(s, holder)) return undefined;
       }
     }
   };
@@ -339,7 +387,30 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
     const shardId = lease.leaseKey;
     const src = source as NonNullable<typeof source>;
     const c = compiled as CompiledPipeline;
-    c.registerShard(shardId);
+    /** Where this worker begins the shard (a held-back checkpoint with nothing before it stays here). */
+    const start: CheckpointPosition = {
+      sequenceNumber: lease.checkpoint,
+      subSequenceNumber: lease.checkpointSubSequenceNumber,
+    };
+    await serially(async () => {
+      // Memory window state of the shard left from an earlier loop is stale: the lease's checkpoint
+      // is where it is recomputed from.
+      c.releaseShard(shardId);
+      c.registerShard(shardId);
+      if (c.holdsCheckpoints && lease.held && lease.checkpoint !== 'SHARD_END') {
+        try {
+          c.resumeShard(shardId, lease.held);
+        } catch (err) {
+          log.error(
+            'the lease carries window state this worker cannot read: the shard starts at its checkpoint without it',
+            {
+              shardId,
+              error: describeError(err),
+            },
+          );
+        }
+      }
+    });
     const hashRange =
       lease.startingHashKey !== undefined && lease.endingHashKey !== undefined
         ? { start: BigInt(lease.startingHashKey), end: BigInt(lease.endingHashKey) }
@@ -376,7 +447,8 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
         }
         s.status.millisBehindLatest = page.millisBehindLatest;
         if (page.batch.records.length > 0) {
-          if (!(await processPage(s, holder, page))) break;
+          const processed = await processPage(s, holder, page, start);
+          if (processed === undefined) break;
           s.status.records += page.batch.records.length;
           s.lag += page.batch.records.length;
           metrics.checkpointLag(shardId, s.lag);
@@ -384,13 +456,15 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
             if (!aborted) s.status.state = 'fenced';
             break;
           }
-          if (page.position !== undefined) {
-            if (!(await holder.checkpoint(shardId, page.position))) {
+          const position = processed.position;
+          if (position !== undefined) {
+            if (!(await holder.checkpoint(shardId, position))) {
               s.status.state = 'lost';
               log.warn('checkpoint refused: the lease was lost', { shardId });
               break;
             }
-            s.status.checkpoint = page.position;
+            const { held: _, ...checkpoint } = position;
+            s.status.checkpoint = checkpoint;
             s.lag = 0;
             s.failures = 0;
             metrics.checkpointLag(shardId, 0);
@@ -398,6 +472,18 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
         }
         if (page.shardEnd) {
           if (aborted || !holder.mayWrite(shardId)) break;
+          if (c.holdsCheckpoints) {
+            // Memory window state: the shard's open windows are emitted before SHARD_END is
+            // checkpointed (after it nobody would read their records again).
+            await registerStreamShards().catch((err) =>
+              log.warn('listing the shards after a shard ended failed', { shardId, error: describeError(err) }),
+            );
+            await serially(async () => {
+              c.closeShard(shardId);
+              count('', await c.tick());
+            });
+            if (aborted || !holder.mayWrite(shardId)) break;
+          }
           const end: CheckpointPosition = { sequenceNumber: 'SHARD_END', subSequenceNumber: 0 };
           if (!(await holder.checkpoint(shardId, end))) {
             s.status.state = 'lost';
@@ -405,12 +491,14 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
           }
           s.status.checkpoint = end;
           s.status.state = 'ended';
-          // Its children hold the windows back from now on (before any of them is read), then
-          // the closed shard stops holding them.
-          await registerStreamShards().catch((err) =>
-            log.warn('listing the shards after a shard ended failed', { shardId, error: describeError(err) }),
-          );
-          c.closeShard(shardId);
+          if (!c.holdsCheckpoints) {
+            // Its children hold the windows back from now on (before any of them is read), then
+            // the closed shard stops holding them.
+            await registerStreamShards().catch((err) =>
+              log.warn('listing the shards after a shard ended failed', { shardId, error: describeError(err) }),
+            );
+            c.closeShard(shardId);
+          }
           log.info('shard read to its end (SHARD_END checkpointed)', { shardId });
           // Its children may start now.
           reconcile();
@@ -429,6 +517,9 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
     } finally {
       reader.stop();
       if (s.status.state === 'reading') s.status.state = 'stopped';
+      // Memory window state of a shard this loop no longer reads is not emitted from here: whoever
+      // reads the shard next (this worker again, or another) recomputes it from the held-back checkpoint.
+      if (s.status.state !== 'ended' && c.holdsCheckpoints) await serially(async () => c.releaseShard(shardId));
       s.settled = true;
     }
   };
