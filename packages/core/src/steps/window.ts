@@ -17,6 +17,11 @@
  * - At the end of a finite input every open window is emitted.
  * - Per batch, records are pre-aggregated into one delta per (key, window) and applied to the
  *   state store exactly once per (shard, position) — a replayed batch changes nothing.
+ * - With `keyIsPartitionKey` and state in memory, a runtime that checkpoints holds each shard's
+ *   checkpoint back to the oldest record still in an open window, and after a restart replays the
+ *   records from there in their original batches against their original watermarks
+ *   (`CompiledPipeline.shardCheckpointState`, `resumeShard`): the open windows come back exactly,
+ *   and nothing emitted, late or dead-lettered before is produced again.
  */
 import Type, { type Static } from 'typebox';
 import { showExpression } from '../compile/reason.js';
