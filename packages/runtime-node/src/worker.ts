@@ -45,6 +45,9 @@
  *   reader. With `emit: updates`, replayed pages emit no updates; the open windows' updates go on
  *   from the first page after them. A shard first started at LATEST whose first page's windows are
  *   still open checkpoints LATEST (not exact: the next reader starts at the stream's tip).
+ * - The replay state grows with the pages since the checkpoint: one longer than MAX_HELD_STATE (a
+ *   window open for very long, such as a session that never ends) does not fit the lease item,
+ *   so that page is checkpointed at its end, as without memory state, and an error is logged.
  *
  * With a shared store (DynamoDB, Redis) the checkpoint is each page's end, as without windows.
  *
@@ -255,7 +258,15 @@ interface RunningShard {
   failures: number;
   /** A failed shard is started again no earlier than this (ms). */
   retryAt: number;
+  /** Its held-back checkpoint outgrew the lease item once (reported once). */
+  oversized?: boolean;
 }
+
+/**
+ * The largest `tributaryWindowState` written (characters; a DynamoDB item holds 400 KB in all).
+ * Beyond it the checkpoint is the page's end (see processPage).
+ */
+const MAX_HELD_STATE = 300_000;
 
 const isClient = (v: unknown): v is { send: unknown } =>
   typeof v === 'object' && v !== null && typeof (v as { send?: unknown }).send === 'function';
@@ -359,6 +370,18 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
         count(s.status.shardId, done.result);
         const { held } = done;
         if (held === undefined) return { position: page.position };
+        if (held.state.length > MAX_HELD_STATE) {
+          // A window open for very long (a session that never ends) would outgrow the lease item:
+          // the checkpoint goes to the page's end, as it would without memory state.
+          if (!s.oversized) {
+            s.oversized = true;
+            log.error(
+              'window state in memory holds the checkpoint back further than the lease item can carry: checkpointing at the page end (windows open now come out short after a restart or a lease move; keep the state in DynamoDB or Redis)',
+              { shardId: s.status.shardId, bytes: held.state.length },
+            );
+          }
+          return { position: page.position };
+        }
         // Held back: after the last page wholly before the oldest record still in an open window
         // (none: where this worker began the shard), carrying how to replay up to the last processed.
         const after = held.retainedAfter === null ? start : positionOf(held.retainedAfter);

@@ -120,8 +120,12 @@ function heldPipeline(name: string, stream: string, tumbling: MemorySink<Win>, s
 }
 
 describe('window state in memory across a worker stop (checkpoint held back)', () => {
-  for (const how of ['at once', 'gracefully'] as const) {
-    it(`a worker stopped ${how} mid-run: the next one recomputes every open window; totals equal the oracle`, async () => {
+  for (const how of ['at once', 'gracefully', 'joined'] as const) {
+    const what =
+      how === 'joined'
+        ? 'a second worker joins mid-run and takes leases from the first, which goes on'
+        : `a worker stopped ${how} mid-run`;
+    it(`${what}: the next reader of each shard recomputes every open window; totals equal the oracle`, async () => {
       const stream = `held-${++names}`;
       await createStream(servers.client, stream, 4);
       const evs = events(0, 6000, names);
@@ -152,9 +156,9 @@ describe('window state in memory across a worker stop (checkpoint held back)', (
         if (how === 'at once') {
           void first.stop('test');
           await first.stop('test again'); // the second stop: at once, nothing more checkpointed
-        } else await first.stop('test');
+        } else if (how === 'gracefully') await first.stop('test');
       } finally {
-        void first.stop('test ended').catch(() => {});
+        if (how !== 'joined') void first.stop('test ended').catch(() => {});
       }
       // The checkpoints were held back: some shard's is before the last record it processed.
       const client = dynamoDbClient(servers.dynamo.endpoint);
@@ -162,14 +166,20 @@ describe('window state in memory across a worker stop (checkpoint held back)', (
       const leases = await new DynamoDbLeaseTable(client, app).list();
       expect(leases.some((l) => l.held !== undefined && l.held.processed !== l.checkpoint)).toBe(true);
 
-      await put(evs.slice(3000));
+      const second = workerOf(1);
+      if (how === 'joined') {
+        // The second worker takes leases from the first while it reads; the input goes on after.
+        await second.start();
+        await until('leases taken', () => second.status().shards.some((sh) => sh.state === 'reading'));
+        await put(evs.slice(3000, 3600));
+      }
+      await put(evs.slice(how === 'joined' ? 3600 : 3000));
       for (const sh of (await streamShards(servers.client, stream)).filter((x) => x.open)) {
         await putJson(servers.client, stream, [{ i: -1, k: 'close', t: T0 + 10_000_000, w: 'T' as const }], () => ({
           partitionKey: 'close',
           explicitHashKey: sh.hashKey,
         }));
       }
-      const second = workerOf(1);
       const all = () =>
         emitted(
           sinks.flatMap((s) => [
@@ -179,15 +189,22 @@ describe('window state in memory across a worker stop (checkpoint held back)', (
         );
       const expected = oracle(evs);
       try {
-        await second.start();
+        if (how !== 'joined') await second.start();
         await until('every window', () => all().size >= expected.size);
-        await second.stop('test');
+        await Promise.all([second.stop('test'), how === 'joined' ? first.stop('test') : undefined]);
       } finally {
-        void second.stop('test ended').catch(() => {});
-        await second.stop('test ended').catch(() => {});
+        for (const w of [first, second]) {
+          void w.stop('test ended').catch(() => {});
+          await w.stop('test ended').catch(() => {});
+        }
         for (const c of clients) c.destroy();
       }
       expect(all()).toEqual(expected);
+      if (how === 'joined') {
+        // Both read: the first held every lease, then gave some up.
+        expect(second.status().recordsIn).toBeGreaterThan(0);
+        return;
+      }
       // The first worker left windows open (they were recomputed, not lost).
       const firstOnly = emitted([
         { kind: 'T', sink: (sinks[0] as (typeof sinks)[number]).tumbling },
