@@ -16,3 +16,11 @@ export class ReaderStopped extends TributaryError {
     this.name = 'ReaderStopped';
   }
 }
+
+/** The stream's enhanced fan-out consumer could not be registered or did not become ACTIVE. */
+export class StreamConsumerError extends TributaryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StreamConsumerError';
+  }
+}

@@ -6,6 +6,15 @@
  * `tributary worker` command is in @tributary/cli.
  */
 export {
+  EfoShardReader,
+  type EfoShardReaderOptions,
+  efoSubscriptionClient,
+  registerStreamConsumer,
+  type StreamConsumer,
+  type StreamConsumerOptions,
+} from './efoReader.js';
+export { StreamConsumerError } from './errors.js';
+export {
   type HttpServer,
   type HttpServerOptions,
   type MetricsSource,
