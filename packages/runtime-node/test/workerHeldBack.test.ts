@@ -214,3 +214,41 @@ describe('window state in memory across a worker stop (checkpoint held back)', (
     }, 90_000);
   }
 });
+
+describe('the lease attributes of a held-back checkpoint', () => {
+  it('tributaryProcessed and tributaryWindowState are written with the checkpoint, kept by other writes, removed by a checkpoint without them', async () => {
+    const client = dynamoDbClient(servers.dynamo.endpoint);
+    try {
+      const table = new DynamoDbLeaseTable(client, `held-leases-${++names}`, { pollIntervalMs: 5 });
+      await table.ensure();
+      const fresh = {
+        leaseKey: 's0',
+        leaseCounter: 0,
+        checkpoint: 'TRIM_HORIZON',
+        checkpointSubSequenceNumber: 0,
+        ownerSwitchesSinceCheckpoint: 0,
+        parentShardIds: [],
+        childShardIds: [],
+      };
+      expect(await table.create(fresh)).toBe(true);
+      const taken = await table.take(fresh, 'w0');
+      const held = { processed: '300:2', state: '{"v":1}' };
+      const written = await table.checkpoint(taken as NonNullable<typeof taken>, {
+        sequenceNumber: '100',
+        subSequenceNumber: 0,
+        held,
+      });
+      expect(written?.held).toEqual(held);
+      const renewed = await table.renew(written as NonNullable<typeof written>);
+      expect((await table.list())[0]).toMatchObject({ checkpoint: '100', held, leaseOwner: 'w0' });
+      const plain = await table.checkpoint(renewed as NonNullable<typeof renewed>, {
+        sequenceNumber: '400',
+        subSequenceNumber: 0,
+      });
+      expect(plain?.held).toBeUndefined();
+      expect((await table.list())[0]?.held).toBeUndefined();
+    } finally {
+      client.destroy();
+    }
+  });
+});
