@@ -662,7 +662,8 @@ export function createWorker(pipeline: Pipeline, options: WorkerOptions = {}): W
           });
           ownsKinesis = true;
         }
-        compiled = compile(pipeline, options.compile);
+        // Memory window state: checkpoints are held back (see the file's comment).
+        compiled = compile(pipeline, { ...options.compile, holdBackCheckpoints: true });
         await compiled.open();
         await registerStreamShards();
         const leases = options.leases ?? defaultLeases;

@@ -100,6 +100,12 @@ export interface CompileOptions {
    * builds the whole schema and costs cold-start time. Components still check their options.
    */
   validated?: boolean;
+  /**
+   * The runtime checkpoints shards and resumes them (the Node worker): window steps whose
+   * per-shard state is in memory keep what a held-back checkpoint needs (see
+   * `CompiledPipeline.shardCheckpointState`). Default false: nothing is kept, nothing held back.
+   */
+  holdBackCheckpoints?: boolean;
 }
 
 /** Emitted once per batch, after every sink and the dead-letter output have acknowledged it. */
@@ -535,7 +541,7 @@ export class CompiledPipeline {
     this.stores = stores;
     this.tickInterval = tickInterval;
     this.gauges = gauges;
-    this.shardStates = shardStates;
+    this.shardStates = options.holdBackCheckpoints ? shardStates : [];
   }
 
   private readonly gauges: { name: string; read: () => number }[];
@@ -648,7 +654,10 @@ export class CompiledPipeline {
   private readonly histories = new Map<string, ShardHistory>();
   private readonly replays = new Map<string, Replay>();
 
-  /** Whether a window step keeps per-shard state in memory, so that checkpoints are held back (see shardCheckpointState). */
+  /**
+   * Whether checkpoints are held back (see shardCheckpointState): compiled with
+   * `holdBackCheckpoints`, and a window step keeps per-shard state in memory.
+   */
   get holdsCheckpoints(): boolean {
     return this.shardStates.length > 0;
   }
@@ -671,8 +680,8 @@ export class CompiledPipeline {
    * a batch: the checkpoint is held back to before the oldest record still in an open window, so a
    * restart (or another process taking the shard) reads those records again, and `state` tells
    * {@link resumeShard} how to replay them: the last processed position, the batches since then
-   * and the watermark each was judged against. Undefined when nothing is held back (no such step,
-   * or no batch of the shard yet).
+   * and the watermark each was judged against. Undefined when nothing is held back (see
+   * `holdsCheckpoints`), or before the shard's first batch.
    */
   shardCheckpointState(shardId: string): ShardCheckpointState | undefined {
     if (this.shardStates.length === 0) return undefined;

@@ -105,7 +105,7 @@ interface Run {
   dead: MemorySink<DeadLetterRecord>;
 }
 
-function run(): Run {
+function run(holdBackCheckpoints = true): Run {
   const tumbling = new MemorySink<Out>();
   const sessions = new MemorySink<Out>();
   const hopping = new MemorySink<Out>();
@@ -133,7 +133,11 @@ function run(): Run {
       { when: (e) => e.w === 'L', steps: (b) => b.window({ ...common, sliding: SLIDE }).sink(sliding) },
     ])
     .build() as Pipeline;
-  const compiled = compile(p, { deadLetter: dead, scheduler: new VirtualTimeScheduler() });
+  const compiled = compile(p, {
+    deadLetter: dead,
+    scheduler: new VirtualTimeScheduler(),
+    holdBackCheckpoints,
+  });
   return { compiled, tumbling, sessions, hopping, sliding, late, dead };
 }
 
@@ -372,7 +376,7 @@ describe('memory window state resumed from a held-back checkpoint', () => {
     });
   }
 
-  it('checkpoints at the page end when no window is open, and holds nothing back without memory window steps', async () => {
+  it('holds the checkpoint back while windows are open, and nothing back without memory window steps or unless asked', async () => {
     const a = run();
     const recs = (input(9).get('shard-0') as Rec[]).slice(0, 5);
     expect(a.compiled.holdsCheckpoints).toBe(true);
@@ -394,5 +398,10 @@ describe('memory window state resumed from a held-back checkpoint', () => {
     expect(stateless.holdsCheckpoints).toBe(false);
     await stateless.process(batchOf('shard-0', recs));
     expect(stateless.shardCheckpointState('shard-0')).toBeUndefined();
+    // A runtime that does not checkpoint (the file runner, Lambda) keeps nothing for it.
+    const unheld = run(false);
+    expect(unheld.compiled.holdsCheckpoints).toBe(false);
+    await unheld.compiled.process(batchOf('shard-0', recs));
+    expect(unheld.compiled.shardCheckpointState('shard-0')).toBeUndefined();
   });
 });
