@@ -345,8 +345,6 @@ export class EfoShardReader {
   /** Woken when `next()` took events (room for more), or reading stops. */
   private onRoom: (() => void) | undefined;
   private readonly wakers = new Set<() => void>();
-  /** Subscriptions made (the first included). */
-  subscriptions = 0;
 
   constructor(private readonly options: EfoShardReaderOptions) {
     this.shardId = options.shardId;
@@ -502,7 +500,6 @@ export class EfoShardReader {
       try {
         watch();
         const from = this.startingPosition();
-        this.subscriptions++;
         const res = await this.options.subscriber.send(
           new SubscribeToShardCommand({
             ConsumerARN: this.options.consumerArn,
