@@ -3,9 +3,10 @@
  * consumer does: a shard iterator from the lease's checkpoint, then a GetRecords loop whose next
  * call is already under way while the caller processes a batch (at most one call ahead).
  *
- * - Where it starts: after the checkpoint's sequence number (AFTER_SEQUENCE_NUMBER); for a KPL
- *   checkpoint inside an aggregate (sub-sequence above 0), at that record (AT_SEQUENCE_NUMBER),
- *   skipping its user records up to and including the sub-sequence; TRIM_HORIZON, LATEST, or
+ * - Where it starts: from a sequence-number checkpoint (seq, subSequence), at that record
+ *   (AT_SEQUENCE_NUMBER), skipping its user records up to and including the sub-sequence (a plain
+ *   record has sub-sequence 0: skipped), as the KCL does — it writes (seq, 0) after the first user
+ *   record of an aggregate, so the rest of that aggregate is still read; TRIM_HORIZON, LATEST, or
  *   AT_TIMESTAMP (with `startingTimestamp`) for a shard without a checkpoint.
  * - A call that returns no records: the next waits `idleTimeBetweenReadsMs` (KCL's
  *   idleTimeBetweenReadsInMillis, default 1 s).
@@ -31,6 +32,7 @@ import {
   backoffDelay,
   ConfigError,
   deaggregateRecord,
+  describeError,
   type HashKeyRange,
   isTransient,
   type SourceBatch,
@@ -134,7 +136,9 @@ export class ShardReader {
       throw new ConfigError(`shard ${options.shardId} is checkpointed at SHARD_END: there is nothing left to read`);
     if (checkpoint === 'AT_TIMESTAMP' && options.startingTimestamp === undefined)
       throw new ConfigError('Expected `startingTimestamp` with a checkpoint of AT_TIMESTAMP');
-    if (!STARTS.has(checkpoint) && subSequenceNumber > 0) this.skip = { sequenceNumber: checkpoint, subSequenceNumber };
+    // As the KCL resumes: at the checkpoint's record, skipping what is at or before (seq, subSequence)
+    // (a plain record there has sub-sequence 0: skipped whole).
+    if (!STARTS.has(checkpoint)) this.skip = { sequenceNumber: checkpoint, subSequenceNumber };
     this.policy = {
       maxAttempts: Number.POSITIVE_INFINITY,
       baseDelay: options.backoff?.baseDelay ?? 200,
@@ -207,9 +211,7 @@ export class ShardReader {
     if (checkpoint === 'TRIM_HORIZON' || checkpoint === 'LATEST') return { ...base, ShardIteratorType: checkpoint };
     if (checkpoint === 'AT_TIMESTAMP')
       return { ...base, ShardIteratorType: 'AT_TIMESTAMP', Timestamp: o.startingTimestamp };
-    if (this.skip !== undefined)
-      return { ...base, ShardIteratorType: 'AT_SEQUENCE_NUMBER', StartingSequenceNumber: checkpoint };
-    return { ...base, ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: checkpoint };
+    return { ...base, ShardIteratorType: 'AT_SEQUENCE_NUMBER', StartingSequenceNumber: checkpoint };
   }
 
   /** One GetRecords page (getting an iterator first when there is none), retried until it succeeds or stops. */
@@ -253,7 +255,7 @@ export class ShardReader {
           level: 'warn',
           msg: isThrottled(err) ? 'GetRecords throttled; backing off' : 'GetRecords failed; retrying',
           shardId: this.shardId,
-          error: (err as Error).name,
+          error: describeError(err),
           delayMs: Math.round(delay),
         });
         await this.sleep(delay);
@@ -292,7 +294,7 @@ export class ShardReader {
       for (const u of d.users) {
         // At the checkpoint's record: its user records up to the sub-sequence were processed (a
         // record that is no aggregate was processed whole).
-        if (skip >= 0 && (!d.aggregate || (u.subSequenceNumber ?? 0) <= skip)) continue;
+        if (skip >= 0 && (u.subSequenceNumber ?? 0) <= skip) continue;
         const rec: SourceRecord = { data: u.data, partitionKey: u.partitionKey, sequenceNumber: seq, arrivalTime };
         if (d.aggregate) rec.subSequenceNumber = u.subSequenceNumber ?? 0;
         records.push(rec);

@@ -352,6 +352,11 @@ describe('ShardReader', () => {
     const next = kept.filter((u) => u.agg > 3);
     const whole = await read({ checkpoint: seqs[3] as string, subSequenceNumber: 9 }, next.length);
     expect(indexes(whole)).toEqual(next.map((u) => u.agg * 10 + u.sub));
+    // A checkpoint as the KCL writes it after the first user record of an aggregate, (seq, 0):
+    // the rest of that aggregate is read, not skipped.
+    const kcl = kept.filter((u) => u.agg > 4 || (u.agg === 4 && u.sub > 0));
+    const fromKcl = await read({ checkpoint: seqs[4] as string, subSequenceNumber: 0 }, kcl.length);
+    expect(indexes(fromKcl)).toEqual(kcl.map((u) => u.agg * 10 + u.sub));
   });
 
   it('reads a shard closed by a split to its end: SHARD_END after its last record', async () => {
