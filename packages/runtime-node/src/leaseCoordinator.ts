@@ -285,28 +285,40 @@ export class LeaseCoordinator implements LeaseHolder {
     this.taking = false;
   }
 
-  /** Stops every timer; with `release`, clears this worker as owner of every held lease. */
+  /**
+   * Stops every timer; with `release`, clears this worker as owner of every held lease. Bounded
+   * when the table does not answer: in-flight renewals and takes are waited for at most
+   * min(failoverTime, 5 s), and the releases as long again; a lease not released expires after
+   * failoverTime anyway. Every held lease is dropped locally ('released') either way.
+   */
   async stop(options: { release?: boolean } = {}): Promise<void> {
     this.taking = false;
     this.running = false;
     for (const h of this.handles) this.timers.clearTimeout(h);
     this.handles = [];
-    await Promise.allSettled([...this.chains.values()]);
+    const bound = Math.min(this.settings.failoverTimeMs, 5_000);
+    await this.bounded(Promise.allSettled([...this.chains.values()]), bound);
     if (!options.release) return;
-    await Promise.all(
-      [...this.held_.keys()].map((shardId) =>
-        this.serial(shardId, async () => {
-          const h = this.held_.get(shardId);
-          if (!h) return;
-          try {
-            await this.guard('leases', () => this.table.release(h.lease));
-          } catch (err) {
-            this.options.onError?.(err); // it expires instead
-          }
-          this.drop(shardId, 'released');
-        }),
-      ),
-    );
+    const releases = [...this.held_.values()].map(async (h) => {
+      try {
+        await this.guard('leases', () => this.table.release(h.lease));
+      } catch (err) {
+        this.options.onError?.(err); // it expires instead
+      }
+    });
+    await this.bounded(Promise.allSettled(releases), bound);
+    for (const shardId of [...this.held_.keys()]) this.drop(shardId, 'released');
+  }
+
+  /** `work`, or a wait of `ms` on the timers if that ends first. */
+  private bounded(work: Promise<unknown>, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const handle = this.timers.setTimeout(resolve, ms);
+      void work.then(() => {
+        this.timers.clearTimeout(handle);
+        resolve();
+      });
+    });
   }
 
   /** Lists the stream's shards and creates a lease for every shard that has none. */

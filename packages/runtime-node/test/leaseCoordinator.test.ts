@@ -789,3 +789,64 @@ describe('LeaseCoordinator: metrics', () => {
     expect(mb.held.at(-1)).toBe(1);
   });
 });
+
+describe('LeaseCoordinator: stop with a table that does not answer', () => {
+  it('resolves once the bound has passed on its timers, dropping every held lease', async () => {
+    const w = await world(4);
+    let hang = false;
+    const never = new Promise<never>(() => {});
+    const table = new Proxy(w.table, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        if (typeof v !== 'function') return v;
+        return (...args: unknown[]) => (hang ? never : v.apply(target, args));
+      },
+    });
+    const pending = new Map<number, { fn: () => void; ms: number }>();
+    let next = 0;
+    const timers = {
+      setTimeout: (fn: () => void, ms: number) => {
+        pending.set(++next, { fn, ms });
+        return next;
+      },
+      clearTimeout: (h: unknown) => void pending.delete(h as number),
+    };
+    const lost: string[] = [];
+    const c = new LeaseCoordinator({
+      table,
+      kinesis: servers.kinesis,
+      streamName: w.streamName,
+      workerId: 'w',
+      settings: { failoverTimeMs: FAILOVER },
+      now: () => w.clock.t,
+      timers,
+    });
+    c.onLost((s, why) => lost.push(`${s} ${why}`));
+    await c.runOnce();
+    expect(c.held()).toHaveLength(w.shardIds.length);
+    hang = true;
+    void c.renewLeases(); // hangs in flight
+    let done = false;
+    const stopped = c.stop({ release: true }).then(() => {
+      done = true;
+    });
+    const bound = Math.min(FAILOVER, 5_000);
+    const fireBound = async () => {
+      for (let i = 0; i < 200 && ![...pending.values()].some((t) => t.ms === bound); i++) {
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const entry = [...pending.entries()].find(([, t]) => t.ms === bound);
+      expect(entry, 'a stop bound timer').toBeDefined();
+      const [h, t] = entry as [number, { fn: () => void; ms: number }];
+      pending.delete(h);
+      t.fn();
+    };
+    await fireBound(); // the in-flight renewals
+    expect(done).toBe(false);
+    await fireBound(); // the releases
+    await stopped;
+    expect(done).toBe(true);
+    expect(c.held()).toEqual([]);
+    expect(lost.sort()).toEqual(w.shardIds.map((s) => `${s} released`).sort());
+  });
+});
