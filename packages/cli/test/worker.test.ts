@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createServer, request, type ServerResponse } from 'node:http';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
@@ -596,7 +596,11 @@ steps:
 
   it('is live but not ready while the lease table does not answer (the coordinator has not started)', async () => {
     // A DynamoDB endpoint that accepts connections and never answers: the start waits on it.
-    const silent = createNetServer(() => {});
+    const accepted = new Set<Socket>();
+    const silent = createNetServer((socket) => {
+      accepted.add(socket);
+      socket.on('close', () => accepted.delete(socket));
+    });
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const silentPort = (silent.address() as AddressInfo).port;
     const w = startWorker(
@@ -613,16 +617,26 @@ steps:
       ],
       { ...env, OUT: 'out-5.jsonl', AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${silentPort}` },
     );
+    // Each step bounded, so a slow machine fails here naming the step and the worker's log.
+    const step = <T>(what: string, p: Promise<T>): Promise<T> =>
+      Promise.race([
+        p,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error(`${what} did not happen within 20 s:\n${w.stderr()}`)), 20_000).unref(),
+        ),
+      ]);
     try {
-      const port = await w.port;
-      const ready = await httpGet(port, '/readyz');
-      const health = await httpGet(port, '/healthz');
+      const port = await step('the metrics endpoint listening', w.port);
+      const ready = await step('GET /readyz', httpGet(port, '/readyz'));
+      const health = await step('GET /healthz', httpGet(port, '/healthz'));
       expect([ready.status, JSON.parse(ready.body)]).toEqual([503, { ok: false, detail: 'starting' }]);
       expect([health.status, JSON.parse(health.body)]).toEqual([200, { ok: true, detail: 'starting' }]);
-      expect(recordsInByShard((await httpGet(port, '/metrics')).body).size).toBe(0);
+      expect(recordsInByShard((await step('GET /metrics', httpGet(port, '/metrics'))).body).size).toBe(0);
     } finally {
       w.child.kill('SIGKILL');
       await w.exit;
+      // The server's side of the worker's connections, which it never answered.
+      for (const socket of accepted) socket.destroy();
       await new Promise((r) => silent.close(r));
     }
   }, 60_000);
@@ -702,8 +716,11 @@ steps:
     ]
       .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
       .join(' ');
-    // -e: script exits with the command's status; -f: flushes at once; -q: no banner.
-    const child = spawn('script', ['-qfec', command, '/dev/null'], {
+    // -e: script exits with the command's status; -f: flushes at once; -q: no banner. The shell
+    // keeps the terminal open a moment after the worker exits, so script(1) reads all the worker
+    // wrote before it sees the terminal close (it can lose the last output otherwise).
+    const held = `${command}; s=$?; sleep 1; exit $s`;
+    const child = spawn('script', ['-qfec', held, '/dev/null'], {
       cwd: dir,
       env: { ...env, OUT: 'out-4.jsonl' },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -742,7 +759,10 @@ steps:
         if (p.startsWith('{')) expect(JSON.parse(p).workerId).toBe('w-4');
         else expect(p, JSON.stringify(p)).toMatch(status);
       }
-      expect(json.some((p) => JSON.parse(p).msg === 'exiting')).toBe(true);
+      expect(
+        json.some((p) => JSON.parse(p).msg === 'exiting'),
+        tty,
+      ).toBe(true);
       // The last thing written is the clear of the status line (after the last log line).
       expect(tty.endsWith('\r\x1b[2K')).toBe(true);
     } finally {
@@ -759,7 +779,11 @@ function workerPid(scriptPid: number): number {
       .split(/\s+/)
       .filter((p) => p !== '')
       .map(Number);
-  const isWorker = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('bin.js');
+  // The node process itself, not the shell whose command line names it.
+  const isWorker = (pid: number) => {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv[0] === process.execPath && argv.some((a) => a.endsWith('bin.js'));
+  };
   for (const pid of children(scriptPid)) {
     if (isWorker(pid)) return pid;
     for (const grandchild of children(pid)) if (isWorker(grandchild)) return grandchild;
